@@ -1,0 +1,308 @@
+"""The ``nocrud`` command line: a thin layer of click over :mod:`nocrud.workflow`.
+
+Each command parses its options, loads the config (default < file < env <
+CLI), calls one workflow function and maps the outcome to an exit code:
+0 all passed, 1 a flow failed or errored (or an image failed to build),
+2 usage or config error, 130 interrupted. Known mistakes print one message
+saying what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nocrud import __version__, cleanup, workflow
+from nocrud.config import Config, ConfigError, load_config
+from nocrud.engine import DockerUnavailableError, connect
+from nocrud.flows import FlowDiscoveryError, SelectionError, discover, select
+from nocrud.images import BuildError
+from nocrud.workflow import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UpOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _console() -> Console:
+    import os
+
+    return Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}")
+    sys.exit(code)
+
+
+def _load(ctx: click.Context, overrides: dict[str, Any] | None = None) -> Config:
+    path: Path | None = ctx.obj.get("config_path")
+    try:
+        return load_config(
+            path, overrides={k: v for k, v in (overrides or {}).items() if v is not None}
+        )
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+def _guard(func: F) -> F:
+    """Turn the user's mistakes and interrupts into messages and exit codes, in one place."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except KeyboardInterrupt:
+            Console(stderr=True).print("interrupted")
+            sys.exit(EXIT_INTERRUPTED)
+        except (ConfigError, FlowDiscoveryError, SelectionError, DockerUnavailableError) as exc:
+            _fail(str(exc), EXIT_USAGE)
+        except BuildError as exc:
+            _fail(f"build failed: {exc}", EXIT_FAILED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="nocrud")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Path to nocrud.yaml (default: ./nocrud.yaml or the nearest parent's; env NOCRUD_CONFIG).",
+)
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """Run API test flows, each against its own PostgreSQL and its own app instance, in Docker.
+
+    \b
+    Quick start on the bundled example:
+      nocrud build        # build the app image and the pre-migrated database image
+      nocrud up -j 8      # run every flow, 8 at a time, each in its own environment
+      nocrud list         # show the flows
+      nocrud clean        # remove anything nocrud left behind
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@main.command()
+@click.option(
+    "-j",
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Flows run at once (default: run.parallel in nocrud.yaml, else CPU count).",
+)
+@click.option(
+    "-f", "--flow", "names", multiple=True, metavar="NAME", help="Run only this flow (repeatable)."
+)
+@click.option(
+    "-k",
+    "keyword",
+    metavar="EXPR",
+    default=None,
+    help="Run flows whose name or tags match, e.g. -k 'site and not delete'.",
+)
+@click.option("--fail-fast", "-x", is_flag=True, help="Start no new flow after the first failure.")
+@click.option(
+    "--keep-failed",
+    is_flag=True,
+    help="Keep the containers of failed flows for inspection (remove with `nocrud clean`).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Per-flow timeout in seconds (default: timeouts.flow).",
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write JUnit XML here (GitLab/GitHub test reports).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write results as JSON here.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show details of passing flows too.")
+@click.pass_context
+@_guard
+def up(
+    ctx: click.Context,
+    *,
+    parallel: int | None,
+    names: tuple[str, ...],
+    keyword: str | None,
+    fail_fast: bool,
+    keep_failed: bool,
+    timeout: float | None,
+    junit: Path | None,
+    json_path: Path | None,
+    verbose: bool,
+) -> None:
+    """Build what changed, then run the flows in parallel, each in its own environment.
+
+    \b
+    Examples:
+      nocrud up                      # all flows, parallelism from nocrud.yaml
+      nocrud up -j 8 --junit report.xml --json results.json
+      nocrud up -f site_crud -f login_rejects_bad_password
+      nocrud up -k 'site and not delete' --fail-fast
+      nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
+
+    Exit codes: 0 all passed, 1 some flow failed or errored, 2 usage or config
+    error, 130 interrupted.
+    """
+    config = _load(
+        ctx,
+        {
+            "run.parallel": parallel,
+            "timeouts.flow": timeout,
+            "run.keep_failed": True if keep_failed else None,
+        },
+    )
+    options = UpOptions(
+        names=names,
+        keyword=keyword,
+        fail_fast=fail_fast,
+        keep_failed=config.run.keep_failed,
+        junit=junit,
+        json=json_path,
+        verbose=verbose,
+    )
+    sys.exit(workflow.up(config, options, _console()))
+
+
+@main.command(name="build")
+@click.pass_context
+@_guard
+def build_command(ctx: click.Context) -> None:
+    """Build the app image and the pre-migrated database image, only where something changed.
+
+    \b
+    Examples:
+      nocrud build                   # "app image up to date: ..." when nothing changed
+      nocrud -c other/nocrud.yaml build
+    """
+    config = _load(ctx)
+    console = _console()
+    client = workflow.prepare_docker(config, console)
+    try:
+        images = workflow.build(config, client, console, cleanup.new_run_id())
+    finally:
+        client.close()
+    console.print(f"app: {images.app}\ndb:  {images.db}", highlight=False)
+    sys.exit(EXIT_OK)
+
+
+@main.command(name="list")
+@click.option(
+    "-k", "keyword", metavar="EXPR", default=None, help="Only flows matching this expression."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the flows as JSON.")
+@click.pass_context
+@_guard
+def list_command(ctx: click.Context, keyword: str | None, as_json: bool) -> None:
+    """List the flows with their kind, tags and first docstring line.
+
+    \b
+    Examples:
+      nocrud list
+      nocrud list -k crud
+    """
+    config = _load(ctx)
+    flows = select(discover(config.flows.path), keyword=keyword)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": f.name,
+                        "kind": f.kind,
+                        "tags": sorted(f.tags),
+                        "doc": f.summary,
+                        "origin": f.origin,
+                    }
+                    for f in flows
+                ],
+                indent=2,
+            )
+        )
+        return
+    console = _console()
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("flow", "kind", "tags", "description"):
+        table.add_column(column)
+    for item in flows:
+        table.add_row(item.name, item.kind, ",".join(sorted(item.tags)), item.summary)
+    console.print(table)
+    console.print(f"{len(flows)} flow(s)")
+
+
+@main.command()
+@click.option("--all", "everything", is_flag=True, default=True, hidden=True)
+@click.option("--images", is_flag=True, help="Also remove the cached app and database images.")
+@_guard
+def clean(everything: bool, images: bool) -> None:
+    """Remove every container and network labelled by nocrud, including what killed runs left.
+
+    \b
+    Examples:
+      nocrud clean
+      nocrud clean --images          # also drop cached images (next run rebuilds them)
+    """
+    client = connect()
+    try:
+        report = cleanup.sweep(client, everything=everything)
+        removed_images = 0
+        if images:
+            for image in client.images.list(filters={"label": cleanup.LABEL_IMAGE_KEY}):
+                for tag in image.tags:
+                    client.images.remove(tag)
+                    removed_images += 1
+    finally:
+        client.close()
+    click.echo(
+        f"removed {report.containers} container(s), {report.networks} network(s)"
+        + (f", {removed_images} image tag(s)" if images else "")
+    )
+
+
+@main.command(name="config")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def config_command(ctx: click.Context, as_json: bool) -> None:
+    """Print the resolved configuration (defaults < file < environment < CLI), secrets masked.
+
+    \b
+    Examples:
+      nocrud config
+      NOCRUD_PARALLEL=4 nocrud config --json
+    """
+    config = _load(ctx)
+    data = config.to_display_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    import yaml
+
+    click.echo(f"# resolved from {config.source}")
+    click.echo(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False).rstrip())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,328 @@
+"""One flow's isolated environment: a private network, its PostgreSQL and its app.
+
+:class:`Environment` is a context manager. ``__enter__`` creates the network,
+starts the database from the pre-migrated image and the app pointed at it by
+network alias, and waits until both are really ready (a PostgreSQL connection,
+then HTTP 200 on the health path), polling every 15 ms. If anything fails on
+the way it tears down what it had started and raises :class:`ProvisionError`
+carrying the evidence (exit code, last log lines). ``__exit__`` always tears
+down and tolerates objects that are already gone. :meth:`Environment.kill` may
+be called from another thread (interrupts, timeouts): removing the containers
+is what unblocks a flow stuck in a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import docker.errors
+import psycopg2
+import requests
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+
+from nocrud import cleanup
+from nocrud.config import Config
+from nocrud.engine import publish_address, published_host
+from nocrud.images import DB_ALIAS, DB_PORT, BuiltImages
+
+#: How often readiness is polled. Start-up takes a few hundred ms; a 1 s poll would double it.
+POLL_INTERVAL = 0.015
+#: How often, while polling, we ask Docker whether a container has died (an API call each time).
+STATUS_INTERVAL = 0.25
+APP_LOG_LINES = 200
+
+
+class ProvisionError(Exception):
+    """The environment did not come up; the message says which part and shows its logs."""
+
+
+@dataclass(frozen=True)
+class DatabaseAddress:
+    """How the flow (on the host side) reaches its own database."""
+
+    host: str
+    port: int
+    dbname: str
+    user: str
+    password: str
+
+    def dsn(self) -> str:
+        return (
+            f"host={self.host} port={self.port} dbname={self.dbname} "
+            f"user={self.user} password={self.password}"
+        )
+
+    def connect(self, timeout: float = 5.0) -> Any:
+        """A new psycopg2 connection to this database."""
+        return psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            dbname=self.dbname,
+            user=self.user,
+            password=self.password,
+            connect_timeout=max(1, int(timeout)),
+        )
+
+
+def safe_name(text: str, limit: int = 40) -> str:
+    """A Docker-safe, bounded fragment of a flow name: any characters in, ``[a-z0-9_.-]`` out."""
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-.") or "flow"
+    return cleaned[:limit].rstrip("-.") or "flow"
+
+
+class _LabelledNetwork(Network):
+    """testcontainers' Network, closing its Docker client when removed."""
+
+    def remove(self) -> None:
+        try:
+            super().remove()
+        except docker.errors.NotFound:
+            pass
+        finally:
+            self._docker.client.close()
+
+
+class Environment:
+    """Network + PostgreSQL + app for one flow. Use as a context manager."""
+
+    def __init__(
+        self,
+        config: Config,
+        images: BuiltImages,
+        *,
+        run_id: str,
+        flow: str,
+        index: int,
+        keep: bool = False,
+    ) -> None:
+        self.config = config
+        self.images = images
+        self.flow = flow
+        self.keep = keep
+        self.name = f"nocrud-{run_id}-{index:04d}-{safe_name(flow)}"
+        self._labels = cleanup.run_labels(run_id, config.project, flow=flow, role="flow")
+        if keep:
+            self._labels[cleanup.LABEL_KEEP] = "true"
+        self._network: _LabelledNetwork | None = None
+        self._db: DockerContainer | None = None
+        self._app: DockerContainer | None = None
+        self._lock = threading.Lock()
+        self._torn_down = False
+        self._killed = False
+        self.base_url = ""
+        self.database: DatabaseAddress | None = None
+        self.app_logs_at_teardown = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Environment:
+        try:
+            self.start()
+        except BaseException:
+            self.teardown()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.teardown()
+
+    def start(self) -> None:
+        """Create the network, start the database and the app, and wait until both are ready."""
+        host = published_host()
+        bind = publish_address()
+        self._network = _LabelledNetwork(
+            docker_network_kw={"labels": self._labels, "driver": "bridge"}
+        )
+        self._network.name = self.name
+        self._network.create()
+        self._check_not_killed()
+
+        db = DockerContainer(self.images.db, name=f"{self.name}-db")
+        db.with_network(self._network).with_network_aliases(DB_ALIAS)
+        db.ports[f"{DB_PORT}/tcp"] = (bind,)  # type: ignore[assignment]  # docker-py accepts (ip,)
+        db.with_kwargs(labels={**self._labels, cleanup.LABEL_ROLE: "db"})
+        self._db = db
+        db.start()
+        self._check_not_killed()
+
+        env = self.config.render_app_env(DB_ALIAS, DB_PORT)
+        app = DockerContainer(self.images.app, name=f"{self.name}-app", env=env)
+        if self.config.app.command is not None:
+            app.with_command(list(self.config.app.command))
+        app.with_network(self._network)
+        app.ports[f"{self.config.app.port}/tcp"] = (bind,)  # type: ignore[assignment]
+        app.with_kwargs(labels={**self._labels, cleanup.LABEL_ROLE: "app"})
+        self._app = app
+        app.start()
+
+        db_port = _host_port(db, DB_PORT)
+        app_port = _host_port(app, self.config.app.port)
+        dbc = self.config.database
+        self.database = DatabaseAddress(
+            host=host,
+            port=db_port,
+            dbname=dbc.name,
+            user=dbc.user,
+            password=dbc.password.get_secret_value(),
+        )
+        self.base_url = f"http://{host}:{app_port}"
+        self._wait_for_database()
+        self._wait_for_app()
+
+    def teardown(self) -> None:
+        """Remove containers and network, once, whatever state they are in."""
+        with self._lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+        if self.keep:
+            return
+        with contextlib.suppress(Exception):
+            self.app_logs_at_teardown = self.app_logs()
+        errors = cleanup.remove_all(
+            [lambda c=c: _remove(c) for c in (self._app, self._db) if c is not None]
+            + (
+                [self._network.remove]
+                if self._network is not None and self._network._network
+                else []
+            )
+        )
+        if errors:
+            raise errors[0]
+
+    def kill(self) -> None:
+        """Tear down from another thread (interrupt, timeout): the flow's requests fail fast."""
+        self._killed = True
+        self.teardown()
+
+    @property
+    def killed(self) -> bool:
+        return self._killed
+
+    # ------------------------------------------------------------------ evidence
+
+    def app_logs(self, tail: int = APP_LOG_LINES) -> str:
+        """The app's last log lines (stdout and stderr), or what was saved at teardown."""
+        if self._app is None or self._app._container is None:
+            return self.app_logs_at_teardown
+        try:
+            raw = self._app.get_wrapped_container().logs(tail=tail)
+        except docker.errors.DockerException:
+            return self.app_logs_at_teardown
+        return str(raw.decode(errors="replace"))
+
+    # ------------------------------------------------------------------ readiness
+
+    def _check_not_killed(self) -> None:
+        if self._killed:
+            raise ProvisionError(
+                "environment torn down while starting (run interrupted or timed out)"
+            )
+
+    def _wait_for_database(self) -> None:
+        assert self.database is not None and self._db is not None
+        deadline = time.monotonic() + self.config.timeouts.db_ready
+        next_status = time.monotonic() + STATUS_INTERVAL
+        while True:
+            self._check_not_killed()
+            try:
+                self.database.connect(timeout=2).close()
+                return
+            except psycopg2.OperationalError as exc:
+                last = str(exc).strip()
+            now = time.monotonic()
+            if now >= next_status:
+                next_status = now + STATUS_INTERVAL
+                self._raise_if_exited(self._db, "database")
+            if now > deadline:
+                raise ProvisionError(
+                    f"database not ready after {self.config.timeouts.db_ready:g}s "
+                    f"(last error: {last}); raise timeouts.db_ready or check the db image.\n"
+                    f"Last database log lines:\n{_logs(self._db, 30)}"
+                )
+            time.sleep(POLL_INTERVAL)
+
+    def _wait_for_app(self) -> None:
+        assert self._app is not None
+        url = self.base_url + self.config.app.health_path
+        deadline = time.monotonic() + self.config.timeouts.app_ready
+        next_status = time.monotonic() + STATUS_INTERVAL
+        last = "no answer yet"
+        with requests.Session() as session:
+            while True:
+                self._check_not_killed()
+                try:
+                    response = session.get(url, timeout=2)
+                    if response.status_code == 200:
+                        return
+                    last = f"HTTP {response.status_code}"
+                except requests.RequestException as exc:
+                    last = type(exc).__name__
+                now = time.monotonic()
+                if now >= next_status:
+                    next_status = now + STATUS_INTERVAL
+                    self._raise_if_exited(self._app, "app")
+                if now > deadline:
+                    raise ProvisionError(
+                        f"app not healthy after {self.config.timeouts.app_ready:g}s: GET "
+                        f"{self.config.app.health_path} gave {last}; raise timeouts.app_ready or "
+                        f"fix the app's start-up.\nLast app log lines:\n{_logs(self._app, 40)}"
+                    )
+                time.sleep(POLL_INTERVAL)
+
+    def _raise_if_exited(self, container: DockerContainer, what: str) -> None:
+        wrapped = container.get_wrapped_container()
+        try:
+            wrapped.reload()
+        except docker.errors.NotFound:
+            self._check_not_killed()
+            raise ProvisionError(f"the {what} container disappeared while starting") from None
+        state = wrapped.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            code = state.get("ExitCode")
+            raise ProvisionError(
+                f"the {what} container exited with code {code} before becoming ready.\n"
+                f"Last {what} log lines:\n{_logs(container, 40)}"
+            )
+
+
+def _host_port(container: DockerContainer, port: int) -> int:
+    wrapped = container.get_wrapped_container()
+    wrapped.reload()
+    bindings = (wrapped.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
+    if not bindings:
+        state = wrapped.attrs.get("State", {})
+        raise ProvisionError(
+            f"container {wrapped.name} has no published port for {port}/tcp "
+            f"(state {state.get('Status')}, exit code {state.get('ExitCode')}).\n"
+            f"{_logs(container, 40)}"
+        )
+    return int(bindings[0]["HostPort"])
+
+
+def _logs(container: DockerContainer, tail: int) -> str:
+    try:
+        text = container.get_wrapped_container().logs(tail=tail).decode(errors="replace").rstrip()
+    except docker.errors.DockerException:
+        return "(no logs: the container is gone)"
+    return text or "(the container printed nothing)"
+
+
+def _remove(container: DockerContainer) -> None:
+    try:
+        if container._container is not None:
+            cleanup._ignore_gone(container._container.remove, force=True, v=True)
+    finally:
+        container.get_docker_client().client.close()

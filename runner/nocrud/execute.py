@@ -1,0 +1,298 @@
+"""Running one flow inside its own environment, and turning what happened into a FlowResult.
+
+:class:`FlowExecutor` is the ``run_one`` the scheduler calls on worker threads.
+For one flow it provisions an :class:`~nocrud.environment.Environment`, runs
+the flow function on a thread of its own (so a per-flow timeout can abandon a
+flow that never returns, after tearing its environment down), classifies the
+outcome (an ``AssertionError`` is FAILED, anything else ERROR), keeps the app's
+log lines for flows that did not pass, and always tears down. Live
+environments are tracked so an interrupt can kill them all at once.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from nocrud.client import ApiClient, RequestRecorder
+from nocrud.config import Config
+from nocrud.environment import Environment, ProvisionError
+from nocrud.flows import Flow, FlowContext
+from nocrud.images import BuiltImages
+from nocrud.results import FlowResult, RequestRecord, Status, Timings
+
+
+class _ThreadOutput(io.TextIOBase):
+    """Stand-in for sys.stdout/stderr: prints made on a flow's thread go to that flow's buffer."""
+
+    def __init__(self, real: TextIO) -> None:
+        self.real = real
+        self.local = threading.local()
+
+    def write(self, text: str) -> int:
+        buffer: io.StringIO | None = getattr(self.local, "buffer", None)
+        if buffer is not None:
+            return buffer.write(text)
+        return self.real.write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    def isatty(self) -> bool:
+        return self.real.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # delegate to the real stream
+        return getattr(self.real, "encoding", "utf-8")
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+
+_capture_lock = threading.Lock()
+_installed: tuple[_ThreadOutput, _ThreadOutput] | None = None
+
+
+def install_output_capture() -> Callable[[], None]:
+    """Route prints made on flow threads into their flows' output; returns an undo function."""
+    global _installed  # noqa: PLW0603 - sys.stdout itself is process-global
+    with _capture_lock:
+        if _installed is None:
+            _installed = (_ThreadOutput(sys.stdout), _ThreadOutput(sys.stderr))
+            sys.stdout, sys.stderr = _installed
+
+    def undo() -> None:
+        global _installed  # noqa: PLW0603
+        with _capture_lock:
+            if _installed is not None:
+                sys.stdout, sys.stderr = _installed[0].real, _installed[1].real
+                _installed = None
+
+    return undo
+
+
+def _capture_here(buffer: io.StringIO | None) -> None:
+    if _installed is not None:
+        for stream in _installed:
+            stream.local.buffer = buffer
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What running (or failing to provision) one flow produced, before teardown."""
+
+    status: Status
+    message: str
+    traceback: str = ""
+    output: str = ""
+    requests: tuple[RequestRecord, ...] = ()
+
+
+class FlowExecutor:
+    """Runs flows one at a time per calling thread; safe to call from many threads."""
+
+    def __init__(
+        self,
+        config: Config,
+        images: BuiltImages,
+        *,
+        run_id: str,
+        keep_failed: bool = False,
+        flow_timeout: float | None = None,
+    ) -> None:
+        self.config = config
+        self.images = images
+        self.run_id = run_id
+        self.keep_failed = keep_failed
+        self.flow_timeout = flow_timeout if flow_timeout is not None else config.timeouts.flow
+        self._live: set[Environment] = set()
+        self._lock = threading.Lock()
+        self._counter = 0
+        self._stopping = threading.Event()
+
+    # The scheduler's run_one.
+    def __call__(self, flow: Flow, worker: int) -> FlowResult:
+        return self.run(flow, worker)
+
+    def kill_all(self) -> int:
+        """Tear down every live environment now (interrupt path). Returns how many there were."""
+        self._stopping.set()
+        with self._lock:
+            live = list(self._live)
+        threads = [threading.Thread(target=env.kill, daemon=True) for env in live]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        return len(live)
+
+    def run(self, flow: Flow, worker: int) -> FlowResult:
+        with self._lock:
+            self._counter += 1
+            index = self._counter
+        env = Environment(
+            self.config,
+            self.images,
+            run_id=self.run_id,
+            flow=flow.name,
+            index=index,
+            keep=self.keep_failed,
+        )
+        with self._lock:
+            self._live.add(env)
+        t0 = time.monotonic()
+        try:
+            if self._stopping.is_set():
+                return FlowResult(
+                    name=flow.name,
+                    kind=flow.kind,
+                    status=Status.SKIPPED,
+                    message="not run: run interrupted",
+                    worker=worker,
+                )
+            try:
+                env.start()
+            except Exception as exc:  # noqa: BLE001 - any provisioning failure is this flow's ERROR
+                if env.killed:
+                    message = "environment torn down while starting (run interrupted)"
+                elif isinstance(exc, ProvisionError):
+                    message = f"environment did not start: {exc}"
+                else:
+                    message = f"environment did not start: {type(exc).__name__}: {exc}"
+                tb = "" if isinstance(exc, ProvisionError) else traceback.format_exc()
+                outcome = _Outcome(Status.ERROR, message, tb)
+                return self._finish(env, flow, worker, outcome, provisioned=time.monotonic(), t0=t0)
+            t1 = time.monotonic()
+            return self._finish(env, flow, worker, self._run_flow(flow, env), provisioned=t1, t0=t0)
+        finally:
+            with self._lock:
+                self._live.discard(env)
+
+    def _finish(
+        self,
+        env: Environment,
+        flow: Flow,
+        worker: int,
+        outcome: _Outcome,
+        *,
+        t0: float,
+        provisioned: float,
+    ) -> FlowResult:
+        ran = time.monotonic()
+        status, message = outcome.status, outcome.message
+        keep = self.keep_failed and not status.ok
+        logs = env.app_logs() if not status.ok else ""
+        env.keep = keep
+        teardown_error = ""
+        try:
+            env.teardown()
+        except Exception as exc:  # noqa: BLE001 - a failed teardown is reported, not raised
+            teardown_error = f"teardown failed: {type(exc).__name__}: {exc}"
+        done = time.monotonic()
+        if keep:
+            message += f"\nkept for inspection: docker ps --filter label=nocrud.flow={flow.name}"
+        if teardown_error:
+            message = f"{message}\n{teardown_error}"
+            if status is Status.PASSED:
+                status = Status.ERROR
+        return FlowResult(
+            name=flow.name,
+            kind=flow.kind,
+            status=status,
+            message=message.strip(),
+            traceback=outcome.traceback,
+            timings=Timings(provision=provisioned - t0, run=ran - provisioned, teardown=done - ran),
+            app_logs=logs,
+            output=outcome.output,
+            requests=outcome.requests,
+            worker=worker,
+        )
+
+    def _run_flow(self, flow: Flow, env: Environment) -> _Outcome:
+        recorder = RequestRecorder()
+        buffer = io.StringIO()
+        outcome: dict[str, Any] = {}
+        context = self._context(flow, env, recorder, buffer)
+
+        def target() -> None:
+            _capture_here(buffer)
+            try:
+                flow.func(context)
+                outcome["status"] = Status.PASSED
+            except AssertionError as exc:
+                outcome.update(status=Status.FAILED, exc=exc, tb=traceback.format_exc())
+            except BaseException as exc:  # noqa: BLE001 - SystemExit from a flow must not end the run
+                outcome.update(status=Status.ERROR, exc=exc, tb=traceback.format_exc())
+            finally:
+                _capture_here(None)
+                try:
+                    context.api.close()
+                    context.close()
+                except Exception:  # noqa: BLE001, S110 - the flow's own result matters more
+                    pass
+
+        thread = threading.Thread(target=target, name=f"flow:{flow.name}", daemon=True)
+        thread.start()
+        timeout = flow.timeout if flow.timeout is not None else self.flow_timeout
+        thread.join(timeout)
+        output = _output(context, buffer)
+        if thread.is_alive():
+            env.kill()  # removing the containers makes pending requests fail, so the thread can end
+            thread.join(5)
+            return _Outcome(
+                Status.ERROR, f"timed out after {timeout:g} s", "", output, recorder.records
+            )
+        status: Status = outcome["status"]
+        exc = outcome.get("exc")
+        tb = outcome.get("tb", "")
+        if env.killed and status is not Status.PASSED:
+            message = "environment torn down while the flow ran (run interrupted)"
+            return _Outcome(Status.ERROR, message, tb, output, recorder.records)
+        message = "" if exc is None else _describe(exc)
+        return _Outcome(status, message, tb, output, recorder.records)
+
+    def _context(
+        self, flow: Flow, env: Environment, recorder: RequestRecorder, buffer: io.StringIO
+    ) -> FlowContext:
+        database = env.database
+        assert database is not None
+        holder: list[FlowContext] = []
+
+        def log(line: str) -> None:
+            if holder:
+                holder[0].log(line)
+
+        def new_client(**kwargs: Any) -> ApiClient:
+            kwargs.setdefault("recorder", recorder)
+            kwargs.setdefault("log", log)
+            return ApiClient(env.base_url, **kwargs)
+
+        context = FlowContext(
+            name=flow.name,
+            base_url=env.base_url,
+            api=ApiClient(env.base_url, recorder=recorder, log=log),
+            _connect_db=database.connect,
+            _new_client=new_client,
+        )
+        holder.append(context)
+        return context
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if isinstance(exc, AssertionError):
+        return text or "assertion failed"
+    return f"{name}: {text}" if text else name
+
+
+def _output(context: FlowContext, buffer: io.StringIO) -> str:
+    printed = buffer.getvalue()
+    logged = "\n".join(context.lines)
+    return "\n".join(part for part in (logged, printed.rstrip()) if part)

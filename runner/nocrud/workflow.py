@@ -1,0 +1,190 @@
+"""The pipeline behind the CLI: config, images, discover, select, run, report, exit code.
+
+Each step is a plain function a test can call. :func:`up` is ``nocrud up``;
+:func:`build` is ``nocrud build``. Interrupts are handled here, in one place:
+SIGINT or SIGTERM while flows run stops scheduling, tears down every live
+environment and makes the run exit 130; during the build step they unwind the
+build (which removes its temporary container and network) the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import docker
+from rich.console import Console
+
+from nocrud import __version__, cleanup
+from nocrud.config import Config
+from nocrud.engine import connect
+from nocrud.execute import FlowExecutor, install_output_capture
+from nocrud.flows import Flow, discover, select
+from nocrud.images import BuiltImages, build_images
+from nocrud.report import TerminalReporter, write_json, write_junit
+from nocrud.results import RunResult
+from nocrud.scheduler import Scheduler
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(Exception):  # noqa: N818 - it names what happened, like KeyboardInterrupt
+    """The run was interrupted (SIGINT/SIGTERM)."""
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What ``nocrud up`` was asked to do, beyond the config file."""
+
+    names: Sequence[str] = ()
+    keyword: str | None = None
+    fail_fast: bool = False
+    keep_failed: bool = False
+    junit: Path | None = None
+    json: Path | None = None
+    verbose: bool = False
+
+
+def prepare_docker(config: Config, console: Console) -> docker.DockerClient:
+    """Connect to Docker and remove what killed runs left behind."""
+    from testcontainers.core.config import testcontainers_config
+
+    # The reaper container (Ryuk) is set up once, before any worker thread starts
+    # (testcontainers-python#746); without a reaper image it stays off.
+    testcontainers_config.ryuk_disabled = True
+    client = connect()
+    swept = cleanup.sweep(client)
+    if swept.total:
+        console.print(
+            f"removed {swept.containers} container(s) and {swept.networks} network(s) "
+            "left by earlier runs that are no longer running"
+        )
+    return client
+
+
+def build(
+    config: Config, client: docker.DockerClient, console: Console, run_id: str
+) -> BuiltImages:
+    """The build step: app image, then the pre-migrated database image, each only when changed."""
+    with _signals_raise_interrupt():
+        return build_images(
+            client, config, say=lambda line: console.print(line, highlight=False), run_id=run_id
+        )
+
+
+def collect(config: Config, options: UpOptions) -> list[Flow]:
+    """Discover flows and apply the selection."""
+    return select(discover(config.flows.path), names=options.names, keyword=options.keyword)
+
+
+def up(config: Config, options: UpOptions, console: Console) -> int:
+    """``nocrud up``: build what changed, run the selected flows, report, return the exit code."""
+    flows = collect(config, options)
+    if not flows:
+        console.print("no flows selected: check -f/-k, or `nocrud list` to see the flows there are")
+        return EXIT_USAGE
+    run_id = cleanup.new_run_id()
+    client = prepare_docker(config, console)
+    try:
+        images = build(config, client, console, run_id)
+        result = run_flows(config, images, flows, options, console, run_id=run_id)
+    finally:
+        with contextlib.suppress(Exception):
+            cleanup.remove_run(client, run_id) if not options.keep_failed else None
+        client.close()
+    if options.junit is not None:
+        write_junit(result, options.junit)
+        console.print(f"JUnit XML written to {options.junit}")
+    if options.json is not None:
+        write_json(result, options.json)
+        console.print(f"JSON results written to {options.json}")
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def run_flows(
+    config: Config,
+    images: BuiltImages,
+    flows: Sequence[Flow],
+    options: UpOptions,
+    console: Console,
+    *,
+    run_id: str,
+) -> RunResult:
+    """Run the flows on the thread pool with live reporting; interrupts stop it cleanly."""
+    parallel = config.parallel
+    executor = FlowExecutor(config, images, run_id=run_id, keep_failed=options.keep_failed)
+    reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
+    scheduler: Scheduler[Flow] = Scheduler(
+        executor, parallel=parallel, fail_fast=options.fail_fast, listener=reporter
+    )
+    console.print(f"running {len(flows)} flow(s) with {parallel} in parallel (run {run_id})")
+    stopped = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if stopped.is_set():
+            return
+        stopped.set()
+        console.print(
+            f"\n{signal.Signals(signum).name}: stopping; tearing down running environments"
+        )
+        scheduler.stop("interrupted")
+        threading.Thread(target=executor.kill_all, name="nocrud-teardown", daemon=True).start()
+
+    started_at = time.time()
+    t0 = time.monotonic()
+    undo_capture = install_output_capture()
+    reporter.start()
+    try:
+        with _signals(stop):
+            schedule = scheduler.run(flows)
+    finally:
+        undo_capture()
+    result = RunResult(
+        run_id=run_id,
+        project=config.project,
+        flows=schedule.results,
+        started_at=started_at,
+        wall_time=time.monotonic() - t0,
+        parallel=parallel,
+        interrupted=schedule.interrupted or stopped.is_set(),
+        nocrud_version=__version__,
+    )
+    reporter.finish(result)
+    return result
+
+
+@contextlib.contextmanager
+def _signals(handler: Any) -> Iterator[None]:
+    """Install ``handler`` for SIGINT and SIGTERM (main thread only); restore the old ones after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupt() -> Iterator[None]:
+    """During blocking steps, turn SIGTERM into the same unwinding as Ctrl-C."""
+
+    def raise_interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    with _signals(raise_interrupt):
+        yield
