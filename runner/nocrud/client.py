@@ -1,0 +1,652 @@
+"""The HTTP client handed to every flow as ``ctx.api``.
+
+:class:`ApiClient` wraps a :class:`requests.Session` bound to one app's base URL. Each
+call states the statuses it expects (any 2xx unless told otherwise) and raises
+:class:`UnexpectedStatus`, an ``AssertionError``, when the app answers anything else, so
+the flow is FAILED and the message shows the request and the response, secrets masked.
+When the app cannot be reached the call raises :class:`ApiConnectionError` instead, so
+the flow is an ERROR of its environment. Every request is timed into a
+:class:`RequestRecorder` as a :class:`~nocrud.results.RequestRecord` for ``--perf`` and
+endpoint coverage. Credentials live in :mod:`nocrud.auth`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json as jsonlib
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator, Mapping
+from functools import cached_property
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import urlsplit
+
+import requests
+import requests.auth
+from requests.structures import CaseInsensitiveDict
+
+from nocrud.auth import (
+    MASK,
+    ApiKey,
+    Auth,
+    BasicAuth,
+    BearerToken,
+    LoginError,
+    Redactor,
+    SessionLogin,
+    bearer_login,
+)
+from nocrud.results import RequestRecord
+
+__all__ = [
+    "ANY",
+    "MASK",
+    "ApiClient",
+    "ApiConnectionError",
+    "ApiKey",
+    "ApiTimeoutError",
+    "Auth",
+    "BasicAuth",
+    "BearerToken",
+    "LoginError",
+    "NotJSONError",
+    "RequestRecorder",
+    "Response",
+    "SessionLogin",
+    "UnexpectedStatus",
+    "bearer_login",
+]
+
+#: Bodies longer than this many characters are cut in error messages.
+MAX_BODY_CHARS = 2000
+
+# Request headers every call carries; listing them in an error message is noise.
+_BORING_HEADERS = ("user-agent", "accept-encoding", "connection", "content-length")
+
+
+class _AnyStatus:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+#: Pass as ``expect=ANY`` to accept whatever status comes back (check it later with
+#: :meth:`Response.expect`).
+ANY: Final = _AnyStatus()
+
+#: What ``expect=`` accepts: a status, a collection of statuses (a ``range`` works),
+#: a class such as ``"4xx"``, or :data:`ANY`.
+Expect = int | str | Collection[int] | _AnyStatus
+
+
+class UnexpectedStatus(AssertionError):  # noqa: N818 - reads as what happened, like AssertionError
+    """The app answered a status the call did not expect.
+
+    An ``AssertionError`` on purpose: the app not doing what the flow expects makes the
+    flow FAILED, not ERROR.
+
+    Attributes:
+        response: The response that did not match.
+        expected: The expected statuses, as shown in the message (``"2xx"``, ``"201"``).
+    """
+
+    def __init__(self, response: Response, expected: str) -> None:
+        self.response = response
+        self.expected = expected
+        super().__init__(_describe(response, f"expected {expected}"))
+
+
+class NotJSONError(AssertionError):
+    """The flow asked for a response's JSON and the body is not JSON."""
+
+
+class ApiConnectionError(Exception):
+    """The app could not be reached (refused, reset, DNS, timeout...).
+
+    Not an ``AssertionError``: the flow's environment broke, so the flow is an ERROR.
+
+    Attributes:
+        method: The HTTP method.
+        url: The full URL, secrets masked.
+        cause: The ``requests`` exception (also the ``__cause__``).
+    """
+
+    def __init__(
+        self, method: str, redactor: Redactor, url: str, cause: requests.RequestException
+    ) -> None:
+        self.method = method
+        self.url = redactor.url(url)
+        self.cause = cause
+        super().__init__(f"{method} {self.url} failed: {self._what()}: {redactor.text(str(cause))}")
+
+    def _what(self) -> str:
+        return "could not reach the app"
+
+
+class ApiTimeoutError(ApiConnectionError):
+    """The app did not answer within the client's timeout."""
+
+    def _what(self) -> str:
+        return "the app did not answer in time"
+
+
+class RequestRecorder:
+    """Thread-safe collector of the :class:`RequestRecord` values clients produce.
+
+    Several clients (a flow's ``ctx.api`` and its ``ctx.new_client()`` users) may share
+    one recorder, from several threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+
+    def record(self, record: RequestRecord) -> None:
+        """Add one record."""
+        with self._lock:
+            self._records.append(record)
+
+    @property
+    def records(self) -> tuple[RequestRecord, ...]:
+        """Everything recorded so far, in order."""
+        with self._lock:
+            return tuple(self._records)
+
+    def clear(self) -> None:
+        """Forget everything recorded so far."""
+        with self._lock:
+            self._records.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+
+class _Expectation:
+    """A set of acceptable statuses and how to show it."""
+
+    def __init__(self, statuses: frozenset[int] | None) -> None:
+        self.statuses = statuses  # None accepts anything
+
+    @classmethod
+    def parse(cls, spec: Expect, *more: int) -> _Expectation:
+        if isinstance(spec, _AnyStatus):
+            return cls(None)
+        parts: list[int | str] = [spec] if isinstance(spec, int | str) else list(spec)
+        parts.extend(more)
+        statuses: set[int] = set()
+        for part in parts:
+            if isinstance(part, str) and re.fullmatch(r"[1-5][xX][xX]", part):
+                hundred = int(part[0]) * 100
+                statuses.update(range(hundred, hundred + 100))
+                continue
+            if isinstance(part, bool) or not isinstance(part, int) or not 100 <= part <= 599:
+                raise ValueError(
+                    f"expect={spec!r}: statuses are ints 100-599 or classes like '4xx'; "
+                    "use expect=ANY to accept any status"
+                )
+            statuses.add(part)
+        if not statuses:
+            raise ValueError("expect= needs at least one status; use expect=ANY for any")
+        return cls(frozenset(statuses))
+
+    def matches(self, status: int) -> bool:
+        return self.statuses is None or status in self.statuses
+
+    def __str__(self) -> str:
+        if self.statuses is None:
+            return "any status"
+        left = set(self.statuses)
+        labels: list[str] = []
+        for hundred in range(100, 600, 100):
+            block = set(range(hundred, hundred + 100))
+            if block <= left:
+                labels.append(f"{hundred // 100}xx")
+                left -= block
+        labels.extend(str(s) for s in sorted(left))
+        return labels[0] if len(labels) == 1 else "one of " + ", ".join(labels)
+
+
+_SUCCESS = _Expectation.parse("2xx")
+# Per-request override of auth: "use the client's auth" unless a value is passed.
+_INHERIT: Final = object()
+
+
+class Response:
+    """What a call returned: a :class:`requests.Response` with test-friendly helpers.
+
+    Attributes:
+        raw: The underlying :class:`requests.Response`.
+        method: The HTTP method of the request.
+        elapsed_s: Seconds from sending the request to having read the whole body.
+    """
+
+    def __init__(
+        self,
+        raw: requests.Response,
+        *,
+        method: str,
+        elapsed_s: float,
+        redactor: Redactor,
+        via: str = "",
+    ) -> None:
+        self.raw = raw
+        self.method = method
+        self.elapsed_s = elapsed_s
+        self.via = via
+        self._redactor = redactor
+
+    @property
+    def status(self) -> int:
+        """The HTTP status code."""
+        return self.raw.status_code
+
+    @property
+    def reason(self) -> str:
+        """The reason phrase (``"Not Found"``)."""
+        return self.raw.reason or ""
+
+    @property
+    def url(self) -> str:
+        """The full URL that answered (after redirects)."""
+        return self.raw.url
+
+    @property
+    def headers(self) -> CaseInsensitiveDict[str]:
+        """The response headers, case-insensitive."""
+        return self.raw.headers
+
+    @property
+    def text(self) -> str:
+        """The body decoded as text."""
+        return self.raw.text
+
+    @property
+    def content(self) -> bytes:
+        """The body as bytes."""
+        return self.raw.content
+
+    def json(self) -> Any:
+        """Parse the body as JSON.
+
+        Raises:
+            NotJSONError: The body is empty or not JSON; the message names the URL
+                and shows the start of the body.
+        """
+        try:
+            return self.raw.json()
+        except requests.JSONDecodeError:
+            shown = _truncate(self._redactor.body(self.raw.content), 300) or "(empty body)"
+            raise NotJSONError(
+                f"{self.method} {self._redactor.url(self.url)} -> {self.status}: body is not "
+                f"JSON (Content-Type: {self.headers.get('Content-Type', 'none')}):\n"
+                f"{_indent(shown)}"
+            ) from None
+
+    @cached_property
+    def data(self) -> Any:
+        """The body parsed as JSON, parsed once (see :meth:`json`)."""
+        return self.json()
+
+    def expect(self, status: Expect, *more: int) -> Self:
+        """Check the status after the fact; for calls made with ``expect=ANY``.
+
+        Args:
+            status: A status, a collection of statuses, or a class like ``"4xx"``.
+            *more: More acceptable statuses.
+
+        Returns:
+            This response, for chaining: ``api.get(url, expect=ANY).expect(200, 404).data``.
+
+        Raises:
+            UnexpectedStatus: The status is not one of those.
+        """
+        expectation = _Expectation.parse(status, *more)
+        if not expectation.matches(self.status):
+            raise UnexpectedStatus(self, str(expectation))
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Response {self.method} {self._redactor.url(self.url)} {self.status}>"
+
+
+class ApiClient:
+    """HTTP client for one app: relative paths, status checks, timing, masked output.
+
+    Args:
+        base_url: The app's root, e.g. ``"http://127.0.0.1:49153"``; a path prefix is kept.
+        timeout: Seconds to wait for the app to connect and to answer, per request.
+        auth: How to authenticate; switch later with ``client.auth = ...``.
+        recorder: Where to record requests; a private one if not given.
+        name: Shown in ``repr()`` and error messages (``"alice"`` for a second user).
+        log: Called with one line per request: ``POST /api/sites -> 201 (12.3 ms)``.
+        headers: Headers sent with every request.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        auth: Auth | requests.auth.AuthBase | None = None,
+        recorder: RequestRecorder | None = None,
+        name: str = "api",
+        log: Callable[[str], None] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url {base_url!r} must look like http://host:port")
+        self.base_url = base_url.rstrip("/")
+        self._origin = (parts.scheme, parts.netloc.lower())
+        self.timeout = timeout
+        self.name = name
+        self.log = log
+        self.recorder = recorder if recorder is not None else RequestRecorder()
+        self.session = requests.Session()
+        self.session.headers["Accept"] = "application/json"
+        self.session.headers.update(headers or {})
+        self._auth: Auth | requests.auth.AuthBase | None = None
+        self._override = threading.local()
+        try:
+            self.auth = auth
+        except BaseException:
+            self.session.close()
+            raise
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the session and its connections; safe to call twice."""
+        self.auth = None
+        self.session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ApiClient({self.name!r}, {self.base_url!r}, auth={_auth_repr(self._auth)})"
+
+    @property
+    def auth(self) -> Auth | requests.auth.AuthBase | None:
+        """The auth sent with every request; assign to switch users or schemes."""
+        return self._auth
+
+    @auth.setter
+    def auth(self, value: Auth | requests.auth.AuthBase | None) -> None:
+        if isinstance(value, Auth):
+            value.attach(self)
+        if isinstance(self._auth, Auth) and self._auth is not value:
+            self._auth.detach(self)
+        self._auth = value
+
+    # -- requests --------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """The full URL for ``path``: relative to ``base_url``, or absolute on its origin.
+
+        Raises:
+            ValueError: ``path`` is an absolute URL on another host.
+        """
+        parts = urlsplit(path)
+        if parts.scheme or parts.netloc:
+            if (parts.scheme, parts.netloc.lower()) != self._origin:
+                raise ValueError(
+                    f"{path} is not on this client's app ({self.base_url}); "
+                    "pass a path, or a URL on the same scheme, host and port"
+                )
+            return path
+        return f"{self.base_url}/{path.lstrip('/')}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        expect: Expect | None = None,
+        endpoint: str | None = None,
+        **kwargs: Any,
+    ) -> Response:
+        """Send one request and check its status.
+
+        Args:
+            method: The HTTP method.
+            path: A path relative to ``base_url`` (a query string is allowed), or an
+                absolute URL on the same origin.
+            json: A body to send as JSON; ``datetime``, ``date``, ``time`` and ``UUID``
+                values are sent as strings.
+            params: Query parameters.
+            headers: Headers for this request only.
+            expect: The statuses this call should return: an int, a collection of ints,
+                a class like ``"4xx"``, or :data:`ANY` to check nothing now. ``None``
+                means 2xx, or what an enclosing :meth:`expect_status` block says.
+            endpoint: The path template to record for coverage (``"/api/sites/{id}"``);
+                the concrete path if not given.
+            **kwargs: Passed to :meth:`requests.Session.request` (``data``, ``files``,
+                ``timeout``, ``allow_redirects``...). ``auth=`` replaces the client's
+                auth for this request only; ``auth=None`` sends none.
+
+        Returns:
+            The response.
+
+        Raises:
+            UnexpectedStatus: The status is not the expected one.
+            ApiConnectionError: The app could not be reached or did not answer in time.
+        """
+        method = method.upper()
+        url = self.url(path)
+        expectation = self._expectation(expect)
+        auth = kwargs.pop("auth", _INHERIT)
+        if auth is _INHERIT:
+            auth = self._auth
+            if isinstance(auth, Auth):
+                auth.before_request(self)
+        redactor = self._redactor(auth)
+        send_headers = CaseInsensitiveDict(headers or {})
+        if json is not None:
+            if kwargs.get("data") is not None:
+                raise TypeError("pass json= or data=, not both")
+            kwargs["data"] = jsonlib.dumps(json, default=_json_default, allow_nan=False).encode()
+            send_headers.setdefault("Content-Type", "application/json")
+        kwargs.setdefault("timeout", self.timeout)
+
+        started = time.perf_counter()
+        try:
+            raw = self.session.request(
+                method, url, params=params, headers=send_headers, auth=auth, **kwargs
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            error_class = (
+                ApiTimeoutError if isinstance(exc, requests.Timeout) else ApiConnectionError
+            )
+            sent = requests.PreparedRequest()
+            sent.prepare_url(url, params)
+            error = error_class(method, redactor, sent.url or url, exc)
+            self._log(f"{method} {self._shown_path(url, redactor, sent.url)} -> {error._what()}")
+            raise error from exc
+        elapsed = time.perf_counter() - started
+
+        response = Response(
+            raw, method=method, elapsed_s=elapsed, redactor=redactor, via=self._via(auth)
+        )
+        self.recorder.record(
+            RequestRecord(method, endpoint or self._relative_path(url), raw.status_code, elapsed)
+        )
+        self._log(
+            f"{method} {self._shown_path(url, redactor, raw.request.url)} -> "
+            f"{raw.status_code} ({elapsed * 1000:.1f} ms)"
+        )
+        if not expectation.matches(response.status):
+            raise UnexpectedStatus(response, str(expectation))
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> Response:
+        """GET ``path``; keyword arguments as for :meth:`request`."""
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Response:
+        """POST to ``path``; keyword arguments as for :meth:`request`."""
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Response:
+        """PUT ``path``; keyword arguments as for :meth:`request`."""
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Response:
+        """PATCH ``path``; keyword arguments as for :meth:`request`."""
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Response:
+        """DELETE ``path``; keyword arguments as for :meth:`request`."""
+        return self.request("DELETE", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> Response:
+        """HEAD ``path``; keyword arguments as for :meth:`request`."""
+        return self.request("HEAD", path, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> Response:
+        """OPTIONS ``path``; keyword arguments as for :meth:`request`."""
+        return self.request("OPTIONS", path, **kwargs)
+
+    @contextlib.contextmanager
+    def expect_status(self, status: Expect, *more: int) -> Iterator[None]:
+        """Make the calls in a ``with`` block expect other statuses than 2xx.
+
+        ``with api.expect_status(403): api.post("/api/sites", json=site)`` reads as
+        "this must be refused". Calls that pass ``expect=`` themselves keep it. The
+        block applies to this client in this thread only, and must make at least one
+        request through it, so a request sent through the wrong client is caught.
+
+        Args:
+            status: A status, a collection of statuses, or a class like ``"4xx"``.
+            *more: More acceptable statuses.
+
+        Raises:
+            AssertionError: The block made no request through this client.
+        """
+        expectation = _Expectation.parse(status, *more)
+        previous = getattr(self._override, "value", None)
+        self._override.value = expectation
+        self._override.used = False
+        try:
+            yield
+        finally:
+            used = self._override.used
+            self._override.value = previous
+            self._override.used = True  # an enclosing block saw a request too
+        if not used:
+            raise AssertionError(
+                f"expect_status({expectation}) block made no request through client "
+                f"{self.name!r}; was the call made on another client?"
+            )
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _expectation(self, expect: Expect | None) -> _Expectation:
+        override: _Expectation | None = getattr(self._override, "value", None)
+        if override is not None:
+            self._override.used = True
+        if expect is not None:
+            return _Expectation.parse(expect)
+        return override or _SUCCESS
+
+    def _via(self, auth: object) -> str:
+        return f"{self.name!r}, auth {_auth_repr(auth)}"
+
+    def _redactor(self, auth: object) -> Redactor:
+        if not isinstance(auth, Auth):
+            return Redactor()
+        return Redactor(auth.secret_headers, auth.secret_params, auth.secrets())
+
+    def _relative_path(self, url: str) -> str:
+        path = urlsplit(url).path or "/"
+        prefix = urlsplit(self.base_url).path
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix) :] or "/"
+        return path
+
+    def _shown_path(self, url: str, redactor: Redactor, sent_url: str | None = None) -> str:
+        """The relative path and masked query string, for log lines."""
+        query = urlsplit(sent_url or url).query
+        path = self._relative_path(url)
+        return f"{path}?{redactor.query(query)}" if query else path
+
+    def _log(self, line: str) -> None:
+        if self.log is not None:
+            self.log(line)
+
+
+def _auth_repr(auth: object) -> str:
+    # Our helpers mask their own repr; another AuthBase's repr (a dataclass's, say)
+    # may show its secret, so only its type is shown.
+    if auth is None or isinstance(auth, Auth):
+        return repr(auth)
+    return f"{type(auth).__name__}(...)"
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(
+        f"json= body holds a {type(value).__name__} ({value!r}), which has no JSON form; "
+        "convert it (str(), float(), a dict) before sending"
+    )
+
+
+def _describe(response: Response, expectation: str) -> str:
+    """The body of an :class:`UnexpectedStatus` message: request and response, masked."""
+    redactor = response._redactor
+    raw = response.raw
+    request = raw.request
+    status = f"{raw.status_code} {response.reason}".rstrip()
+    lines = [f"{response.method} {redactor.url(raw.url)} -> {status} ({expectation})"]
+    if response.via:
+        lines.append(f"client: {response.via}")
+    if raw.history:
+        hops = " -> ".join(f"{r.status_code} {redactor.url(r.url)}" for r in raw.history)
+        lines.append(f"redirected: {hops}")
+    header_lines = redactor.header_lines(request.headers, skip=_BORING_HEADERS)
+    if header_lines:
+        lines.append("request headers:")
+        lines.extend(f"  {line}" for line in header_lines)
+    sent = request.body
+    sent_text = redactor.body(
+        sent if isinstance(sent, bytes | str) else None, request.headers.get("Content-Type", "")
+    )
+    if sent_text:
+        lines.append("request body:")
+        lines.append(_indent(_truncate(sent_text, MAX_BODY_CHARS)))
+    content_type = raw.headers.get("Content-Type", "")
+    received = redactor.body(raw.content, content_type)
+    if received:
+        lines.append(f"response body ({content_type or 'no Content-Type'}):")
+        lines.append(_indent(_truncate(received, MAX_BODY_CHARS)))
+    else:
+        lines.append("response body: (empty)")
+    return "\n".join(lines)
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n... ({len(text) - limit} more characters)"
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"  {line}" for line in text.splitlines())
