@@ -1,4 +1,4 @@
-"""How a broken nocrud.yaml is explained to people.
+"""How nocrud.yaml's problems, and its secrets, are shown to people.
 
 This module owns :class:`ConfigError` (re-exported by :mod:`nocrud.config`) and
 every message it carries: reading and parsing the file (YAML errors with line
@@ -6,13 +6,15 @@ and column), and turning each of pydantic's error entries (location, type,
 input) into one line that names the source, the dotted key, the bad value and
 the fix, so that no pydantic message format or traceback ever reaches the user.
 It knows the wording for every key of the schema, suggests the key that was
-probably meant ("did you mean 'parallel'?") and never prints a secret.
+probably meant ("did you mean 'parallel'?") and never prints a secret: it also
+owns the masking behind ``nocrud config``.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +30,12 @@ PROBLEM = "nocrud"
 
 #: Names of app.env variables whose values are never printed.
 SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
+
+#: What is shown instead of a secret.
+MASK = "********"
+
+# scheme://user:PASSWORD@ -- the password group stops at the first '@' or '/'.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)@")
 
 _IDENTIFIER_FIX = "use 1 to 63 lowercase letters, digits or '_', not starting with a digit"
 _COMMAND_FIX = (
@@ -145,6 +153,38 @@ def is_secret_name(name: str) -> bool:
     """Whether an environment variable's value must be masked, judging by its name."""
     upper = name.upper()
     return any(marker in upper for marker in SECRET_MARKERS)
+
+
+def mask_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of dumped config ``data`` with every secret replaced by :data:`MASK`.
+
+    Masks ``database.password``, app.env values whose name contains one of
+    :data:`SECRET_MARKERS`, and the password of any ``scheme://user:password@`` URL.
+    """
+    data = {**data, "database": {**data["database"], "password": MASK}}
+    env = data["app"]["env"]
+    data["app"] = {
+        **data["app"],
+        "env": {k: MASK if is_secret_name(k) else v for k, v in env.items()},
+    }
+    masked: dict[str, Any] = _mask_urls(data)
+    return masked
+
+
+def _mask_urls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _mask_urls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(item) for item in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(_mask_url_password, value)
+    return value
+
+
+def _mask_url_password(match: re.Match[str]) -> str:
+    if re.fullmatch(r"\{\w+\}", match["pw"]):  # a placeholder such as {db_password}
+        return match[0]
+    return f"{match['head']}{MASK}@"
 
 
 def describe_errors(

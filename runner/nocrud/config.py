@@ -23,7 +23,6 @@ Environment variables, read from the mapping passed to :func:`load_config`
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import string
 from collections.abc import Iterable, Mapping
@@ -46,7 +45,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from nocrud._config_errors import ConfigError, describe_errors, is_secret_name, problem, read_yaml
+from nocrud._config_errors import (
+    MASK,
+    ConfigError,
+    describe_errors,
+    mask_secrets,
+    problem,
+    read_yaml,
+)
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -82,15 +88,10 @@ PLACEHOLDERS: Final = frozenset(
     {"database_url", "db_host", "db_port", "db_name", "db_user", "db_password"}
 )
 
-#: What :meth:`Config.to_display_dict` shows instead of a secret.
-MASK: Final = "********"
-
 #: How a flow's database is provisioned; only ``image`` is implemented so far.
 StrategyName = Literal["image", "template", "migrate", "external"]
 
 _CLI_ORIGIN = "command line"
-# scheme://user:PASSWORD@ -- the password group stops at the first '@' or '/'.
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)@")
 
 
 # --- field types --------------------------------------------------------------
@@ -333,28 +334,7 @@ class Config(_Section):
         Masks ``database.password``, app.env values whose name contains PASSWORD,
         SECRET, TOKEN or KEY, and the password of any ``scheme://user:password@`` URL.
         """
-        data = self.model_dump(mode="json")
-        data["database"]["password"] = MASK
-        env = data["app"]["env"]
-        data["app"]["env"] = {k: MASK if is_secret_name(k) else v for k, v in env.items()}
-        masked: dict[str, Any] = _mask_urls(data)
-        return masked
-
-
-def _mask_urls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _mask_urls(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_mask_urls(item) for item in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(_mask_url_password, value)
-    return value
-
-
-def _mask_url_password(match: re.Match[str]) -> str:
-    if re.fullmatch(r"\{\w+\}", match["pw"]):  # a placeholder such as {db_password}
-        return match[0]
-    return f"{match['head']}{MASK}@"
+        return mask_secrets(self.model_dump(mode="json"))
 
 
 # --- loading ------------------------------------------------------------------
