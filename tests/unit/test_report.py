@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -226,6 +227,15 @@ def test_live_display_on_a_terminal_with_flows_finishing_on_many_threads() -> No
     failed_block = text[text.index("FAILED  orders_crud") :]
     assert failed_block.index("AssertionError") < failed_block.index("app line 59")
     assert text.count("FAILED  orders_crud") == 1
+
+
+def test_live_display_leaves_sys_stdout_alone() -> None:
+    # The runner swaps sys.stdout to capture flows' prints; the display must not undo that.
+    before = sys.stdout, sys.stderr
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with TerminalReporter(console, total=1):
+        assert (sys.stdout, sys.stderr) == before
+    assert (sys.stdout, sys.stderr) == before
 
 
 def test_format_steps() -> None:

@@ -106,6 +106,10 @@ class TerminalReporter:
                 get_renderable=self._render_live,
                 refresh_per_second=8,
                 transient=True,
+                # Leave sys.stdout alone: the runner swaps it to capture each flow's
+                # prints, and rich's proxy would route those to the terminal instead.
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
             self._live.start()
 
