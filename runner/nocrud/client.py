@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from functools import cached_property
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 import requests
@@ -54,6 +54,7 @@ __all__ = [
     "BearerToken",
     "LoginError",
     "NotJSONError",
+    "RequestOptions",
     "RequestRecorder",
     "Response",
     "SessionLogin",
@@ -79,7 +80,23 @@ ANY: Final = _AnyStatus()
 
 #: What ``expect=`` accepts: a status, a collection of statuses (a ``range`` works),
 #: a class such as ``"4xx"``, or :data:`ANY`.
-Expect = int | str | Collection[int] | _AnyStatus
+Expect = int | str | Collection[int | str] | _AnyStatus
+
+
+class RequestOptions(TypedDict, total=False):
+    """Keyword arguments of the verb methods; see :meth:`ApiClient.request`."""
+
+    json: Any
+    params: Mapping[str, Any] | None
+    headers: Mapping[str, str] | None
+    expect: Expect | None
+    endpoint: str | None
+    auth: Auth | requests.auth.AuthBase | None
+    data: Any
+    files: Any
+    cookies: Mapping[str, str] | None
+    timeout: float | tuple[float, float] | None
+    allow_redirects: bool
 
 
 class UnexpectedStatus(AssertionError):  # noqa: N818 - reads as what happened, like AssertionError
@@ -172,7 +189,7 @@ class _Expectation:
         self.statuses = statuses  # None accepts anything
 
     @classmethod
-    def parse(cls, spec: Expect, *more: int) -> _Expectation:
+    def parse(cls, spec: Expect, *more: int | str) -> _Expectation:
         if isinstance(spec, _AnyStatus):
             return cls(None)
         parts: list[int | str] = [spec] if isinstance(spec, int | str) else list(spec)
@@ -291,7 +308,7 @@ class Response:
         """The body parsed as JSON, parsed once (see :meth:`json`)."""
         return self.json()
 
-    def expect(self, status: Expect, *more: int) -> Self:
+    def expect(self, status: Expect, *more: int | str) -> Self:
         """Check the status after the fact; for calls made with ``expect=ANY``.
 
         Args:
@@ -322,7 +339,9 @@ class ApiClient:
         auth: How to authenticate; switch later with ``client.auth = ...``.
         recorder: Where to record requests; a private one if not given.
         name: Shown in ``repr()`` and error messages (``"alice"`` for a second user).
-        log: Called with one line per request: ``POST /api/sites -> 201 (12.3 ms)``.
+        log: Called with one line per request: ``POST /api/sites -> 201 (12.3 ms)``;
+            a client not named ``"api"`` prefixes its name (``bob: POST ...``) because a
+            flow's clients usually share one log.
         headers: Headers sent with every request.
     """
 
@@ -494,36 +513,36 @@ class ApiClient:
             raise UnexpectedStatus(response, str(expectation))
         return response
 
-    def get(self, path: str, **kwargs: Any) -> Response:
-        """GET ``path``; keyword arguments as for :meth:`request`."""
-        return self.request("GET", path, **kwargs)
+    def get(self, path: str, **options: Unpack[RequestOptions]) -> Response:
+        """GET ``path``; options as for :meth:`request`."""
+        return self.request("GET", path, **options)
 
-    def post(self, path: str, **kwargs: Any) -> Response:
-        """POST to ``path``; keyword arguments as for :meth:`request`."""
-        return self.request("POST", path, **kwargs)
+    def post(self, path: str, **options: Unpack[RequestOptions]) -> Response:
+        """POST to ``path``; options as for :meth:`request`."""
+        return self.request("POST", path, **options)
 
-    def put(self, path: str, **kwargs: Any) -> Response:
-        """PUT ``path``; keyword arguments as for :meth:`request`."""
-        return self.request("PUT", path, **kwargs)
+    def put(self, path: str, **options: Unpack[RequestOptions]) -> Response:
+        """PUT ``path``; options as for :meth:`request`."""
+        return self.request("PUT", path, **options)
 
-    def patch(self, path: str, **kwargs: Any) -> Response:
-        """PATCH ``path``; keyword arguments as for :meth:`request`."""
-        return self.request("PATCH", path, **kwargs)
+    def patch(self, path: str, **options: Unpack[RequestOptions]) -> Response:
+        """PATCH ``path``; options as for :meth:`request`."""
+        return self.request("PATCH", path, **options)
 
-    def delete(self, path: str, **kwargs: Any) -> Response:
-        """DELETE ``path``; keyword arguments as for :meth:`request`."""
-        return self.request("DELETE", path, **kwargs)
+    def delete(self, path: str, **options: Unpack[RequestOptions]) -> Response:
+        """DELETE ``path``; options as for :meth:`request`."""
+        return self.request("DELETE", path, **options)
 
-    def head(self, path: str, **kwargs: Any) -> Response:
-        """HEAD ``path``; keyword arguments as for :meth:`request`."""
-        return self.request("HEAD", path, **kwargs)
+    def head(self, path: str, **options: Unpack[RequestOptions]) -> Response:
+        """HEAD ``path``; options as for :meth:`request`."""
+        return self.request("HEAD", path, **options)
 
-    def options(self, path: str, **kwargs: Any) -> Response:
-        """OPTIONS ``path``; keyword arguments as for :meth:`request`."""
-        return self.request("OPTIONS", path, **kwargs)
+    def options(self, path: str, **options: Unpack[RequestOptions]) -> Response:
+        """OPTIONS ``path``; options as for :meth:`request`."""
+        return self.request("OPTIONS", path, **options)
 
     @contextlib.contextmanager
-    def expect_status(self, status: Expect, *more: int) -> Iterator[None]:
+    def expect_status(self, status: Expect, *more: int | str) -> Iterator[None]:
         """Make the calls in a ``with`` block expect other statuses than 2xx.
 
         ``with api.expect_status(403): api.post("/api/sites", json=site)`` reads as
@@ -587,7 +606,7 @@ class ApiClient:
 
     def _log(self, line: str) -> None:
         if self.log is not None:
-            self.log(line)
+            self.log(line if self.name == "api" else f"{self.name}: {line}")
 
 
 def _auth_repr(auth: object) -> str:

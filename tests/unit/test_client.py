@@ -361,6 +361,7 @@ def test_expect_mismatch_lists_what_was_expected(api: ApiClient) -> None:
 def test_expect_any_then_check_afterwards(api: ApiClient) -> None:
     response = api.get("/status/404", expect=ANY)
     assert response.expect(200, 404) is response
+    assert response.expect("2xx", "4xx").status == 404
     with pytest.raises(UnexpectedStatus, match="expected 200"):
         response.expect(200)
 
@@ -653,6 +654,8 @@ def test_log_hook_gets_one_line_per_request(make_client: Callable[..., ApiClient
     assert len(lines) == 2
     assert re.fullmatch(r"POST /echo -> 200 \(\d+\.\d ms\)", lines[0])
     assert re.fullmatch(r"GET /status/404 -> 404 \(\d+\.\d ms\)", lines[1])
+    make_client(name="bob", log=lines.append).get("/echo")
+    assert lines[2].startswith("bob: GET /echo -> 200 (")
 
 
 def test_recorder_records_paths_without_query(
