@@ -189,7 +189,13 @@ class _Section(BaseModel):
 
 
 class AppConfig(_Section):
-    """The application under test: how to get its image and how to run it."""
+    """The application under test: how to get its image and how to run it.
+
+    Paths are absolute; ``dockerfile`` is ``build / dockerfile`` when ``build`` is
+    set (left as written otherwise). Exactly one of ``build`` and ``image`` is set.
+    ``command`` is an argument tuple (a string in the file is split with shlex).
+    ``env`` values may hold placeholders; see :meth:`Config.render_app_env`.
+    """
 
     build: _Directory | None = None
     dockerfile: Path = Field(default=Path("Dockerfile"), validate_default=True)
@@ -224,7 +230,11 @@ class AppConfig(_Section):
 
 
 class DatabaseConfig(_Section):
-    """The PostgreSQL database each flow gets, and how its schema is made."""
+    """The PostgreSQL database each flow gets, and how its schema is made.
+
+    ``migrate`` and ``seed`` are argument tuples or None; ``migrations`` and
+    ``seed_sql`` are absolute paths that exist.
+    """
 
     image: _ImageRef = "nocrud/postgres:15"
     name: _Identifier = "nocrud"

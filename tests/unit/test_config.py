@@ -114,6 +114,11 @@ def test_command_given_as_a_string_is_split_like_a_shell(project: Path) -> None:
     assert config.app.command == ("gunicorn", "-b", "0.0.0.0:8000", "app:wsgi")
 
 
+def test_numbers_in_env_become_strings(project: Path) -> None:
+    config = load(project, settings(app__env={"WORKERS": 2, "RATIO": 0.5}))
+    assert config.app.env == {"WORKERS": "2", "RATIO": "0.5"}
+
+
 def test_section_left_empty_means_all_defaults(project: Path) -> None:
     config = load(project, yaml.safe_dump(VALID) + "run:\ntimeouts:\n")
     assert config.run.parallel is None
