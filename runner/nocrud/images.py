@@ -123,7 +123,7 @@ def app_key(config: Config) -> str:
         if not _ignored(PurePosixPath(p.relative_to(build).as_posix()), patterns)
     ]
     _hash_files(digest, build, files, names_only=set(_migration_files(config)))
-    digest.update(b"dockerfile\0" + str(config.app.dockerfile).encode())
+    digest.update(b"dockerfile\0" + config.app.dockerfile.relative_to(build).as_posix().encode())
     return digest.hexdigest()[:KEY_LENGTH]
 
 

@@ -207,10 +207,10 @@ class RunResult:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunResult:
         version = str(data.get("schema_version", ""))
-        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        if version.split(".", maxsplit=1)[0] != SCHEMA_VERSION.split(".", maxsplit=1)[0]:
             raise ValueError(
                 f"results file has schema_version {version!r}; this nocrud reads "
-                f"{SCHEMA_VERSION.split('.')[0]}.x: re-run the flows with this version"
+                f"{SCHEMA_VERSION.split('.', maxsplit=1)[0]}.x: re-run the flows with this version"
             )
         return cls(
             run_id=str(data["run_id"]),

@@ -145,9 +145,8 @@ def run_flows(
     started_at = time.time()
     t0 = time.monotonic()
     undo_capture = install_output_capture()
-    reporter.start()
     try:
-        with _signals(stop):
+        with reporter, _signals(stop):
             schedule = scheduler.run(flows)
     finally:
         undo_capture()

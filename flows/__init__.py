@@ -1,0 +1,1 @@
+"""Example flows for example_app (the lab-inventory API). `nocrud list` shows them."""

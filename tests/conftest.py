@@ -1,0 +1,149 @@
+"""Shared fixtures: a real Docker daemon (or a clear skip), the base images, leak checks.
+
+Docker and e2e tests use the real daemon. Each test session gets its own
+project name (``t<hex>``), so its images and labelled objects are told apart
+from anything else on the machine, and everything it built is removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = f"t{uuid.uuid4().hex[:8]}"
+NOCRUD = [str(Path(sys.executable).parent / "nocrud")]
+
+
+def _docker() -> Any:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable daemon"
+        return f"no Docker daemon reachable ({type(exc).__name__}): start Docker or set DOCKER_HOST"
+    return client
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    client = _docker()
+    if isinstance(client, str):
+        pytest.skip(client)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_images(docker_client: Any) -> None:
+    """Make sure debian:bookworm-slim and nocrud/postgres:15 exist (cheap when they do)."""
+    import docker.errors
+
+    try:
+        docker_client.images.get("nocrud/postgres:15")
+    except docker.errors.ImageNotFound:
+        subprocess.run([str(REPO / "images" / "build-all.sh")], check=True)
+
+
+@pytest.fixture(scope="session")
+def project(docker_client: Any, base_images: None) -> Iterator[str]:
+    """This session's project name; its images are removed when the session ends."""
+    yield PROJECT
+    for image in docker_client.images.list(filters={"label": f"nocrud.project={PROJECT}"}):
+        for tag in image.tags:
+            docker_client.images.remove(tag, force=True)
+    for image in docker_client.images.list(name=f"nocrud/{PROJECT}-db"):
+        for tag in image.tags:
+            docker_client.images.remove(tag, force=True)
+
+
+def labelled(client: Any, project: str) -> list[str]:
+    """Containers and networks still labelled with this project."""
+    label = f"nocrud.project={project}"
+    found = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": label})]
+    found += [f"network {n.name}" for n in client.networks.list(filters={"label": label})]
+    return found
+
+
+def write_config(directory: Path, project: str, **changes: Any) -> Path:
+    """A nocrud.yaml for the example app under a test's own project name.
+
+    ``changes`` are dotted keys (``app__command``) replacing values of the bundled config.
+    """
+    import yaml
+
+    data = yaml.safe_load((REPO / "nocrud.yaml").read_text())
+    data["project"] = project
+    data["app"]["build"] = str(REPO / "example_app")
+    data["database"]["migrations"] = [str(REPO / "example_app" / "migrations")]
+    data["flows"]["path"] = str(REPO / "flows")
+    for dotted, value in changes.items():
+        section, _, key = dotted.partition("__")
+        data.setdefault(section, {})[key] = value
+    path = directory / "nocrud.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def write_flows(directory: Path, source: str, package: str = "e2eflows") -> Path:
+    """A flows package with one module holding ``source``."""
+    package_dir = directory / package
+    package_dir.mkdir(parents=True, exist_ok=True)
+    (package_dir / "__init__.py").write_text("")
+    (package_dir / "test_flows.py").write_text(source)
+    return package_dir
+
+
+def run_nocrud(*args: str, cwd: Path, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+    env.pop("NOCRUD_CONFIG", None)
+    return subprocess.run(
+        [*NOCRUD, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+    )
+
+
+def copy_example_app(directory: Path) -> Path:
+    target = directory / "example_app"
+    shutil.copytree(REPO / "example_app", target, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    return target
+
+
+class Harness:
+    """What e2e tests need, bound to this session's project and one test's directory."""
+
+    repo = REPO
+    command = NOCRUD
+
+    def __init__(self, client: Any, project: str, directory: Path) -> None:
+        self.client = client
+        self.project = project
+        self.dir = directory
+
+    def config(self, **changes: Any) -> Path:
+        return write_config(self.dir, self.project, **changes)
+
+    def flows(self, source: str) -> Path:
+        return write_flows(self.dir, source)
+
+    def copy_example_app(self) -> Path:
+        return copy_example_app(self.dir)
+
+    def run(self, *args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return run_nocrud(*args, cwd=cwd or self.dir, timeout=timeout)
+
+    def leftovers(self, project: str | None = None) -> list[str]:
+        return labelled(self.client, project or self.project)
+
+
+@pytest.fixture
+def harness(docker_client: Any, project: str, tmp_path: Path) -> Harness:
+    return Harness(docker_client, project, tmp_path)

@@ -1,0 +1,207 @@
+"""The real `nocrud` CLI on example_app: outcomes, reports, exit codes, and nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    NOCRUD,
+    REPO,
+    copy_example_app,
+    labelled,
+    run_nocrud,
+    write_config,
+    write_flows,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+FAILING_FLOWS = '''
+from nocrud.flows import flow
+
+
+@flow
+def health_is_ok(ctx):
+    """The app answers its health check."""
+    assert ctx.api.get("/health").data["status"] == "ok"
+
+
+@flow
+def expects_the_impossible(ctx):
+    """Fails on purpose."""
+    count = ctx.api.get("/api/sites").data["total"]
+    print("printed by the flow")
+    assert count == 12345, f"expected 12345 sites, the API says {count}"
+
+
+@flow
+def database_is_reachable(ctx):
+    with ctx.db.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchone() == (1,)
+'''
+
+SLOW_FLOWS = '''
+import time
+from nocrud.flows import flow
+
+for _i in range(8):
+    def _make(i):
+        @flow(name=f"slow_{i}")
+        def slow(ctx):
+            ctx.api.get("/health")
+            time.sleep(60)
+        globals()[f"slow_{i}"] = slow
+    _make(_i)
+'''
+
+
+@pytest.fixture(scope="module")
+def example_images(docker_client: Any) -> Iterator[None]:
+    """Remove the bundled example's images afterwards, if this module was the one to build them."""
+    before = {t for i in docker_client.images.list(name="nocrud/example-app") for t in i.tags}
+    before |= {t for i in docker_client.images.list(name="nocrud/example-db") for t in i.tags}
+    yield
+    for repo in ("nocrud/example-app", "nocrud/example-db"):
+        for image in docker_client.images.list(name=repo):
+            for tag in image.tags:
+                if tag not in before:
+                    docker_client.images.remove(tag, force=True)
+
+
+def test_up_on_the_bundled_example_passes_and_leaves_nothing(
+    docker_client: Any, base_images: None, example_images: None, tmp_path: Path
+) -> None:
+    junit, results = tmp_path / "junit.xml", tmp_path / "results.json"
+    proc = run_nocrud("up", "-j", "8", "--junit", str(junit), "--json", str(results), cwd=REPO)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(results.read_text())
+    assert data["totals"]["total"] >= 16
+    assert data["totals"]["passed"] == data["totals"]["total"]
+    assert {f["name"] for f in data["flows"]} >= {f"isolation_{i:02d}" for i in range(1, 17)}
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "0" and suite.get("errors") == "0"
+    assert labelled(docker_client, "example") == []
+
+
+def test_failing_flow_is_reported_with_its_assertion_and_app_logs(
+    docker_client: Any, project: str, tmp_path: Path
+) -> None:
+    flows_dir = write_flows(tmp_path, FAILING_FLOWS)
+    write_config(tmp_path, project, flows__path=str(flows_dir))
+    junit, results = tmp_path / "junit.xml", tmp_path / "results.json"
+    proc = run_nocrud("up", "-j", "3", "--junit", str(junit), "--json", str(results), cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "expected 12345 sites, the API says 0" in out
+    assert "printed by the flow" in out
+    assert "GET /api/sites" in out  # the app's access log, shown for the failed flow
+    assert "2 passed, 1 failed" in out
+
+    data = json.loads(results.read_text())
+    by_name = {f["name"]: f for f in data["flows"]}
+    assert by_name["expects_the_impossible"]["status"] == "failed"
+    assert "GET /api/sites" in by_name["expects_the_impossible"]["app_logs"]
+    assert by_name["health_is_ok"]["status"] == "passed"
+    assert by_name["database_is_reachable"]["status"] == "passed"
+    for flow in data["flows"]:
+        assert flow["timings"]["provision"] > 0
+        assert flow["timings"]["teardown"] > 0
+
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "0")
+    failures = [c for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failures] == ["expects_the_impossible"]
+    assert labelled(docker_client, project) == []
+
+
+def test_app_that_exits_at_once_gives_error_with_exit_code_and_logs(
+    docker_client: Any, project: str, tmp_path: Path
+) -> None:
+    flows_dir = write_flows(tmp_path, FAILING_FLOWS)
+    write_config(
+        tmp_path,
+        project,
+        flows__path=str(flows_dir),
+        app__command=["sh", "-c", "echo 'config is broken: no SECRET_KEY' >&2; exit 3"],
+        timeouts__app_ready=60,
+    )
+    started = time.monotonic()
+    proc = run_nocrud("up", "-j", "2", "-f", "health_is_ok", cwd=tmp_path)
+    elapsed = time.monotonic() - started
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "exited with code 3" in out
+    assert "config is broken: no SECRET_KEY" in out
+    assert "1 error" in out
+    assert elapsed < 60, f"the crash should be noticed long before the 60 s readiness timeout ({elapsed:.0f}s)"
+    assert labelled(docker_client, project) == []
+
+
+def test_sigint_tears_everything_down_and_exits_130(
+    docker_client: Any, project: str, tmp_path: Path
+) -> None:
+    flows_dir = write_flows(tmp_path, SLOW_FLOWS)
+    write_config(tmp_path, project, flows__path=str(flows_dir))
+    run_nocrud("build", cwd=tmp_path)  # so the interrupt lands while flows run, not while building
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(
+        [*NOCRUD, "up", "-j", "4"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            running = docker_client.containers.list(
+                filters={"label": [f"nocrud.project={project}", "nocrud.role=app"]}
+            )
+            if len(running) >= 4:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("four environments never came up")
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    assert "interrupted" in out.lower()
+    assert labelled(docker_client, project) == []
+
+
+def test_build_is_cached_and_a_changed_migration_rebuilds_only_the_db_image(
+    docker_client: Any, project: str, tmp_path: Path
+) -> None:
+    app_dir = copy_example_app(tmp_path)
+    config = write_config(tmp_path, project)
+    text = config.read_text().replace(str(REPO / "example_app"), str(app_dir))
+    config.write_text(text)
+
+    first = run_nocrud("build", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = run_nocrud("build", cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "app image up to date" in second.stdout
+    assert "db image up to date" in second.stdout
+    assert "building" not in second.stdout
+
+    migration = sorted((app_dir / "migrations").glob("*.sql"))[-1]
+    migration.write_text(migration.read_text() + "\n-- changed by the cache test\n")
+    third = run_nocrud("build", cwd=tmp_path)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "app image up to date" in third.stdout
+    assert "building db image" in third.stdout
+    assert labelled(docker_client, project) == []
