@@ -29,7 +29,7 @@ def _docker() -> Any:
     try:
         client = docker.from_env(timeout=30)
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no usable daemon"
+    except Exception as exc:
         return f"no Docker daemon reachable ({type(exc).__name__}): start Docker or set DOCKER_HOST"
     return client
 
@@ -69,7 +69,9 @@ def project(docker_client: Any, base_images: None) -> Iterator[str]:
 def labelled(client: Any, project: str) -> list[str]:
     """Containers and networks still labelled with this project."""
     label = f"nocrud.project={project}"
-    found = [f"container {c.name}" for c in client.containers.list(all=True, filters={"label": label})]
+    found = [
+        f"container {c.name}" for c in client.containers.list(all=True, filters={"label": label})
+    ]
     found += [f"network {n.name}" for n in client.networks.list(filters={"label": label})]
     return found
 
@@ -103,17 +105,28 @@ def write_flows(directory: Path, source: str, package: str = "e2eflows") -> Path
     return package_dir
 
 
-def run_nocrud(*args: str, cwd: Path, timeout: float = 600, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run_nocrud(
+    *args: str, cwd: Path, timeout: float = 600, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
     env.pop("NOCRUD_CONFIG", None)
     return subprocess.run(
-        [*NOCRUD, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False, **kwargs
+        [*NOCRUD, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kwargs,
     )
 
 
 def copy_example_app(directory: Path) -> Path:
     target = directory / "example_app"
-    shutil.copytree(REPO / "example_app", target, ignore=shutil.ignore_patterns("__pycache__", "tests"))
+    shutil.copytree(
+        REPO / "example_app", target, ignore=shutil.ignore_patterns("__pycache__", "tests")
+    )
     return target
 
 
@@ -137,7 +150,9 @@ class Harness:
     def copy_example_app(self) -> Path:
         return copy_example_app(self.dir)
 
-    def run(self, *args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, cwd: Path | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
         return run_nocrud(*args, cwd=cwd or self.dir, timeout=timeout)
 
     def leftovers(self, project: str | None = None) -> list[str]:

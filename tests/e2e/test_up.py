@@ -51,7 +51,7 @@ def database_is_reachable(ctx):
         assert cur.fetchone() == (1,)
 '''
 
-SLOW_FLOWS = '''
+SLOW_FLOWS = """
 import time
 from nocrud.flows import flow
 
@@ -63,7 +63,7 @@ for _i in range(8):
             time.sleep(60)
         globals()[f"slow_{i}"] = slow
     _make(_i)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,9 @@ def test_app_that_exits_at_once_gives_error_with_exit_code_and_logs(
     assert "exited with code 3" in out
     assert "config is broken: no SECRET_KEY" in out
     assert "1 error" in out
-    assert elapsed < 60, f"the crash should be noticed long before the 60 s readiness timeout ({elapsed:.0f}s)"
+    assert elapsed < 60, (
+        f"the crash should be noticed long before the 60 s readiness timeout ({elapsed:.0f}s)"
+    )
     assert labelled(docker_client, project) == []
 
 
@@ -157,7 +159,12 @@ def test_sigint_tears_everything_down_and_exits_130(
     run_nocrud("build", cwd=tmp_path)  # so the interrupt lands while flows run, not while building
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.Popen(
-        [*NOCRUD, "up", "-j", "4"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [*NOCRUD, "up", "-j", "4"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 120
