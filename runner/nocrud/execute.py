@@ -25,7 +25,7 @@ from nocrud.config import Config
 from nocrud.environment import Environment, ProvisionError
 from nocrud.flows import Flow, FlowContext
 from nocrud.images import BuiltImages
-from nocrud.results import FlowResult, RequestRecord, Status, Timings
+from nocrud.results import FlowResult, RequestRecord, Status, StepResult, Timings
 
 
 class _ThreadOutput(io.TextIOBase):
@@ -92,6 +92,7 @@ class _Outcome:
     traceback: str = ""
     output: str = ""
     requests: tuple[RequestRecord, ...] = ()
+    steps: tuple[StepResult, ...] = ()
 
 
 class FlowExecutor:
@@ -211,6 +212,7 @@ class FlowExecutor:
             app_logs=logs,
             output=outcome.output,
             requests=outcome.requests,
+            steps=outcome.steps,
             worker=worker,
         )
 
@@ -246,16 +248,23 @@ class FlowExecutor:
             env.kill()  # removing the containers makes pending requests fail, so the thread can end
             thread.join(5)
             return _Outcome(
-                Status.ERROR, f"timed out after {timeout:g} s", "", output, recorder.records
+                Status.ERROR,
+                f"timed out after {timeout:g} s",
+                "",
+                output,
+                recorder.records,
+                tuple(context.steps),
             )
         status: Status = outcome["status"]
         exc = outcome.get("exc")
         tb = outcome.get("tb", "")
         if env.killed and status is not Status.PASSED:
             message = "environment torn down while the flow ran (run interrupted)"
-            return _Outcome(Status.ERROR, message, tb, output, recorder.records)
+            return _Outcome(
+                Status.ERROR, message, tb, output, recorder.records, tuple(context.steps)
+            )
         message = "" if exc is None else _describe(exc)
-        return _Outcome(status, message, tb, output, recorder.records)
+        return _Outcome(status, message, tb, output, recorder.records, tuple(context.steps))
 
     def _context(
         self, flow: Flow, env: Environment, recorder: RequestRecorder, buffer: io.StringIO
