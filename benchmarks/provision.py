@@ -143,8 +143,15 @@ def main() -> int:
         (root / "nocrud.yaml").write_text(yaml.safe_dump(data))
         config = load_config(root / "nocrud.yaml")
 
-        client = prepare_docker(config, console)
-        images = build_images(client, config, say=lambda _l: None, run_id=cleanup.new_run_id())
+        engine = prepare_docker(config, console)
+        client = engine.client
+        images = build_images(
+            client,
+            config,
+            say=lambda _l: None,
+            run_id=cleanup.new_run_id(),
+            connection=engine.connection,
+        )
         from nocrud.flows import discover
 
         flows = discover(package)

@@ -69,10 +69,12 @@ def project(docker_client: Any, base_images: None) -> Iterator[str]:
 def labelled(client: Any, project: str) -> list[str]:
     """Containers and networks still labelled with this project."""
     label = f"nocrud.project={project}"
+    # Low-level lists: they do not inspect each object, so they cannot race a removal.
     found = [
-        f"container {c.name}" for c in client.containers.list(all=True, filters={"label": label})
+        f"container {c['Names'][0]}"
+        for c in client.api.containers(all=True, filters={"label": label})
     ]
-    found += [f"network {n.name}" for n in client.networks.list(filters={"label": label})]
+    found += [f"network {n['Name']}" for n in client.api.networks(filters={"label": label})]
     return found
 
 

@@ -200,11 +200,11 @@ def build_command(ctx: click.Context) -> None:
     """
     config = _load(ctx)
     console = _console()
-    client = workflow.prepare_docker(config, console)
+    engine = workflow.prepare_docker(config, console)
     try:
-        images = workflow.build(config, client, console, cleanup.new_run_id())
+        images = workflow.build(config, engine, console, cleanup.new_run_id())
     finally:
-        client.close()
+        engine.close()
     console.print(f"app: {images.app}\ndb:  {images.db}", highlight=False)
     sys.exit(EXIT_OK)
 

@@ -1,18 +1,30 @@
-"""The Docker seam: connecting to the engine and knowing where published ports live.
+"""The Docker seam: connecting to the engine and knowing how to reach containers.
 
 Every other module gets its Docker client from :func:`connect`, so there is one
 place that turns "the daemon is not there" into an error a user can act on, and
-one place (:func:`published_host`) that decides which address reaches a port a
-container published: 127.0.0.1 for a local daemon, the daemon's host for
-``DOCKER_HOST=tcp://HOST:PORT`` (GitLab's ``docker:dind`` service), or whatever
-``NOCRUD_DOCKER_HOST_IP`` says.
+one place (:func:`detect_connection`) that decides how this process reaches the
+containers it starts, with zero configuration:
+
+* ``local``: a daemon on this machine; ports are published on 127.0.0.1;
+* ``docker-host``: ``DOCKER_HOST=tcp://HOST:PORT`` (GitLab's ``docker:dind``
+  service); ports are published on the daemon's interfaces and reached on HOST;
+* ``container-network``: this process runs in a container with the daemon's
+  socket mounted (Docker-outside-of-Docker); published ports live on the host,
+  out of reach, so this container joins each flow's network and talks to the
+  containers directly.
+
+``NOCRUD_DOCKER_HOST_IP`` forces published ports reached at that address;
+``NOCRUD_CONNECTION_MODE`` forces a mode.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -71,6 +83,131 @@ def publish_address(env: Mapping[str, str] | None = None) -> str:
     because we reach it from outside its own loopback.
     """
     return "127.0.0.1" if published_host(env) in ("127.0.0.1", "localhost") else "0.0.0.0"  # noqa: S104
+
+
+MODES = ("local", "docker-host", "container-network")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How this process reaches the containers it starts.
+
+    Attributes:
+        mode: One of :data:`MODES`.
+        host: Address on which published ports are reached (unused in container-network mode).
+        bind: Host IP that published ports bind to.
+        container: This process's own container id in container-network mode.
+    """
+
+    mode: str
+    host: str
+    bind: str
+    container: str | None = None
+
+    @property
+    def uses_published_ports(self) -> bool:
+        return self.mode != "container-network"
+
+    def describe(self) -> str:
+        if self.mode == "container-network":
+            own = self.container[:12] if self.container else "?"
+            return f"container-network (this container {own} joins each flow's network)"
+        return f"{self.mode} (published ports on {self.bind}, reached at {self.host})"
+
+    def join(self, network: Any) -> None:
+        """In container-network mode, connect this container to a flow's network."""
+        if self.container is not None:
+            network.connect(self.container)
+
+    def leave(self, network: Any) -> None:
+        """Undo :meth:`join`, tolerating a network or container that is already gone."""
+        if self.container is None:
+            return
+        import docker.errors
+
+        try:
+            network.disconnect(self.container, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code not in (404, 409):
+                raise
+
+    def address(self, container: Any, port: int, network: str) -> tuple[str, int]:
+        """Where this process reaches ``port`` of ``container`` (reloaded here)."""
+        container.reload()
+        attrs = container.attrs
+        if not self.uses_published_ports:
+            ip = ((attrs["NetworkSettings"].get("Networks") or {}).get(network) or {}).get(
+                "IPAddress"
+            )
+            if not ip:
+                raise RuntimeError(
+                    f"container {container.name} has no address on network {network}"
+                )
+            return ip, port
+        bindings = (attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
+        if not bindings:
+            raise LookupError(f"container {container.name} published no port for {port}/tcp")
+        return self.host, int(bindings[0]["HostPort"])
+
+    def ports(self, port: int) -> dict[str, Any]:
+        """The ``ports=`` argument for creating a container that serves ``port``."""
+        return {f"{port}/tcp": (self.bind,)} if self.uses_published_ports else {}
+
+
+def _own_container_id() -> str | None:
+    """This process's container id when it runs in a Docker container, else None."""
+    if not Path("/.dockerenv").exists():
+        return None
+    try:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    except OSError:
+        mountinfo = ""
+    match = re.search(r"/containers/([0-9a-f]{64})/", mountinfo)
+    if match:
+        return match.group(1)
+    return socket.gethostname()
+
+
+def detect_connection(client: Any = None, env: Mapping[str, str] | None = None) -> Connection:
+    """Decide how to reach containers (see the module docstring); cheap, no side effects.
+
+    Args:
+        client: Docker client, used to confirm our own container id in a container.
+        env: Environment to read; ``os.environ`` at call time when omitted.
+    """
+    env = os.environ if env is None else env
+    forced = env.get("NOCRUD_CONNECTION_MODE", "").strip()
+    if forced and forced not in MODES:
+        raise ValueError(
+            f"NOCRUD_CONNECTION_MODE={forced!r}: use one of {', '.join(MODES)} (or unset it)"
+        )
+    host = published_host(env)
+    docker_host = env.get("DOCKER_HOST", "")
+    remote = docker_host.startswith(("tcp://", "ssh://", "http://", "https://"))
+    if forced == "container-network" or (
+        not forced and not remote and not env.get("NOCRUD_DOCKER_HOST_IP")
+    ):
+        own = env.get("NOCRUD_SELF_CONTAINER") or _own_container_id()
+        if own and client is not None:
+            import docker.errors
+
+            try:
+                own = str(client.containers.get(own).id)
+            except docker.errors.DockerException:
+                own = None
+        if own:
+            return Connection("container-network", host="", bind="", container=own)
+        if forced == "container-network":
+            raise ValueError(
+                "NOCRUD_CONNECTION_MODE=container-network, but this process does not run in a "
+                "container the Docker daemon knows: set NOCRUD_SELF_CONTAINER=<container id>"
+            )
+    mode = forced or (
+        "docker-host" if remote or host not in ("127.0.0.1", "localhost") else "local"
+    )
+    return Connection(mode, host=host, bind=publish_address(env))
 
 
 def connect(timeout: float = 60.0) -> docker.DockerClient:

@@ -29,7 +29,7 @@ from testcontainers.core.network import Network
 
 from nocrud import cleanup
 from nocrud.config import Config
-from nocrud.engine import publish_address, published_host
+from nocrud.engine import Connection
 from nocrud.images import DB_ALIAS, DB_PORT, BuiltImages
 
 #: How often readiness is polled. Start-up takes a few hundred ms; a 1 s poll would double it.
@@ -97,6 +97,7 @@ class Environment:
         config: Config,
         images: BuiltImages,
         *,
+        connection: Connection,
         run_id: str,
         flow: str,
         index: int,
@@ -104,6 +105,7 @@ class Environment:
     ) -> None:
         self.config = config
         self.images = images
+        self.connection = connection
         self.flow = flow
         self.keep = keep
         self.name = f"nocrud-{run_id}-{index:04d}-{safe_name(flow)}"
@@ -140,18 +142,18 @@ class Environment:
 
     def start(self) -> None:
         """Create the network, start the database and the app, and wait until both are ready."""
-        host = published_host()
-        bind = publish_address()
+        link = self.connection
         self._network = _LabelledNetwork(
             docker_network_kw={"labels": self._labels, "driver": "bridge"}
         )
         self._network.name = self.name
         self._network.create()
+        link.join(self._network._unwrap_network)
         self._check_not_killed()
 
         db = DockerContainer(self.images.db, name=f"{self.name}-db")
         db.with_network(self._network).with_network_aliases(DB_ALIAS)
-        db.ports[f"{DB_PORT}/tcp"] = (bind,)  # type: ignore[assignment]  # docker-py accepts (ip,)
+        db.ports.update(link.ports(DB_PORT))
         db.with_kwargs(labels={**self._labels, cleanup.LABEL_ROLE: "db"})
         self._db = db
         db.start()
@@ -162,22 +164,22 @@ class Environment:
         if self.config.app.command is not None:
             app.with_command(list(self.config.app.command))
         app.with_network(self._network)
-        app.ports[f"{self.config.app.port}/tcp"] = (bind,)  # type: ignore[assignment]
+        app.ports.update(link.ports(self.config.app.port))
         app.with_kwargs(labels={**self._labels, cleanup.LABEL_ROLE: "app"})
         self._app = app
         app.start()
 
-        db_port = _host_port(db, DB_PORT)
-        app_port = _host_port(app, self.config.app.port)
+        db_host, db_port = self._address(db, DB_PORT, "database")
+        app_host, app_port = self._address(app, self.config.app.port, "app")
         dbc = self.config.database
         self.database = DatabaseAddress(
-            host=host,
+            host=db_host,
             port=db_port,
             dbname=dbc.name,
             user=dbc.user,
             password=dbc.password.get_secret_value(),
         )
-        self.base_url = f"http://{host}:{app_port}"
+        self.base_url = f"http://{app_host}:{app_port}"
         self._wait_for_database()
         self._wait_for_app()
 
@@ -193,14 +195,20 @@ class Environment:
             self.app_logs_at_teardown = self.app_logs()
         errors = cleanup.remove_all(
             [lambda c=c: _remove(c) for c in (self._app, self._db) if c is not None]
-            + (
-                [self._network.remove]
-                if self._network is not None and self._network._network
-                else []
-            )
+            + [self._remove_network]
         )
         if errors:
             raise errors[0]
+
+    def _remove_network(self) -> None:
+        network = self._network
+        if network is None:
+            return
+        if network._network is None:  # never created: only its client to close
+            network._docker.client.close()
+            return
+        self.connection.leave(network._unwrap_network)
+        network.remove()
 
     def kill(self) -> None:
         """Tear down from another thread (interrupt, timeout): the flow's requests fail fast."""
@@ -282,6 +290,24 @@ class Environment:
                     )
                 time.sleep(POLL_INTERVAL)
 
+    def _address(self, container: DockerContainer, port: int, what: str) -> tuple[str, int]:
+        wrapped = container.get_wrapped_container()
+        try:
+            return self.connection.address(wrapped, port, self.name)
+        except (LookupError, RuntimeError) as exc:
+            problem = str(exc)
+        state = wrapped.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            # A container that exits at once loses its port bindings before we can read them.
+            raise ProvisionError(
+                f"the {what} container exited with code {state.get('ExitCode')} before becoming "
+                f"ready.\nLast {what} log lines:\n{_logs(container, 40)}"
+            )
+        raise ProvisionError(
+            f"the {what} container is unreachable: {problem} (state {state.get('Status')}).\n"
+            f"Last {what} log lines:\n{_logs(container, 40)}"
+        )
+
     def _raise_if_exited(self, container: DockerContainer, what: str) -> None:
         wrapped = container.get_wrapped_container()
         try:
@@ -296,20 +322,6 @@ class Environment:
                 f"the {what} container exited with code {code} before becoming ready.\n"
                 f"Last {what} log lines:\n{_logs(container, 40)}"
             )
-
-
-def _host_port(container: DockerContainer, port: int) -> int:
-    wrapped = container.get_wrapped_container()
-    wrapped.reload()
-    bindings = (wrapped.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
-    if not bindings:
-        state = wrapped.attrs.get("State", {})
-        raise ProvisionError(
-            f"container {wrapped.name} has no published port for {port}/tcp "
-            f"(state {state.get('Status')}, exit code {state.get('ExitCode')}).\n"
-            f"{_logs(container, 40)}"
-        )
-    return int(bindings[0]["HostPort"])
 
 
 def _logs(container: DockerContainer, tail: int) -> str:

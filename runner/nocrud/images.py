@@ -39,7 +39,7 @@ from psycopg2 import sql
 
 from nocrud import cleanup
 from nocrud.config import Config
-from nocrud.engine import publish_address, published_host
+from nocrud.engine import Connection
 
 Say = Callable[[str], None]
 KEY_LENGTH = 16
@@ -219,7 +219,13 @@ def build_app_image(client: docker.DockerClient, config: Config, *, say: Say) ->
 
 
 def build_db_image(
-    client: docker.DockerClient, config: Config, app_ref: str, *, say: Say, run_id: str
+    client: docker.DockerClient,
+    config: Config,
+    app_ref: str,
+    *,
+    say: Say,
+    run_id: str,
+    connection: Connection,
 ) -> tuple[str, bool]:
     """Build (or find) the pre-migrated database image; return its reference and if it was built."""
     base_id = ensure_image(client, config.database.image, what="database base image", say=say)
@@ -231,18 +237,25 @@ def build_db_image(
         return ref, False
     say(f"building db image {ref}: migrating a fresh database")
     started = time.monotonic()
-    _migrate_and_commit(client, config, app_ref, ref, run_id=run_id, say=say)
+    _migrate_and_commit(client, config, app_ref, ref, run_id=run_id, say=say, link=connection)
     say(f"built db image {ref} in {time.monotonic() - started:.1f}s")
     _prune_superseded(client, config.db_image_repo, keep=ref)
     return ref, True
 
 
 def build_images(
-    client: docker.DockerClient, config: Config, *, say: Say, run_id: str
+    client: docker.DockerClient,
+    config: Config,
+    *,
+    say: Say,
+    run_id: str,
+    connection: Connection,
 ) -> BuiltImages:
     """The build step of ``nocrud up`` and all of ``nocrud build``."""
     app, app_built = build_app_image(client, config, say=say)
-    db, db_built = build_db_image(client, config, app, say=say, run_id=run_id)
+    db, db_built = build_db_image(
+        client, config, app, say=say, run_id=run_id, connection=connection
+    )
     return BuiltImages(app=app, db=db, app_built=app_built, db_built=db_built)
 
 
@@ -250,13 +263,22 @@ def build_images(
 
 
 def _migrate_and_commit(
-    client: docker.DockerClient, config: Config, app_ref: str, ref: str, *, run_id: str, say: Say
+    client: docker.DockerClient,
+    config: Config,
+    app_ref: str,
+    ref: str,
+    *,
+    run_id: str,
+    say: Say,
+    link: Connection,
 ) -> None:
     labels = cleanup.run_labels(run_id, config.project, role="db-build")
     timeout = config.timeouts.build
     with contextlib.ExitStack() as stack:
         network = client.networks.create(f"nocrud-{run_id}-build", driver="bridge", labels=labels)
-        stack.callback(cleanup.remove_all, [lambda: cleanup._ignore_gone(network.remove)])
+        stack.callback(cleanup._ignore_gone, network.remove)
+        link.join(network)
+        stack.callback(link.leave, network)
         db = client.containers.create(
             config.database.image,
             name=f"nocrud-{run_id}-build-db",
@@ -265,13 +287,16 @@ def _migrate_and_commit(
             networking_config={
                 network.name: EndpointConfig(client.api._version, aliases=[DB_ALIAS])
             },
-            ports={f"{DB_PORT}/tcp": (publish_address(),)},
+            ports=link.ports(DB_PORT),
         )
         stack.callback(cleanup._ignore_gone, db.remove, force=True, v=True)
         db.start()
-        port = _published_port(db, DB_PORT)
-        _wait_for_postgres(db, port, config.timeouts.db_ready)
-        _create_role_and_database(port, config)
+        try:
+            address = link.address(db, DB_PORT, network.name)
+        except (LookupError, RuntimeError) as exc:
+            raise BuildError(f"cannot reach the build database: {exc}\n{_tail(db, 30)}") from exc
+        _wait_for_postgres(db, address, config.timeouts.db_ready)
+        _create_role_and_database(address, config)
         if config.database.migrate is None:
             say("no database.migrate command: the database image holds an empty database")
         else:
@@ -288,7 +313,7 @@ def _migrate_and_commit(
             )
         if config.database.seed_sql is not None:
             say(f"seeding from {config.database.seed_sql.name}")
-            _run_seed_sql(port, config)
+            _run_seed_sql(address, config)
         if config.database.seed is not None:
             _run_in_app_image(
                 client,
@@ -393,18 +418,10 @@ def _copy_migrations_into(
         container.put_archive(str(dest), buffer.getvalue())
 
 
-def _published_port(container: Any, port: int) -> int:
-    container.reload()
-    bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
-    if not bindings:
-        raise BuildError(f"container {container.name} published no port for {port}/tcp")
-    return int(bindings[0]["HostPort"])
-
-
-def _superuser_dsn(port: int, dbname: str = "postgres") -> dict[str, Any]:
+def _superuser_dsn(address: tuple[str, int], dbname: str = "postgres") -> dict[str, Any]:
     return {
-        "host": published_host(),
-        "port": port,
+        "host": address[0],
+        "port": address[1],
         "user": "postgres",
         "password": "postgres",
         "dbname": dbname,
@@ -412,11 +429,11 @@ def _superuser_dsn(port: int, dbname: str = "postgres") -> dict[str, Any]:
     }
 
 
-def _wait_for_postgres(container: Any, port: int, timeout: float) -> None:
+def _wait_for_postgres(container: Any, address: tuple[str, int], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            psycopg2.connect(**_superuser_dsn(port)).close()
+            psycopg2.connect(**_superuser_dsn(address)).close()
             return
         except psycopg2.OperationalError:
             if time.monotonic() > deadline:
@@ -427,9 +444,9 @@ def _wait_for_postgres(container: Any, port: int, timeout: float) -> None:
             time.sleep(0.02)
 
 
-def _create_role_and_database(port: int, config: Config) -> None:
+def _create_role_and_database(address: tuple[str, int], config: Config) -> None:
     db = config.database
-    conn = psycopg2.connect(**_superuser_dsn(port))
+    conn = psycopg2.connect(**_superuser_dsn(address))
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -450,12 +467,12 @@ def _create_role_and_database(port: int, config: Config) -> None:
         conn.close()
 
 
-def _run_seed_sql(port: int, config: Config) -> None:
+def _run_seed_sql(address: tuple[str, int], config: Config) -> None:
     db = config.database
     assert db.seed_sql is not None
     conn = psycopg2.connect(
-        host=published_host(),
-        port=port,
+        host=address[0],
+        port=address[1],
         user=db.user,
         password=db.password.get_secret_value(),
         dbname=db.name,

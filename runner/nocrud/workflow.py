@@ -23,8 +23,8 @@ import docker
 from rich.console import Console
 
 from nocrud import __version__, cleanup
-from nocrud.config import Config
-from nocrud.engine import connect
+from nocrud.config import Config, ConfigError
+from nocrud.engine import Connection, connect, detect_connection
 from nocrud.execute import FlowExecutor, install_output_capture
 from nocrud.flows import Flow, discover, select
 from nocrud.images import BuiltImages, build_images
@@ -55,30 +55,53 @@ class UpOptions:
     verbose: bool = False
 
 
-def prepare_docker(config: Config, console: Console) -> docker.DockerClient:
-    """Connect to Docker and remove what killed runs left behind."""
+@dataclass
+class Docker:
+    """The daemon this run talks to, and how this process reaches its containers."""
+
+    client: docker.DockerClient
+    connection: Connection
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def prepare_docker(config: Config, console: Console) -> Docker:
+    """Connect to Docker, detect how to reach containers, remove what killed runs left behind."""
     from testcontainers.core.config import testcontainers_config
 
+    if config.run.strategy != "image":
+        raise ConfigError(
+            f"{config.source}: run.strategy: {config.run.strategy!r} is not implemented yet: "
+            "use 'image' (each flow gets a PostgreSQL container from the migrated image)"
+        )
     # The reaper container (Ryuk) is set up once, before any worker thread starts
     # (testcontainers-python#746); without a reaper image it stays off.
     testcontainers_config.ryuk_disabled = True
     client = connect()
+    try:
+        connection = detect_connection(client)
+    except ValueError as exc:
+        client.close()
+        raise ConfigError(str(exc)) from exc
     swept = cleanup.sweep(client)
     if swept.total:
         console.print(
             f"removed {swept.containers} container(s) and {swept.networks} network(s) "
             "left by earlier runs that are no longer running"
         )
-    return client
+    return Docker(client, connection)
 
 
-def build(
-    config: Config, client: docker.DockerClient, console: Console, run_id: str
-) -> BuiltImages:
+def build(config: Config, engine: Docker, console: Console, run_id: str) -> BuiltImages:
     """The build step: app image, then the pre-migrated database image, each only when changed."""
     with _signals_raise_interrupt():
         return build_images(
-            client, config, say=lambda line: console.print(line, highlight=False), run_id=run_id
+            engine.client,
+            config,
+            say=lambda line: console.print(line, highlight=False, soft_wrap=True),
+            run_id=run_id,
+            connection=engine.connection,
         )
 
 
@@ -94,14 +117,18 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
         console.print("no flows selected: check -f/-k, or `nocrud list` to see the flows there are")
         return EXIT_USAGE
     run_id = cleanup.new_run_id()
-    client = prepare_docker(config, console)
+    engine = prepare_docker(config, console)
     try:
-        images = build(config, client, console, run_id)
-        result = run_flows(config, images, flows, options, console, run_id=run_id)
+        images = build(config, engine, console, run_id)
+        result = run_flows(
+            config, images, flows, options, console, run_id=run_id, connection=engine.connection
+        )
     finally:
-        with contextlib.suppress(Exception):
-            cleanup.remove_run(client, run_id) if not options.keep_failed else None
-        client.close()
+        if not options.keep_failed:
+            # The backstop: whatever a flow's own teardown missed goes now.
+            with contextlib.suppress(Exception):
+                cleanup.remove_run(engine.client, run_id)
+        engine.close()
     if options.junit is not None:
         write_junit(result, options.junit)
         console.print(f"JUnit XML written to {options.junit}")
@@ -121,10 +148,17 @@ def run_flows(
     console: Console,
     *,
     run_id: str,
+    connection: Connection,
 ) -> RunResult:
     """Run the flows on the thread pool with live reporting; interrupts stop it cleanly."""
     parallel = config.parallel
-    executor = FlowExecutor(config, images, run_id=run_id, keep_failed=options.keep_failed)
+    executor = FlowExecutor(
+        config,
+        images,
+        connection=connection,
+        run_id=run_id,
+        keep_failed=options.keep_failed,
+    )
     reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
     scheduler: Scheduler[Flow] = Scheduler(
         executor, parallel=parallel, fail_fast=options.fail_fast, listener=reporter

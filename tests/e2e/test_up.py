@@ -14,16 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
-    NOCRUD,
-    REPO,
-    copy_example_app,
-    labelled,
-    run_nocrud,
-    write_config,
-    write_flows,
-)
-
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 FAILING_FLOWS = '''
@@ -80,10 +70,12 @@ def example_images(docker_client: Any) -> Iterator[None]:
 
 
 def test_up_on_the_bundled_example_passes_and_leaves_nothing(
-    docker_client: Any, base_images: None, example_images: None, tmp_path: Path
+    harness: Any, example_images: None, tmp_path: Path
 ) -> None:
     junit, results = tmp_path / "junit.xml", tmp_path / "results.json"
-    proc = run_nocrud("up", "-j", "8", "--junit", str(junit), "--json", str(results), cwd=REPO)
+    proc = harness.run(
+        "up", "-j", "8", "--junit", str(junit), "--json", str(results), cwd=harness.repo
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(results.read_text())
     assert data["totals"]["total"] >= 16
@@ -91,16 +83,13 @@ def test_up_on_the_bundled_example_passes_and_leaves_nothing(
     assert {f["name"] for f in data["flows"]} >= {f"isolation_{i:02d}" for i in range(1, 17)}
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "0" and suite.get("errors") == "0"
-    assert labelled(docker_client, "example") == []
+    assert harness.leftovers("example") == []
 
 
-def test_failing_flow_is_reported_with_its_assertion_and_app_logs(
-    docker_client: Any, project: str, tmp_path: Path
-) -> None:
-    flows_dir = write_flows(tmp_path, FAILING_FLOWS)
-    write_config(tmp_path, project, flows__path=str(flows_dir))
-    junit, results = tmp_path / "junit.xml", tmp_path / "results.json"
-    proc = run_nocrud("up", "-j", "3", "--junit", str(junit), "--json", str(results), cwd=tmp_path)
+def test_failing_flow_is_reported_with_its_assertion_and_app_logs(harness: Any) -> None:
+    harness.config(flows__path=str(harness.flows(FAILING_FLOWS)))
+    junit, results = harness.dir / "junit.xml", harness.dir / "results.json"
+    proc = harness.run("up", "-j", "3", "--junit", str(junit), "--json", str(results))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert "expected 12345 sites, the API says 0" in out
@@ -123,22 +112,17 @@ def test_failing_flow_is_reported_with_its_assertion_and_app_logs(
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "1", "0")
     failures = [c for c in suite.iter("testcase") if c.find("failure") is not None]
     assert [c.get("name") for c in failures] == ["expects_the_impossible"]
-    assert labelled(docker_client, project) == []
+    assert harness.leftovers() == []
 
 
-def test_app_that_exits_at_once_gives_error_with_exit_code_and_logs(
-    docker_client: Any, project: str, tmp_path: Path
-) -> None:
-    flows_dir = write_flows(tmp_path, FAILING_FLOWS)
-    write_config(
-        tmp_path,
-        project,
-        flows__path=str(flows_dir),
+def test_app_that_exits_at_once_gives_error_with_exit_code_and_logs(harness: Any) -> None:
+    harness.config(
+        flows__path=str(harness.flows(FAILING_FLOWS)),
         app__command=["sh", "-c", "echo 'config is broken: no SECRET_KEY' >&2; exit 3"],
         timeouts__app_ready=60,
     )
     started = time.monotonic()
-    proc = run_nocrud("up", "-j", "2", "-f", "health_is_ok", cwd=tmp_path)
+    proc = harness.run("up", "-j", "2", "-f", "health_is_ok")
     elapsed = time.monotonic() - started
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
@@ -148,19 +132,16 @@ def test_app_that_exits_at_once_gives_error_with_exit_code_and_logs(
     assert elapsed < 60, (
         f"the crash should be noticed long before the 60 s readiness timeout ({elapsed:.0f}s)"
     )
-    assert labelled(docker_client, project) == []
+    assert harness.leftovers() == []
 
 
-def test_sigint_tears_everything_down_and_exits_130(
-    docker_client: Any, project: str, tmp_path: Path
-) -> None:
-    flows_dir = write_flows(tmp_path, SLOW_FLOWS)
-    write_config(tmp_path, project, flows__path=str(flows_dir))
-    run_nocrud("build", cwd=tmp_path)  # so the interrupt lands while flows run, not while building
+def test_sigint_tears_everything_down_and_exits_130(harness: Any) -> None:
+    harness.config(flows__path=str(harness.flows(SLOW_FLOWS)))
+    harness.run("build")  # so the interrupt lands while flows run, not while building
     env = {**os.environ, "NO_COLOR": "1"}
     proc = subprocess.Popen(
-        [*NOCRUD, "up", "-j", "4"],
-        cwd=tmp_path,
+        [*harness.command, "up", "-j", "4"],
+        cwd=harness.dir,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -169,8 +150,9 @@ def test_sigint_tears_everything_down_and_exits_130(
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            running = docker_client.containers.list(
-                filters={"label": [f"nocrud.project={project}", "nocrud.role=app"]}
+            # The low-level list does not inspect each container, so it cannot race a removal.
+            running = harness.client.api.containers(
+                filters={"label": [f"nocrud.project={harness.project}", "nocrud.role=app"]}
             )
             if len(running) >= 4:
                 break
@@ -186,20 +168,17 @@ def test_sigint_tears_everything_down_and_exits_130(
             proc.wait()
     assert proc.returncode == 130, out
     assert "interrupted" in out.lower()
-    assert labelled(docker_client, project) == []
+    assert harness.leftovers() == []
 
 
-def test_build_is_cached_and_a_changed_migration_rebuilds_only_the_db_image(
-    docker_client: Any, project: str, tmp_path: Path
-) -> None:
-    app_dir = copy_example_app(tmp_path)
-    config = write_config(tmp_path, project)
-    text = config.read_text().replace(str(REPO / "example_app"), str(app_dir))
-    config.write_text(text)
+def test_build_is_cached_and_a_changed_migration_rebuilds_only_the_db_image(harness: Any) -> None:
+    app_dir = harness.copy_example_app()
+    config = harness.config()
+    config.write_text(config.read_text().replace(str(harness.repo / "example_app"), str(app_dir)))
 
-    first = run_nocrud("build", cwd=tmp_path)
+    first = harness.run("build")
     assert first.returncode == 0, first.stdout + first.stderr
-    second = run_nocrud("build", cwd=tmp_path)
+    second = harness.run("build")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "app image up to date" in second.stdout
     assert "db image up to date" in second.stdout
@@ -207,8 +186,8 @@ def test_build_is_cached_and_a_changed_migration_rebuilds_only_the_db_image(
 
     migration = sorted((app_dir / "migrations").glob("*.sql"))[-1]
     migration.write_text(migration.read_text() + "\n-- changed by the cache test\n")
-    third = run_nocrud("build", cwd=tmp_path)
+    third = harness.run("build")
     assert third.returncode == 0, third.stdout + third.stderr
     assert "app image up to date" in third.stdout
     assert "building db image" in third.stdout
-    assert labelled(docker_client, project) == []
+    assert harness.leftovers() == []
