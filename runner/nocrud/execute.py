@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from nocrud.client import ApiClient, RequestRecorder
 from nocrud.config import Config
+from nocrud.engine import Connection
 from nocrud.environment import Environment, ProvisionError
 from nocrud.flows import Flow, FlowContext
 from nocrud.images import BuiltImages
@@ -103,12 +104,14 @@ class FlowExecutor:
         config: Config,
         images: BuiltImages,
         *,
+        connection: Connection,
         run_id: str,
         keep_failed: bool = False,
         flow_timeout: float | None = None,
     ) -> None:
         self.config = config
         self.images = images
+        self.connection = connection
         self.run_id = run_id
         self.keep_failed = keep_failed
         self.flow_timeout = flow_timeout if flow_timeout is not None else config.timeouts.flow
@@ -140,6 +143,7 @@ class FlowExecutor:
         env = Environment(
             self.config,
             self.images,
+            connection=self.connection,
             run_id=self.run_id,
             flow=flow.name,
             index=index,
