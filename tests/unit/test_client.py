@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests.auth
+
 from nocrud.auth import MASK, Redactor, is_secret_field
 from nocrud.client import (
     ANY,

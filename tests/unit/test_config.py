@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 import yaml
-from nocrud.config import MASK, Config, ConfigError, find_config, load_config
 from pydantic import ValidationError
+
+from nocrud.config import MASK, Config, ConfigError, find_config, load_config
 
 VALID: dict[str, Any] = {
     "project": "example",

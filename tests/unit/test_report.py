@@ -15,6 +15,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+
 from nocrud.report import (
     TerminalReporter,
     format_steps,
@@ -24,7 +26,6 @@ from nocrud.report import (
     write_junit,
 )
 from nocrud.results import FlowResult, RequestRecord, RunResult, Status, StepResult, Timings
-from rich.console import Console
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"

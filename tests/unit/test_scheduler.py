@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+
 from nocrud.results import FlowResult, Status
 from nocrud.scheduler import FAIL_FAST_MESSAGE, Scheduler
 
