@@ -1,0 +1,93 @@
+"""Helpers shared by the inventory tests: auth headers and object builders.
+
+Builders create objects through the API (as the editor) with unique names, MACs and
+UUIDs, create their prerequisites when not given, and assert the 201, so a test
+states only what it is about.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from flask.testing import FlaskClient
+
+#: Bearer tokens inserted into the template database for the seeded users.
+TOKENS = {
+    "admin": "test-token-admin",
+    "editor": "test-token-editor",
+    "viewer": "test-token-viewer",
+}
+
+#: Passwords of the seeded users (migration 0010).
+PASSWORDS = {
+    "admin": "admin-password",
+    "editor": "editor-password",
+    "viewer": "viewer-password",
+}
+
+
+def bearer(role: str) -> dict[str, str]:
+    """``Authorization`` header with the test token of the seeded user ``role``."""
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
+
+
+EDITOR = bearer("editor")
+VIEWER = bearer("viewer")
+ADMIN = bearer("admin")
+
+
+class Api:
+    """Object builders over a Flask test client.
+
+    Args:
+        client: The test client of the app under test.
+    """
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self._serial = itertools.count(1)
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.post(path, json=body, headers=EDITOR)
+        assert response.status_code == 201, (path, response.status_code, response.json)
+        created: dict[str, Any] = response.json  # type: ignore[assignment]
+        return created
+
+    def mac(self) -> str:
+        """A MAC address no other builder call returns."""
+        n = next(self._serial)
+        return f"02:00:00:{n >> 16 & 0xFF:02x}:{n >> 8 & 0xFF:02x}:{n & 0xFF:02x}"
+
+    def site(self, **fields: Any) -> dict[str, Any]:
+        """Create a site; ``fields`` override the defaults."""
+        body = {"name": f"Site {next(self._serial)}", "country": "United Kingdom", **fields}
+        return self._post("/api/sites", body)
+
+    def computer(self, **fields: Any) -> dict[str, Any]:
+        """Create a computer, and a site for it unless ``site_id`` is given."""
+        if "site_id" not in fields:
+            fields["site_id"] = self.site()["id"]
+        body = {"name": f"pc-{next(self._serial)}", "mac": self.mac(), **fields}
+        return self._post("/api/computers", body)
+
+    def freezer(self, **fields: Any) -> dict[str, Any]:
+        """Create a freezer, and a site for it unless ``site_id`` is given."""
+        if "site_id" not in fields:
+            fields["site_id"] = self.site()["id"]
+        body = {"name": f"Freezer {next(self._serial)}", "temperature_c": -80, **fields}
+        return self._post("/api/freezers", body)
+
+    def container(self, **fields: Any) -> dict[str, Any]:
+        """Create a container, and a freezer for it unless ``freezer_id`` is given."""
+        if "freezer_id" not in fields:
+            fields["freezer_id"] = self.freezer()["id"]
+        body = {"uuid": str(uuid.uuid4()), "description": "PBMC aliquots", **fields}
+        return self._post("/api/containers", body)
+
+    def create(self, resource: str, **fields: Any) -> dict[str, Any]:
+        """Create an object of ``resource`` (``site``, ``computer``, ...)."""
+        builder = getattr(self, resource)
+        created: dict[str, Any] = builder(**fields)
+        return created
