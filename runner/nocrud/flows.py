@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 FlowFunction = Callable[["FlowContext"], Any]
 F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__nocrud_flow__"
+# Module global listing the flow objects (CRUD declarations) a module declared.
+_DECLARED = "__nocrud_flows__"
 
 #: Where :meth:`FlowContext.login` posts credentials unless told otherwise.
 DEFAULT_LOGIN_PATH = "/api/auth/login"
@@ -299,28 +301,75 @@ def _import_all(package_dir: Path) -> list[ModuleType]:
     return modules
 
 
+def declare(obj: Any, meta: dict[str, Any], *, depth: int = 1) -> None:
+    """Mark ``obj`` as a flow declared by the module calling this, ``depth`` frames up.
+
+    For flows that are objects rather than decorated functions (CRUD declarations):
+    the mark records the declaring module and line, and the object is also listed in
+    that module's globals, so discovery finds it even when it is not assigned to a name.
+
+    Args:
+        obj: A callable taking a :class:`FlowContext`.
+        meta: ``name``, ``tags``, ``timeout``, ``kind`` and ``doc`` of the flow.
+        depth: How many frames above the caller the declaring module's code runs.
+    """
+    frame = sys._getframe(depth + 1)
+    where = frame.f_globals
+    setattr(
+        obj,
+        _MARK,
+        {
+            "timeout": None,
+            "tags": frozenset(),
+            **meta,
+            "module": where.get("__name__"),
+            "line": frame.f_lineno,
+            "origin": f"{frame.f_code.co_filename}:{frame.f_lineno}",
+        },
+    )
+    where.setdefault(_DECLARED, []).append(obj)
+
+
+def _members(module: ModuleType) -> list[tuple[Any, dict[str, Any]]]:
+    """The flows a module defines (not those it imports), in the order they are defined."""
+    candidates = [*vars(module).get(_DECLARED, ()), *vars(module).values()]
+    found: dict[int, tuple[Any, dict[str, Any]]] = {}
+    for obj in candidates:
+        meta = getattr(obj, _MARK, None)
+        if not isinstance(meta, dict) or id(obj) in found:
+            continue
+        if meta.get("module", getattr(obj, "__module__", None)) != module.__name__:
+            continue  # imported into another module: count it where it is defined
+        found[id(obj)] = (obj, meta)
+    return sorted(found.values(), key=_line)
+
+
+def _line(pair: tuple[Any, dict[str, Any]]) -> int:
+    obj, meta = pair
+    if isinstance(meta.get("line"), int):
+        return int(meta["line"])
+    code = getattr(obj, "__code__", None)
+    return code.co_firstlineno if code is not None else 0
+
+
 def discover(package_dir: Path) -> list[Flow]:
-    """All flows in the package, in the order they are defined (module by module)."""
+    """All flows in the package, in the order they are defined (module by module).
+
+    Raises:
+        FlowDiscoveryError: The package does not import (with the traceback), or two
+            flows share a name (naming both places).
+    """
     found: dict[str, Flow] = {}
-    seen: set[int] = set()
     for module in _import_all(package_dir):
-        members = sorted(
-            (obj for obj in vars(module).values() if hasattr(obj, _MARK)),
-            key=lambda obj: getattr(getattr(obj, "__code__", None), "co_firstlineno", 0),
-        )
-        for obj in members:
-            if id(obj) in seen or getattr(obj, "__module__", None) != module.__name__:
-                continue  # imported into another module: count it where it is defined
-            seen.add(id(obj))
-            meta = getattr(obj, _MARK)
+        for obj, meta in _members(module):
             item = Flow(
                 name=meta["name"],
                 func=obj,
-                doc=inspect.getdoc(obj) or "",
+                doc=meta.get("doc") or inspect.getdoc(obj) or "",
                 tags=meta["tags"],
                 kind=meta.get("kind", "flow"),
                 timeout=meta["timeout"],
-                origin=_origin(obj),
+                origin=meta.get("origin") or _origin(obj),
             )
             if item.name in found:
                 raise FlowDiscoveryError(
