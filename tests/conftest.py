@@ -161,6 +161,12 @@ class Harness:
         return labelled(self.client, project or self.project)
 
 
+@pytest.fixture(scope="session")
+def example_config(project: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A nocrud.yaml for example_app under this session's project name."""
+    return write_config(tmp_path_factory.mktemp("example"), project)
+
+
 @pytest.fixture
 def harness(docker_client: Any, project: str, tmp_path: Path) -> Harness:
     return Harness(docker_client, project, tmp_path)

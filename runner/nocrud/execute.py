@@ -246,14 +246,18 @@ class FlowExecutor:
         thread = threading.Thread(target=target, name=f"flow:{flow.name}", daemon=True)
         thread.start()
         timeout = flow.timeout if flow.timeout is not None else self.flow_timeout
-        thread.join(timeout)
+        _join_unless_killed(thread, env, timeout)
         output = _output(context, buffer)
         if thread.is_alive():
-            env.kill()  # removing the containers makes pending requests fail, so the thread can end
-            thread.join(5)
+            # Removing the containers makes pending requests fail, so the thread can end; a
+            # flow that never returns (a sleep, a busy loop) is abandoned: it is a daemon thread.
+            env.kill()
+            thread.join(2)
             return _Outcome(
                 Status.ERROR,
-                f"timed out after {timeout:g} s",
+                "flow abandoned: run interrupted"
+                if self._stopping.is_set()
+                else f"timed out after {timeout:g} s",
                 "",
                 output,
                 recorder.records,
@@ -295,6 +299,19 @@ class FlowExecutor:
         )
         holder.append(context)
         return context
+
+
+def _join_unless_killed(thread: threading.Thread, env: Environment, timeout: float) -> None:
+    """Wait for a flow's thread until it ends, times out, or its environment is killed."""
+    deadline = time.monotonic() + timeout
+    while thread.is_alive():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        thread.join(min(0.1, remaining))
+        if env.killed:
+            thread.join(2)  # a request failing on the removed containers ends the flow quickly
+            return
 
 
 def _describe(exc: BaseException) -> str:

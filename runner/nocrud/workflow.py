@@ -84,6 +84,8 @@ def prepare_docker(config: Config, console: Console) -> Docker:
     except ValueError as exc:
         client.close()
         raise ConfigError(str(exc)) from exc
+    if connection.mode != "local":
+        console.print(f"docker: {connection.describe()}", soft_wrap=True)
     swept = cleanup.sweep(client)
     if swept.total:
         console.print(
