@@ -1,0 +1,126 @@
+"""One flow's environment against the real daemon: readiness, labels, ports, teardown."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+
+from nocrud import cleanup
+from nocrud.config import Config, load_config
+from nocrud.engine import detect_connection
+from nocrud.environment import Environment, ProvisionError
+from nocrud.images import BuiltImages, build_images
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def built(docker_client: Any, example_config: Path) -> Iterator[tuple[Any, Config, BuiltImages]]:
+    client, config = docker_client, load_config(example_config, env={})
+    images = build_images(
+        client,
+        config,
+        say=lambda _line: None,
+        run_id=cleanup.new_run_id(),
+        connection=detect_connection(client),
+    )
+    yield client, config, images
+
+
+def _environment(config: Config, images: BuiltImages, client: Any, name: str) -> Environment:
+    return Environment(
+        config,
+        images,
+        connection=detect_connection(client),
+        run_id=cleanup.new_run_id(),
+        flow=name,
+        index=1,
+    )
+
+
+def test_environment_is_ready_labelled_on_loopback_and_gone_after(
+    built: tuple[Any, Config, BuiltImages],
+) -> None:
+    client, config, images = built
+    with _environment(config, images, client, "ready check / with odd name") as env:
+        assert requests.get(env.base_url + "/health", timeout=5).status_code == 200
+        assert env.database is not None
+        conn = env.database.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM schema_migrations")
+                (applied,) = cur.fetchone()
+        finally:
+            conn.close()
+        assert applied >= 15  # the image is pre-migrated: no migration ran for this flow
+        containers = client.api.containers(filters={"label": f"nocrud.flow={env.flow}"})
+        assert {c["Labels"]["nocrud.role"] for c in containers} == {"db", "app"}
+        for container in containers:
+            assert container["Labels"]["nocrud.owner"] == cleanup.owner()
+            for port in container["Ports"]:
+                if "PublicPort" in port:
+                    assert port["IP"] == "127.0.0.1"
+        run_id = containers[0]["Labels"]["nocrud.run"]
+    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run_id}"}) == []
+    assert client.api.networks(filters={"label": f"nocrud.run={run_id}"}) == []
+
+
+def test_two_environments_have_separate_databases(built: tuple[Any, Config, BuiltImages]) -> None:
+    client, config, images = built
+    with (
+        _environment(config, images, client, "one") as one,
+        _environment(config, images, client, "two") as two,
+    ):
+        assert one.database is not None and two.database is not None
+        assert one.database.port != two.database.port
+        first = one.database.connect()
+        second = two.database.connect()
+        try:
+            first.autocommit = second.autocommit = True
+            with first.cursor() as cur:
+                cur.execute("CREATE TABLE only_here (id int)")
+            with second.cursor() as cur, pytest.raises(psycopg2.errors.UndefinedTable):
+                cur.execute("SELECT * FROM only_here")
+        finally:
+            first.close()
+            second.close()
+
+
+def test_kill_from_another_thread_unblocks_and_removes_everything(
+    built: tuple[Any, Config, BuiltImages],
+) -> None:
+    client, config, images = built
+    env = _environment(config, images, client, "killed")
+    with env:
+        killer = threading.Thread(target=env.kill)
+        killer.start()
+        killer.join(30)
+        assert env.killed
+        with pytest.raises(requests.RequestException):
+            requests.get(env.base_url + "/health", timeout=5)
+    assert client.api.containers(all=True, filters={"label": f"nocrud.flow={env.flow}"}) == []
+
+
+def test_app_that_crashes_is_a_provision_error_with_evidence(
+    built: tuple[Any, Config, BuiltImages],
+) -> None:
+    client, config, images = built
+    broken = config.model_copy(
+        update={
+            "app": config.app.model_copy(
+                update={"command": ("sh", "-c", "echo 'missing SECRET_KEY' >&2; exit 4")}
+            )
+        }
+    )
+    env = _environment(broken, images, client, "crashes")
+    with pytest.raises(ProvisionError) as caught, env:
+        pass
+    assert "exited with code 4" in str(caught.value)
+    assert "missing SECRET_KEY" in str(caught.value)
+    assert client.api.containers(all=True, filters={"label": f"nocrud.flow={env.flow}"}) == []
