@@ -37,7 +37,9 @@ def _console() -> Console:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(message)}"
+    )
     sys.exit(code)
 
 

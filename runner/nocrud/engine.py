@@ -247,5 +247,10 @@ def engine_info(client: docker.DockerClient) -> EngineInfo:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__
+    """The useful end of a connection error (requests and urllib3 nest them deeply)."""
+    text = str(exc).strip()
+    errno = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    if errno:
+        return errno[-1].strip()
+    lines = text.splitlines()
+    return lines[-1] if lines else type(exc).__name__
