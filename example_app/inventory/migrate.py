@@ -207,8 +207,13 @@ def _apply(conn: psycopg2.extensions.connection, migration: Migration) -> int:
     started = time.monotonic()
     try:
         with conn.cursor() as cur:
-            if migration.sql.strip():
+            try:
                 cur.execute(migration.sql)
+            except psycopg2.ProgrammingError as error:
+                # A file of only comments is an "empty query" to libpq; it is still a
+                # (placeholder) step of the history, so it is recorded like any other.
+                if error.pgcode is not None or "empty query" not in str(error):
+                    raise
             duration_ms = round((time.monotonic() - started) * 1000)
             cur.execute(
                 "INSERT INTO schema_migrations (version, name, checksum, duration_ms)"

@@ -1,17 +1,25 @@
-"""Helpers shared by the inventory tests: auth headers and object builders.
+"""Helpers shared by the inventory tests: the test server, auth headers, object builders.
 
 Builders create objects through the API (as the editor) with unique names, MACs and
 UUIDs, create their prerequisites when not given, and assert the 201, so a test
-states only what it is about.
+states only what it is about. :class:`Server` creates and drops the per-test
+databases on the session's PostgreSQL server.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg2
 from flask.testing import FlaskClient
+
+READY_TIMEOUT_SECONDS = 30.0
+READY_POLL_SECONDS = 0.02
 
 #: Bearer tokens inserted into the template database for the seeded users.
 TOKENS = {
@@ -91,3 +99,70 @@ class Api:
         builder = getattr(self, resource)
         created: dict[str, Any] = builder(**fields)
         return created
+
+
+def database_url(server_url: str, name: str) -> str:
+    """``server_url`` with its database name replaced by ``name``."""
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def wait_for_postgres(url: str, timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    """Poll ``psycopg2.connect`` every 20 ms until the server accepts connections.
+
+    Args:
+        url: Server to reach.
+        timeout: Seconds before giving up.
+
+    Raises:
+        TimeoutError: The server did not accept a connection in time (with the last error).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg2.connect(url, connect_timeout=2).close()
+        except psycopg2.OperationalError as error:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"PostgreSQL at {url} not ready after {timeout}s: {error}"
+                ) from None
+            time.sleep(READY_POLL_SECONDS)
+        else:
+            return
+
+
+@dataclass(frozen=True)
+class Server:
+    """The PostgreSQL server of the session.
+
+    Attributes:
+        url: URL of a maintenance database on it, as a role that may create databases.
+        tablespace: Tablespace on a tmpfs for test databases (None: server default).
+    """
+
+    url: str
+    tablespace: str | None = None
+
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """Create database ``name`` (a copy of ``template`` if given); returns its URL."""
+        statement = f"CREATE DATABASE {name}"
+        if template is not None:
+            statement += f" TEMPLATE {template}"
+        if self.tablespace is not None:
+            statement += f" TABLESPACE {self.tablespace}"
+        self._execute(statement)
+        return database_url(self.url, name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name``, ending any session still connected to it."""
+        self._execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def _execute(self, statement: str) -> None:
+        # CREATE/DROP DATABASE cannot run inside a transaction block.
+        conn = psycopg2.connect(self.url)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(statement)
+        finally:
+            conn.close()
