@@ -22,6 +22,10 @@ pytestmark = pytest.mark.docker
 
 @pytest.fixture(scope="module")
 def built(docker_client: Any, example_config: Path) -> Iterator[tuple[Any, Config, BuiltImages]]:
+    from testcontainers.core.config import testcontainers_config
+
+    # As `nocrud up` does without a reaper image: no Ryuk (it cannot be pulled here).
+    testcontainers_config.ryuk_disabled = True
     client, config = docker_client, load_config(example_config, env={})
     images = build_images(
         client,
