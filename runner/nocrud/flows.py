@@ -20,8 +20,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -227,11 +227,33 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class Param:
+    """One input of a parametrised flow, with the id that names its result."""
+
+    value: Any
+    id: str | None = None
+
+
+def param(value: Any, *, id: str | None = None) -> Param:
+    """An input of ``@flow(params=[...])`` with its own id: ``param(("bob", "pw"), id="bob")``."""
+    return Param(value, id)
+
+
+Params = Iterable[Any] | Mapping[str, Any]
+Ids = Sequence[str] | Callable[[Any], str] | None
+
+
 @overload
 def flow(func: F, /) -> F: ...
 @overload
 def flow(
-    *, name: str | None = None, tags: Iterable[str] = (), timeout: float | None = None
+    *,
+    name: str | None = None,
+    tags: Iterable[str] = (),
+    timeout: float | None = None,
+    params: Params | None = None,
+    ids: Ids = None,
 ) -> Callable[[F], F]: ...
 def flow(
     func: F | None = None,
@@ -240,22 +262,73 @@ def flow(
     name: str | None = None,
     tags: Iterable[str] = (),
     timeout: float | None = None,
+    params: Params | None = None,
+    ids: Ids = None,
 ) -> F | Callable[[F], F]:
     """Mark a function as a flow.
 
     Use bare (``@flow``) or with options (``@flow(name="...", tags=["auth"], timeout=30)``).
     The function receives a :class:`FlowContext` and fails by raising.
+
+    With ``params``, the function takes ``(ctx, value)`` and runs once per value, each
+    run its own flow named ``name[id]``. Ids come from ``ids`` (a list, or a function
+    of the value), from :func:`param`, from the keys when ``params`` is a dict, from
+    the value itself when it is a str, number, bool or None, else from its position.
+
+    Raises:
+        ValueError: ``params`` is empty, or two values get the same id.
     """
 
     def mark(fn: F) -> F:
         if not callable(fn):
             raise TypeError(f"@flow must decorate a function, not {fn!r}")
-        setattr(
-            fn, _MARK, {"name": name or fn.__name__, "tags": frozenset(tags), "timeout": timeout}
-        )
+        flow_name = name or fn.__name__
+        meta: dict[str, Any] = {"name": flow_name, "tags": frozenset(tags), "timeout": timeout}
+        if params is not None:
+            meta["params"] = _param_ids(flow_name, params, ids)
+        setattr(fn, _MARK, meta)
         return fn
 
     return mark(func) if func is not None else mark
+
+
+def _param_ids(flow_name: str, params: Params, ids: Ids) -> tuple[tuple[str, Any], ...]:
+    if isinstance(params, Mapping):
+        pairs = [(str(key), value) for key, value in params.items()]
+    else:
+        items = list(params)
+        if ids is not None and not callable(ids) and len(ids) != len(items):
+            raise ValueError(f"flow {flow_name!r}: {len(items)} params but {len(ids)} ids")
+        pairs = []
+        for index, item in enumerate(items):
+            value = item.value if isinstance(item, Param) else item
+            if isinstance(item, Param) and item.id is not None:
+                label = item.id
+            elif callable(ids):
+                label = str(ids(value))
+            elif ids is not None:
+                label = str(ids[index])
+            elif value is None or isinstance(value, str | int | float | bool):
+                label = str(value)
+            else:
+                label = str(index)
+            pairs.append((label, value))
+    if not pairs:
+        raise ValueError(f"flow {flow_name!r}: params= is empty; give at least one value")
+    labels = [label for label, _ in pairs]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ValueError(f"flow {flow_name!r}: params share the ids {repeated}; pass ids=")
+    return tuple(pairs)
+
+
+def _bind(func: Callable[..., Any], value: Any) -> FlowFunction:
+    def run(ctx: FlowContext) -> Any:
+        return func(ctx, value)
+
+    run.__name__ = getattr(func, "__name__", "flow")
+    run.__doc__ = func.__doc__
+    return run
 
 
 def _origin(obj: Any) -> str:
@@ -362,7 +435,7 @@ def discover(package_dir: Path) -> list[Flow]:
     found: dict[str, Flow] = {}
     for module in _import_all(package_dir):
         for obj, meta in _members(module):
-            item = Flow(
+            base = Flow(
                 name=meta["name"],
                 func=obj,
                 doc=meta.get("doc") or inspect.getdoc(obj) or "",
@@ -371,25 +444,28 @@ def discover(package_dir: Path) -> list[Flow]:
                 timeout=meta["timeout"],
                 origin=meta.get("origin") or _origin(obj),
             )
-            if item.name in found:
-                raise FlowDiscoveryError(
-                    f"two flows are named {item.name!r}: {found[item.name].origin} and "
-                    f"{item.origin}; rename one (@flow(name=...))"
-                )
-            found[item.name] = item
+            expanded = [
+                replace(base, name=f"{base.name}[{label}]", func=_bind(obj, value))
+                for label, value in meta.get("params", ())
+            ]
+            for item in expanded or [base]:
+                if item.name in found:
+                    raise FlowDiscoveryError(
+                        f"two flows are named {item.name!r}: {found[item.name].origin} and "
+                        f"{item.origin}; rename one (@flow(name=...))"
+                    )
+                found[item.name] = item
     return list(found.values())
 
 
 _WORD = re.compile(r"\(|\)|[^\s()]+")
 
 
-def keyword_matcher(expression: str) -> Callable[[Flow], bool]:
-    """Compile a ``-k`` expression like pytest's: words match name substrings, with and/or/not.
-
-    Raises:
-        SelectionError: The expression does not parse.
-    """
+def _expression(expression: str, option: str, example: str) -> tuple[Any, list[str]]:
+    """Compile an and/or/not expression over words; returns the code and the words."""
     tokens = _WORD.findall(expression)
+    if not tokens:
+        raise SelectionError(f"{option} needs an expression, e.g. {option} {example}")
     words: list[str] = []
     parts: list[str] = []
     for token in tokens:
@@ -398,32 +474,74 @@ def keyword_matcher(expression: str) -> Callable[[Flow], bool]:
         else:
             parts.append(f"_w[{len(words)}]")
             words.append(token.lower())
-    code_text = " ".join(parts)
     try:
-        code = compile(code_text, "<-k>", "eval")
+        code = compile(" ".join(parts), f"<{option}>", "eval")
     except SyntaxError:
         raise SelectionError(
-            f"-k {expression!r} is not a valid expression: use names joined with and/or/not, "
-            "e.g. -k 'site and not delete'"
+            f"{option} {expression!r} is not a valid expression: use words joined with "
+            f"and/or/not, e.g. {option} '{example} and not slow'"
         ) from None
-    if not tokens:
-        raise SelectionError("-k needs an expression, e.g. -k site")
+    return code, words
+
+
+def _evaluate(code: Any, values: list[bool]) -> bool:
+    return bool(eval(code, {"__builtins__": {}}, {"_w": values}))  # noqa: S307 - built from our own tokens
+
+
+def keyword_matcher(expression: str) -> Callable[[Flow], bool]:
+    """Compile a ``-k`` expression like pytest's: words match name substrings, with and/or/not.
+
+    Raises:
+        SelectionError: The expression does not parse.
+    """
+    code, words = _expression(expression, "-k", "site")
 
     def matches(item: Flow) -> bool:
         haystack = " ".join([item.name.lower(), *sorted(t.lower() for t in item.tags)])
-        values = [w in haystack for w in words]
-        return bool(eval(code, {"__builtins__": {}}, {"_w": values}))  # noqa: S307 - built from our own tokens
+        return _evaluate(code, [w in haystack for w in words])
+
+    return matches
+
+
+def tag_matcher(expression: str) -> Callable[[Flow], bool]:
+    """Compile a ``-m`` expression like pytest's: words are whole tags, with and/or/not.
+
+    Raises:
+        SelectionError: The expression does not parse.
+    """
+    code, words = _expression(expression, "-m", "auth")
+
+    def matches(item: Flow) -> bool:
+        tags = {t.lower() for t in item.tags}
+        return _evaluate(code, [w in tags for w in words])
 
     return matches
 
 
 def select(
-    flows: Sequence[Flow], *, names: Sequence[str] = (), keyword: str | None = None
+    flows: Sequence[Flow],
+    *,
+    names: Sequence[str] = (),
+    keyword: str | None = None,
+    tags: str | None = None,
+    kinds: Iterable[str] = (),
 ) -> list[Flow]:
-    """Filter flows by exact names (``-f``) and a keyword expression (``-k``), keeping order."""
+    """Filter flows, keeping their order.
+
+    Args:
+        flows: What discovery found.
+        names: ``-f``: exact names; a parametrised flow's name without ``[id]``
+            selects all its runs.
+        keyword: ``-k``: an expression over name substrings and tags.
+        tags: ``-m``: an expression over whole tags.
+        kinds: Only flows of these kinds (``--crud`` is ``{"crud"}``).
+
+    Raises:
+        SelectionError: A name matches no flow, or an expression does not parse.
+    """
     chosen = list(flows)
     if names:
-        known = {f.name for f in flows}
+        known = {f.name for f in flows} | {f.name.split("[", 1)[0] for f in flows}
         unknown = [n for n in names if n not in known]
         if unknown:
             import difflib
@@ -438,8 +556,14 @@ def select(
                 f"no flow named {', '.join(hints)}: `nocrud list` shows the flows there are"
             )
         wanted = set(names)
-        chosen = [f for f in chosen if f.name in wanted]
+        chosen = [f for f in chosen if f.name in wanted or f.name.split("[", 1)[0] in wanted]
+    wanted_kinds = set(kinds)
+    if wanted_kinds:
+        chosen = [f for f in chosen if f.kind in wanted_kinds]
     if keyword:
         matcher = keyword_matcher(keyword)
         chosen = [f for f in chosen if matcher(f)]
+    if tags:
+        by_tag = tag_matcher(tags)
+        chosen = [f for f in chosen if by_tag(f)]
     return chosen
