@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from nocrud import __version__, cleanup, workflow
+from nocrud import __version__, cleanup, cli_flows, workflow
 from nocrud.config import Config, ConfigError, load_config
 from nocrud.engine import DockerUnavailableError, connect
 from nocrud.flows import FlowDiscoveryError, SelectionError, discover, select
@@ -115,6 +115,16 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     default=None,
     help="Run flows whose name or tags match, e.g. -k 'site and not delete'.",
 )
+@click.option(
+    "-m", "tags", metavar="EXPR", default=None, help="Run flows whose tags match, e.g. -m 'auth'."
+)
+@click.option("--crud", "crud_only", is_flag=True, help="Run only declared CRUD flows.")
+@click.option(
+    "--perf",
+    "record_perf",
+    is_flag=True,
+    help="Write request timings per endpoint to .nocrud/perf/ (compare with `nocrud perf`).",
+)
 @click.option("--fail-fast", "-x", is_flag=True, help="Start no new flow after the first failure.")
 @click.option(
     "--keep-failed",
@@ -149,6 +159,9 @@ def up(
     parallel: int | None,
     names: tuple[str, ...],
     keyword: str | None,
+    tags: str | None,
+    crud_only: bool,
+    record_perf: bool,
     fail_fast: bool,
     keep_failed: bool,
     timeout: float | None,
@@ -164,6 +177,8 @@ def up(
       nocrud up -j 8 --junit report.xml --json results.json
       nocrud up -f site_crud -f login_rejects_bad_password
       nocrud up -k 'site and not delete' --fail-fast
+      nocrud up --crud -m sites      # CRUD flows tagged "sites"
+      nocrud up --perf               # then: nocrud perf; nocrud coverage
       nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
 
     Exit codes: 0 all passed, 1 some flow failed or errored, 2 usage or config
@@ -177,16 +192,31 @@ def up(
             "run.keep_failed": True if keep_failed else None,
         },
     )
+    if tags or crud_only:
+        chosen = select(
+            discover(config.flows.path),
+            names=names,
+            keyword=keyword,
+            tags=tags,
+            kinds=("crud",) if crud_only else (),
+        )
+        if not chosen:
+            _fail("no flows selected: check -f/-k/-m/--crud, or `nocrud list`", EXIT_USAGE)
+        names, keyword = tuple(f.name for f in chosen), None
+    results = json_path or cli_flows.last_run_path(config.root)  # `nocrud coverage` reads it
     options = UpOptions(
         names=names,
         keyword=keyword,
         fail_fast=fail_fast,
         keep_failed=config.run.keep_failed,
         junit=junit,
-        json=json_path,
+        json=results,
         verbose=verbose,
     )
-    sys.exit(workflow.up(config, options, _console()))
+    console = _console()
+    code = workflow.up(config, options, console)
+    cli_flows.record_run(config.root, results, perf=record_perf, say=console.print)
+    sys.exit(code)
 
 
 @main.command(name="build")
@@ -215,19 +245,25 @@ def build_command(ctx: click.Context) -> None:
 @click.option(
     "-k", "keyword", metavar="EXPR", default=None, help="Only flows matching this expression."
 )
+@click.option("-m", "tags", metavar="EXPR", default=None, help="Only flows whose tags match.")
+@click.option("--crud", "crud_only", is_flag=True, help="Only declared CRUD flows.")
 @click.option("--json", "as_json", is_flag=True, help="Print the flows as JSON.")
 @click.pass_context
 @_guard
-def list_command(ctx: click.Context, keyword: str | None, as_json: bool) -> None:
+def list_command(
+    ctx: click.Context, keyword: str | None, tags: str | None, crud_only: bool, as_json: bool
+) -> None:
     """List the flows with their kind, tags and first docstring line.
 
     \b
     Examples:
       nocrud list
       nocrud list -k crud
+      nocrud list -m auth --json
     """
     config = _load(ctx)
-    flows = select(discover(config.flows.path), keyword=keyword)
+    kinds = ("crud",) if crud_only else ()
+    flows = select(discover(config.flows.path), keyword=keyword, tags=tags, kinds=kinds)
     if as_json:
         click.echo(
             json.dumps(

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from nocrud.client import ApiClient, RequestRecorder
 from nocrud.config import Config
+from nocrud.coverage import capture_openapi
 from nocrud.engine import Connection
 from nocrud.environment import Environment, ProvisionError
 from nocrud.flows import Flow, FlowContext
@@ -279,6 +280,7 @@ class FlowExecutor:
     ) -> FlowContext:
         database = env.database
         assert database is not None
+        capture_openapi(env.base_url, self.config.root, run_id=self.run_id)  # for `nocrud coverage`
         holder: list[FlowContext] = []
 
         def log(line: str) -> None:

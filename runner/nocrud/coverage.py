@@ -1,0 +1,307 @@
+"""Endpoint coverage: which of the app's OpenAPI operations the flows exercised.
+
+``nocrud up`` leaves two files in ``.nocrud/`` next to ``nocrud.yaml``: the results
+of the last run (``last-run.json``, every request each flow made) and the app's
+OpenAPI document (``openapi.json``, fetched from the first flow's app before that
+flow starts, by :func:`capture_openapi`). :func:`compute_coverage` maps each recorded
+request onto an operation (method + path template) and says, per operation, whether
+any flow called it, with which statuses and from which flows, plus the requests the
+document does not describe. The same template matching gives ``nocrud perf`` its
+endpoint names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from nocrud.results import RequestRecord, RunResult
+
+__all__ = [
+    "LAST_RUN_FILE",
+    "OPENAPI_FILE",
+    "STATE_DIR",
+    "CoverageReport",
+    "OpenApiError",
+    "Operation",
+    "OperationCoverage",
+    "TemplateMatcher",
+    "capture_openapi",
+    "compute_coverage",
+    "endpoint_of",
+    "guess_template",
+    "load_openapi",
+    "operations",
+    "state_dir",
+]
+
+#: Directory, next to nocrud.yaml, where runs leave what later commands read.
+STATE_DIR = ".nocrud"
+#: The results of the last ``nocrud up`` (the ``--json`` format).
+LAST_RUN_FILE = "last-run.json"
+#: The app's OpenAPI document as fetched during the last run.
+OPENAPI_FILE = "openapi.json"
+#: Where apps commonly serve their OpenAPI document, tried in order.
+OPENAPI_PATHS = ("/openapi.json", "/api/openapi.json", "/v3/api-docs", "/swagger.json")
+
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+_PARAM = re.compile(r"\{[^}/]+\}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+_NUMBER_OR_HEX = re.compile(r"[0-9]+|[0-9a-f]{16,}", re.IGNORECASE)
+
+_captured: set[tuple[str, Path]] = set()
+_captured_lock = threading.Lock()
+
+
+def state_dir(root: Path) -> Path:
+    """The ``.nocrud`` directory of a project whose nocrud.yaml is in ``root``."""
+    return root / STATE_DIR
+
+
+@dataclass(frozen=True, order=True)
+class Operation:
+    """One OpenAPI operation: a method and a path template (``GET /api/sites/{id}``)."""
+
+    method: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def operations(document: Mapping[str, Any]) -> list[Operation]:
+    """Every operation an OpenAPI 3 (or Swagger 2) document describes, in its order.
+
+    Paths get the server's path prefix (``servers[0].url`` or ``basePath``), so they
+    compare with the paths the client records, which are relative to the app's root.
+    """
+    prefix = ""
+    servers = document.get("servers")
+    if isinstance(servers, list) and servers and isinstance(servers[0], Mapping):
+        prefix = urlsplit(str(servers[0].get("url", ""))).path
+    elif isinstance(document.get("basePath"), str):
+        prefix = document["basePath"]
+    prefix = prefix.rstrip("/")
+    found: list[Operation] = []
+    paths = document.get("paths")
+    for path, item in (paths if isinstance(paths, Mapping) else {}).items():
+        if not isinstance(item, Mapping):
+            continue
+        for method in _METHODS:
+            if method in item:
+                found.append(Operation(method.upper(), prefix + str(path)))
+    return found
+
+
+class TemplateMatcher:
+    """Finds the path template a concrete path belongs to (``/api/sites/7`` -> ``{id}``).
+
+    Literal segments win over parameters, so ``/api/sites/search`` matches a
+    ``/api/sites/search`` template before ``/api/sites/{id}``.
+    """
+
+    def __init__(self, templates: Iterable[str]) -> None:
+        unique = sorted(set(templates), key=lambda t: (-_literal_count(t), t))
+        self._patterns = [(t, _template_pattern(t)) for t in unique]
+        self._normal = {normalise(t): t for t in unique}
+
+    def match(self, path: str) -> str | None:
+        """The template ``path`` belongs to, or None. A template matches itself."""
+        if "{" in path:
+            return self._normal.get(normalise(path))
+        for template, pattern in self._patterns:
+            if pattern.fullmatch(path):
+                return template
+        return None
+
+
+def _literal_count(template: str) -> int:
+    return sum(1 for part in template.split("/") if part and not _PARAM.search(part))
+
+
+def _template_pattern(template: str) -> re.Pattern[str]:
+    pieces = _PARAM.split(template)
+    return re.compile("[^/]+".join(re.escape(piece) for piece in pieces))
+
+
+def normalise(template: str) -> str:
+    """A template with its parameter names dropped: ``/a/{site_id}`` -> ``/a/{}``."""
+    return _PARAM.sub("{}", template.rstrip("/") or "/")
+
+
+def guess_template(path: str) -> str:
+    """A template for a path when there is no document: ids and UUIDs become ``{id}``."""
+    parts = [
+        "{id}" if _UUID.fullmatch(part) or _NUMBER_OR_HEX.fullmatch(part) else part
+        for part in path.split("/")
+    ]
+    return "/".join(parts)
+
+
+def endpoint_of(record: RequestRecord, matcher: TemplateMatcher | None) -> str:
+    """The endpoint a request counts for: ``METHOD template``.
+
+    The client's ``endpoint=`` (already a template) wins; else the OpenAPI template
+    the path matches; else :func:`guess_template`.
+    """
+    path = record.path
+    if matcher is not None and (template := matcher.match(path)) is not None:
+        return f"{record.method} {template}"
+    return f"{record.method} {path if '{' in path else guess_template(path)}"
+
+
+@dataclass(frozen=True)
+class OperationCoverage:
+    """How one operation was exercised."""
+
+    operation: Operation
+    statuses: tuple[int, ...] = ()
+    flows: tuple[str, ...] = ()
+
+    @property
+    def covered(self) -> bool:
+        """Whether any flow called it."""
+        return bool(self.flows)
+
+
+@dataclass(frozen=True)
+class CoverageReport:
+    """Coverage of a document's operations by one run's requests.
+
+    Attributes:
+        operations: Every documented operation, in the document's order.
+        undocumented: Endpoints called that the document does not describe, with
+            their statuses.
+    """
+
+    operations: tuple[OperationCoverage, ...]
+    undocumented: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def covered(self) -> int:
+        """How many operations some flow called."""
+        return sum(1 for op in self.operations if op.covered)
+
+    @property
+    def share(self) -> float:
+        """The covered fraction, 0.0-1.0 (1.0 for a document without operations)."""
+        return self.covered / len(self.operations) if self.operations else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (``nocrud coverage --json``)."""
+        return {
+            "covered": self.covered,
+            "total": len(self.operations),
+            "share": round(self.share, 4),
+            "operations": [
+                {
+                    "method": op.operation.method,
+                    "path": op.operation.path,
+                    "covered": op.covered,
+                    "statuses": list(op.statuses),
+                    "flows": list(op.flows),
+                }
+                for op in self.operations
+            ],
+            "undocumented": [
+                {"endpoint": endpoint, "statuses": list(statuses)}
+                for endpoint, statuses in self.undocumented
+            ],
+        }
+
+
+def compute_coverage(document: Mapping[str, Any], run: RunResult) -> CoverageReport:
+    """Which of ``document``'s operations the flows of ``run`` exercised, and how."""
+    ops = operations(document)
+    matcher = TemplateMatcher(op.path for op in ops)
+    statuses: dict[str, set[int]] = {}
+    callers: dict[str, set[str]] = {}
+    for flow in run.flows:
+        for record in flow.requests:
+            endpoint = endpoint_of(record, matcher)
+            statuses.setdefault(endpoint, set()).add(record.status)
+            callers.setdefault(endpoint, set()).add(flow.name)
+    documented = {str(op) for op in ops}
+    rows = tuple(
+        OperationCoverage(
+            op,
+            tuple(sorted(statuses.get(str(op), ()))),
+            tuple(sorted(callers.get(str(op), ()))),
+        )
+        for op in ops
+    )
+    extra = tuple(
+        (endpoint, tuple(sorted(codes)))
+        for endpoint, codes in sorted(statuses.items())
+        if endpoint not in documented
+    )
+    return CoverageReport(rows, extra)
+
+
+class OpenApiError(Exception):
+    """The OpenAPI document cannot be had; the message says why and what to do."""
+
+
+def load_openapi(source: str | Path) -> dict[str, Any]:
+    """Read an OpenAPI document (JSON) from a file, or from a URL.
+
+    Raises:
+        OpenApiError: It cannot be read, is not JSON, or has no ``paths``; the message
+            says which and what to do.
+    """
+    text = str(source)
+    try:
+        if text.startswith(("http://", "https://")):
+            import requests
+
+            response = requests.get(text, timeout=10, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            document = response.json()
+        else:
+            document = json.loads(Path(text).read_text())
+    except FileNotFoundError:
+        raise OpenApiError(
+            f"no OpenAPI document at {text}: run `nocrud up` first (it saves the app's "
+            "document there), or pass --openapi FILE_OR_URL"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any failure reads the same to the user
+        raise OpenApiError(f"cannot read the OpenAPI document {text}: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
+        raise OpenApiError(f"{text} is not an OpenAPI document (it has no 'paths' object)")
+    return document
+
+
+def capture_openapi(base_url: str, root: Path, *, run_id: str) -> None:
+    """Save the app's OpenAPI document to ``.nocrud/openapi.json``, once per run.
+
+    Called for each flow's app just before the flow runs; only the first call of a
+    run does anything. Best effort: an app without a document, or any error, leaves
+    the previous file alone. The requests are not recorded, so they cover nothing.
+    """
+    key = (run_id, root)
+    with _captured_lock:
+        if key in _captured:
+            return
+        _captured.add(key)
+    import requests
+
+    with contextlib.suppress(Exception), requests.Session() as session:
+        for path in OPENAPI_PATHS:
+            response = session.get(
+                base_url.rstrip("/") + path, timeout=5, headers={"Accept": "application/json"}
+            )
+            if response.status_code != 200:
+                continue
+            document = response.json()
+            if isinstance(document, dict) and isinstance(document.get("paths"), dict):
+                target = state_dir(root) / OPENAPI_FILE
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps(document, indent=1))
+                return
