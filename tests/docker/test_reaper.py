@@ -77,7 +77,8 @@ def survivors(client: Any, tag: str) -> list[str]:
     """Containers and networks still carrying this test's label."""
     label = f"nocrud.test={tag}"
     found = [
-        f"container {c.name}" for c in client.containers.list(all=True, filters={"label": label})
+        f"container {c.name}"
+        for c in client.containers.list(all=True, ignore_removed=True, filters={"label": label})
     ]
     found += [f"network {n.name}" for n in client.networks.list(filters={"label": label})]
     return found
@@ -86,7 +87,9 @@ def survivors(client: Any, tag: str) -> list[str]:
 def reaper_containers(client: Any, session: str | None) -> list[Any]:
     if session is None:
         return []
-    return client.containers.list(all=True, filters={"name": f"testcontainers-ryuk-{session}"})
+    return client.containers.list(
+        all=True, ignore_removed=True, filters={"name": f"testcontainers-ryuk-{session}"}
+    )
 
 
 def remove_leftovers(client: Any, tag: str, session: str | None) -> None:
@@ -95,7 +98,7 @@ def remove_leftovers(client: Any, tag: str, session: str | None) -> None:
 
     label = f"nocrud.test={tag}"
     for container in [
-        *client.containers.list(all=True, filters={"label": label}),
+        *client.containers.list(all=True, ignore_removed=True, filters={"label": label}),
         *reaper_containers(client, session),
     ]:
         try:
@@ -167,14 +170,30 @@ class Child:
                 self.lines.append(line)
 
 
+def connection_env(client: Any) -> dict[str, str]:
+    """Make testcontainers reach the reaper on 127.0.0.1 when nocrud itself would.
+
+    Inside a container (as on the CI machine) testcontainers goes through docker0's
+    gateway by default; the tests' network rule allows only ports published on
+    127.0.0.1 and networks the tests created.
+    """
+    from nocrud.engine import detect_connection
+
+    if "TESTCONTAINERS_CONNECTION_MODE" in os.environ:
+        return {}
+    if detect_connection(client).mode == "local":
+        return {"TESTCONTAINERS_CONNECTION_MODE": "docker_host"}
+    return {}
+
+
 @pytest.fixture
 def child_run(docker_client: Any, reaper_image: str) -> Iterator[Any]:
     """Start the child in a given mode; afterwards kill it and remove whatever is left."""
     runs: list[tuple[Child, str]] = []
 
-    def start(mode: str) -> tuple[Child, str]:
+    def start(mode: str, image: str = reaper_image) -> tuple[Child, str]:
         tag = str(uuid.uuid4())
-        env = {**os.environ, "RYUK_CONTAINER_IMAGE": reaper_image}
+        env = {**os.environ, **connection_env(docker_client), "RYUK_CONTAINER_IMAGE": image}
         env.pop("TESTCONTAINERS_RYUK_DISABLED", None)
         env.pop("RYUK_RECONNECTION_TIMEOUT", None)
         proc = subprocess.Popen(
@@ -229,6 +248,19 @@ def test_a_normal_exit_with_leftovers_cleans_up_and_removes_the_reaper(
     assert gone, f"left after a normal exit: {survivors(docker_client, tag)}"
     assert not reaper_containers(docker_client, child.session)
     print(f"\nexit-to-gone: {seconds:.2f}s")
+
+
+def test_an_unusable_reaper_image_turns_the_reaper_off_with_a_reason(
+    docker_client: Any, child_run: Any
+) -> None:
+    child, _tag = child_run("exit", image="nocrud/no-such-reaper:0")
+    child.wait_for("REAPER None", timeout=120)
+    assert child.proc.wait(60) == 3
+    said = [line for line in child.lines if line.startswith("SAY ")]
+    assert len(said) == 1, child.output()
+    assert said[0].startswith("SAY reaper nocrud/no-such-reaper:0 did not start (")
+    assert said[0].endswith("removed by the next run or `nocrud clean`")
+    assert not reaper_containers(docker_client, child.session)
 
 
 # ----------------------------------------------------------------- the image on its own
