@@ -140,7 +140,10 @@ class Config:
             if not raw:
                 continue
             try:
-                values[spec.name] = int(raw) if spec.type == "int" else parse_duration(raw)
+                is_count = (
+                    type(spec.default) is int
+                )  # the port and the retries; the rest are durations
+                values[spec.name] = int(raw) if is_count else parse_duration(raw)
             except ValueError as exc:
                 raise ValueError(f"{name}={raw!r}: {exc}") from None
             if values[spec.name] < 0:
@@ -289,7 +292,7 @@ class Server:
             self._line(client, line)
         if not data or len(client.buffer) > MAX_LINE:
             if data:
-                self.log(f"Client {client.address} sent a line over {MAX_LINE} bytes; dropping it")
+                self.log(f"Client {client.address} sent a line over {MAX_LINE} bytes; dropped")
             self._drop(client)
 
     def _line(self, client: _Client, raw: bytes) -> None:

@@ -39,10 +39,9 @@ HANDOVER_TIMEOUT = 15.0
 #: testcontainers' truthy spellings (testcontainers/core/config.py, ``ENABLE_FLAGS``).
 ENABLE_FLAGS = ("yes", "true", "t", "y", "1")
 
-NO_IMAGE = (
-    "no reaper image (build it with images/build-all.sh): a killed run's containers "
-    "are removed by the next run or `nocrud clean`"
-)
+#: What happens instead when there is no reaper.
+BACKSTOP = "a killed run's containers are removed by the next run or `nocrud clean`"
+NO_IMAGE = f"no reaper image (build it with images/build-all.sh): {BACKSTOP}"
 
 
 class ReaperError(Exception):
@@ -145,8 +144,9 @@ def start_reaper(*, say: Callable[[str], None], disabled: bool = False) -> str |
     try:
         image = _choose_with_docker(say)
     except Exception as exc:  # noqa: BLE001 - no reaper is a degraded mode, not an error
-        image = None
-        say(f"could not look for a reaper image ({_short(exc)})")
+        tc.ryuk_disabled = True
+        say(f"could not look for a reaper image ({_short(exc)}): {BACKSTOP}")
+        return None
     if image is None:
         tc.ryuk_disabled = True
         say(NO_IMAGE)
@@ -161,10 +161,7 @@ def start_reaper(*, say: Callable[[str], None], disabled: bool = False) -> str |
     except Exception as exc:  # noqa: BLE001 - same: carry on with the sweep as backstop
         _force_remove()
         tc.ryuk_disabled = True
-        say(
-            f"reaper {image} did not start ({_short(exc)}): a killed run's containers are "
-            "removed by the next run or `nocrud clean`"
-        )
+        say(f"reaper {image} did not start ({_short(exc)}): {BACKSTOP}")
         return None
     _started = started
     return started.description
@@ -213,8 +210,8 @@ def _start(image: str, reconnection_timeout: str) -> _Started:
     port = int(container.get_exposed_port(RYUK_PORT))
     started = _Started(
         description=(
-            f"reaper {image} (testcontainers-ryuk-{SESSION_ID[:8]}…): if this run is killed, "
-            f"its containers and networks are removed {reconnection_timeout} after"
+            f"reaper {image} (container testcontainers-ryuk-{SESSION_ID[:8]}…) removes this run's "
+            f"containers and networks {reconnection_timeout} after nocrud ends, even if killed"
         ),
         sockets=[_register(host, port, session_labels())],
     )
