@@ -549,3 +549,23 @@ def test_step_records_outcomes_and_lets_exceptions_through(ctx: FlowContext) -> 
         ("second", Status.FAILED, "two"),
         ("third", Status.ERROR, "KeyError: 'x'"),
     ]
+
+
+# -- scaffolded flows run as written ----------------------------------------------------
+
+
+def test_scaffolded_flows_run_as_written(ctx: FlowContext) -> None:
+    from nocrud import scaffold
+
+    namespace: dict[str, Any] = {"__name__": "scaffolded"}
+    source = scaffold.crud_source("site", "/api/sites", auth=("alice", USERS["alice"]))
+    exec(compile(source, "site_crud.py", "exec"), namespace)
+    assert run(namespace["site_crud"], ctx) is None, steps(ctx)
+    assert [s.status for s in ctx.steps] == [Status.PASSED] * 5
+
+    exec(
+        compile(scaffold.flow_source("smoke", health_path="/api/health"), "smoke.py", "exec"),
+        namespace,
+    )
+    namespace["smoke"](ctx)
+    assert any("health: 200" in line for line in ctx.lines)
