@@ -2,6 +2,7 @@
 # Build every image nocrud itself needs, from nothing, in one command:
 #   debian:bookworm-slim  (pulled, or made offline with debootstrap when no registry is reachable)
 #   nocrud/postgres:15    (PostgreSQL tuned for disposable test databases)
+#   nocrud/reaper:1       (removes a killed run's containers; speaks testcontainers' Ryuk protocol)
 # Docker's layer cache makes a second run take a second or two.
 # The app and pre-migrated database images are project-specific: `nocrud build` makes them.
 set -euo pipefail
@@ -23,3 +24,4 @@ build() {
 }
 
 build nocrud/postgres:15 "$here/postgres"
+build nocrud/reaper:1 "$here/reaper"

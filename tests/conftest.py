@@ -45,11 +45,12 @@ def docker_client() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def base_images(docker_client: Any) -> None:
-    """Make sure debian:bookworm-slim and nocrud/postgres:15 exist (cheap when they do)."""
+    """Make sure the images of images/build-all.sh exist (cheap when they do)."""
     import docker.errors
 
     try:
-        docker_client.images.get("nocrud/postgres:15")
+        for image in ("nocrud/postgres:15", "nocrud/reaper:1"):
+            docker_client.images.get(image)
     except docker.errors.ImageNotFound:
         subprocess.run([str(REPO / "images" / "build-all.sh")], check=True)
 

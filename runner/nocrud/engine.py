@@ -249,7 +249,7 @@ def engine_info(client: docker.DockerClient) -> EngineInfo:
 def _short(exc: BaseException) -> str:
     """The useful end of a connection error (requests and urllib3 nest them deeply)."""
     text = str(exc).strip()
-    errno = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", text)
+    errno: list[str] = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", text)
     if errno:
         return errno[-1].strip()
     lines = text.splitlines()

@@ -40,6 +40,7 @@ from psycopg2 import sql
 from nocrud import cleanup
 from nocrud.config import Config
 from nocrud.engine import Connection
+from nocrud.reaper import session_labels
 
 Say = Callable[[str], None]
 KEY_LENGTH = 16
@@ -272,7 +273,8 @@ def _migrate_and_commit(
     say: Say,
     link: Connection,
 ) -> None:
-    labels = cleanup.run_labels(run_id, config.project, role="db-build")
+    # The session label lets the reaper remove these if nocrud is killed mid-build.
+    labels = {**cleanup.run_labels(run_id, config.project, role="db-build"), **session_labels()}
     timeout = config.timeouts.build
     with contextlib.ExitStack() as stack:
         network = client.networks.create(f"nocrud-{run_id}-build", driver="bridge", labels=labels)
@@ -339,7 +341,11 @@ def _migrate_and_commit(
             tag=tag,
             message=f"nocrud: {config.project} migrated database",
             conf={
+                # `docker commit` merges the container's labels into the image's; blank
+                # the per-run ones, or the reaper would remove the cached image and every
+                # container started from it would claim the build's run and owner.
                 "Labels": {
+                    **dict.fromkeys(labels, ""),
                     cleanup.LABEL_PROJECT: config.project,
                     cleanup.LABEL_IMAGE_KEY: ref,
                     cleanup.LABEL_ROLE: "db-image",

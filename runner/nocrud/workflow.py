@@ -28,6 +28,7 @@ from nocrud.engine import Connection, connect, detect_connection
 from nocrud.execute import FlowExecutor, install_output_capture
 from nocrud.flows import Flow, discover, select
 from nocrud.images import BuiltImages, build_images
+from nocrud.reaper import start_reaper
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.results import RunResult
 from nocrud.scheduler import Scheduler
@@ -66,18 +67,17 @@ class Docker:
         self.client.close()
 
 
-def prepare_docker(config: Config, console: Console) -> Docker:
-    """Connect to Docker, detect how to reach containers, remove what killed runs left behind."""
-    from testcontainers.core.config import testcontainers_config
+def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> Docker:
+    """Connect to Docker, detect how to reach containers, remove what killed runs left behind.
 
+    Also starts the reaper (once, before any worker thread: testcontainers-python#746),
+    which removes this process's containers and networks if it is killed.
+    """
     if config.run.strategy != "image":
         raise ConfigError(
             f"{config.source}: run.strategy: {config.run.strategy!r} is not implemented yet: "
             "use 'image' (each flow gets a PostgreSQL container from the migrated image)"
         )
-    # The reaper container (Ryuk) is set up once, before any worker thread starts
-    # (testcontainers-python#746); without a reaper image it stays off.
-    testcontainers_config.ryuk_disabled = True
     client = connect()
     try:
         connection = detect_connection(client)
@@ -87,6 +87,7 @@ def prepare_docker(config: Config, console: Console) -> Docker:
     if connection.mode != "local":
         console.print(f"docker: {connection.describe()}", soft_wrap=True)
     swept = cleanup.sweep(client)
+    start_reaper(say=lambda line: console.print(line, soft_wrap=True), disabled=not reaper)
     if swept.total:
         console.print(
             f"removed {swept.containers} container(s) and {swept.networks} network(s) "
@@ -119,7 +120,8 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
         console.print("no flows selected: check -f/-k, or `nocrud list` to see the flows there are")
         return EXIT_USAGE
     run_id = cleanup.new_run_id()
-    engine = prepare_docker(config, console)
+    # Kept environments must outlive this process, so a --keep-failed run has no reaper.
+    engine = prepare_docker(config, console, reaper=not options.keep_failed)
     try:
         images = build(config, engine, console, run_id)
         result = run_flows(
