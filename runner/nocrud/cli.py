@@ -284,9 +284,10 @@ def list_command(
     console = _console()
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("flow", "kind", "tags", "description"):
-        table.add_column(column)
-    for item in flows:
-        table.add_row(item.name, item.kind, ",".join(sorted(item.tags)), item.summary)
+        table.add_column(column, no_wrap=column != "description")
+    for item in flows:  # escaped: a parametrised flow's "[id]" is not rich markup
+        tags = ",".join(sorted(item.tags))
+        table.add_row(escape(item.name), item.kind, escape(tags), escape(item.summary))
     console.print(table)
     console.print(f"{len(flows)} flow(s)")
 
