@@ -1,0 +1,187 @@
+"""Faults in one flow's environment on the real daemon: containers dying, apps never ready.
+
+These drive :class:`~nocrud.execute.FlowExecutor` directly (the scheduler's
+``run_one``) on images built once for this module, so each fault costs one
+environment. The flows break their own environment through the Docker SDK, the
+way a crashing app or an OOM-killed database would, and every test checks that
+the result says what happened, carries the evidence, and that nothing labelled
+with the session's project is left behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nocrud import cleanup
+from nocrud.config import Config, load_config
+from nocrud.engine import Connection, detect_connection
+from nocrud.execute import FlowExecutor
+from nocrud.flows import Flow, FlowContext
+from nocrud.images import BuiltImages, build_images
+from nocrud.results import FlowResult, Status
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def _no_ryuk() -> Iterator[None]:
+    """The runner starts no Ryuk of testcontainers' own (it cannot be pulled here); nor do we."""
+    from testcontainers.core.config import testcontainers_config
+
+    before = testcontainers_config.ryuk_disabled
+    testcontainers_config.ryuk_disabled = True
+    yield
+    testcontainers_config.ryuk_disabled = before
+
+
+@pytest.fixture(scope="module")
+def built(docker_client: Any, example_config: Path) -> tuple[Config, BuiltImages]:
+    """The example app's images under this session's project (built once per session)."""
+    config = load_config(example_config, env={})
+    images = build_images(
+        docker_client,
+        config,
+        say=lambda _line: None,
+        run_id=cleanup.new_run_id(),
+        connection=detect_connection(docker_client),
+    )
+    return config, images
+
+
+def _own(harness: Any, flow: str, role: str) -> Any:
+    """The one running container of ``role`` in the environment of ``flow``."""
+    labels = [
+        f"{cleanup.LABEL_PROJECT}={harness.project}",
+        f"{cleanup.LABEL_FLOW}={flow}",
+        f"{cleanup.LABEL_ROLE}={role}",
+    ]
+    found = harness.client.containers.list(filters={"label": labels})
+    assert len(found) == 1, f"expected one {role} container for {flow}, found {found}"
+    return found[0]
+
+
+def _run(
+    config: Config,
+    images: BuiltImages,
+    connection: Connection,
+    name: str,
+    func: Callable[[FlowContext], None],
+    *,
+    flow_timeout: float = 60,
+) -> FlowResult:
+    executor = FlowExecutor(
+        config,
+        images,
+        connection=connection,
+        run_id=cleanup.new_run_id(),
+        flow_timeout=flow_timeout,
+    )
+    return executor(Flow(name=name, func=func), 0)
+
+
+def test_database_killed_mid_flow_is_not_a_pass_and_says_the_database_is_gone(
+    built: tuple[Config, BuiltImages], harness: Any
+) -> None:
+    config, images = built
+
+    def db_dies(ctx: FlowContext) -> None:
+        ctx.api.get("/api/sites")
+        _own(harness, "db_dies", "db").kill()
+        ctx.api.get("/api/sites")
+
+    result = _run(config, images, detect_connection(harness.client), "db_dies", db_dies)
+
+    assert result.status in (Status.FAILED, Status.ERROR), result
+    assert "503" in result.message
+    assert "database unavailable" in result.message  # the app's own 503 body
+    assert "GET /api/sites" in result.app_logs
+    assert harness.leftovers() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="runner bug: a flow whose database container died is reported FAILED "
+    "(the app's 503 fails the flow's expectation); it should be ERROR naming the dead container",
+)
+def test_database_killed_mid_flow_is_an_error_naming_the_dead_container(
+    built: tuple[Config, BuiltImages], harness: Any
+) -> None:
+    config, images = built
+
+    def db_dies_too(ctx: FlowContext) -> None:
+        _own(harness, "db_dies_too", "db").kill()
+        ctx.api.get("/api/sites")
+
+    result = _run(config, images, detect_connection(harness.client), "db_dies_too", db_dies_too)
+
+    assert result.status is Status.ERROR, result
+    assert "database container" in result.message
+    assert "137" in result.message  # SIGKILL's exit code, as `docker ps -a` shows it
+    assert harness.leftovers() == []
+
+
+def test_app_crashing_mid_flow_is_an_error_with_the_connection_failure_and_app_logs(
+    built: tuple[Config, BuiltImages], harness: Any
+) -> None:
+    config, images = built
+
+    def app_dies(ctx: FlowContext) -> None:
+        ctx.api.get("/api/sites")
+        _own(harness, "app_dies", "app").kill()
+        ctx.api.get("/api/sites")
+
+    result = _run(config, images, detect_connection(harness.client), "app_dies", app_dies)
+
+    assert result.status is Status.ERROR, result
+    assert "could not reach the app" in result.message
+    assert "GET /api/sites" in result.app_logs  # the log of the app that died, kept
+    assert harness.leftovers() == []
+
+
+NEVER_HEALTHY = """
+import http.server, sys
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(503)
+        self.end_headers()
+        self.wfile.write(b"warming up forever")
+
+print("listening, but never healthy", file=sys.stderr, flush=True)
+http.server.HTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+"""
+
+
+def test_app_never_healthy_is_an_error_after_the_readiness_timeout_with_its_logs(
+    built: tuple[Config, BuiltImages], harness: Any
+) -> None:
+    config, images = built
+    stubborn = config.model_copy(
+        update={
+            "app": config.app.model_copy(update={"command": ("python3", "-c", NEVER_HEALTHY)}),
+            "timeouts": config.timeouts.model_copy(update={"app_ready": 3.0}),
+        }
+    )
+    ran: list[str] = []
+
+    def never_runs(ctx: FlowContext) -> None:
+        ran.append(ctx.name)
+
+    started = time.monotonic()
+    result = _run(stubborn, images, detect_connection(harness.client), "never_healthy", never_runs)
+    elapsed = time.monotonic() - started
+
+    assert result.status is Status.ERROR, result
+    assert "app not healthy after 3s" in result.message
+    assert "HTTP 503" in result.message
+    assert "raise timeouts.app_ready" in result.message
+    assert '"GET /health HTTP/1.1" 503' in result.message  # the app's own last log lines
+    assert ran == []
+    assert elapsed < 20, f"readiness timeout of 3 s took {elapsed:.1f} s to report"
+    assert harness.leftovers() == []
