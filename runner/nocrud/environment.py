@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import re
+import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
 import docker.errors
 import psycopg2
 import requests
+from psycopg2 import sql
+from pydantic import SecretStr
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
@@ -120,6 +123,7 @@ class Environment:
         self._killed = False
         self.base_url = ""
         self.database: DatabaseAddress | None = None
+        self._password = ""  # this environment's own, made in start()
         self.app_logs_at_teardown = ""
 
     # ------------------------------------------------------------------ lifecycle
@@ -159,7 +163,11 @@ class Environment:
         db.start()
         self._check_not_killed()
 
-        env = self.config.render_app_env(DB_ALIAS, DB_PORT)
+        # Every environment gets its own password: the app learns it from its environment
+        # now, the database once it accepts connections (see _wait_for_database).
+        self._password = secrets.token_urlsafe(18)
+        private = self.config.database.model_copy(update={"password": SecretStr(self._password)})
+        env = self.config.model_copy(update={"database": private}).render_app_env(DB_ALIAS, DB_PORT)
         app = DockerContainer(self.images.app, name=f"{self.name}-app", env=env)
         if self.config.app.command is not None:
             app.with_command(list(self.config.app.command))
@@ -177,7 +185,7 @@ class Environment:
             port=db_port,
             dbname=dbc.name,
             user=dbc.user,
-            password=dbc.password.get_secret_value(),
+            password=self._password,
         )
         self.base_url = f"http://{app_host}:{app_port}"
         self._wait_for_database()
@@ -239,6 +247,28 @@ class Environment:
                 "environment torn down while starting (run interrupted or timed out)"
             )
 
+    def _set_passwords(self, address: DatabaseAddress) -> None:
+        """Connect as the superuser (the readiness check) and give both roles fresh passwords."""
+        dbc = self.config.database
+        superuser = replace(
+            address,
+            dbname="postgres",
+            user="postgres",
+            password=dbc.password.get_secret_value() if dbc.user == "postgres" else "postgres",
+        )
+        conn = superuser.connect(timeout=2)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD %s").format(sql.Identifier(dbc.user)),
+                    (self._password,),
+                )
+                if dbc.user != "postgres":
+                    cur.execute("ALTER ROLE postgres PASSWORD %s", (secrets.token_urlsafe(18),))
+        finally:
+            conn.close()
+
     def _wait_for_database(self) -> None:
         assert self.database is not None and self._db is not None
         deadline = time.monotonic() + self.config.timeouts.db_ready
@@ -246,7 +276,7 @@ class Environment:
         while True:
             self._check_not_killed()
             try:
-                self.database.connect(timeout=2).close()
+                self._set_passwords(self.database)
                 return
             except psycopg2.OperationalError as exc:
                 last = str(exc).strip()
