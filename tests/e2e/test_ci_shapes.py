@@ -1,0 +1,325 @@
+"""The two CI shapes for real: nocrud running in a job container, with no configuration.
+
+* Docker-outside-of-Docker: the runner image with ``/var/run/docker.sock``
+  mounted talks to this machine's daemon; it must find its own container and
+  join each flow's network (``container-network`` mode).
+* Docker-in-Docker, GitLab's shape: a ``docker:dind``-like service (images/dind)
+  on a network of the test's own, alias ``docker``, and the runner beside it with
+  ``DOCKER_HOST=tcp://docker:2375``; published ports are reached at ``docker``
+  (``docker-host`` mode).
+
+Both run ``nocrud up`` on the bundled example under this session's project name.
+The images come from images/runner (build.sh) and images/dind; when one cannot
+be built the tests are skipped with the build's last lines. Every object a test
+makes carries the ``nocrud.e2e`` label and is removed in a ``finally``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+RUNNER_IMAGE = "nocrud/runner:test"
+DIND_IMAGE = "nocrud/dind:1"
+SELECTION = "isolation_01 or isolation_02"
+FLOWS = {"isolation_01", "isolation_02"}
+#: On every object these tests create, so a leak is easy to find: docker ps -a -f label=nocrud.e2e
+TEST_LABEL = "nocrud.e2e"
+#: One `nocrud up` of two flows in a job container, image builds included (~30-60 s here).
+RUN_TIMEOUT = 420
+DIND_READY_TIMEOUT = 60
+BUILD_TIMEOUT = 900
+SOCKET = "/var/run/docker.sock"
+REPO = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------- images
+
+
+def _skip_unbuilt(image: str, output: str) -> None:
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    pytest.skip(f"cannot build {image}, so this CI shape cannot be tested here:\n{tail}")
+
+
+@pytest.fixture(scope="module")
+def runner_image(base_images: None) -> str:
+    """nocrud/runner:test from this working tree (a no-op when its sources did not change)."""
+    script = REPO / "images" / "runner" / "build.sh"
+    try:
+        proc = subprocess.run(
+            [str(script), RUNNER_IMAGE],
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        _skip_unbuilt(RUNNER_IMAGE, f"{script} did not finish within {exc.timeout:.0f} s")
+    if proc.returncode != 0:
+        _skip_unbuilt(RUNNER_IMAGE, proc.stdout + proc.stderr)
+    return RUNNER_IMAGE
+
+
+@pytest.fixture(scope="module")
+def dind_image(docker_client: Any, base_images: None) -> str:
+    """nocrud/dind:1 from images/dind (Docker's layer cache makes a rebuild take seconds)."""
+    import docker.errors
+
+    log: list[str] = []
+    try:
+        for chunk in docker_client.api.build(
+            path=str(REPO / "images" / "dind"),
+            tag=DIND_IMAGE,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            timeout=BUILD_TIMEOUT,
+        ):
+            log.extend(str(chunk.get("stream", "")).splitlines())
+            if "error" in chunk:
+                _skip_unbuilt(DIND_IMAGE, "\n".join([*log, str(chunk["error"])]))
+    except docker.errors.DockerException as exc:
+        _skip_unbuilt(DIND_IMAGE, "\n".join([*log, str(exc)]))
+    return DIND_IMAGE
+
+
+# ---------------------------------------------------------------- running the runner
+
+
+@dataclass(frozen=True)
+class RunnerOutcome:
+    """What a runner container did: exit code, output, and the networks it was left on."""
+
+    exit_code: int
+    output: str
+    container_id: str
+    networks: frozenset[str]
+
+
+def run_runner(
+    client: Any,
+    harness: Any,
+    *,
+    config: Path,
+    name: str,
+    out: Path,
+    environment: dict[str, str],
+    mounts: dict[str, dict[str, str]] | None = None,
+    network: str | None = None,
+) -> RunnerOutcome:
+    """``nocrud up`` of two flows in a runner container; the container is always removed.
+
+    The repository is mounted read-only at its own path and the test's directory
+    read-write at its own, so the absolute paths in ``harness.config()`` hold
+    inside the container too; ``out`` is ``/work/out``.
+    """
+    import requests.exceptions
+
+    volumes = {
+        str(harness.repo): {"bind": str(harness.repo), "mode": "ro"},
+        str(harness.dir): {"bind": str(harness.dir), "mode": "rw"},
+        str(out): {"bind": "/work/out", "mode": "rw"},
+        **(mounts or {}),
+    }
+    command = [
+        "nocrud", "-c", str(config), "up", "-j", "2", "-k", SELECTION,
+        "--json", "/work/out/results.json",
+    ]  # fmt: skip
+    container = client.containers.create(
+        RUNNER_IMAGE,
+        command=command,
+        name=name,
+        labels={TEST_LABEL: harness.project},
+        environment={"NO_COLOR": "1", "COLUMNS": "120", **environment},
+        volumes=volumes,
+        working_dir=str(harness.dir),
+        network=network,
+    )
+    try:
+        container.start()
+        try:
+            status = container.wait(timeout=RUN_TIMEOUT)
+        except requests.exceptions.RequestException:
+            output = container.logs().decode(errors="replace")
+            pytest.fail(f"the runner did not finish within {RUN_TIMEOUT} s; its output:\n{output}")
+        container.reload()
+        return RunnerOutcome(
+            exit_code=int(status.get("StatusCode", -1)),
+            output=container.logs().decode(errors="replace"),
+            container_id=str(container.id),
+            networks=frozenset(container.attrs["NetworkSettings"]["Networks"] or {}),
+        )
+    finally:
+        container.remove(force=True, v=True)
+
+
+def assert_both_flows_passed(outcome: RunnerOutcome, results: Path) -> None:
+    assert outcome.exit_code == 0, outcome.output
+    assert "2 passed" in outcome.output, outcome.output
+    data = json.loads(results.read_text())
+    assert data["totals"]["total"] == data["totals"]["passed"] == 2, data["totals"]
+    assert {f["name"]: f["status"] for f in data["flows"]} == dict.fromkeys(FLOWS, "passed")
+
+
+# ---------------------------------------------------------------- Docker-outside-of-Docker
+
+
+def test_dood_runner_in_a_container_joins_the_flow_networks(
+    docker_client: Any, harness: Any, runner_image: str
+) -> None:
+    # An app env variable of its own changes the database image's cache key, so the
+    # migrate-and-commit step runs from inside the runner container too, not only the flows.
+    config = harness.config(app__env={"DATABASE_URL": "{database_url}", "NOCRUD_CI_SHAPE": "dood"})
+    out = harness.dir / "out"
+    out.mkdir()
+
+    outcome = run_runner(
+        docker_client,
+        harness,
+        config=config,
+        name=f"nocrud-e2e-{harness.project}-dood",
+        out=out,
+        environment={},
+        mounts={SOCKET: {"bind": SOCKET, "mode": "rw"}},
+    )
+
+    assert_both_flows_passed(outcome, out / "results.json")
+    # Zero configuration: the runner found its own container and used the flows' networks.
+    assert f"docker: container-network (this container {outcome.container_id[:12]} " in (
+        outcome.output
+    )
+    assert "building db image" in outcome.output, outcome.output
+    # It left every network it joined (flows' and the db build's): only its own remains.
+    assert outcome.networks == {"bridge"}
+    assert harness.leftovers() == []
+
+
+# ---------------------------------------------------------------- Docker-in-Docker
+
+
+@contextlib.contextmanager
+def dind_service(client: Any, name: str, labels: dict[str, str]) -> Iterator[tuple[Any, Any]]:
+    """GitLab's ``services: [docker:dind]``: a nested daemon on a network of our own, alias docker.
+
+    Yields the network and a client of the nested daemon (through its API port,
+    published on 127.0.0.1 only). Everything is removed on the way out.
+    """
+    with contextlib.ExitStack() as stack:
+        network = client.networks.create(name, driver="bridge", labels=labels)
+        stack.callback(network.remove)
+        volume = client.volumes.create(name=f"{name}-lib", labels=labels)
+        stack.callback(volume.remove, force=True)
+        # The flags ENVIRONMENT.md gives for a nested dockerd where --privileged fails.
+        host_config = client.api.create_host_config(
+            cap_add=["ALL"],
+            cap_drop=["SYS_RESOURCE"],
+            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            binds={
+                "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+                volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
+            },
+            port_bindings={2375: ("127.0.0.1", None)},
+            network_mode=network.name,
+        )
+        # `--security-opt systempaths=unconfined` is the CLI's spelling of these two;
+        # the API (and so docker-py) only knows them as fields.
+        host_config["MaskedPaths"] = []
+        host_config["ReadonlyPaths"] = []
+        created = client.api.create_container(
+            DIND_IMAGE,
+            name=name,
+            labels=labels,
+            ports=[2375],
+            host_config=host_config,
+            networking_config=client.api.create_networking_config(
+                {network.name: client.api.create_endpoint_config(aliases=["docker"])}
+            ),
+        )
+        dind = client.containers.get(created["Id"])
+        stack.callback(dind.remove, force=True, v=True)
+        dind.start()
+        dind.reload()
+        port = dind.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"]
+        nested = _wait_for_daemon(f"tcp://127.0.0.1:{port}", dind)
+        stack.callback(nested.close)
+        yield network, nested
+
+
+def _wait_for_daemon(base_url: str, dind: Any) -> Any:
+    """A client of the nested daemon once it answers; fails with its log when it never does."""
+    import docker
+    import docker.errors
+    import requests.exceptions
+
+    deadline = time.monotonic() + DIND_READY_TIMEOUT
+    while True:
+        try:
+            # The client asks the daemon for its API version as it is made.
+            return docker.DockerClient(base_url=base_url, timeout=120)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        dind.reload()
+        if dind.status in ("exited", "dead") or time.monotonic() > deadline:
+            logs = dind.logs(tail=40).decode(errors="replace")
+            pytest.fail(
+                f"the DinD daemon did not answer within {DIND_READY_TIMEOUT} s "
+                f"(state {dind.status}; last error {problem}); its log:\n{logs}"
+            )
+        time.sleep(0.2)
+
+
+def _copy_image(source: Any, target: Any, ref: str) -> None:
+    """``docker save REF | DOCKER_HOST=... docker load``, streamed."""
+    target.images.load(source.images.get(ref).save(named=ref))
+
+
+def test_dind_gitlab_shape_reaches_flows_at_the_docker_host(
+    docker_client: Any, harness: Any, runner_image: str, dind_image: str
+) -> None:
+    from nocrud.config import load_config
+    from nocrud.images import build_app_image
+
+    # A fresh nested daemon has no images and no registry to pull from: give it the
+    # PostgreSQL base and the app image (built here under the key nocrud computes, so
+    # the runner finds it); nocrud builds the migrated database image inside DinD.
+    config_path = harness.config()
+    config = load_config(config_path, env={})
+    app_ref, _ = build_app_image(docker_client, config, say=lambda _line: None)
+    out = harness.dir / "out"
+    out.mkdir()
+    name = f"nocrud-e2e-{harness.project}-dind"
+    labels = {TEST_LABEL: harness.project}
+
+    with dind_service(docker_client, name, labels) as (network, nested):
+        for ref in (config.database.image, app_ref):
+            _copy_image(docker_client, nested, ref)
+
+        outcome = run_runner(
+            docker_client,
+            harness,
+            config=config_path,
+            name=f"{name}-runner",
+            out=out,
+            environment={"DOCKER_HOST": "tcp://docker:2375"},
+            network=network.name,
+        )
+
+        assert_both_flows_passed(outcome, out / "results.json")
+        assert "docker: docker-host (published ports on 0.0.0.0, reached at docker)" in (
+            outcome.output
+        )
+        assert "building db image" in outcome.output, outcome.output
+        # Nothing left inside DinD, and nothing of this project ever reached the outer daemon.
+        assert nested.containers.list(all=True) == []
+        assert nested.networks.list(filters={"label": "nocrud.run"}) == []
+        assert harness.leftovers() == []
