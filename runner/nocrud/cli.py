@@ -43,6 +43,31 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _exit(code: int) -> NoReturn:
+    """Exit with ``code``, even when a flow left a non-daemon thread running.
+
+    Python would wait for such a thread at exit, forever if it never ends; the
+    flow was already reported as ERROR for it, so we say so and do not wait.
+    """
+    import os
+    import threading
+
+    stuck = [
+        t
+        for t in threading.enumerate()
+        if t is not threading.main_thread() and not t.daemon and t.is_alive()
+    ]
+    if stuck:
+        names = ", ".join(t.name for t in stuck)
+        Console(stderr=True, soft_wrap=True).print(
+            f"warning: not waiting for {len(stuck)} thread(s) that flows left running: {names}"
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _load(ctx: click.Context, overrides: dict[str, Any] | None = None) -> Config:
     path: Path | None = ctx.obj.get("config_path")
     try:
@@ -216,7 +241,7 @@ def up(
     console = _console()
     code = workflow.up(config, options, console)
     cli_flows.record_run(config.root, results, perf=record_perf, say=console.print)
-    sys.exit(code)
+    _exit(code)
 
 
 @main.command(name="build")

@@ -218,6 +218,22 @@ class Environment:
         self.connection.leave(network._unwrap_network)
         network.remove()
 
+    def casualties(self) -> list[str]:
+        """Containers of this environment that stopped while it should run, as sentences."""
+        dead = []
+        for container, what in ((self._db, "database"), (self._app, "app")):
+            if container is None or container._container is None:
+                continue
+            try:
+                container._container.reload()
+            except docker.errors.NotFound:
+                dead.append(f"the {what} container disappeared")
+                continue
+            state = container._container.attrs.get("State", {})
+            if state.get("Status") in ("exited", "dead"):
+                dead.append(f"the {what} container exited with code {state.get('ExitCode')}")
+        return dead
+
     def kill(self) -> None:
         """Tear down from another thread (interrupt, timeout): the flow's requests fail fast."""
         self._killed = True

@@ -61,19 +61,44 @@ _capture_lock = threading.Lock()
 _installed: tuple[_ThreadOutput, _ThreadOutput] | None = None
 
 
+_original_thread_start = threading.Thread.start
+_FLOW_MARK = "_nocrud_flow"
+
+
+def _start_marked(self: threading.Thread) -> None:
+    """Thread.start that lets a thread inherit the flow mark of the thread starting it."""
+    mark = getattr(threading.current_thread(), _FLOW_MARK, None)
+    if mark is not None:
+        setattr(self, _FLOW_MARK, mark)
+    _original_thread_start(self)
+
+
+def threads_left_by(mark: object) -> list[threading.Thread]:
+    """Threads, started by a flow (or by its threads), still running."""
+    return [
+        t for t in threading.enumerate() if getattr(t, _FLOW_MARK, None) is mark and t.is_alive()
+    ]
+
+
 def install_output_capture() -> Callable[[], None]:
-    """Route prints made on flow threads into their flows' output; returns an undo function."""
+    """Route prints made on flow threads into their flows' output and mark threads flows start.
+
+    Returns:
+        A function undoing both.
+    """
     global _installed  # noqa: PLW0603 - sys.stdout itself is process-global
     with _capture_lock:
         if _installed is None:
             _installed = (_ThreadOutput(sys.stdout), _ThreadOutput(sys.stderr))
             sys.stdout, sys.stderr = _installed
+            threading.Thread.start = _start_marked  # type: ignore[method-assign]
 
     def undo() -> None:
         global _installed  # noqa: PLW0603
         with _capture_lock:
             if _installed is not None:
                 sys.stdout, sys.stderr = _installed[0].real, _installed[1].real
+                threading.Thread.start = _original_thread_start  # type: ignore[method-assign]
                 _installed = None
 
     return undo
@@ -245,6 +270,8 @@ class FlowExecutor:
                     pass
 
         thread = threading.Thread(target=target, name=f"flow:{flow.name}", daemon=True)
+        mark = object()  # threads this flow starts inherit it (see _start_marked)
+        setattr(thread, _FLOW_MARK, mark)
         thread.start()
         timeout = flow.timeout if flow.timeout is not None else self.flow_timeout
         _join_unless_killed(thread, env, timeout)
@@ -273,6 +300,21 @@ class FlowExecutor:
                 Status.ERROR, message, tb, output, recorder.records, tuple(context.steps)
             )
         message = "" if exc is None else _describe(exc)
+        left = [t for t in threads_left_by(mark) if t is not thread]
+        for straggler in left:
+            straggler.join(0.2)  # one that is just finishing is not a leak
+        left = [t for t in left if t.is_alive()]
+        if left:
+            names = ", ".join(t.name for t in left)
+            leak = (
+                f"the flow left {len(left)} thread(s) running: {names}; join them before returning"
+            )
+            status, message = Status.ERROR, f"{message}\n{leak}".strip()
+        dead = env.casualties() if status is not Status.PASSED else []
+        if dead:
+            # The flow's own complaint (a 503, a refused connection) is a symptom: name the cause.
+            cause = "; ".join(dead)
+            status, message = Status.ERROR, f"{cause} during the flow\nthe flow saw: {message}"
         return _Outcome(status, message, tb, output, recorder.records, tuple(context.steps))
 
     def _context(

@@ -161,8 +161,20 @@ def image_id(client: docker.DockerClient, ref: str) -> str | None:
         return None
 
 
-def ensure_image(client: docker.DockerClient, ref: str, *, what: str, say: Say) -> str:
-    """Return the id of ``ref``, pulling it if needed; say what to do when neither works."""
+#: Images that images/build-all.sh makes; anything else is the user's to provide.
+OWN_IMAGES = ("nocrud/postgres:", "nocrud/reaper:")
+
+
+def ensure_image(client: docker.DockerClient, ref: str, *, what: str, key: str, say: Say) -> str:
+    """Return the id of ``ref``, pulling it if needed; say what to do when neither works.
+
+    Args:
+        client: Docker client.
+        ref: Image reference.
+        what: What the image is, for messages.
+        key: The nocrud.yaml key that names it, for messages.
+        say: Prints a line for the user.
+    """
     found = image_id(client, ref)
     if found:
         return found
@@ -172,8 +184,8 @@ def ensure_image(client: docker.DockerClient, ref: str, *, what: str, say: Say) 
     except docker.errors.DockerException as exc:
         hint = (
             "build it with images/build-all.sh"
-            if ref.startswith("nocrud/")
-            else "pull or build it first, or name another image in nocrud.yaml"
+            if ref.startswith(OWN_IMAGES)
+            else f"pull or build it first, or name another image in {key} of nocrud.yaml"
         )
         raise BuildError(
             f"{what} {ref} is not present and cannot be pulled ({_last_line(exc)}): {hint}"
@@ -183,7 +195,7 @@ def ensure_image(client: docker.DockerClient, ref: str, *, what: str, say: Say) 
 def build_app_image(client: docker.DockerClient, config: Config, *, say: Say) -> tuple[str, bool]:
     """Build (or find) the app image. Returns its reference and whether it was built now."""
     if config.app.image is not None:
-        ensure_image(client, config.app.image, what="app image", say=say)
+        ensure_image(client, config.app.image, what="app image", key="app.image", say=say)
         return config.app.image, False
     build = config.app.build
     assert build is not None
@@ -229,7 +241,9 @@ def build_db_image(
     connection: Connection,
 ) -> tuple[str, bool]:
     """Build (or find) the pre-migrated database image; return its reference and if it was built."""
-    base_id = ensure_image(client, config.database.image, what="database base image", say=say)
+    base_id = ensure_image(
+        client, config.database.image, what="database base image", key="database.image", say=say
+    )
     app_id = image_id(client, app_ref)
     assert app_id is not None
     ref = f"{config.db_image_repo}:{db_key(config, app_id, base_id)}"
