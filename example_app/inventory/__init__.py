@@ -35,7 +35,7 @@ def create_app(database_url: str | None = None, *, settings: Settings | None = N
         app,
         db.Database(
             settings.database_url,
-            max_connections=settings.pool_size,
+            max_idle=settings.pool_size,
             connect_timeout=settings.connect_timeout,
         ),
     )

@@ -27,7 +27,7 @@ class Settings:
         database_url: libpq URL (``postgresql://user:pw@host:port/db``), or None when
             unset; the app still starts and answers 503 until it is set.
         port: Port gunicorn binds; kept here so the README and the app agree.
-        pool_size: Maximum open database connections per process.
+        pool_size: Most idle database connections kept open per process.
         connect_timeout: Seconds libpq waits for a connection before giving up.
         token_ttl_seconds: How long a bearer token from ``/api/auth/login`` is valid.
     """

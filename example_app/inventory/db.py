@@ -1,4 +1,4 @@
-"""Database access: a lazy per-process connection pool and one connection per request.
+"""Database access: lazily opened, reused connections, one per request.
 
 Nothing here connects when the app is created, so the app starts while PostgreSQL is
 still coming up (nocrud starts both at once) and gunicorn can fork after ``--preload``
@@ -9,20 +9,17 @@ instead when it is broken.
 
 from __future__ import annotations
 
-import logging
+import select
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-import psycopg2.pool
 from flask import Flask, current_app, g
 
 from inventory.errors import ServiceUnavailableError
-
-log = logging.getLogger(__name__)
 
 Connection = psycopg2.extensions.connection
 Cursor = psycopg2.extensions.cursor
@@ -31,86 +28,83 @@ EXTENSION_KEY = "inventory.database"
 
 
 class Database:
-    """Connections to the app's PostgreSQL database, opened on demand.
+    """Connections to the app's PostgreSQL database, opened on demand and reused.
+
+    A small LIFO of idle connections: :meth:`acquire` reuses the most recently
+    returned one (or connects), :meth:`release` keeps at most ``max_idle`` of them.
+    Concurrent requests are not capped here; gunicorn's worker count caps them.
 
     Args:
         url: libpq URL, or None when the app was started without one.
-        max_connections: Upper bound of open connections in this process.
+        max_idle: Most idle connections kept open in this process.
         connect_timeout: Seconds to wait for the server when opening a connection.
     """
 
-    def __init__(self, url: str | None, *, max_connections: int, connect_timeout: int) -> None:
+    def __init__(self, url: str | None, *, max_idle: int, connect_timeout: int) -> None:
         self.url = url
-        self._max_connections = max_connections
+        self._max_idle = max_idle
         self._connect_timeout = connect_timeout
-        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._idle: list[Connection] = []
         self._lock = threading.Lock()
 
-    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
-        if self.url is None:
-            raise ServiceUnavailableError("the app has no database configured: set DATABASE_URL")
-        with self._lock:
-            if self._pool is None:
-                # minconn=0: creating the pool opens nothing; connections come on demand.
-                self._pool = psycopg2.pool.ThreadedConnectionPool(
-                    0,
-                    self._max_connections,
-                    self.url,
-                    connect_timeout=self._connect_timeout,
-                    application_name="inventory",
-                )
-            return self._pool
-
     def acquire(self) -> Connection:
-        """Borrow a connection from the pool.
+        """Borrow a connection: an idle one that is still alive, or a new one.
 
         Returns:
             An open connection, not in a transaction.
 
         Raises:
-            ServiceUnavailableError: No database is configured or the pool is exhausted.
+            ServiceUnavailableError: No database is configured.
             psycopg2.OperationalError: The server cannot be reached.
         """
-        pool = self._get_pool()
-        try:
-            conn: Connection = pool.getconn()
-        except psycopg2.pool.PoolError:
-            raise ServiceUnavailableError("too many concurrent requests, try again") from None
-        return conn
+        if self.url is None:
+            raise ServiceUnavailableError("the app has no database configured: set DATABASE_URL")
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                new: Connection = psycopg2.connect(
+                    self.url, connect_timeout=self._connect_timeout, application_name="inventory"
+                )
+                return new
+            if conn.closed or _has_unread_data(conn):
+                conn.close()
+                continue
+            return conn
 
     def release(self, conn: Connection) -> None:
-        """Return a borrowed connection, rolling back or discarding it as needed.
+        """Take back a borrowed connection: roll back, then keep or close it.
 
         Args:
             conn: A connection from :meth:`acquire`.
         """
-        pool = self._pool
-        if pool is None:  # closed meanwhile
-            conn.close()
-            return
-        broken = bool(conn.closed)
-        if (
-            not broken
-            and conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        if not conn.closed and (
+            conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE
         ):
             try:
                 conn.rollback()
             except psycopg2.Error:
-                broken = True
-        pool.putconn(conn, close=broken)
+                conn.close()
+        if conn.closed:
+            return
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def close(self) -> None:
-        """Close every pooled connection; the next :meth:`acquire` opens a new pool."""
+        """Close every idle connection."""
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None and not pool.closed:
-            pool.closeall()
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def ping(self) -> None:
-        """Run ``SELECT 1`` on a fresh borrow, for the health check.
+        """Run ``SELECT 1``, for the health check.
 
         Raises:
-            ServiceUnavailableError: No database configured, or the pool is exhausted.
+            ServiceUnavailableError: No database configured.
             psycopg2.Error: The database did not answer.
         """
         conn = self.acquire()
@@ -120,6 +114,19 @@ class Database:
                 cur.fetchone()
         finally:
             self.release(conn)
+
+
+def _has_unread_data(conn: Connection) -> bool:
+    """Whether the server sent something to a connection that sat idle.
+
+    An idle session only hears from the server unprompted when it is being ended
+    (restart, ``pg_terminate_backend``): a termination notice or end-of-file. One
+    non-blocking poll of the socket finds that without a round trip, so the request
+    gets a fresh connection instead of a 503.
+    """
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def init_app(app: Flask, database: Database) -> None:
@@ -156,12 +163,22 @@ def connection() -> Connection:
 def transaction() -> Iterator[Cursor]:
     """A cursor inside a transaction that commits on success and rolls back on error.
 
+    Unlike ``with conn:``, a rollback on a connection the server has already dropped
+    does not replace the original error, so a lost database still answers 503.
+
     Yields:
         A cursor on the request's connection.
     """
     conn = connection()
-    with conn, conn.cursor() as cur:
-        yield cur
+    try:
+        with conn.cursor() as cur:
+            yield cur
+        conn.commit()
+    except BaseException:
+        if not conn.closed:
+            with suppress(psycopg2.Error):
+                conn.rollback()
+        raise
 
 
 def fetch_dicts(cur: Cursor) -> list[dict[str, Any]]:

@@ -23,11 +23,14 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-APP_DIR = Path(__file__).resolve().parent.parent
+TESTS_DIR = Path(__file__).resolve().parent
+APP_DIR = TESTS_DIR.parent
 # The app is not an installed distribution: its package lives next to this folder,
-# exactly as it is copied into the image.
-if str(APP_DIR) not in sys.path:
-    sys.path.insert(0, str(APP_DIR))
+# exactly as it is copied into the image. pytest runs with --import-mode=importlib,
+# which puts nothing on sys.path, so the app and the test helpers are added here.
+for directory in (APP_DIR, TESTS_DIR):
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
 
 from inventory import create_app  # noqa: E402
 from inventory.auth import hash_token  # noqa: E402

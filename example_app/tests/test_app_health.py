@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
+import psycopg2.extensions
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from inventory import create_app
 from inventory.config import ConfigError, Settings
-from inventory.db import get_database
+from inventory.db import get_database, transaction
 from inventory_testing import EDITOR, Server, database_url
 
 
@@ -116,3 +118,31 @@ def test_settings_defaults() -> None:
     settings = Settings.from_env({})
     assert settings == Settings(database_url=None, port=8000, pool_size=4)
     assert Settings.from_env({"DATABASE_URL": "x"}, database_url="y").database_url == "y"
+
+
+def test_an_idle_connection_lost_meanwhile_is_replaced(
+    client: FlaskClient, db: psycopg2.extensions.connection
+) -> None:
+    assert client.get("/api/sites").status_code == 200  # leaves an idle connection
+    with db, db.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE application_name = 'inventory' AND datname = current_database()"
+        )
+        assert cur.fetchall() == [(True,)]
+    time.sleep(0.2)  # the termination notice reaches the idle socket
+    assert client.get("/api/sites").status_code == 200
+
+
+def test_a_connection_lost_mid_request_is_503_then_replaced(app: Flask) -> None:
+    def suicide() -> str:
+        with transaction() as cur:
+            cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        return "unreachable"
+
+    app.add_url_rule("/suicide", "suicide", suicide)
+    client = app.test_client()
+    lost = client.get("/suicide")
+    assert lost.status_code == 503
+    assert lost.json == {"error": "database unavailable, try again shortly"}
+    assert client.get("/api/sites").status_code == 200
