@@ -1,12 +1,15 @@
-"""Flows: what they are, how they are declared, found and selected.
+"""Flows: what they are, what they receive, how they are declared, found and selected.
 
-A flow is a function taking a :class:`FlowContext`; it fails by raising. The
-:func:`flow` decorator marks a function (it stays callable as before) and
-:func:`discover` imports the flows package and every module in it, collecting
-marked functions. Discovery is idempotent (marks live on the functions, not in
+A flow is a function taking a :class:`FlowContext` (its app's client, its own
+database, more users, a log, recorded steps); it fails by raising. The :func:`flow`
+decorator marks a function (it stays callable as before), optionally with
+``params=`` to run it once per input; :func:`declare` marks other flow objects
+such as CRUD declarations (:mod:`nocrud.crud`) in the module that declares them.
+:func:`discover` imports the flows package and every module in it and collects the
+marks. Discovery is idempotent (marks live on the objects and their modules, not in
 a global list), reports a package that fails to import with its traceback, and
-refuses two flows with one name, naming both places. :func:`select` applies
-``-f`` names and ``-k`` expressions.
+refuses two flows with one name, naming both places. :func:`select` applies ``-f``
+names, ``-k`` and ``-m`` expressions and ``--crud``.
 """
 
 from __future__ import annotations
