@@ -285,6 +285,7 @@ class _CrudRun:
         else:
             status, message = Status.PASSED, ""
         self.ctx.add_step(name, status, message, time.perf_counter() - started)
+        self.ctx.log(f"step {name}: {status.value}")  # ties the request lines to the steps
         return status is Status.PASSED
 
     # -- steps -------------------------------------------------------------------
