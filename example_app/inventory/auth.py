@@ -75,8 +75,8 @@ def current_user() -> User | None:
         UnauthorizedError: The header is malformed, or the token unknown or expired.
     """
     if "user" in g:
-        user: User | None = g.user
-        return user
+        cached: User | None = g.user
+        return cached
     header = request.headers.get("Authorization")
     if header is None:
         g.user = None
@@ -97,8 +97,9 @@ def current_user() -> User | None:
         row = fetch_dict(cur)
     if row is None:
         raise UnauthorizedError("invalid or expired token: log in again at /api/auth/login")
-    g.user = User(**row)
-    return g.user
+    user = User(**row)
+    g.user = user
+    return user
 
 
 def require_writer(view: Callable[P, R]) -> Callable[P, R]:

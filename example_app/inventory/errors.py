@@ -119,15 +119,17 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException) -> Response:
         # Routing errors (unknown path, wrong method) keep their status and headers
         # (e.g. Allow on 405) but speak JSON like the rest of the API.
-        response = error.get_response()
         if error.code == 404:
             message = f"no endpoint at {request.path}; see /openapi.json"
         elif error.code == 405:
             message = f"{request.method} is not allowed on {request.path}"
         else:
             message = error.description or error.name
-        response.set_data(jsonify({"error": message}).get_data())
-        response.content_type = "application/json"
+        response = jsonify({"error": message})
+        response.status_code = error.code or 500
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
     @app.errorhandler(psycopg2.OperationalError)
