@@ -127,7 +127,9 @@ def sweep(
         return everything or owner_is_gone(labels.get(LABEL_OWNER, ""))
 
     containers = 0
-    for container in client.containers.list(all=True, filters={"label": LABEL_RUN}):
+    for container in client.containers.list(
+        all=True, filters={"label": LABEL_RUN}, ignore_removed=True
+    ):
         if doomed(container.labels):
             _ignore_gone(container.remove, force=True, v=True)
             containers += 1
@@ -143,7 +145,7 @@ def sweep(
 def remove_run(client: docker.DockerClient, run_id: str) -> SweepReport:
     """Remove everything labelled with one run id (the interrupt path's backstop)."""
     label = f"{LABEL_RUN}={run_id}"
-    containers = client.containers.list(all=True, filters={"label": label})
+    containers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
     for container in containers:
         _ignore_gone(container.remove, force=True, v=True)
     networks = client.networks.list(filters={"label": label})
@@ -156,7 +158,8 @@ def remove_run(client: docker.DockerClient, run_id: str) -> SweepReport:
 def labelled_objects(client: docker.DockerClient, label: str = LABEL_RUN) -> list[str]:
     """Describe every container and network carrying ``label`` (for tests and doctor)."""
     found = [
-        f"container {c.name}" for c in client.containers.list(all=True, filters={"label": label})
+        f"container {c.name}"
+        for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
     ]
     found += [f"network {n.name}" for n in client.networks.list(filters={"label": label})]
     return found

@@ -368,5 +368,8 @@ def config_command(ctx: click.Context, as_json: bool) -> None:
     click.echo(yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False).rstrip())
 
 
+cli_flows.register(main)  # perf, coverage, new
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

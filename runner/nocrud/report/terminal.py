@@ -19,6 +19,7 @@ import threading
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -226,7 +227,7 @@ class TerminalReporter:
                 [_EN_DASH] * 4 if flow.status is Status.SKIPPED else [f"{s:.2f} s" for s in times]
             )
             status = Text(flow.status.value, style=self._style(_STATUS_STYLE[flow.status]))
-            table.add_row(flow.name, status, *cells)
+            table.add_row(escape(flow.name), status, *cells)
         return table
 
     # -- helpers -----------------------------------------------------------------
