@@ -22,7 +22,9 @@ def _isolation(number: int) -> None:
             "/api/auth/login", json={"username": "editor", "password": "editor-password"}
         ).data["token"]
         headers = {"Authorization": f"Bearer {token}"}
-        before = {site["id"] for site in ctx.api.get("/api/sites", params={"limit": 100}).data["items"]}
+        before = {
+            site["id"] for site in ctx.api.get("/api/sites", params={"limit": 100}).data["items"]
+        }
         marker = f"iso-{number:02d}-{uuid.uuid4().hex[:8]}"
         created = set()
         for index in range(SITES_PER_FLOW):
@@ -44,7 +46,9 @@ def _isolation(number: int) -> None:
         listed = ctx.api.get("/api/sites", params={"limit": 100}).data["items"]
         mine = {site["id"] for site in listed} - before
         assert mine == created, f"API lists sites this flow did not create: {mine - created}"
-        strangers = [s["name"] for s in listed if s["name"].startswith("iso-") and marker not in s["name"]]
+        strangers = [
+            s["name"] for s in listed if s["name"].startswith("iso-") and marker not in s["name"]
+        ]
         assert not strangers, f"another flow's sites are visible: {strangers}"
 
         with ctx.db.cursor() as cur:
