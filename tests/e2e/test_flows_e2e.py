@@ -154,7 +154,8 @@ def test_documented_examples_pass_against_the_example_app(harness: Any) -> None:
         from test_readme_examples import runnable_blocks, write_flows_package
     finally:
         sys.path.remove(str(REPO / "tests" / "unit"))
-    package = write_flows_package(harness.dir, runnable_blocks(REPO / "docs" / "flows.md"))
+    blocks = runnable_blocks(REPO / "docs" / "flows.md") + runnable_blocks(REPO / "README.md")
+    package = write_flows_package(harness.dir, blocks)
     harness.config(flows__path=str(package))
     results = harness.dir / "results.json"
     proc = harness.run("up", "-j", "2", "--json", str(results), timeout=900)
@@ -163,6 +164,9 @@ def test_documented_examples_pass_against_the_example_app(harness: Any) -> None:
     flows = results_of(results)
     assert len(flows) >= 8
     assert flows["users_see_their_role[viewer]"]["status"] == "passed"
+    assert flows["editor_creates_a_site_the_viewer_can_read"]["status"] == "passed"
+    readme_crud = [s["status"] for s in flows["readme_computer_crud"]["steps"]]
+    assert readme_crud == ["passed"] * 5
     assert [s["name"] for s in flows["logout_revokes_the_token"]["steps"]] == [
         "login",
         "out",

@@ -78,16 +78,19 @@ def test_the_flows_guide_has_runnable_examples() -> None:
 def test_examples_import_and_are_discovered(
     document: Path, tmp_path: Path, own_flows_modules: None
 ) -> None:
-    package = write_flows_package(tmp_path, runnable_blocks(document))
+    blocks = runnable_blocks(document)
+    package = write_flows_package(tmp_path, blocks)
     flows = {f.name: f for f in discover(package)}
-    assert len(flows) >= 8, sorted(flows)
+    declared = sum(src.count("@flow") + src.count(" = crud(") for _, src in blocks)
+    assert len(flows) >= declared, sorted(flows)
     for name, found in flows.items():
         assert found.summary, f"{name} has no docstring line for `nocrud list`"
         assert str(package) in found.origin
     crud_flows = [f for f in flows.values() if f.kind == "crud"]
     assert crud_flows and all(isinstance(f.func, CrudFlow) for f in crud_flows)
-    builders = sys.modules["flows.builders"]
-    assert callable(builders.build_site)
+    if document.name == "flows.md":
+        builders = sys.modules["flows.builders"]
+        assert callable(builders.build_site)
 
 
 @pytest.mark.parametrize(
