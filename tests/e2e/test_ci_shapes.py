@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 RUNNER_IMAGE = "nocrud/runner:test"
 DIND_IMAGE = "nocrud/dind:1"
+REAPER_IMAGE = "nocrud/reaper:1"
 SELECTION = "isolation_01 or isolation_02"
 FLOWS = {"isolation_01", "isolation_02"}
 #: On every object these tests create, so a leak is easy to find: docker ps -a -f label=nocrud.e2e
@@ -70,16 +71,15 @@ def runner_image(base_images: None) -> str:
     return RUNNER_IMAGE
 
 
-@pytest.fixture(scope="module")
-def dind_image(docker_client: Any, base_images: None) -> str:
-    """nocrud/dind:1 from images/dind (Docker's layer cache makes a rebuild take seconds)."""
+def _build_image(client: Any, tag: str, directory: str) -> str:
+    """``docker build -t TAG images/DIRECTORY``; the layer cache makes a rebuild take seconds."""
     import docker.errors
 
     log: list[str] = []
     try:
-        for chunk in docker_client.api.build(
-            path=str(REPO / "images" / "dind"),
-            tag=DIND_IMAGE,
+        for chunk in client.api.build(
+            path=str(REPO / "images" / directory),
+            tag=tag,
             rm=True,
             forcerm=True,
             decode=True,
@@ -87,10 +87,21 @@ def dind_image(docker_client: Any, base_images: None) -> str:
         ):
             log.extend(str(chunk.get("stream", "")).splitlines())
             if "error" in chunk:
-                _skip_unbuilt(DIND_IMAGE, "\n".join([*log, str(chunk["error"])]))
+                _skip_unbuilt(tag, "\n".join([*log, str(chunk["error"])]))
     except docker.errors.DockerException as exc:
-        _skip_unbuilt(DIND_IMAGE, "\n".join([*log, str(exc)]))
-    return DIND_IMAGE
+        _skip_unbuilt(tag, "\n".join([*log, str(exc)]))
+    return tag
+
+
+@pytest.fixture(scope="module")
+def dind_image(docker_client: Any, base_images: None) -> str:
+    return _build_image(docker_client, DIND_IMAGE, "dind")
+
+
+@pytest.fixture(scope="module")
+def reaper_image(docker_client: Any, base_images: None) -> str:
+    """nocrud's Ryuk stand-in: in GitLab, testcontainers would pull Ryuk into the DinD service."""
+    return _build_image(docker_client, REAPER_IMAGE, "reaper")
 
 
 # ---------------------------------------------------------------- running the runner
@@ -284,14 +295,16 @@ def _copy_image(source: Any, target: Any, ref: str) -> None:
 
 
 def test_dind_gitlab_shape_reaches_flows_at_the_docker_host(
-    docker_client: Any, harness: Any, runner_image: str, dind_image: str
+    docker_client: Any, harness: Any, runner_image: str, dind_image: str, reaper_image: str
 ) -> None:
     from nocrud.config import load_config
     from nocrud.images import build_app_image
 
     # A fresh nested daemon has no images and no registry to pull from: give it the
-    # PostgreSQL base and the app image (built here under the key nocrud computes, so
-    # the runner finds it); nocrud builds the migrated database image inside DinD.
+    # PostgreSQL base and the app image, built here under the key nocrud computes so the
+    # runner finds it; nocrud builds the migrated database image inside DinD. The Debian
+    # base goes too: should example_app change between here and the runner's own look
+    # (someone editing the checkout), nocrud rebuilds the app inside DinD instead of failing.
     config_path = harness.config()
     config = load_config(config_path, env={})
     app_ref, _ = build_app_image(docker_client, config, say=lambda _line: None)
@@ -301,8 +314,9 @@ def test_dind_gitlab_shape_reaches_flows_at_the_docker_host(
     labels = {TEST_LABEL: harness.project}
 
     with dind_service(docker_client, name, labels) as (network, nested):
-        for ref in (config.database.image, app_ref):
+        for ref in ("debian:bookworm-slim", config.database.image, app_ref, reaper_image):
             _copy_image(docker_client, nested, ref)
+        since = int(time.time())
 
         outcome = run_runner(
             docker_client,
@@ -319,7 +333,19 @@ def test_dind_gitlab_shape_reaches_flows_at_the_docker_host(
             outcome.output
         )
         assert "building db image" in outcome.output, outcome.output
-        # Nothing left inside DinD, and nothing of this project ever reached the outer daemon.
+        # The reaper ran inside DinD, where the flows ran, and like every other container
+        # there it is gone: nothing left inside DinD, and nothing of this project ever
+        # reached the outer daemon.
+        started = [
+            event["from"]
+            for event in nested.events(
+                since=since,
+                until=int(time.time()) + 1,
+                filters={"type": "container", "event": "start"},
+                decode=True,
+            )
+        ]
+        assert reaper_image in started, started
         assert nested.containers.list(all=True) == []
         assert nested.networks.list(filters={"label": "nocrud.run"}) == []
         assert harness.leftovers() == []
