@@ -98,7 +98,7 @@ def _postgres_container() -> Iterator[Server]:
         container.exec_run(["mkdir", f"{FAST_MOUNT}/ts"], user="postgres")
         server = Server(url)
         server._execute(f"CREATE TABLESPACE {FAST_TABLESPACE} LOCATION '{FAST_MOUNT}/ts'")
-        yield Server(url, FAST_TABLESPACE)
+        yield Server(url, FAST_TABLESPACE, file_copy=True)
     finally:
         if container is not None:
             with contextlib.suppress(docker.errors.NotFound):

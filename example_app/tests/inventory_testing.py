@@ -138,10 +138,13 @@ class Server:
     Attributes:
         url: URL of a maintenance database on it, as a role that may create databases.
         tablespace: Tablespace on a tmpfs for test databases (None: server default).
+        file_copy: Copy templates with ``STRATEGY FILE_COPY`` (PostgreSQL 15+): on a
+            tmpfs about 3x faster than the default, which writes WAL for every block.
     """
 
     url: str
     tablespace: str | None = None
+    file_copy: bool = False
 
     def create_database(self, name: str, *, template: str | None = None) -> str:
         """Create database ``name`` (a copy of ``template`` if given); returns its URL."""
@@ -150,6 +153,8 @@ class Server:
             statement += f" TEMPLATE {template}"
         if self.tablespace is not None:
             statement += f" TABLESPACE {self.tablespace}"
+        if template is not None and self.file_copy:
+            statement += " STRATEGY FILE_COPY"
         self._execute(statement)
         return database_url(self.url, name)
 
