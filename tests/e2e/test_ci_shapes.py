@@ -127,6 +127,7 @@ def run_runner(
     environment: dict[str, str],
     mounts: dict[str, dict[str, str]] | None = None,
     network: str | None = None,
+    network_mode: str | None = None,
 ) -> RunnerOutcome:
     """``nocrud up`` of two flows in a runner container; the container is always removed.
 
@@ -155,6 +156,7 @@ def run_runner(
         volumes=volumes,
         working_dir=str(harness.dir),
         network=network,
+        network_mode=network_mode,
     )
     try:
         container.start()
@@ -213,6 +215,36 @@ def test_dood_runner_in_a_container_joins_the_flow_networks(
     # It left every network it joined (flows' and the db build's): only its own remains.
     assert outcome.networks == {"bridge"}
     assert harness.leftovers() == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine.detect_connection picks container-network for a container on the host's "
+    "network, which cannot join other networks; such a container should use local mode",
+)
+def test_dood_runner_on_the_host_network_uses_published_ports(
+    docker_client: Any, harness: Any, runner_image: str
+) -> None:
+    # `network_mode = "host"` in a GitLab runner's config.toml, `docker run --network host`
+    # for a Jenkins agent: the job shares the host's 127.0.0.1, where ports are published.
+    config = harness.config()
+    out = harness.dir / "out"
+    out.mkdir()
+
+    outcome = run_runner(
+        docker_client,
+        harness,
+        config=config,
+        name=f"nocrud-e2e-{harness.project}-dood-host",
+        out=out,
+        environment={},
+        mounts={SOCKET: {"bind": SOCKET, "mode": "rw"}},
+        network_mode="host",
+    )
+
+    assert harness.leftovers() == []
+    assert "container-network" not in outcome.output, outcome.output
+    assert_both_flows_passed(outcome, out / "results.json")
 
 
 # ---------------------------------------------------------------- Docker-in-Docker
