@@ -194,9 +194,15 @@ def detect_connection(client: Any = None, env: Mapping[str, str] | None = None) 
             import docker.errors
 
             try:
-                own = str(client.containers.get(own).id)
+                container = client.containers.get(own)
             except docker.errors.DockerException:
                 own = None
+            else:
+                own = str(container.id)
+                if container.attrs.get("HostConfig", {}).get("NetworkMode") == "host":
+                    # Sharing the host's network: 127.0.0.1 is the host's, and a container on
+                    # the host network cannot join other networks anyway.
+                    own = None
         if own:
             return Connection("container-network", host="", bind="", container=own)
         if forced == "container-network":
