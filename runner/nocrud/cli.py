@@ -22,6 +22,7 @@ from rich.table import Table
 
 from nocrud import __version__, cleanup, cli_flows, workflow
 from nocrud.config import Config, ConfigError, load_config
+from nocrud.doctor import doctor_command
 from nocrud.engine import DockerUnavailableError, connect
 from nocrud.flows import FlowDiscoveryError, SelectionError, discover, select
 from nocrud.images import BuildError
@@ -369,6 +370,7 @@ def config_command(ctx: click.Context, as_json: bool) -> None:
 
 
 cli_flows.register(main)  # perf, coverage, new
+main.add_command(doctor_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

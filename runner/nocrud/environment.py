@@ -332,7 +332,10 @@ class Environment:
                     raise ProvisionError(
                         f"app not healthy after {self.config.timeouts.app_ready:g}s: GET "
                         f"{self.config.app.health_path} gave {last}; raise timeouts.app_ready or "
-                        f"fix the app's start-up.\nLast app log lines:\n{_logs(self._app, 40)}"
+                        f"fix the app's start-up.\nLast app log lines (health checks left out):\n"
+                        + _without_health_checks(
+                            _logs(self._app, 2000), self.config.app.health_path, 40
+                        )
                     )
                 time.sleep(POLL_INTERVAL)
 
@@ -368,6 +371,13 @@ class Environment:
                 f"the {what} container exited with code {code} before becoming ready.\n"
                 f"Last {what} log lines:\n{_logs(container, 40)}"
             )
+
+
+def _without_health_checks(logs: str, health_path: str, keep: int) -> str:
+    """Log lines minus our own readiness polls, which would crowd out the app's start-up output."""
+    needle = f"GET {health_path}"
+    lines = [line for line in logs.splitlines() if needle not in line]
+    return "\n".join(lines[-keep:]) or "(the app printed nothing but health checks)"
 
 
 def _logs(container: DockerContainer, tail: int) -> str:
