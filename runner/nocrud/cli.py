@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
+import docker.errors
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -94,6 +95,9 @@ def _guard(func: F) -> F:
             _fail(str(exc), EXIT_USAGE)
         except BuildError as exc:
             _fail(f"build failed: {exc}", EXIT_FAILED)
+        except docker.errors.DockerException as exc:
+            # The backstop for the daemon failing mid-run (out of disk, restarted, ...).
+            _fail(f"Docker failed: {exc}; check it with `nocrud doctor`", EXIT_FAILED)
 
     return wrapper  # type: ignore[return-value]
 

@@ -252,7 +252,10 @@ def build_db_image(
         return ref, False
     say(f"building db image {ref}: migrating a fresh database")
     started = time.monotonic()
-    _migrate_and_commit(client, config, app_ref, ref, run_id=run_id, say=say, link=connection)
+    try:
+        _migrate_and_commit(client, config, app_ref, ref, run_id=run_id, say=say, link=connection)
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"building the db image {ref} failed: {_last_line(exc)}") from exc
     say(f"built db image {ref} in {time.monotonic() - started:.1f}s")
     _prune_superseded(client, config.db_image_repo, keep=ref)
     return ref, True
