@@ -169,7 +169,13 @@ def main() -> int:
                     update={"run": config.run.model_copy(update={"parallel": jobs})}
                 )
                 result = run_flows(
-                    cfg, images, flows, UpOptions(), quiet, run_id=cleanup.new_run_id()
+                    cfg,
+                    images,
+                    flows,
+                    UpOptions(),
+                    quiet,
+                    run_id=cleanup.new_run_id(),
+                    connection=engine.connection,
                 )
                 bad = [f.name for f in result.flows if f.status is not Status.PASSED]
                 if bad:
