@@ -18,6 +18,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
@@ -287,57 +288,72 @@ class Environment:
 
     def _wait_for_database(self) -> None:
         assert self.database is not None and self._db is not None
-        deadline = time.monotonic() + self.config.timeouts.db_ready
-        next_status = time.monotonic() + STATUS_INTERVAL
-        while True:
-            self._check_not_killed()
+        database = self.database
+
+        def ready() -> str | None:
             try:
-                self._set_passwords(self.database)
-                return
+                self._set_passwords(database)
             except psycopg2.OperationalError as exc:
-                last = str(exc).strip()
-            now = time.monotonic()
-            if now >= next_status:
-                next_status = now + STATUS_INTERVAL
-                self._raise_if_exited(self._db, "database")
-            if now > deadline:
-                raise ProvisionError(
-                    f"database not ready after {self.config.timeouts.db_ready:g}s "
-                    f"(last error: {last}); raise timeouts.db_ready or check the db image.\n"
-                    f"Last database log lines:\n{_logs(self._db, 30)}"
-                )
-            time.sleep(POLL_INTERVAL)
+                return str(exc).strip()
+            return None
+
+        timeout = self.config.timeouts.db_ready
+        last = self._poll(ready, self._db, "database", timeout)
+        if last is not None:
+            raise ProvisionError(
+                f"database not ready after {timeout:g}s (last error: {last}); raise "
+                f"timeouts.db_ready or check the db image.\n"
+                f"Last database log lines:\n{_logs(self._db, 30)}"
+            )
 
     def _wait_for_app(self) -> None:
         assert self._app is not None
-        url = self.base_url + self.config.app.health_path
-        deadline = time.monotonic() + self.config.timeouts.app_ready
-        next_status = time.monotonic() + STATUS_INTERVAL
-        last = "no answer yet"
+        health = self.config.app.health_path
+        url = self.base_url + health
         with requests.Session() as session:
-            while True:
-                self._check_not_killed()
+
+            def ready() -> str | None:
                 try:
                     response = session.get(url, timeout=2)
-                    if response.status_code == 200:
-                        return
-                    last = f"HTTP {response.status_code}"
                 except requests.RequestException as exc:
-                    last = type(exc).__name__
-                now = time.monotonic()
-                if now >= next_status:
-                    next_status = now + STATUS_INTERVAL
-                    self._raise_if_exited(self._app, "app")
-                if now > deadline:
-                    raise ProvisionError(
-                        f"app not healthy after {self.config.timeouts.app_ready:g}s: GET "
-                        f"{self.config.app.health_path} gave {last}; raise timeouts.app_ready or "
-                        f"fix the app's start-up.\nLast app log lines (health checks left out):\n"
-                        + _without_health_checks(
-                            _logs(self._app, 2000), self.config.app.health_path, 40
-                        )
-                    )
-                time.sleep(POLL_INTERVAL)
+                    return type(exc).__name__
+                return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+            timeout = self.config.timeouts.app_ready
+            last = self._poll(ready, self._app, "app", timeout)
+        if last is not None:
+            raise ProvisionError(
+                f"app not healthy after {timeout:g}s: GET {health} gave {last}; raise "
+                "timeouts.app_ready or fix the app's start-up.\n"
+                "Last app log lines (health checks left out):\n"
+                + _without_health_checks(_logs(self._app, 2000), health, 40)
+            )
+
+    def _poll(
+        self, ready: Callable[[], str | None], container: DockerContainer, what: str, timeout: float
+    ) -> str | None:
+        """Call ``ready`` every POLL_INTERVAL until it returns None (ready) or time runs out.
+
+        Every STATUS_INTERVAL it also asks Docker whether the container died, so a crash
+        is reported at once with its exit code instead of after the whole timeout.
+
+        Returns:
+            None when ready; otherwise the last failure ``ready`` described.
+        """
+        deadline = time.monotonic() + timeout
+        next_status = time.monotonic() + STATUS_INTERVAL
+        while True:
+            self._check_not_killed()
+            last = ready()
+            if last is None:
+                return None
+            now = time.monotonic()
+            if now >= next_status:
+                next_status = now + STATUS_INTERVAL
+                self._raise_if_exited(container, what)
+            if now > deadline:
+                return last
+            time.sleep(POLL_INTERVAL)
 
     def _address(self, container: DockerContainer, port: int, what: str) -> tuple[str, int]:
         wrapped = container.get_wrapped_container()
