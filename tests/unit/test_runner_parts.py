@@ -102,7 +102,8 @@ def _project(tmp_path: Path) -> Path:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "__init__.py").write_text("")
     (tmp_path / "nocrud.yaml").write_text(
-        "project: shop\napp:\n  build: app\ndatabase:\n  migrate: [migrate]\n  migrations: [app/migrations]\n"
+        "project: shop\napp:\n  build: app\n"
+        "database:\n  migrate: [migrate]\n  migrations: [app/migrations]\n"
     )
     return tmp_path
 
