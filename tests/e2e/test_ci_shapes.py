@@ -52,9 +52,35 @@ def _skip_unbuilt(image: str, output: str) -> None:
     pytest.skip(f"cannot build {image}, so this CI shape cannot be tested here:\n{tail}")
 
 
+def _present(client: Any, tag: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _remove_if_new(client: Any, tag: str, existed: bool) -> None:
+    """Tests remove the images they built; one that was here before is the developer's cache."""
+    import docker.errors
+
+    if not existed:
+        with contextlib.suppress(docker.errors.NotFound):
+            client.images.remove(tag, force=True)
+
+
 @pytest.fixture(scope="module")
-def runner_image(base_images: None) -> str:
-    """nocrud/runner:test from this working tree (a no-op when its sources did not change)."""
+def runner_image(docker_client: Any, base_images: None) -> Iterator[str]:
+    """nocrud/runner:test from this working tree, removed afterwards if this module built it."""
+    existed = _present(docker_client, RUNNER_IMAGE)
+    yield _build_runner_image()
+    _remove_if_new(docker_client, RUNNER_IMAGE, existed)
+
+
+def _build_runner_image() -> str:
+    """Run images/runner/build.sh (a no-op when its sources did not change)."""
     script = REPO / "images" / "runner" / "build.sh"
     try:
         proc = subprocess.run(
@@ -94,8 +120,10 @@ def _build_image(client: Any, tag: str, directory: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def dind_image(docker_client: Any, base_images: None) -> str:
-    return _build_image(docker_client, DIND_IMAGE, "dind")
+def dind_image(docker_client: Any, base_images: None) -> Iterator[str]:
+    existed = _present(docker_client, DIND_IMAGE)
+    yield _build_image(docker_client, DIND_IMAGE, "dind")
+    _remove_if_new(docker_client, DIND_IMAGE, existed)
 
 
 @pytest.fixture(scope="module")
