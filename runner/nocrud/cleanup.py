@@ -93,53 +93,52 @@ def owner_is_gone(owner_label: str) -> bool:
 
 @dataclass(frozen=True)
 class SweepReport:
-    """What a sweep removed."""
+    """What a sweep removed, and how many labelled objects it left alone."""
 
     containers: int
     networks: int
+    spared: int = 0
 
     @property
     def total(self) -> int:
         return self.containers + self.networks
 
 
-def sweep(
-    client: docker.DockerClient,
-    *,
-    everything: bool = False,
-    keep: Callable[[dict[str, str]], bool] | None = None,
-) -> SweepReport:
+def sweep(client: docker.DockerClient, *, kept: bool = False, live: bool = False) -> SweepReport:
     """Remove labelled containers and networks whose run is over.
+
+    By default (the sweep at the start of every run) only objects whose owner process
+    is gone, and not kept on purpose with ``--keep-failed``.
 
     Args:
         client: Docker client.
-        everything: Remove every object labelled by nocrud, whoever owns it
-            (``nocrud clean``). Otherwise only objects whose owner process is gone.
-        keep: Optional predicate on an object's labels; True keeps it (for
-            environments kept on purpose with ``--keep-failed``).
+        kept: Also remove environments kept with ``--keep-failed`` (``nocrud clean``).
+        live: Also remove objects of runs still going and of other hosts
+            (``nocrud clean --all``).
     """
 
     def doomed(labels: dict[str, str]) -> bool:
-        if keep is not None and keep(labels):
+        if labels.get(LABEL_KEEP) == "true" and not kept:
             return False
-        if not everything and labels.get(LABEL_KEEP) == "true":
-            return False
-        return everything or owner_is_gone(labels.get(LABEL_OWNER, ""))
+        return live or owner_is_gone(labels.get(LABEL_OWNER, ""))
 
-    containers = 0
+    containers = networks = spared = 0
     for container in client.containers.list(
         all=True, filters={"label": LABEL_RUN}, ignore_removed=True
     ):
         if doomed(container.labels):
             _ignore_gone(container.remove, force=True, v=True)
             containers += 1
-    networks = 0
+        else:
+            spared += 1
     for network in client.networks.list(filters={"label": LABEL_RUN}):
         if doomed(network.attrs.get("Labels") or {}):
             _disconnect_all(network)
             _ignore_gone(network.remove)
             networks += 1
-    return SweepReport(containers=containers, networks=networks)
+        else:
+            spared += 1
+    return SweepReport(containers=containers, networks=networks, spared=spared)
 
 
 def remove_run(client: docker.DockerClient, run_id: str) -> SweepReport:

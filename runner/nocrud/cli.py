@@ -323,20 +323,29 @@ def list_command(
 
 
 @main.command()
-@click.option("--all", "everything", is_flag=True, default=True, hidden=True)
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also remove objects of runs still going, and of runs on other hosts sharing this daemon.",
+)
 @click.option("--images", is_flag=True, help="Also remove the cached app and database images.")
 @_guard
 def clean(everything: bool, images: bool) -> None:
-    """Remove every container and network labelled by nocrud, including what killed runs left.
+    """Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.
+
+    Runs still going (this host's live processes, or other hosts on a shared daemon)
+    are left alone unless --all is given.
 
     \b
     Examples:
       nocrud clean
+      nocrud clean --all             # everything labelled by nocrud, running or not
       nocrud clean --images          # also drop cached images (next run rebuilds them)
     """
     client = connect()
     try:
-        report = cleanup.sweep(client, everything=everything)
+        report = cleanup.sweep(client, kept=True, live=everything)
         removed_images = 0
         if images:
             for image in client.images.list(filters={"label": cleanup.LABEL_IMAGE_KEY}):
@@ -349,6 +358,11 @@ def clean(everything: bool, images: bool) -> None:
         f"removed {report.containers} container(s), {report.networks} network(s)"
         + (f", {removed_images} image tag(s)" if images else "")
     )
+    if report.spared:
+        click.echo(
+            f"left {report.spared} object(s) of runs still going or of other hosts: "
+            "`nocrud clean --all` removes them too"
+        )
 
 
 @main.command(name="config")

@@ -223,3 +223,26 @@ def _running_apps(harness: Any) -> list[Any]:
     labels = [f"nocrud.project={harness.project}", "nocrud.role=app"]
     # The low-level list does not inspect each container, so it cannot race a removal.
     return list(harness.client.api.containers(filters={"label": labels}))
+
+
+def test_keep_failed_keeps_only_failed_environments_until_nocrud_clean(harness: Any) -> None:
+    harness.config(flows__path=str(harness.flows(FAILING_FLOWS)))
+    proc = harness.run("up", "-j", "2", "--keep-failed")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "kept for inspection" in out
+    kept = harness.client.api.containers(
+        all=True, filters={"label": f"nocrud.project={harness.project}"}
+    )
+    assert {c["Labels"]["nocrud.flow"] for c in kept} == {"expects_the_impossible"}
+    assert {c["Labels"]["nocrud.role"] for c in kept} == {"db", "app"}
+    assert all(c["Labels"]["nocrud.keep"] == "true" for c in kept)
+
+    # The next run's start-up sweep leaves kept environments alone ...
+    again = harness.run("up", "-j", "1", "-f", "health_is_ok")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(harness.leftovers()) == 3  # two containers and their network
+    # ... and `nocrud clean` removes them.
+    clean = harness.run("clean")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert harness.leftovers() == []

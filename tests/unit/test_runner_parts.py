@@ -177,3 +177,74 @@ def test_environment_is_not_read_at_import_time() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "late"
+
+
+# ---------------------------------------------------------------- sweep
+
+
+class _FakeObject:
+    def __init__(self, name: str, labels: dict[str, str], removed: list[str]) -> None:
+        self.name = name
+        self.labels = labels
+        self.attrs = {"Labels": labels, "Containers": {}}
+        self._removed = removed
+
+    def remove(self, **_kwargs: object) -> None:
+        self._removed.append(self.name)
+
+    def reload(self) -> None:
+        pass
+
+
+class _FakeCollection:
+    def __init__(self, objects: list[_FakeObject]) -> None:
+        self.objects = objects
+
+    def list(self, **_kwargs: object) -> list[_FakeObject]:
+        return self.objects
+
+
+class _FakeDocker:
+    """The Docker seam, as far as cleanup.sweep uses it."""
+
+    def __init__(self, labels: dict[str, dict[str, str]]) -> None:
+        self.removed: list[str] = []
+        objects = [_FakeObject(name, value, self.removed) for name, value in labels.items()]
+        self.containers = _FakeCollection(objects)
+        self.networks = _FakeCollection([])
+
+
+def _sweep_fixture() -> _FakeDocker:
+    dead = subprocess.run(
+        [sys.executable, "-c", "from nocrud.cleanup import owner; print(owner())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    base = {cleanup.LABEL_RUN: "r"}
+    return _FakeDocker(
+        {
+            "live": {**base, cleanup.LABEL_OWNER: cleanup.owner()},
+            "dead": {**base, cleanup.LABEL_OWNER: dead},
+            "kept": {**base, cleanup.LABEL_OWNER: dead, cleanup.LABEL_KEEP: "true"},
+            "other-host": {**base, cleanup.LABEL_OWNER: "elsewhere:1:1"},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "removed"),
+    [
+        ({}, ["dead"]),  # the start-up sweep
+        ({"kept": True}, ["dead", "kept"]),  # nocrud clean
+        ({"kept": True, "live": True}, ["live", "dead", "kept", "other-host"]),  # clean --all
+    ],
+)
+def test_sweep_spares_live_runs_other_hosts_and_kept_environments_unless_asked(
+    options: dict[str, bool], removed: list[str]
+) -> None:
+    fake = _sweep_fixture()
+    report = cleanup.sweep(fake, **options)  # type: ignore[arg-type]
+    assert fake.removed == removed
+    assert report.containers == len(removed)
+    assert report.spared == 4 - len(removed)
