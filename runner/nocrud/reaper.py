@@ -24,6 +24,10 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nocrud.engine import Connection
 
 #: nocrud's Ryuk-compatible reaper image (images/reaper).
 REAPER_IMAGE = "nocrud/reaper:1"
@@ -114,7 +118,12 @@ def choose_image(
     return default if pull(default) else None
 
 
-def start_reaper(*, say: Callable[[str], None], disabled: bool = False) -> str | None:
+def start_reaper(
+    *,
+    say: Callable[[str], None],
+    disabled: bool = False,
+    connection: Connection | None = None,
+) -> str | None:
     """Start the reaper for this process, or explain why there is none. Call once, early.
 
     Call it in the main thread before any worker thread creates containers: testcontainers
@@ -129,6 +138,7 @@ def start_reaper(*, say: Callable[[str], None], disabled: bool = False) -> str |
     Args:
         say: Prints one line for the user.
         disabled: No reaper (``--keep-failed``: kept containers must outlive the process).
+        connection: How this process reaches containers (detected when omitted).
 
     Returns:
         A one-line description of the reaper, or None when it is off.
@@ -157,7 +167,7 @@ def start_reaper(*, say: Callable[[str], None], disabled: bool = False) -> str |
     if not os.environ.get("RYUK_RECONNECTION_TIMEOUT", "").strip():
         tc.ryuk_reconnection_timeout = RECONNECTION_TIMEOUT
     try:
-        started = _start(image, tc.ryuk_reconnection_timeout)
+        started = _start(image, tc.ryuk_reconnection_timeout, connection)
     except Exception as exc:  # noqa: BLE001 - same: carry on with the sweep as backstop
         _force_remove()
         tc.ryuk_disabled = True
@@ -194,30 +204,58 @@ def _choose_with_docker(say: Callable[[str], None]) -> str | None:
         client.close()
 
 
-def _start(image: str, reconnection_timeout: str) -> _Started:
-    """Start Ryuk through testcontainers, make sure it has our filter, arrange the exit."""
-    from testcontainers.core.container import Reaper
+def _start(image: str, reconnection_timeout: str, connection: Connection | None) -> _Started:
+    """Start the reaper ourselves, register our filter (ACKed), and hand it to testcontainers.
+
+    testcontainers' own ``Reaper`` publishes the reaper's port on every interface, and
+    the Ryuk protocol has no authentication: anyone who can reach it could register
+    filters. So nocrud starts the same container with the port bound like every other
+    port it publishes (127.0.0.1 for a local daemon) or, when this process runs in a
+    container, not published at all and reached on the network both share. It also
+    waits for the reaper's ``ACK`` (testcontainers does not, and can lose its filter if
+    Docker's port proxy accepts the connection before the reaper listens), then installs
+    the container as testcontainers' reaper, so every ``DockerContainer.start()`` reuses it.
+    """
+    from testcontainers.core.config import testcontainers_config as tc
+    from testcontainers.core.container import DockerContainer, Reaper
     from testcontainers.core.labels import SESSION_ID
 
-    Reaper.get_instance()
-    container = Reaper._container  # testcontainers offers no accessor for its reaper
-    if container is None:
-        raise ReaperError("testcontainers did not start a reaper container")
-    # testcontainers sends its filter without reading the ACK, right after the container
-    # starts; if Docker's port proxy accepted that connection before the reaper listened,
-    # the filter is lost without a word. A second connection, ACKed, makes sure.
-    host = container.get_container_host_ip()
-    port = int(container.get_exposed_port(RYUK_PORT))
+    from nocrud.engine import detect_connection
+
+    link = connection or detect_connection()
+    container = (
+        DockerContainer(image)
+        .with_name(f"testcontainers-ryuk-{SESSION_ID}")
+        .with_volume_mapping(tc.ryuk_docker_socket, "/var/run/docker.sock", "rw")
+        .with_env("RYUK_RECONNECTION_TIMEOUT", reconnection_timeout)
+    )
+    container.ports.update(link.ports(RYUK_PORT))
+    kwargs: dict[str, object] = {"privileged": tc.ryuk_privileged, "auto_remove": True}
+    if link.uses_published_ports:
+        # Not the network testcontainers would pick for a process in a container: that
+        # may be the host's, where published ports are refused.
+        kwargs["network"] = "bridge"
+    container.with_kwargs(**kwargs)
+    container.start()
+    try:
+        wrapped = container.get_wrapped_container()
+        wrapped.reload()
+        network = next(iter(wrapped.attrs["NetworkSettings"].get("Networks") or {"bridge": {}}))
+        host, port = link.address(wrapped, RYUK_PORT, network)
+        sock = _register(host, port, session_labels())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            container.stop()
+        raise
+    Reaper._container = container
+    Reaper._instance = Reaper()
     started = _Started(
         description=(
             f"reaper {image} (container testcontainers-ryuk-{SESSION_ID[:8]}…) removes this run's "
             f"containers and networks {reconnection_timeout} after nocrud ends, even if killed"
         ),
-        sockets=[_register(host, port, session_labels())],
+        sockets=[sock],
     )
-    # Ours runs instead of testcontainers' exit handler, which force-removes Ryuk before
-    # it can remove anything.
-    atexit.unregister(Reaper.delete_instance)
     atexit.register(_hand_over, started)
     return started
 

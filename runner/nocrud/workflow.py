@@ -87,7 +87,11 @@ def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> 
     if connection.mode != "local":
         console.print(f"docker: {connection.describe()}", soft_wrap=True)
     swept = cleanup.sweep(client)
-    start_reaper(say=lambda line: console.print(line, soft_wrap=True), disabled=not reaper)
+    start_reaper(
+        say=lambda line: console.print(line, soft_wrap=True),
+        disabled=not reaper,
+        connection=connection,
+    )
     if swept.total:
         console.print(
             f"removed {swept.containers} container(s) and {swept.networks} network(s) "
