@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner
 
 from nocrud import cli_flows
 from nocrud.coverage import (
@@ -189,57 +187,38 @@ def test_capture_without_a_document_leaves_nothing(doc_server: DocServer, tmp_pa
 # -- the command ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "__init__.py").write_text("")
-    (tmp_path / "nocrud.yaml").write_text(
-        'project: demo\napp:\n  image: demo/app:1\ndatabase:\n  migrate: ["true"]\n'
-    )
-    return tmp_path
-
-
-def invoke(project: Path, *args: str) -> Any:
-    @click.group()
-    def main() -> None:
-        pass
-
-    cli_flows.register(main)
-    return CliRunner().invoke(
-        main, list(args), obj={"config_path": project / "nocrud.yaml"}, env={"NO_COLOR": "1"}
-    )
-
-
-def test_coverage_command_lists_operations_and_the_share(project: Path) -> None:
-    missing = invoke(project, "coverage")
+def test_coverage_command_lists_operations_and_the_share(
+    cli_project: Path, run_cli: Callable[..., Any]
+) -> None:
+    missing = run_cli("coverage")
     assert missing.exit_code == 2 and "run `nocrud up` first" in missing.output
 
     run = run_of(a=[("GET", "/api/sites", 200), ("GET", "/api/sites/3", 404)])
-    results = project / "results.json"
+    results = cli_project / "results.json"
     results.write_text(json.dumps(run.to_dict()))
-    cli_flows.record_run(project, results, perf=False, say=print)
-    no_document = invoke(project, "coverage")
+    cli_flows.record_run(cli_project, results, perf=False, say=print)
+    no_document = run_cli("coverage")
     assert no_document.exit_code == 2 and "no OpenAPI document" in no_document.output
 
-    (project / ".nocrud" / "openapi.json").write_text(json.dumps(DOCUMENT))
-    shown = invoke(project, "coverage")
+    (cli_project / ".nocrud" / "openapi.json").write_text(json.dumps(DOCUMENT))
+    shown = run_cli("coverage")
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     assert any("GET" in line and "/api/sites/{id}" in line and "404" in line for line in lines)
     assert "covered 2 of 7 operations (28.6%) in run run42" in shown.output
 
-    only_missing = invoke(project, "coverage", "--missing")
+    only_missing = run_cli("coverage", "--missing")
     assert "/api/sites/{id}/instruments" in only_missing.output
     rows = [line.split()[1:3] for line in only_missing.output.splitlines()]
     assert ["GET", "/api/sites"] not in rows
 
-    assert invoke(project, "coverage", "--fail-under", "50").exit_code == 1
-    assert invoke(project, "coverage", "--fail-under", "25").exit_code == 0
-    data = json.loads(invoke(project, "coverage", "--json").output)
+    assert run_cli("coverage", "--fail-under", "50").exit_code == 1
+    assert run_cli("coverage", "--fail-under", "25").exit_code == 0
+    data = json.loads(run_cli("coverage", "--json").output)
     assert data["covered"] == 2 and data["share"] == pytest.approx(0.2857)
 
-    other = project / "other.json"
+    other = cli_project / "other.json"
     other.write_text(json.dumps({"paths": {"/api/sites": {"get": {}}}}))
-    full = invoke(project, "coverage", "--openapi", str(other), "--results", str(results))
+    full = run_cli("coverage", "--openapi", str(other), "--results", str(results))
     assert "covered 1 of 1 operations (100.0%)" in full.output
     assert "called but not in the document: GET /api/sites/{id} (404)" in full.output

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
-from click.testing import CliRunner
 
 from nocrud import cli_flows, perf
 from nocrud.results import FlowResult, RequestRecord, RunResult, Status
@@ -145,27 +144,6 @@ def test_small_absolute_growth_is_jitter_and_new_or_gone_endpoints_do_not_fail()
 # -- the command ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "__init__.py").write_text("")
-    (tmp_path / "nocrud.yaml").write_text(
-        'project: demo\napp:\n  image: demo/app:1\ndatabase:\n  migrate: ["true"]\n'
-    )
-    return tmp_path
-
-
-def invoke(project: Path, *args: str) -> Any:
-    @click.group()
-    def main() -> None:
-        pass
-
-    cli_flows.register(main)
-    return CliRunner().invoke(
-        main, list(args), obj={"config_path": project / "nocrud.yaml"}, env={"NO_COLOR": "1"}
-    )
-
-
 def write_run(project: Path, milliseconds: float) -> None:
     run = run_of(("a", [("GET", "/api/sites", milliseconds)] * 3))
     results = project / "results.json"
@@ -173,31 +151,33 @@ def write_run(project: Path, milliseconds: float) -> None:
     cli_flows.record_run(project, results, perf=True, say=lambda line: None)
 
 
-def test_perf_command_stores_a_baseline_then_flags_a_regression(project: Path) -> None:
-    missing = invoke(project, "perf")
+def test_perf_command_stores_a_baseline_then_flags_a_regression(
+    cli_project: Path, run_cli: Callable[..., Any]
+) -> None:
+    missing = run_cli("perf")
     assert missing.exit_code == 2
     assert "run `nocrud up --perf` first" in missing.output
 
-    write_run(project, 10)
-    first = invoke(project, "perf")
+    write_run(cli_project, 10)
+    first = run_cli("perf")
     assert first.exit_code == 0, first.output
     assert "no baseline yet: store this run as one with `nocrud perf --baseline`" in first.output
-    stored = invoke(project, "perf", "--baseline")
+    stored = run_cli("perf", "--baseline")
     assert stored.exit_code == 0 and "baseline stored" in stored.output
 
-    write_run(project, 11)
-    same = invoke(project, "perf")
+    write_run(cli_project, 11)
+    same = run_cli("perf")
     assert same.exit_code == 0, same.output
     assert "no endpoint regressed by more than 25%" in same.output
 
-    write_run(project, 20)
-    slower = invoke(project, "perf")
+    write_run(cli_project, 20)
+    slower = run_cli("perf")
     assert slower.exit_code == 1, slower.output
     assert "GET /api/sites" in slower.output and "REGRESSED" in slower.output
     assert "+100%" in slower.output
     assert "1 of 1 endpoint(s) regressed by more than 25% (and 1 ms): GET /api/sites" in (
         " ".join(slower.output.split())
     )
-    assert invoke(project, "perf", "--threshold", "150").exit_code == 0
-    as_json = json.loads(invoke(project, "perf", "--json").output)
+    assert run_cli("perf", "--threshold", "150").exit_code == 0
+    as_json = json.loads(run_cli("perf", "--json").output)
     assert as_json[0]["regressed"] is True and as_json[0]["baseline"]["p50_ms"] == 10.0
