@@ -154,16 +154,6 @@ def remove_run(client: docker.DockerClient, run_id: str) -> SweepReport:
     return SweepReport(containers=len(containers), networks=len(networks))
 
 
-def labelled_objects(client: docker.DockerClient, label: str = LABEL_RUN) -> list[str]:
-    """Describe every container and network carrying ``label`` (for tests and doctor)."""
-    found = [
-        f"container {c.name}"
-        for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
-    ]
-    found += [f"network {n.name}" for n in client.networks.list(filters={"label": label})]
-    return found
-
-
 def _disconnect_all(network: Any) -> None:
     try:
         network.reload()

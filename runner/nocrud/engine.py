@@ -37,16 +37,6 @@ class DockerUnavailableError(Exception):
     """The Docker engine cannot be reached; the message says where we looked and what to do."""
 
 
-@dataclass(frozen=True)
-class EngineInfo:
-    """What we learned about the engine when connecting."""
-
-    docker_host: str
-    server_version: str
-    api_version: str
-    published_host: str
-
-
 def describe_docker_host(env: Mapping[str, str] | None = None) -> str:
     """Where the Docker client will look, for messages: DOCKER_HOST or the default socket."""
     env = os.environ if env is None else env
@@ -239,17 +229,6 @@ def connect(timeout: float = 60.0) -> docker.DockerClient:
             "Start the Docker daemon or set DOCKER_HOST, then check with `docker info`."
         ) from exc
     return client
-
-
-def engine_info(client: docker.DockerClient) -> EngineInfo:
-    """Version facts about the engine, for `nocrud doctor` and the run header."""
-    version: dict[str, Any] = client.version()
-    return EngineInfo(
-        docker_host=describe_docker_host(),
-        server_version=str(version.get("Version", "?")),
-        api_version=str(version.get("ApiVersion", "?")),
-        published_host=published_host(),
-    )
 
 
 def _short(exc: BaseException) -> str:

@@ -57,12 +57,6 @@ class DatabaseAddress:
     user: str
     password: str
 
-    def dsn(self) -> str:
-        return (
-            f"host={self.host} port={self.port} dbname={self.dbname} "
-            f"user={self.user} password={self.password}"
-        )
-
     def connect(self, timeout: float = 5.0) -> Any:
         """A new psycopg2 connection to this database."""
         return psycopg2.connect(
