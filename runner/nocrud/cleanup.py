@@ -127,14 +127,14 @@ def sweep(client: docker.DockerClient, *, kept: bool = False, live: bool = False
         all=True, filters={"label": LABEL_RUN}, ignore_removed=True
     ):
         if doomed(container.labels):
-            _ignore_gone(container.remove, force=True, v=True)
+            ignore_gone(container.remove, force=True, v=True)
             containers += 1
         else:
             spared += 1
     for network in client.networks.list(filters={"label": LABEL_RUN}):
         if doomed(network.attrs.get("Labels") or {}):
             _disconnect_all(network)
-            _ignore_gone(network.remove)
+            ignore_gone(network.remove)
             networks += 1
         else:
             spared += 1
@@ -146,11 +146,11 @@ def remove_run(client: docker.DockerClient, run_id: str) -> SweepReport:
     label = f"{LABEL_RUN}={run_id}"
     containers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
     for container in containers:
-        _ignore_gone(container.remove, force=True, v=True)
+        ignore_gone(container.remove, force=True, v=True)
     networks = client.networks.list(filters={"label": label})
     for network in networks:
         _disconnect_all(network)
-        _ignore_gone(network.remove)
+        ignore_gone(network.remove)
     return SweepReport(containers=len(containers), networks=len(networks))
 
 
@@ -160,10 +160,10 @@ def _disconnect_all(network: Any) -> None:
     except docker.errors.NotFound:
         return
     for container_id in network.attrs.get("Containers") or {}:
-        _ignore_gone(network.disconnect, container_id, force=True)
+        ignore_gone(network.disconnect, container_id, force=True)
 
 
-def _ignore_gone(action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+def ignore_gone(action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
     """Run a removal, tolerating objects that are already gone or already being removed."""
     try:
         action(*args, **kwargs)

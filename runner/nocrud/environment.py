@@ -401,6 +401,6 @@ def _logs(container: DockerContainer, tail: int) -> str:
 def _remove(container: DockerContainer) -> None:
     try:
         if container._container is not None:
-            cleanup._ignore_gone(container._container.remove, force=True, v=True)
+            cleanup.ignore_gone(container._container.remove, force=True, v=True)
     finally:
         container.get_docker_client().client.close()

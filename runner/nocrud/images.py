@@ -295,7 +295,7 @@ def _migrate_and_commit(
     timeout = config.timeouts.build
     with contextlib.ExitStack() as stack:
         network = client.networks.create(f"nocrud-{run_id}-build", driver="bridge", labels=labels)
-        stack.callback(cleanup._ignore_gone, network.remove)
+        stack.callback(cleanup.ignore_gone, network.remove)
         link.join(network)
         stack.callback(link.leave, network)
         db = client.containers.create(
@@ -308,7 +308,7 @@ def _migrate_and_commit(
             },
             ports=link.ports(DB_PORT),
         )
-        stack.callback(cleanup._ignore_gone, db.remove, force=True, v=True)
+        stack.callback(cleanup.ignore_gone, db.remove, force=True, v=True)
         db.start()
         try:
             address = link.address(db, DB_PORT, network.name)
@@ -412,7 +412,7 @@ def _run_in_app_image(
                 + output.rstrip()
             )
     finally:
-        cleanup._ignore_gone(container.remove, force=True, v=True)
+        cleanup.ignore_gone(container.remove, force=True, v=True)
 
 
 def _copy_migrations_into(
