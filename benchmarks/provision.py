@@ -31,9 +31,9 @@ import requests
 import yaml
 from rich.console import Console
 
-from nocrud import cleanup
 from nocrud.config import load_config
-from nocrud.images import DB_ALIAS, DB_PORT, build_images
+from nocrud.docker import cleanup
+from nocrud.images.build import DB_ALIAS, DB_PORT, build_images
 from nocrud.results import Status
 from nocrud.workflow import UpOptions, prepare_docker, run_flows
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flows.builders import ADMIN, EDITOR, VIEWER, build_site
-from nocrud.builders import unique
-from nocrud.client import BearerToken
 from nocrud.flows import FlowContext, flow
+from nocrud.flows.builders import unique
+from nocrud.http.client import BearerToken
 
 COLLECTIONS = ("/api/sites", "/api/computers", "/api/freezers", "/api/containers")
 

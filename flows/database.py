@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from flows.builders import EDITOR, build_site
-from nocrud.builders import unique
 from nocrud.flows import FlowContext, flow
+from nocrud.flows.builders import unique
 
 
 @flow(tags=["database"])

@@ -22,16 +22,17 @@ from typing import Any
 import docker
 from rich.console import Console
 
-from nocrud import __version__, cleanup
+from nocrud import __version__
 from nocrud.config import Config, ConfigError
-from nocrud.engine import Connection, connect, detect_connection
-from nocrud.execute import FlowExecutor, install_output_capture
+from nocrud.docker import cleanup
+from nocrud.docker.engine import Connection, connect, detect_connection
+from nocrud.docker.reaper import start_reaper
+from nocrud.execute.executor import FlowExecutor, install_output_capture
 from nocrud.flows import Flow, discover, select
-from nocrud.images import BuiltImages, build_images
-from nocrud.reaper import start_reaper
+from nocrud.images.build import BuiltImages, build_images
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.results import RunResult
-from nocrud.scheduler import Scheduler
+from nocrud.scheduler.pool import Scheduler
 
 EXIT_OK = 0
 EXIT_FAILED = 1

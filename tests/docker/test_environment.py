@@ -11,11 +11,11 @@ import psycopg2
 import pytest
 import requests
 
-from nocrud import cleanup
 from nocrud.config import Config, load_config
-from nocrud.engine import detect_connection
-from nocrud.environment import Environment, ProvisionError
-from nocrud.images import BuiltImages, build_images
+from nocrud.docker import cleanup
+from nocrud.docker.engine import detect_connection
+from nocrud.environment.image import Environment, ProvisionError
+from nocrud.images.build import BuiltImages, build_images
 
 pytestmark = pytest.mark.docker
 

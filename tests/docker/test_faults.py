@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from nocrud import cleanup
 from nocrud.config import Config, load_config
-from nocrud.engine import Connection, detect_connection
-from nocrud.execute import FlowExecutor
+from nocrud.docker import cleanup
+from nocrud.docker.engine import Connection, detect_connection
+from nocrud.execute.executor import FlowExecutor
 from nocrud.flows import Flow, FlowContext
-from nocrud.images import BuiltImages, build_images
+from nocrud.images.build import BuiltImages, build_images
 from nocrud.results import FlowResult, Status
 
 pytestmark = pytest.mark.docker

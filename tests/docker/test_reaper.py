@@ -1,6 +1,6 @@
 """The reaper on a real daemon: a SIGKILLed process's containers and network are removed.
 
-A child Python process starts the reaper with :func:`nocrud.reaper.start_reaper`, creates
+A child Python process starts the reaper with :func:`nocrud.docker.reaper.start_reaper`, creates
 two containers and a network through testcontainers, each labelled with this test's
 ``nocrud.test=<uuid>``, and prints READY; the test kills it (or lets it exit) and watches
 the labelled objects disappear. Everything a test creates is removed in ``finally``, the
@@ -36,7 +36,7 @@ POLL = 0.25
 
 CHILD = """
 import sys, time
-from nocrud.reaper import start_reaper
+from nocrud.docker.reaper import start_reaper
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.labels import SESSION_ID
 from testcontainers.core.network import Network
@@ -177,7 +177,7 @@ def connection_env(client: Any) -> dict[str, str]:
     gateway by default; the tests' network rule allows only ports published on
     127.0.0.1 and networks the tests created.
     """
-    from nocrud.engine import detect_connection
+    from nocrud.docker.engine import detect_connection
 
     if "TESTCONTAINERS_CONNECTION_MODE" in os.environ:
         return {}
@@ -271,7 +271,7 @@ def run_reaper(docker_client: Any, reaper_image: str) -> Iterator[Any]:
     """Run the reaper container directly (not through testcontainers); removed afterwards."""
     from testcontainers.core.config import testcontainers_config
 
-    from nocrud.engine import publish_address
+    from nocrud.docker.engine import publish_address
 
     started: list[Any] = []
 
@@ -302,7 +302,7 @@ def _logs(container: Any) -> str:
 
 
 def _connect(container: Any) -> socket.socket:
-    from nocrud.engine import published_host
+    from nocrud.docker.engine import published_host
 
     container.reload()
     port = int(container.ports["8080/tcp"][0]["HostPort"])

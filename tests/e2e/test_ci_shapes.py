@@ -372,7 +372,7 @@ def test_dind_gitlab_shape_reaches_flows_at_the_docker_host(
     docker_client: Any, harness: Any, runner_image: str, dind_image: str, reaper_image: str
 ) -> None:
     from nocrud.config import load_config
-    from nocrud.images import build_app_image
+    from nocrud.images.build import build_app_image
 
     # A fresh nested daemon has no images and no registry to pull from: give it the
     # PostgreSQL base and the app image, built here under the key nocrud computes so the

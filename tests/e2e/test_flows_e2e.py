@@ -22,7 +22,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from nocrud import cli_flows
+from nocrud.cli import authoring as cli_flows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

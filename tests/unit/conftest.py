@@ -1,4 +1,4 @@
-"""Fixtures shared by the unit tests of the CLI commands in nocrud.cli_flows."""
+"""Fixtures shared by the unit tests of the CLI commands in nocrud.cli.authoring."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from nocrud import cli_flows
+from nocrud.cli import authoring as cli_flows
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from nocrud.crud import CrudFlow
 from nocrud.flows import discover
+from nocrud.flows.crud import CrudFlow
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = [REPO / "docs" / "flows.md", REPO / "README.md"]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from nocrud import cleanup
 from nocrud.config import load_config
-from nocrud.engine import publish_address, published_host
-from nocrud.environment import safe_name
-from nocrud.images import _ignored, app_key, db_key
+from nocrud.docker import cleanup
+from nocrud.docker.engine import publish_address, published_host
+from nocrud.environment.image import safe_name
+from nocrud.images.build import _ignored, app_key, db_key
 
 # ---------------------------------------------------------------- engine
 
@@ -54,7 +54,7 @@ def test_run_labels_carry_run_owner_project_role_and_flow() -> None:
 def test_this_process_is_not_gone_but_a_dead_one_is() -> None:
     assert not cleanup.owner_is_gone(cleanup.owner())
     child = subprocess.run(
-        [sys.executable, "-c", "from nocrud.cleanup import owner; print(owner())"],
+        [sys.executable, "-c", "from nocrud.docker.cleanup import owner; print(owner())"],
         capture_output=True,
         text=True,
         check=True,
@@ -168,7 +168,7 @@ def test_dockerignore_matching(path: str, patterns: list[str], ignored: bool) ->
 def test_environment_is_not_read_at_import_time() -> None:
     code = (
         "import os\n"
-        "from nocrud.engine import published_host\n"
+        "from nocrud.docker.engine import published_host\n"
         "os.environ['DOCKER_HOST'] = 'tcp://late:2375'\n"
         "print(published_host())\n"
     )
@@ -216,7 +216,7 @@ class _FakeDocker:
 
 def _sweep_fixture() -> _FakeDocker:
     dead = subprocess.run(
-        [sys.executable, "-c", "from nocrud.cleanup import owner; print(owner())"],
+        [sys.executable, "-c", "from nocrud.docker.cleanup import owner; print(owner())"],
         capture_output=True,
         text=True,
         check=True,

@@ -1,0 +1,562 @@
+"""``nocrud doctor``: can this machine run flows, and if not, what to do about it.
+
+:func:`run_checks` looks at what a run depends on, in the order a run needs it:
+the Docker engine (reachable, versions), how containers will be reached (local
+daemon, ``DOCKER_HOST`` of a Docker-in-Docker service, a container with the
+socket mounted), the config, the base images (present, or at least pullable),
+the reaper image, free disk, the daemon's clock, and objects left by runs that
+died. Each :class:`Check` says ok, warn, fail or skip, what it saw, and for
+anything but ok what to do next. Only problems that stop every run are *fail*
+(no Docker; a base image that is neither here nor pullable), and only they make
+the command exit 1.
+
+The Docker client comes from one seam, the ``connect`` argument, and facts
+about the machine (environment, clock, disk, container or not) from a
+:class:`Host`, so tests drive every branch with a small fake client.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from nocrud.docker import cleanup
+from nocrud.docker.engine import (
+    DockerUnavailableError,
+    connect,
+    describe_docker_host,
+    detect_connection,
+)
+
+#: Images every nocrud setup builds on (images/build-all.sh makes them offline).
+BASE_IMAGE = "debian:bookworm-slim"
+DEFAULT_DB_IMAGE = "nocrud/postgres:15"
+#: Below this much free space where Docker keeps images and containers, builds start failing.
+DOCKER_DISK_WARN = 5 * 1024**3
+#: Below this much free space in the working directory, reports and logs may not fit.
+WORKDIR_DISK_WARN = 1 * 1024**3
+#: Daemon and runner clocks further apart than this confuse token expiry and log times.
+CLOCK_SKEW_WARN = 5.0
+#: How long doctor waits for the daemon on any one call.
+DOCKER_TIMEOUT = 15.0
+
+
+class CheckStatus(enum.StrEnum):
+    """Outcome of one check. Only FAIL makes ``nocrud doctor`` exit non-zero."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report.
+
+    Attributes:
+        name: What was checked, e.g. ``docker`` or ``image debian:bookworm-slim``.
+        status: ok, warn, fail (blocks every run) or skip (could not be checked here).
+        detail: What was seen.
+        fix: What to do about it; empty when there is nothing to do.
+    """
+
+    name: str
+    status: CheckStatus
+    detail: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "status": self.status.value,
+            "detail": self.detail,
+            "fix": self.fix,
+        }
+
+
+def _in_container() -> bool:
+    """Whether this process runs in a container (Docker, Podman, Kubernetes, LXC)."""
+    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
+        return True
+    try:
+        cgroup = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"docker|kubepods|containerd|libpod|lxc", cgroup))
+
+
+def _free_bytes(path: Path) -> int:
+    return shutil.disk_usage(path).free
+
+
+@dataclass(frozen=True)
+class Host:
+    """Facts about the machine the checks run on; :meth:`current` reads the real ones.
+
+    Attributes:
+        env: Environment variables.
+        cwd: Where nocrud would run (config lookup, free disk).
+        now: Wall clock, seconds since the epoch.
+        in_container: Whether this process runs inside a container.
+        hostname: This machine's (or container's) host name.
+        free_bytes: Free bytes on the file system holding a path.
+        path_exists: Whether a path exists on this machine.
+    """
+
+    env: Mapping[str, str]
+    cwd: Path
+    now: Callable[[], float] = time.time
+    in_container: bool = False
+    hostname: str = field(default_factory=socket.gethostname)
+    free_bytes: Callable[[Path], int] = _free_bytes
+    path_exists: Callable[[Path], bool] = Path.exists
+
+    @classmethod
+    def current(cls) -> Host:
+        return cls(env=os.environ, cwd=Path.cwd(), in_container=_in_container())
+
+
+def run_checks(
+    *,
+    connect_docker: Callable[[], Any] | None = None,
+    host: Host | None = None,
+    config_path: Path | None = None,
+) -> list[Check]:
+    """Run every check and return them in report order.
+
+    Args:
+        connect_docker: Returns a Docker client, or raises
+            :class:`~nocrud.docker.engine.DockerUnavailableError`. The real engine when omitted.
+        host: Facts about this machine; :meth:`Host.current` when omitted.
+        config_path: ``--config``; otherwise ``NOCRUD_CONFIG`` or the nearest ``nocrud.yaml``.
+
+    Returns:
+        The checks. Any with status FAIL means no run can work until it is fixed.
+    """
+    host = host or Host.current()
+    checks: list[Check] = []
+    config_check, images = _config(host, config_path)
+    try:
+        client = (connect_docker or (lambda: connect(timeout=DOCKER_TIMEOUT)))()
+    except DockerUnavailableError as exc:
+        where = host.env.get("DOCKER_HOST") or "the default socket"
+        checks.append(
+            Check(
+                "docker",
+                CheckStatus.FAIL,
+                str(exc),
+                f"start the Docker daemon (`sudo systemctl start docker`, or `dockerd &`) or "
+                f"point DOCKER_HOST at a running one (now: {where}); then `docker info` "
+                "must work",
+            )
+        )
+        checks += [config_check, _workdir_disk(host)]
+        return checks
+    try:
+        checks.append(_docker(client, host))
+        before = host.now()
+        info: dict[str, Any] = client.info()
+        after = host.now()
+        checks.append(_connection(client, host, info))
+        checks.append(config_check)
+        checks += [_image(client, ref, role) for ref, role in images]
+        checks.append(_reaper(client, host))
+        checks.append(_docker_disk(host, info))
+        checks.append(_workdir_disk(host))
+        checks.append(_clock(info, (before + after) / 2))
+        checks.append(_leftovers(client))
+    finally:
+        client.close()
+    return checks
+
+
+def exit_code(checks: list[Check]) -> int:
+    """1 when a check failed (nothing can run), else 0; warnings do not fail the command."""
+    return 1 if any(c.status is CheckStatus.FAIL for c in checks) else 0
+
+
+# ---------------------------------------------------------------- the checks
+
+
+def _docker(client: Any, host: Host) -> Check:
+    import docker
+
+    version: dict[str, Any] = client.version()
+    server = version.get("Version", "?")
+    api = version.get("ApiVersion", "?")
+    platform = f"{version.get('Os', '?')}/{version.get('Arch', '?')}"
+    negotiated = getattr(getattr(client, "api", None), "api_version", "?")
+    return Check(
+        "docker",
+        CheckStatus.OK,
+        f"engine {server} (API {api}, {platform}) at {describe_docker_host(host.env)}; "
+        f"docker-py {docker.__version__} speaking API {negotiated}",
+    )
+
+
+def _connection(client: Any, host: Host, info: Mapping[str, Any]) -> Check:
+    try:
+        connection = detect_connection(client, host.env)
+    except ValueError as exc:
+        return Check("connection", CheckStatus.FAIL, str(exc), "fix or unset the variable named")
+    where = "in a container" if host.in_container else "on the host"
+    override = host.env.get("NOCRUD_DOCKER_HOST_IP", "").strip()
+    if connection.mode == "container-network":
+        own = (connection.container or "?")[:12]
+        return Check(
+            "connection",
+            CheckStatus.OK,
+            f"Docker-outside-of-Docker: this process runs in container {own} next to the flows' "
+            "containers; it joins each flow's network and reaches them there",
+        )
+    if override:
+        detail = f"NOCRUD_DOCKER_HOST_IP={override}: published ports reached at {connection.host}"
+    elif connection.mode == "docker-host":
+        detail = (
+            f"remote daemon ({host.env.get('DOCKER_HOST', '')}, e.g. a docker:dind service): "
+            f"ports published on its interfaces, reached at {connection.host}"
+        )
+    else:
+        detail = f"local daemon, runner {where}: ports published on 127.0.0.1"
+    daemon_host = str(info.get("Name", ""))
+    if (
+        connection.mode == "local"
+        and host.in_container
+        and not override
+        and daemon_host not in ("", host.hostname)
+    ):
+        return Check(
+            "connection",
+            CheckStatus.WARN,
+            f"this process runs in a container, but the daemon (host {daemon_host}) does not "
+            "know it: ports published on the daemon's 127.0.0.1 are out of reach from here",
+            "set NOCRUD_SELF_CONTAINER=<this container's id> (the runner then joins each "
+            "flow's network), or NOCRUD_DOCKER_HOST_IP=<the Docker host's address as seen "
+            "from here, e.g. the default gateway>",
+        )
+    return Check("connection", CheckStatus.OK, detail)
+
+
+def _config(host: Host, config_path: Path | None) -> tuple[Check, list[tuple[str, str]]]:
+    """The config check, and the images it names (with the key that names them)."""
+    from nocrud.config import ConfigError, find_config, load_config
+
+    default = [(BASE_IMAGE, "base of nocrud's images"), (DEFAULT_DB_IMAGE, "database.image")]
+    given = config_path or (
+        Path(host.env["NOCRUD_CONFIG"]) if host.env.get("NOCRUD_CONFIG", "").strip() else None
+    )
+    path = given if given is not None else find_config(host.cwd)
+    if path is None:
+        return (
+            Check(
+                "config",
+                CheckStatus.SKIP,
+                f"no nocrud.yaml in {host.cwd} or above: checking the default images",
+                "run doctor where your nocrud.yaml is, or pass --config PATH",
+            ),
+            default,
+        )
+    try:
+        config = load_config(path, env=host.env)
+    except ConfigError as exc:
+        return (
+            Check(
+                "config",
+                CheckStatus.WARN,
+                f"{path}: {exc}",
+                "fix nocrud.yaml (every key is in docs/config.md); `nocrud config` shows "
+                "the resolved values",
+            ),
+            default,
+        )
+    images = [(BASE_IMAGE, "base of nocrud's images"), (config.database.image, "database.image")]
+    if config.app.image is not None:
+        images.append((config.app.image, "app.image"))
+    return (
+        Check("config", CheckStatus.OK, f"{config.source} (project {config.project})"),
+        images,
+    )
+
+
+def _registry_answer(client: Any, ref: str) -> str | None:
+    """None when a registry knows ``ref`` (it can be pulled), else why not; pulls nothing."""
+    try:
+        client.api.inspect_distribution(ref)
+    except Exception as exc:  # noqa: BLE001 - no registry, no image, no auth: all mean "cannot pull"
+        return _short(exc)
+    return None
+
+
+def _image(client: Any, ref: str, role: str) -> Check:
+    import docker.errors
+
+    name = f"image {ref}"
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        pass
+    else:
+        size = (image.attrs or {}).get("Size")
+        shown = f", {size / 1e6:.0f} MB" if isinstance(size, int | float) else ""
+        return Check(name, CheckStatus.OK, f"present ({role}{shown})")
+    why = _registry_answer(client, ref)
+    if why is None:
+        return Check(name, CheckStatus.OK, f"not present, pullable ({role}; pulled on first use)")
+    if ref == BASE_IMAGE or ref.startswith("nocrud/"):
+        fix = (
+            "run images/build-all.sh from nocrud's repository: it pulls or, offline, builds "
+            f"{BASE_IMAGE} with debootstrap, then builds {DEFAULT_DB_IMAGE}"
+        )
+    else:
+        fix = (
+            f"`docker pull {ref}` where a registry is reachable (or `docker save`/`docker load` "
+            f"it onto this machine), or name another image in {role}"
+        )
+    return Check(name, CheckStatus.FAIL, f"not present and not pullable ({role}): {why}", fix)
+
+
+def _reaper(client: Any, host: Host) -> Check:
+    import docker.errors
+
+    from nocrud.docker import reaper
+
+    if reaper.disabled_by_user(host.env, {}):
+        return Check(
+            "reaper",
+            CheckStatus.WARN,
+            "disabled by TESTCONTAINERS_RYUK_DISABLED: a run killed with SIGKILL leaves its "
+            "containers until the next run or `nocrud clean`",
+            "unset TESTCONTAINERS_RYUK_DISABLED",
+        )
+
+    def present(ref: str) -> bool:
+        try:
+            client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    def pullable(ref: str) -> bool:
+        return _registry_answer(client, ref) is None
+
+    chosen = reaper.choose_image(
+        host.env, default=reaper.default_ryuk_image(), present=present, pull=pullable
+    )
+    if chosen is not None and (present(chosen) or pullable(chosen)):
+        how = "present" if present(chosen) else "pullable"
+        source = " (RYUK_CONTAINER_IMAGE)" if host.env.get("RYUK_CONTAINER_IMAGE") else ""
+        return Check(
+            "reaper",
+            CheckStatus.OK,
+            f"{chosen}{source} {how}: a killed run's containers are removed within seconds",
+        )
+    missing = chosen or f"{reaper.default_ryuk_image()} or {reaper.REAPER_IMAGE}"
+    return Check(
+        "reaper",
+        CheckStatus.WARN,
+        f"no reaper image ({missing} neither present nor pullable): a run killed with SIGKILL "
+        "leaves its containers until the next run or `nocrud clean`",
+        f"build {reaper.REAPER_IMAGE} with images/build-all.sh (no registry needed), or set "
+        "RYUK_CONTAINER_IMAGE to a Ryuk-compatible image you have",
+    )
+
+
+def _docker_disk(host: Host, info: Mapping[str, Any]) -> Check:
+    root = str(info.get("DockerRootDir") or "")
+    daemon_here = (
+        not host.env.get("DOCKER_HOST", "").startswith(("tcp://", "ssh://", "http"))
+        and str(info.get("Name", "")) == host.hostname
+    )
+    if not root or not daemon_here or not host.path_exists(Path(root)):
+        return Check(
+            "disk: docker",
+            CheckStatus.SKIP,
+            "the daemon's storage is not on this file system (remote daemon or socket from "
+            "another host): check it there with `docker system df`",
+        )
+    return _disk("disk: docker", host, Path(root), DOCKER_DISK_WARN, "images and containers")
+
+
+def _workdir_disk(host: Host) -> Check:
+    return _disk("disk: working dir", host, host.cwd, WORKDIR_DISK_WARN, "reports and logs")
+
+
+def _disk(name: str, host: Host, path: Path, threshold: int, what: str) -> Check:
+    try:
+        free = host.free_bytes(path)
+    except OSError as exc:
+        return Check(name, CheckStatus.SKIP, f"cannot measure {path}: {exc}")
+    detail = f"{_size(free)} free at {path} ({what})"
+    if free < threshold:
+        return Check(
+            name,
+            CheckStatus.WARN,
+            f"only {detail}; below {_size(threshold)} runs start failing",
+            "free space there: `nocrud clean --images` drops nocrud's cached images, "
+            "`docker system df` shows what else takes room",
+        )
+    return Check(name, CheckStatus.OK, detail)
+
+
+def _clock(info: Mapping[str, Any], local: float) -> Check:
+    raw = str(info.get("SystemTime") or "")
+    daemon = _parse_time(raw)
+    if daemon is None:
+        return Check("clock", CheckStatus.SKIP, f"the daemon reports no usable time ({raw!r})")
+    skew = daemon - local
+    ahead = "ahead of" if skew > 0 else "behind"
+    detail = f"daemon {abs(skew):.1f} s {ahead} this machine"
+    if abs(skew) > CLOCK_SKEW_WARN:
+        return Check(
+            "clock",
+            CheckStatus.WARN,
+            detail + ": token expiry and log times will disagree",
+            "sync the clocks (`timedatectl set-ntp true`, or restart the Docker VM / "
+            "dind service, whose clock drifts after a host sleeps)",
+        )
+    return Check("clock", CheckStatus.OK, detail)
+
+
+def _parse_time(text: str) -> float | None:
+    """Docker's RFC 3339 time with nanoseconds, as epoch seconds."""
+    match = re.fullmatch(
+        r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text.strip()
+    )
+    if match is None:
+        return None
+    base, fraction, zone = match.groups()
+    stamp = datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone))
+    return stamp.timestamp() + (float(f"0.{fraction}") if fraction else 0.0)
+
+
+def _leftovers(client: Any) -> Check:
+    dead: set[str] = set()
+    containers = networks = kept = live = 0
+    objects = [
+        (c.labels or {}, "container")
+        for c in client.containers.list(all=True, filters={"label": cleanup.LABEL_RUN})
+    ]
+    objects += [
+        (n.attrs.get("Labels") or {}, "network")
+        for n in client.networks.list(filters={"label": cleanup.LABEL_RUN})
+    ]
+    for labels, kind in objects:
+        if labels.get(cleanup.LABEL_KEEP) == "true":
+            kept += 1
+        elif cleanup.owner_is_gone(labels.get(cleanup.LABEL_OWNER, "")):
+            dead.add(labels.get(cleanup.LABEL_RUN, "?"))
+            containers += int(kind == "container")
+            networks += int(kind == "network")
+        else:
+            live += 1
+    others = []
+    if live:
+        others.append(f"{live} of runs still going (or of other hosts)")
+    if kept:
+        others.append(f"{kept} kept by --keep-failed")
+    tail = f" ({'; '.join(others)})" if others else ""
+    if dead:
+        return Check(
+            "leftovers",
+            CheckStatus.WARN,
+            f"{containers} container(s) and {networks} network(s) of {len(dead)} run(s) whose "
+            f"process is gone{tail}",
+            "`nocrud clean` removes them (so does the next `nocrud up`, at its start)",
+        )
+    return Check("leftovers", CheckStatus.OK, f"nothing left by dead runs{tail}")
+
+
+# ---------------------------------------------------------------- output
+
+
+_STYLE = {
+    CheckStatus.OK: ("ok", "green"),
+    CheckStatus.WARN: ("warn", "yellow"),
+    CheckStatus.FAIL: ("FAIL", "bold red"),
+    CheckStatus.SKIP: ("skip", "dim"),
+}
+
+
+def render(checks: list[Check], console: Console) -> None:
+    """Print the checks as a table, then what to do about each one that is not ok."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for check in checks:
+        text, style = _STYLE[check.status]
+        table.add_row(escape(check.name), f"[{style}]{text}[/]", escape(check.detail))
+    console.print(table)
+    to_fix = [c for c in checks if c.fix and c.status in (CheckStatus.FAIL, CheckStatus.WARN)]
+    if to_fix:
+        console.print()
+        for check in to_fix:
+            text, style = _STYLE[check.status]
+            console.print(f"[{style}]{text}[/] {escape(check.name)}: fix: {escape(check.fix)}")
+    failed = sum(c.status is CheckStatus.FAIL for c in checks)
+    warned = sum(c.status is CheckStatus.WARN for c in checks)
+    console.print()
+    if failed:
+        console.print(f"{failed} blocking problem(s), {warned} warning(s): nocrud cannot run yet")
+    else:
+        console.print(f"ready to run flows ({warned} warning(s))")
+
+
+@click.command(name="doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.pass_context
+def doctor_command(ctx: click.Context, as_json: bool) -> None:
+    """Check that this machine can run flows, and say how to fix what is missing.
+
+    \b
+    Checks: Docker reachable and its version, how containers are reached (local
+    daemon, DOCKER_HOST / Docker-in-Docker, socket mounted in a container), the
+    config, base images present or pullable, the reaper image, free disk, the
+    daemon's clock, and containers left by runs that died.
+
+    \b
+    Examples:
+      nocrud doctor
+      DOCKER_HOST=tcp://docker:2375 nocrud doctor
+      nocrud doctor --json
+
+    Exit codes: 0 ready (warnings allowed), 1 a problem that stops every run.
+    """
+    obj = ctx.obj if isinstance(ctx.obj, dict) else {}
+    checks = run_checks(config_path=obj.get("config_path"))
+    if as_json:
+        click.echo(json.dumps([c.to_dict() for c in checks], indent=2))
+    else:
+        render(checks, Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False))
+    sys.exit(exit_code(checks))
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def _short(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = str(explanation or exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

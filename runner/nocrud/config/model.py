@@ -1,0 +1,470 @@
+"""The nocrud.yaml model: loading, validation and precedence of every setting.
+
+This module owns the one typed, frozen :class:`Config` that the rest of nocrud
+reads, and :func:`load_config`, the only place that decides where a value comes
+from: model default < ``nocrud.yaml`` < environment < command line. Relative
+paths in the file are resolved against the file's directory and checked to exist.
+Every mistake, wherever it came from, ends up in one :class:`ConfigError` that
+lists all of them, one line each, naming the source, the dotted key, the bad
+value and the fix (the wording lives in :mod:`nocrud.config.errors`).
+
+Environment variables, read from the mapping passed to :func:`load_config`
+(``os.environ`` at call time, never at import time); an empty value counts as unset:
+
+- ``NOCRUD_CONFIG``: the config file to load (a ``--config`` path wins over it).
+- ``NOCRUD_PARALLEL`` -> ``run.parallel`` (integer >= 1).
+- ``NOCRUD_STRATEGY`` -> ``run.strategy`` (image, template, migrate or external).
+- ``NOCRUD_KEEP_FAILED`` -> ``run.keep_failed`` (1/true/yes or 0/false/no).
+- ``NOCRUD_TIMEOUT`` -> ``timeouts.flow`` (seconds).
+- ``NOCRUD_APP_IMAGE`` -> ``app.image``; also clears ``app.build``.
+- ``NOCRUD_DB_IMAGE`` -> ``database.image``.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import string
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import quote
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from nocrud.config.errors import (
+    MASK,
+    ConfigError,
+    describe_errors,
+    mask_secrets,
+    problem,
+    read_yaml,
+)
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "ENV_VARS",
+    "MASK",
+    "PLACEHOLDERS",
+    "AppConfig",
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "FlowsConfig",
+    "RunConfig",
+    "StrategyName",
+    "TimeoutsConfig",
+    "find_config",
+    "load_config",
+]
+
+CONFIG_FILENAME: Final = "nocrud.yaml"
+
+#: Environment variable -> the dotted key it sets (``NOCRUD_CONFIG`` picks the file instead).
+ENV_VARS: Final[Mapping[str, str]] = {
+    "NOCRUD_PARALLEL": "run.parallel",
+    "NOCRUD_STRATEGY": "run.strategy",
+    "NOCRUD_KEEP_FAILED": "run.keep_failed",
+    "NOCRUD_TIMEOUT": "timeouts.flow",
+    "NOCRUD_APP_IMAGE": "app.image",
+    "NOCRUD_DB_IMAGE": "database.image",
+}
+
+#: Placeholders allowed in app.env values, filled by :meth:`Config.render_app_env`.
+PLACEHOLDERS: Final = frozenset(
+    {"database_url", "db_host", "db_port", "db_name", "db_user", "db_password"}
+)
+
+#: How a flow's database is provisioned; only ``image`` is implemented so far.
+StrategyName = Literal["image", "template", "migrate", "external"]
+
+_CLI_ORIGIN = "command line"
+
+
+# --- field types --------------------------------------------------------------
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    """``value`` made absolute against the config file's directory."""
+    root = info.context.get("root") if isinstance(info.context, dict) else None
+    return (Path(root or Path.cwd()) / value.expanduser()).resolve()
+
+
+def _require(value: Path, path: Path, kind: str) -> None:
+    if not path.exists():
+        raise problem(f"'{value}' does not exist (looked for {path}): create it or fix the path")
+    if kind == "directory" and not path.is_dir():
+        raise problem(f"'{value}' is not a directory ({path}): point it at a directory")
+    if kind == "file" and not path.is_file():
+        raise problem(f"'{value}' is not a file ({path}): point it at a file")
+
+
+def _existing(kind: str) -> AfterValidator:
+    def check(value: Path, info: ValidationInfo) -> Path:
+        path = _resolve(value, info)
+        _require(value, path, kind)
+        return path
+
+    return AfterValidator(check)
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # YAML's yes/no/true/false are bools, and bool is an int
+        raise PydanticCustomError("number_type", "not a number")  # worded per key on output
+    return value
+
+
+def _split_command(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise problem(f"{value!r} cannot be split into arguments ({exc}): fix the quotes") from None
+
+
+def _check_placeholders(value: str) -> str:
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(value)]
+    except ValueError:
+        raise problem(
+            f"{value!r} has an unmatched '{{' or '}}': write {{{{ or }}}} for a literal brace"
+        ) from None
+    for name, spec, conversion in fields:
+        if name is not None and (name not in PLACEHOLDERS or spec or conversion):
+            known = ", ".join(f"{{{p}}}" for p in sorted(PLACEHOLDERS))
+            raise problem(f"{value!r} uses unknown placeholder {{{name}}}: use one of {known}")
+    return value
+
+
+def _none_as_empty(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+_Directory = Annotated[Path, _existing("directory")]
+_File = Annotated[Path, _existing("file")]
+_AnyPath = Annotated[Path, _existing("any")]
+_Command = Annotated[tuple[str, ...], BeforeValidator(_split_command), Field(min_length=1)]
+_Identifier = Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+_ImageRef = Annotated[str, Field(pattern=r"^\S+$")]
+_Seconds = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, allow_inf_nan=False)]
+_EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+_EnvValue = Annotated[str, AfterValidator(_check_placeholders)]
+
+
+def _section() -> Any:
+    # Validated like a section written as `name: {}`, so its path defaults get
+    # the same resolution and checks as values from the file.
+    return Field(default_factory=dict, validate_default=True)
+
+
+# --- the model ----------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_section(cls, data: Any) -> Any:
+        # `run:` with every key commented out is YAML null; it means "all defaults".
+        return _none_as_empty(data)
+
+
+class AppConfig(_Section):
+    """The application under test: how to get its image and how to run it.
+
+    Paths are absolute; ``dockerfile`` is ``build / dockerfile`` when ``build`` is
+    set (left as written otherwise). Exactly one of ``build`` and ``image`` is set.
+    ``command`` is an argument tuple (a string in the file is split with shlex).
+    ``env`` values may hold placeholders; see :meth:`Config.render_app_env`.
+    """
+
+    build: _Directory | None = None
+    dockerfile: Path = Field(default=Path("Dockerfile"), validate_default=True)
+    image: _ImageRef | None = None
+    command: _Command | None = None
+    port: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)] = 8000
+    health_path: Annotated[str, Field(pattern=r"^/\S*$")] = "/health"
+    env: Annotated[dict[_EnvName, _EnvValue], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("dockerfile")
+    @classmethod
+    def _dockerfile_in_build(cls, value: Path, info: ValidationInfo) -> Path:
+        """Resolve against ``build``; left as written when there is nothing to build."""
+        build: Path | None = info.data.get("build")
+        if build is None:
+            return value
+        path = (build / value).resolve()
+        _require(value, path, "file")
+        return path
+
+    @model_validator(mode="after")
+    def _build_or_image(self) -> AppConfig:
+        if (self.build is None) == (self.image is None):
+            which = "both are set" if self.build else "neither is set"
+            raise problem(
+                f"{which}: set exactly one of app.build (a directory to build the app "
+                "image from) or app.image (an existing image)"
+            )
+        return self
+
+
+class DatabaseConfig(_Section):
+    """The PostgreSQL database each flow gets, and how its schema is made.
+
+    ``migrate`` and ``seed`` are argument tuples or None; ``migrations`` and
+    ``seed_sql`` are absolute paths that exist.
+    """
+
+    image: _ImageRef = "nocrud/postgres:15"
+    name: _Identifier = "nocrud"
+    user: _Identifier = "nocrud"
+    password: SecretStr = SecretStr("nocrud")
+    migrate: _Command | None = None
+    migrations: Annotated[tuple[_AnyPath, ...], BeforeValidator(_one_or_many)] = ()
+    seed_sql: _File | None = None
+    seed: _Command | None = None
+
+
+class FlowsConfig(_Section):
+    """Where the flows live."""
+
+    path: _Directory = Field(default=Path("flows"), validate_default=True)
+
+
+class RunConfig(_Section):
+    """How a run is scheduled."""
+
+    parallel: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] | None = None
+    strategy: StrategyName = "image"
+    keep_failed: bool = False
+
+
+class TimeoutsConfig(_Section):
+    """Limits, in seconds."""
+
+    db_ready: _Seconds = 30.0
+    app_ready: _Seconds = 60.0
+    flow: _Seconds = 300.0
+    build: _Seconds = 900.0
+
+
+class Config(_Section):
+    """The whole of nocrud.yaml after precedence, validation and path resolution."""
+
+    project: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")]
+    app: AppConfig
+    database: DatabaseConfig = _section()
+    flows: FlowsConfig = _section()
+    run: RunConfig = _section()
+    timeouts: TimeoutsConfig = _section()
+
+    _source: Path = PrivateAttr(default_factory=lambda: Path.cwd() / CONFIG_FILENAME)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Remember the file this was loaded from (passed in the validation context)."""
+        if isinstance(context, dict) and "source" in context:
+            self._source = context["source"]
+
+    @property
+    def source(self) -> Path:
+        """The config file, absolute."""
+        return self._source
+
+    @property
+    def root(self) -> Path:
+        """The directory of the config file; relative paths in it start here."""
+        return self._source.parent
+
+    @property
+    def app_image_repo(self) -> str:
+        """Repository of the app image nocrud builds, e.g. ``nocrud/example-app``."""
+        return f"nocrud/{self.project}-app"
+
+    @property
+    def db_image_repo(self) -> str:
+        """Repository of the pre-migrated database image, e.g. ``nocrud/example-db``."""
+        return f"nocrud/{self.project}-db"
+
+    @property
+    def parallel(self) -> int:
+        """How many flows run at once: ``run.parallel``, or one per CPU when unset."""
+        return self.run.parallel or os.cpu_count() or 1
+
+    def render_app_env(self, db_host: str, db_port: int) -> dict[str, str]:
+        """The app container's environment, placeholders filled for one database.
+
+        Args:
+            db_host: Host name (or address) under which the app reaches the database.
+            db_port: Port of the database at that host.
+
+        Returns:
+            ``app.env`` with ``{database_url}``, ``{db_host}``, ``{db_port}``,
+            ``{db_name}``, ``{db_user}`` and ``{db_password}`` replaced.
+        """
+        db = self.database
+        password = db.password.get_secret_value()
+        host = f"[{db_host}]" if ":" in db_host else db_host  # an IPv6 address
+        values = {
+            "database_url": (
+                f"postgresql://{quote(db.user, safe='')}:{quote(password, safe='')}"
+                f"@{host}:{db_port}/{db.name}"
+            ),
+            "db_host": db_host,
+            "db_port": str(db_port),
+            "db_name": db.name,
+            "db_user": db.user,
+            "db_password": password,
+        }
+        return {name: value.format_map(values) for name, value in self.app.env.items()}
+
+    def to_display_dict(self) -> dict[str, Any]:
+        """The configuration as plain data for ``nocrud config``, with secrets masked.
+
+        Masks ``database.password``, app.env values whose name contains PASSWORD,
+        SECRET, TOKEN or KEY, and the password of any ``scheme://user:password@`` URL.
+        """
+        return mask_secrets(self.model_dump(mode="json"))
+
+
+# --- loading ------------------------------------------------------------------
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load, merge and validate the configuration.
+
+    Precedence, lowest first: the model's defaults, the file, the environment,
+    ``overrides``. A layer that sets ``app.image`` (and not ``app.build``) clears
+    ``app.build``. Relative paths, from any layer, start at the file's directory.
+
+    Args:
+        path: The config file (or a directory holding ``nocrud.yaml``), as given
+            with ``--config``. None: ``$NOCRUD_CONFIG``, else the nearest
+            ``nocrud.yaml`` in the working directory or its parents.
+        env: Environment variables; ``os.environ`` when None.
+        overrides: Values from the command line by dotted key,
+            e.g. ``{"run.parallel": 8, "timeouts.flow": 30}``.
+
+    Returns:
+        The validated configuration.
+
+    Raises:
+        ConfigError: Listing every problem found, one per line.
+    """
+    environ = os.environ if env is None else env
+    source = _locate(path, environ)
+    where = _display(source)
+    layers = _Layers(read_yaml(source, where), file_origin=where)  # defaults < file
+    layers.apply(  # < environment
+        (key, value.strip(), f"{var}={value}")
+        for var, key in ENV_VARS.items()
+        if (value := environ.get(var, "")).strip()
+    )
+    layers.apply((key, value, _CLI_ORIGIN) for key, value in (overrides or {}).items())  # < CLI
+    try:
+        return Config.model_validate(layers.data, context={"root": source.parent, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(*describe_errors(exc.errors(), Config, layers.origin_of)) from None
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest ``nocrud.yaml`` in ``start`` or one of its parents, like git finds ``.git``."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class _Layers:
+    """The raw mapping as layers are applied, and which layer set each dotted key."""
+
+    def __init__(self, data: dict[str, Any], file_origin: str) -> None:
+        self.data = data
+        self._file_origin = file_origin
+        self._origins: dict[str, str] = {}
+
+    def apply(self, values: Iterable[tuple[str, Any, str]]) -> None:
+        layer = {key: (value, origin) for key, value, origin in values}
+        image = layer.get("app.image")
+        if image is not None and image[0] is not None and "app.build" not in layer:
+            layer["app.build"] = (None, image[1])
+        for key, (value, origin) in layer.items():
+            self._set(key, value, origin)
+
+    def _set(self, dotted: str, value: Any, origin: str) -> None:
+        *parents, leaf = dotted.split(".")
+        node = self.data
+        for part in parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                return  # the file's own error about this section is the one to report
+            node = child
+        node[leaf] = value
+        self._origins[dotted] = origin
+
+    def origin_of(self, dotted: str) -> str:
+        """Where the value at ``dotted`` (or its closest set parent) came from."""
+        key = dotted
+        while key:
+            if key in self._origins:
+                return self._origins[key]
+            key = key.rpartition(".")[0]
+        return self._file_origin
+
+
+def _locate(path: Path | None, environ: Mapping[str, str]) -> Path:
+    if path is not None:
+        given, origin = Path(path), f"--config {path}"
+    elif environ.get("NOCRUD_CONFIG", "").strip():
+        given, origin = Path(environ["NOCRUD_CONFIG"].strip()), "NOCRUD_CONFIG"
+    else:
+        found = find_config(Path.cwd())
+        if found is None:
+            raise ConfigError(
+                f"no {CONFIG_FILENAME} found in {Path.cwd()} or its parents: "
+                "create one (see docs/config.md) or pass --config PATH"
+            )
+        return found
+    given = given.expanduser()
+    if given.is_dir():
+        given /= CONFIG_FILENAME
+    if not given.is_file():
+        raise ConfigError(f"{origin}: no such file: {given.absolute()}: check the path")
+    return given.resolve()
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it, else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,279 @@
+"""Scaffolding: ``nocrud new crud`` and ``nocrud new flow`` write flow files that run.
+
+:func:`new_crud` writes ``<resource>_crud.py`` with one :func:`~nocrud.flows.crud.crud`
+declaration. With the app's OpenAPI document (saved by ``nocrud up`` in
+``.nocrud/openapi.json``) the create payload holds every writable field of the
+create operation's request schema, with unique values where a clash is likely
+(names, UUIDs, MAC and e-mail addresses), examples elsewhere, and PUT/PATCH only
+when the document has them; reference fields (``*_id``) get a TODO to build the
+referenced object. :func:`new_flow` writes a free-form flow that calls the app's
+health path. Both refuse to overwrite a file or to reuse a flow's name.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ScaffoldError", "crud_source", "flow_source", "new_crud", "new_flow"]
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+_NAME_LIKE = ("name", "title", "slug", "code", "username", "login", "label", "hostname")
+
+
+class ScaffoldError(Exception):
+    """A file cannot be written; the message says why and what to do."""
+
+
+def _identifier(text: str, what: str) -> str:
+    name = text.strip().lower().replace("-", "_")
+    if not _IDENTIFIER.fullmatch(name) or keyword.iskeyword(name):
+        raise ScaffoldError(
+            f"{what} {text!r} cannot name a flow: use letters, digits and underscores, "
+            "starting with a letter (e.g. site, lab_sample)"
+        )
+    return name
+
+
+def _resolve(document: Mapping[str, Any], schema: Any) -> Any:
+    seen = 0
+    while isinstance(schema, Mapping) and "$ref" in schema and seen < 20:
+        seen += 1
+        node: Any = document
+        for part in str(schema["$ref"]).lstrip("#/").split("/"):
+            node = node.get(part, {}) if isinstance(node, Mapping) else {}
+        schema = node
+    return schema
+
+
+def _request_schema(document: Mapping[str, Any], path: str, method: str) -> dict[str, Any]:
+    operation = document.get("paths", {}).get(path, {}).get(method, {})
+    content = _resolve(document, operation.get("requestBody", {})).get("content", {})
+    schema = _resolve(document, content.get("application/json", {}).get("schema", {}))
+    return dict(schema) if isinstance(schema, Mapping) else {}
+
+
+def _item_path(document: Mapping[str, Any], collection: str) -> str | None:
+    pattern = re.compile(re.escape(collection.rstrip("/")) + r"/\{[^}/]+\}")
+    return next((p for p in document.get("paths", {}) if pattern.fullmatch(p)), None)
+
+
+def _lit(value: Any) -> str:
+    """A Python literal in the project's style (double-quoted strings)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_lit(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
+
+
+@dataclass(frozen=True)
+class _Field:
+    """One field of a generated payload."""
+
+    name: str
+    code: str
+    comment: str = ""
+    text: str | None = None  # the example, for string fields holding one
+    limit: int | None = None
+
+    @property
+    def unique(self) -> bool:
+        return self.code.startswith("unique(")
+
+    def changed(self, how: str) -> str:
+        """Code for another valid value of this field (``how``: a word to append)."""
+        if self.unique or self.text is None:
+            return self.code
+        return _lit(f"{self.text} ({how})"[: self.limit or None])
+
+
+def _field(resource: str, name: str, schema: Mapping[str, Any]) -> _Field:
+    """How to fill one field of a request schema."""
+    kind, example = schema.get("type"), schema.get("example")
+    lowered = name.lower()
+    if schema.get("enum"):
+        return _Field(name, _lit(schema["enum"][0]))
+    if kind == "string":
+        code = _string_value(resource, lowered, schema)
+        text = example if isinstance(example, str) and code == _lit(example) else None
+        limit = schema.get("maxLength")
+        return _Field(name, code, text=text, limit=limit if isinstance(limit, int) else None)
+    if kind == "integer" and lowered.endswith("_id"):
+        target = lowered.removesuffix("_id")
+        comment = f"TODO: build the {target} first, e.g. build_{target}(ctx)['id']"
+        return _Field(name, _lit(example if example is not None else 1), comment)
+    defaults = {"integer": schema.get("minimum", 1), "number": 1.0, "boolean": True}
+    if example is None and kind not in defaults:
+        return _Field(name, "None", "TODO: a valid value")
+    return _Field(name, _lit(example if example is not None else defaults[str(kind)]))
+
+
+def _string_value(resource: str, lowered: str, schema: Mapping[str, Any]) -> str:
+    fmt, example, limit = schema.get("format", ""), schema.get("example"), schema.get("maxLength")
+    special = {"uuid": "unique_uuid()", "email": "unique_email()"}
+    if fmt in special:
+        return special[fmt]
+    if lowered.endswith("email"):
+        return "unique_email()"
+    if lowered == "mac" or lowered.endswith(("_mac", "mac_address")):
+        return "unique_mac()"
+    if lowered in _NAME_LIKE or lowered.endswith("_name") or example is None:
+        prefix = resource if lowered in _NAME_LIKE else lowered
+        if isinstance(limit, int) and limit < len(prefix) + 13:
+            return f"unique(length={max(1, min(12, limit))})"
+        return f"unique({_lit(prefix)})"
+    return _lit(example)
+
+
+def _fields(resource: str, schema: Mapping[str, Any], document: Mapping[str, Any]) -> list[_Field]:
+    """Every writable property of a request schema, filled in."""
+    found = []
+    for name, raw in schema.get("properties", {}).items():
+        spec = _resolve(document, raw)
+        if isinstance(spec, Mapping) and not spec.get("readOnly"):
+            found.append(_field(resource, str(name), spec))
+    return found
+
+
+def _dict_source(fields: list[_Field], indent: str) -> str:
+    lines = ["{"]
+    for item in fields:
+        note = f"  # {item.comment}" if item.comment else ""
+        lines.append(f"{indent}    {_lit(item.name)}: {item.code},{note}")
+    lines.append(f"{indent}}}")
+    return "\n".join(lines)
+
+
+def crud_source(
+    resource: str,
+    endpoint: str,
+    *,
+    document: Mapping[str, Any] | None = None,
+    auth: tuple[str, str] | None = None,
+) -> str:
+    """The text of a CRUD flow module for ``resource`` at ``endpoint``."""
+    name = _identifier(resource, "resource")
+    collection = "/" + endpoint.strip("/")
+    schema = _request_schema(document, collection, "post") if document else {}
+    fields = _fields(name, schema, document or {}) if schema else []
+    if not fields:
+        todo = "TODO: the fields a new object needs"
+        fields = [_Field("name", f"unique({_lit(name)})", todo)]
+    item = _item_path(document, collection) if document else None
+    item_ops = (document or {}).get("paths", {}).get(item, {}) if item else {}
+    # Change unique fields first, then fields holding an example; ids and UUIDs stay.
+    candidates = [f for f in fields if f.unique] + [f for f in fields if f.text is not None]
+    used = {"unique"} | {
+        helper
+        for helper in ("unique_uuid", "unique_email", "unique_mac")
+        if any(f"{helper}()" in f.code for f in fields)
+    }
+    lines = [
+        f'"""CRUD flow for {name} at {collection} (written by `nocrud new crud`; edit freely)."""',
+        "",
+        "from __future__ import annotations",
+        "",
+        f"from nocrud.flows.builders import {', '.join(sorted(used))}",
+        "from nocrud.flows.crud import crud",
+        "",
+        f"{name}_crud = crud(",
+        f"    {_lit(name + '_crud')},",
+        f"    {_lit(collection)},",
+        f"    create=lambda ctx: {_dict_source(fields, '    ')},",
+    ]
+    if candidates and (not document or "put" in item_ops):
+        first = candidates[0]
+        change = f"{{{_lit(first.name)}: {first.changed('updated')}}}"
+        lines.append(f"    update=lambda ctx, obj: {change},")
+    if candidates and document and "patch" in item_ops:
+        second = candidates[1] if len(candidates) > 1 else candidates[0]
+        change = f"{{{_lit(second.name)}: {second.changed('patched')}}}"
+        lines.append(f"    partial_update=lambda ctx, obj: {change},")
+    if auth is not None:
+        lines.append(f"    auth={_lit(auth)},")
+    else:
+        lines.append('    auth=None,  # e.g. ("user", "password") when writes need a login')
+    lines += [f"    tags=[{_lit(name)}],", ")", ""]
+    return "\n".join(lines)
+
+
+def flow_source(name: str, *, health_path: str = "/health") -> str:
+    """The text of a free-form flow module calling ``health_path``."""
+    identifier = _identifier(name, "flow name")
+    return "\n".join(
+        [
+            f'"""{identifier} (written by `nocrud new flow`; say here what it checks)."""',
+            "",
+            "from __future__ import annotations",
+            "",
+            "from nocrud.flows import FlowContext, flow",
+            "",
+            "",
+            "@flow(tags=[])",
+            f"def {identifier}(ctx: FlowContext) -> None:",
+            '    """The app answers its health check (replace with what this flow checks)."""',
+            '    # ctx.login("user", "password") first for endpoints that need a login.',
+            f"    response = ctx.api.get({_lit(health_path)}, expect=200)",
+            '    ctx.log(f"health: {response.status} from {ctx.base_url}")',
+            "",
+        ]
+    )
+
+
+def _write(flows_dir: Path, filename: str, flow_name: str, source: str) -> Path:
+    target = flows_dir / filename
+    if target.exists():
+        raise ScaffoldError(f"{target} exists; not overwriting it: pick another name")
+    if not (flows_dir / "__init__.py").is_file():
+        raise ScaffoldError(
+            f"{flows_dir} is not a flows package (no __init__.py): check flows.path in nocrud.yaml"
+        )
+    from nocrud.flows import FlowDiscoveryError, discover
+
+    try:
+        existing = {f.name: f.origin for f in discover(flows_dir)}
+    except FlowDiscoveryError:
+        existing = {}  # a broken package is reported by `nocrud list`; do not hide the file
+    if flow_name in existing:
+        raise ScaffoldError(
+            f"a flow named {flow_name!r} exists already ({existing[flow_name]}): pick another name"
+        )
+    target.write_text(source)
+    return target
+
+
+def new_crud(
+    flows_dir: Path,
+    resource: str,
+    endpoint: str,
+    *,
+    document: Mapping[str, Any] | None = None,
+    auth: tuple[str, str] | None = None,
+) -> Path:
+    """Write ``<resource>_crud.py`` into the flows package; returns its path.
+
+    Raises:
+        ScaffoldError: Bad resource name, the file or the flow name exists, or the
+            directory is not a flows package.
+    """
+    name = _identifier(resource, "resource")
+    source = crud_source(name, endpoint, document=document, auth=auth)
+    return _write(flows_dir, f"{name}_crud.py", f"{name}_crud", source)
+
+
+def new_flow(flows_dir: Path, name: str, *, health_path: str = "/health") -> Path:
+    """Write ``<name>.py`` with one flow into the flows package; returns its path.
+
+    Raises:
+        ScaffoldError: Bad name, the file or the flow name exists, or the directory
+            is not a flows package.
+    """
+    identifier = _identifier(name, "flow name")
+    source = flow_source(identifier, health_path=health_path)
+    return _write(flows_dir, f"{identifier}.py", identifier, source)

@@ -1,0 +1,496 @@
+"""Credentials for :class:`~nocrud.http.client.ApiClient`, and keeping them out of output.
+
+The auth helpers here (:class:`BearerToken`, :func:`bearer_login`, :class:`BasicAuth`,
+:class:`ApiKey`, :class:`SessionLogin`) are ``requests`` auth objects with two extra
+duties: they tell the client which headers, query parameters and literal values are
+secret, and they may log in lazily before the first request (Django-style cookie
+sessions). :class:`Redactor` is the one place that turns headers, URLs and bodies into
+text a person may read: ``Authorization``, cookies, API keys, CSRF tokens and JSON or
+form fields such as ``password`` or ``token`` come out as ``********``. A secret never
+appears in a ``repr()``, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from http.cookiejar import CookieJar
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+import requests.auth
+
+if TYPE_CHECKING:
+    from nocrud.http.client import ApiClient
+
+#: What every secret is replaced with.
+MASK = "********"
+
+#: Headers whose values are always masked (lower case).
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-csrftoken"}
+)
+
+# Matched against field names lowercased with "_" and "-" removed, so "api_key",
+# "apiKey", "access_token", "new_password" and "client_secret" are all caught. Masking
+# a harmless field is cheap; printing a password is not.
+_SECRET_WORDS = ("password", "passwd", "token", "secret", "apikey")
+
+# Literal secrets shorter than this are not scrubbed from free text: replacing every
+# "a" in a page because a test password is "a" would make the page unreadable.
+_MIN_LITERAL = 4
+
+# A "name=value" pair of a query string quoted in free text.
+_QUERY_PARAM = re.compile(r"(?P<lead>[?&])(?P<name>[\w.-]+)=(?P<value>[^&#\s'\")]*)")
+
+#: Methods that change state; Django wants the CSRF header on these.
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class LoginError(AssertionError):
+    """A login helper could not log in: wrong credentials, or the app answered oddly.
+
+    An ``AssertionError`` because the app under test did not behave as the flow
+    expects, which makes the flow FAILED rather than ERROR.
+    """
+
+
+def is_secret_field(name: str) -> bool:
+    """Whether a JSON, form or query field called ``name`` holds a secret."""
+    normalised = name.lower().replace("_", "").replace("-", "")
+    return any(word in normalised for word in _SECRET_WORDS)
+
+
+@dataclass(frozen=True)
+class Redactor:
+    """Turns request and response parts into text with every secret masked.
+
+    Attributes:
+        headers: Extra header names to mask, lower case, on top of :data:`SECRET_HEADERS`.
+        params: Extra query parameter names to mask, on top of :func:`is_secret_field`.
+        literals: Secret values scrubbed wherever they appear in free text.
+    """
+
+    headers: frozenset[str] = frozenset()
+    params: frozenset[str] = frozenset()
+    literals: tuple[str, ...] = ()
+
+    def _secret_header(self, name: str) -> bool:
+        lowered = name.lower()
+        return lowered in SECRET_HEADERS or lowered in self.headers
+
+    def _secret_param(self, name: str) -> bool:
+        return name in self.params or is_secret_field(name)
+
+    def header(self, name: str, value: str) -> str:
+        """One header's value, masked if the header is secret.
+
+        Cookie headers keep the cookie names (``sessionid=********``) because which
+        cookies were sent is what one needs to debug a login.
+        """
+        if not self._secret_header(name):
+            return self.text(value)
+        if name.lower() == "cookie":
+            names = (part.split("=", 1)[0].strip() for part in value.split(";"))
+            return "; ".join(f"{n}={MASK}" for n in names if n)
+        return MASK
+
+    def header_lines(self, headers: Mapping[str, str], skip: Iterable[str] = ()) -> list[str]:
+        """``Name: value`` lines, masked, leaving out the (lower-case) names in ``skip``."""
+        skipped = set(skip)
+        return [
+            f"{name}: {self.header(name, value)}"
+            for name, value in headers.items()
+            if name.lower() not in skipped
+        ]
+
+    def json(self, value: Any) -> Any:
+        """A copy of a parsed JSON value with every secret field's value masked."""
+        if isinstance(value, dict):
+            return {
+                key: MASK if isinstance(key, str) and is_secret_field(key) else self.json(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [self.json(item) for item in value]
+        return value
+
+    def query(self, query: str) -> str:
+        """A query string with secret parameters' values masked."""
+        if not query:
+            return query
+        pairs = parse_qsl(query, keep_blank_values=True)
+        masked = [(k, MASK if self._secret_param(k) else v) for k, v in pairs]
+        return self.text(urlencode(masked, safe="*"))
+
+    def url(self, url: str) -> str:
+        """A URL with secret query parameters and any user:password part masked."""
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+        return urlunsplit(parts._replace(netloc=netloc, query=self.query(parts.query)))
+
+    def body(self, body: bytes | str | None, content_type: str = "") -> str:
+        """A request or response body as readable text: JSON indented, forms decoded.
+
+        Args:
+            body: The raw body; ``None`` or empty gives ``""``.
+            content_type: The ``Content-Type`` header, used to pick the format. JSON
+                is also recognised without it.
+
+        Returns:
+            The body with secrets masked; binary bodies are summarised, not dumped.
+        """
+        if not body:
+            return ""
+        if isinstance(body, bytes):
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                return f"<{len(body)} bytes of {content_type or 'binary data'}>"
+        else:
+            text = body
+        mime = content_type.split(";", 1)[0].strip().lower()
+        if mime == "application/x-www-form-urlencoded":
+            return self.query(text)
+        if mime.startswith("multipart/"):
+            return f"<{len(text)} characters of {mime}>"
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return self.text(text)
+        return self.text(json.dumps(self.json(parsed), indent=2, ensure_ascii=False))
+
+    def text(self, text: str) -> str:
+        """Free text with known secrets replaced by :data:`MASK`.
+
+        Masks every literal secret, and the value of every secret query parameter
+        in a URL quoted in the text (exception messages from ``requests`` quote them).
+        """
+        for secret in self.literals:
+            if len(secret) >= _MIN_LITERAL:
+                text = text.replace(secret, MASK)
+
+        def mask_param(match: re.Match[str]) -> str:
+            if self._secret_param(match["name"]):
+                return f"{match['lead']}{match['name']}={MASK}"
+            return match[0]
+
+        return _QUERY_PARAM.sub(mask_param, text)
+
+
+class Auth(requests.auth.AuthBase):
+    """Base of nocrud's auth helpers: a ``requests`` auth that knows what is secret.
+
+    Subclasses override :meth:`__call__` to decorate each request and may override
+    the hooks. Any plain :class:`requests.auth.AuthBase` also works with the client;
+    it just gets the default masking (``Authorization`` and friends).
+    """
+
+    #: Header names this auth fills with secrets (lower case).
+    secret_headers: frozenset[str] = frozenset()
+    #: Query parameter names this auth fills with secrets.
+    secret_params: frozenset[str] = frozenset()
+
+    def secrets(self) -> tuple[str, ...]:
+        """Literal secret values to scrub from anything printed."""
+        return ()
+
+    def attach(self, client: ApiClient) -> None:
+        """Called when this auth is set on ``client`` (constructor or ``client.auth = ...``)."""
+
+    def detach(self, client: ApiClient) -> None:
+        """Called when ``client`` switches to another auth or closes."""
+
+    def before_request(self, client: ApiClient) -> None:
+        """Called before each request ``client`` sends with this auth, e.g. to log in."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class BearerToken(Auth):
+    """``Authorization: Bearer <token>`` on every request.
+
+    Args:
+        token: The token.
+        scheme: The word before the token; some APIs want ``Token`` or ``JWT``.
+    """
+
+    def __init__(self, token: str, *, scheme: str = "Bearer") -> None:
+        self.token = token
+        self.scheme = scheme
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.token,)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"{self.scheme} {self.token}"
+        return r
+
+    def __repr__(self) -> str:
+        return f"BearerToken({MASK})"
+
+
+class BasicAuth(Auth):
+    """HTTP Basic authentication.
+
+    Args:
+        username: The user name; it is shown in ``repr()``.
+        password: The password; it never is.
+    """
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self.password = password
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.password,)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        signed: requests.PreparedRequest = requests.auth.HTTPBasicAuth(
+            self.username, self.password
+        )(r)
+        return signed
+
+    def __repr__(self) -> str:
+        return f"BasicAuth({self.username!r}, {MASK})"
+
+
+class ApiKey(Auth):
+    """An API key sent in a header, or in a query parameter.
+
+    Args:
+        key: The key.
+        header: The header to send it in.
+        param: Send the key as this query parameter instead of a header.
+    """
+
+    def __init__(self, key: str, header: str = "X-API-Key", *, param: str | None = None) -> None:
+        self.key = key
+        self.header = header
+        self.param = param
+        self.secret_headers = frozenset() if param else frozenset({header.lower()})
+        self.secret_params = frozenset({param}) if param else frozenset()
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.param is None:
+            r.headers[self.header] = self.key
+        else:
+            r.prepare_url(r.url, {self.param: self.key})
+        return r
+
+    def __repr__(self) -> str:
+        where = f"param={self.param!r}" if self.param else f"header={self.header!r}"
+        return f"ApiKey({MASK}, {where})"
+
+
+def bearer_login(
+    client: ApiClient,
+    path: str = "/api/auth/login",
+    *,
+    username: str,
+    password: str,
+    token_field: str = "token",  # noqa: S107 - a field name, not a secret
+    username_field: str = "username",
+    password_field: str = "password",  # noqa: S107 - a field name, not a secret
+) -> BearerToken:
+    """Log in with JSON credentials and use the returned token on ``client``.
+
+    POSTs ``{username_field: username, password_field: password}`` to ``path``
+    (without any auth), reads the token from the JSON response and sets
+    ``client.auth`` to it.
+
+    Args:
+        client: The client to log in.
+        path: The login endpoint.
+        username: The user name.
+        password: The password.
+        token_field: Where the token is in the response; dots walk into nested
+            objects (``"data.access_token"``).
+        username_field: The JSON field for the user name.
+        password_field: The JSON field for the password.
+
+    Returns:
+        The token, already set on ``client``.
+
+    Raises:
+        UnexpectedStatus: The login endpoint did not answer 2xx (wrong credentials).
+        LoginError: The response has no string at ``token_field``.
+    """
+    response = client.post(
+        path, json={username_field: username, password_field: password}, auth=None
+    )
+    found: Any = response.json()
+    for key in token_field.split("."):
+        found = found.get(key) if isinstance(found, dict) else None
+    if not isinstance(found, str) or not found:
+        data = response.json()
+        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise LoginError(
+            f"POST {response.url} -> {response.status} has no token at {token_field!r} "
+            f"(top-level keys: {keys}); pass token_field= to say where it is"
+        )
+    token = BearerToken(found)
+    client.auth = token
+    return token
+
+
+class SessionLogin(Auth):
+    """Django-style cookie session login with CSRF protection.
+
+    Logs in before the client's first request: GETs the login page to obtain the
+    CSRF cookie, POSTs the credentials with the CSRF header and a ``Referer``, and
+    keeps the session cookie in the client's cookie jar. From then on every unsafe
+    request (POST, PUT, PATCH, DELETE) carries the CSRF header, read from the
+    current cookie because Django rotates the token on login.
+
+    One instance logs in one client; give a second user its own ``SessionLogin``.
+    Switching the client to another auth drops the session and CSRF cookies.
+
+    Args:
+        path: The login page, e.g. ``"/accounts/login/"``.
+        username: The user name.
+        password: The password.
+        csrf_cookie: The cookie the CSRF token comes in.
+        csrf_header: The header the CSRF token goes back in.
+        form: POST the credentials as a form (True) or as JSON (False).
+        username_field: The field for the user name.
+        password_field: The field for the password.
+        session_cookie: The cookie a successful login sets; its absence after the
+            POST means the login failed (Django answers a bad password with 200 and
+            the form again). ``None`` skips the check.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        username: str,
+        password: str,
+        *,
+        csrf_cookie: str = "csrftoken",
+        csrf_header: str = "X-CSRFToken",
+        form: bool = True,
+        username_field: str = "username",
+        password_field: str = "password",  # noqa: S107 - a field name, not a secret
+        session_cookie: str | None = "sessionid",
+    ) -> None:
+        self.path = path
+        self.username = username
+        self.password = password
+        self.csrf_cookie = csrf_cookie
+        self.csrf_header = csrf_header
+        self.form = form
+        self.username_field = username_field
+        self.password_field = password_field
+        self.session_cookie = session_cookie
+        self.secret_headers = frozenset({csrf_header.lower()})
+        self._client: ApiClient | None = None
+        self._logged_in = False
+        self._logging_in = False
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"SessionLogin({self.path!r}, {self.username!r}, {MASK})"
+
+    @property
+    def logged_in(self) -> bool:
+        """Whether the login has happened on the attached client."""
+        return self._logged_in
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self.password,)
+
+    def attach(self, client: ApiClient) -> None:
+        if self._client is not None and self._client is not client:
+            raise ValueError(
+                f"{self!r} is already logged in on another client; "
+                "create one SessionLogin per client"
+            )
+        self._client = client
+
+    def detach(self, client: ApiClient) -> None:
+        _drop_cookies(client.session.cookies, {self.csrf_cookie, self.session_cookie})
+        self._client = None
+        self._logged_in = False
+
+    def before_request(self, client: ApiClient) -> None:
+        # The lock makes other threads wait for a login in progress; the flag lets the
+        # login's own requests (same thread, re-entrant lock) through.
+        with self._lock:
+            if self._logged_in or self._logging_in:
+                return
+            self._logging_in = True
+            try:
+                self.login(client)
+            finally:
+                self._logging_in = False
+
+    def login(self, client: ApiClient) -> None:
+        """Log ``client`` in now (normally done lazily before its first request).
+
+        Raises:
+            UnexpectedStatus: The login page or the POST answered an unexpected status.
+            LoginError: No CSRF cookie came with the login page, or no session
+                cookie came back from the POST.
+        """
+        page = client.get(self.path, auth=None)
+        token = _cookie(client.session.cookies, self.csrf_cookie)
+        if token is None:
+            raise LoginError(
+                f"GET {page.url} -> {page.status} set no {self.csrf_cookie!r} cookie; "
+                "check the login path, or pass csrf_cookie= if the app names it differently"
+            )
+        credentials = {self.username_field: self.username, self.password_field: self.password}
+        body: dict[str, Any] = {"data": credentials} if self.form else {"json": credentials}
+        response = client.post(
+            self.path,
+            **body,
+            headers={self.csrf_header: token, "Referer": client.url(self.path)},
+            expect=range(200, 400),
+            # A successful Django login redirects to LOGIN_REDIRECT_URL, which may not
+            # exist in an API-only app; the session cookie is on the redirect itself.
+            allow_redirects=False,
+            auth=None,
+        )
+        if self.session_cookie and _cookie(client.session.cookies, self.session_cookie) is None:
+            raise LoginError(
+                f"POST {response.url} -> {response.status} set no {self.session_cookie!r} "
+                f"cookie: wrong username or password for {self.username!r}? "
+                "(pass session_cookie= if the app names it differently)"
+            )
+        self._logged_in = True
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        client = self._client
+        if client is None or (r.method or "").upper() not in UNSAFE_METHODS:
+            return r
+        token = _cookie(client.session.cookies, self.csrf_cookie)
+        if token is not None:
+            r.headers[self.csrf_header] = token
+        if "Referer" not in r.headers:
+            r.headers["Referer"] = client.base_url + "/"
+        return r
+
+
+def _cookie(jar: CookieJar, name: str) -> str | None:
+    """The value of cookie ``name``; the last one set wins if several paths hold it."""
+    value = None
+    for cookie in jar:
+        if cookie.name == name:
+            value = cookie.value
+    return value
+
+
+def _drop_cookies(jar: CookieJar, names: set[str | None]) -> None:
+    for cookie in list(jar):
+        if cookie.name in names:
+            jar.clear(cookie.domain, cookie.path, cookie.name)

@@ -1,0 +1,533 @@
+"""The images a run needs, built once and cached by content hash.
+
+Two images per project:
+
+* the **app image** ``nocrud/<project>-app:<key>``, built from the app's build
+  context (or an existing image named in the config);
+* the **database image** ``nocrud/<project>-db:<key>``: a PostgreSQL container
+  from the base image is started on a private network, the app's migrate
+  command (and optional seed) runs against it from the app image, PostgreSQL is
+  stopped cleanly and the container is committed. Every flow then starts from a
+  migrated database; migrations never run per flow.
+
+The keys are hashes of everything that changes the result, so an unchanged
+project builds nothing. Migration files inside the app's build context are
+hashed into the app key by *name* only and copied fresh into the migrate
+container: editing a migration rebuilds the database image and not the app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import io
+import json
+import shlex
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import docker
+import docker.errors
+import psycopg2
+from docker.types import EndpointConfig
+from psycopg2 import sql
+
+from nocrud.config import Config
+from nocrud.docker import cleanup
+from nocrud.docker.engine import Connection
+from nocrud.docker.reaper import session_labels
+
+Say = Callable[[str], None]
+KEY_LENGTH = 16
+#: Network alias of the database on every network nocrud makes.
+DB_ALIAS = "db"
+DB_PORT = 5432
+
+
+class BuildError(Exception):
+    """An image could not be built; the message carries the evidence (build or migrate output)."""
+
+
+@dataclass(frozen=True)
+class BuiltImages:
+    """The images one run uses."""
+
+    app: str
+    db: str
+    app_built: bool
+    db_built: bool
+
+
+# ---------------------------------------------------------------- hashing
+
+
+def _dockerignore_patterns(context: Path) -> list[str]:
+    path = context / ".dockerignore"
+    if not path.is_file():
+        return []
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _ignored(rel: PurePosixPath, patterns: list[str]) -> bool:
+    """Approximate .dockerignore matching (enough to keep caches stable; '!' re-includes)."""
+    ignored = False
+    candidates = [str(rel), *(str(p) for p in rel.parents if str(p) != ".")]
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pat = pattern[1:] if negate else pattern
+        pat = pat.strip("/").removeprefix("./")
+        pat = pat.removeprefix("**/")
+        if any(
+            fnmatch.fnmatch(c, pat) or fnmatch.fnmatch(PurePosixPath(c).name, pat)
+            for c in candidates
+        ):
+            ignored = not negate
+    return ignored
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and ".git" not in path.parts:
+            yield path
+
+
+def _hash_files(digest: Any, root: Path, files: list[Path], *, names_only: set[Path]) -> None:
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        digest.update(b"F" + rel.encode() + b"\0")
+        if path not in names_only:
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+
+
+def _migration_files(config: Config) -> list[Path]:
+    files: list[Path] = []
+    for item in config.database.migrations:
+        files.extend(_walk(item) if item.is_dir() else [item])
+    return files
+
+
+def app_key(config: Config) -> str:
+    """Cache key of the app image: the build context's content, migrations by name only."""
+    digest = hashlib.sha256(b"nocrud-app-v1\0")
+    build = config.app.build
+    assert build is not None
+    patterns = _dockerignore_patterns(build)
+    files = [
+        p
+        for p in _walk(build)
+        if not _ignored(PurePosixPath(p.relative_to(build).as_posix()), patterns)
+    ]
+    _hash_files(digest, build, files, names_only=set(_migration_files(config)))
+    digest.update(b"dockerfile\0" + config.app.dockerfile.relative_to(build).as_posix().encode())
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+def db_key(config: Config, app_image_id: str, base_image_id: str) -> str:
+    """Cache key of the database image: everything that changes what the migrate step produces."""
+    digest = hashlib.sha256(b"nocrud-db-v1\0")
+    parts: dict[str, Any] = {
+        "app_image": app_image_id,
+        "base_image": base_image_id,
+        "migrate": config.database.migrate,
+        "seed": config.database.seed,
+        "name": config.database.name,
+        "user": config.database.user,
+        "password": config.database.password.get_secret_value(),
+        "env": dict(sorted(config.app.env.items())),
+    }
+    digest.update(json.dumps(parts, sort_keys=True).encode())
+    for item in config.database.migrations:
+        root = item if item.is_dir() else item.parent
+        _hash_files(digest, root, list(_walk(item)) if item.is_dir() else [item], names_only=set())
+    if config.database.seed_sql is not None:
+        digest.update(b"seed_sql\0" + config.database.seed_sql.read_bytes())
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+# ---------------------------------------------------------------- images
+
+
+def image_id(client: docker.DockerClient, ref: str) -> str | None:
+    """The id of a local image, or None when it is not here."""
+    try:
+        return str(client.images.get(ref).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+#: Images that images/build-all.sh makes; anything else is the user's to provide.
+OWN_IMAGES = ("nocrud/postgres:", "nocrud/reaper:")
+
+
+def ensure_image(client: docker.DockerClient, ref: str, *, what: str, key: str, say: Say) -> str:
+    """Return the id of ``ref``, pulling it if needed; say what to do when neither works.
+
+    Args:
+        client: Docker client.
+        ref: Image reference.
+        what: What the image is, for messages.
+        key: The nocrud.yaml key that names it, for messages.
+        say: Prints a line for the user.
+    """
+    found = image_id(client, ref)
+    if found:
+        return found
+    say(f"pulling {what} {ref}")
+    try:
+        return str(client.images.pull(ref).id)
+    except docker.errors.DockerException as exc:
+        hint = (
+            "build it with images/build-all.sh"
+            if ref.startswith(OWN_IMAGES)
+            else f"pull or build it first, or name another image in {key} of nocrud.yaml"
+        )
+        raise BuildError(
+            f"{what} {ref} is not present and cannot be pulled ({_last_line(exc)}): {hint}"
+        ) from exc
+
+
+def build_app_image(client: docker.DockerClient, config: Config, *, say: Say) -> tuple[str, bool]:
+    """Build (or find) the app image. Returns its reference and whether it was built now."""
+    if config.app.image is not None:
+        ensure_image(client, config.app.image, what="app image", key="app.image", say=say)
+        return config.app.image, False
+    build = config.app.build
+    assert build is not None
+    ref = f"{config.app_image_repo}:{app_key(config)}"
+    if image_id(client, ref):
+        say(f"app image up to date: {ref}")
+        return ref, False
+    say(f"building app image {ref} from {build}")
+    started = time.monotonic()
+    log: list[str] = []
+    try:
+        for chunk in client.api.build(
+            path=str(build),
+            dockerfile=str(config.app.dockerfile),
+            tag=ref,
+            rm=True,
+            forcerm=True,
+            decode=True,
+            labels={cleanup.LABEL_PROJECT: config.project, cleanup.LABEL_IMAGE_KEY: ref},
+            timeout=int(config.timeouts.build),
+        ):
+            if "stream" in chunk:
+                log.extend(str(chunk["stream"]).splitlines())
+            if "error" in chunk:
+                raise BuildError(
+                    f"building the app image from {build} failed: {chunk['error'].strip()}\n"
+                    + "\n".join(log[-30:])
+                )
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"building the app image from {build} failed: {_last_line(exc)}") from exc
+    say(f"built app image {ref} in {time.monotonic() - started:.1f}s")
+    _prune_superseded(client, config.app_image_repo, keep=ref)
+    return ref, True
+
+
+def build_db_image(
+    client: docker.DockerClient,
+    config: Config,
+    app_ref: str,
+    *,
+    say: Say,
+    run_id: str,
+    connection: Connection,
+) -> tuple[str, bool]:
+    """Build (or find) the pre-migrated database image; return its reference and if it was built."""
+    base_id = ensure_image(
+        client, config.database.image, what="database base image", key="database.image", say=say
+    )
+    app_id = image_id(client, app_ref)
+    assert app_id is not None
+    ref = f"{config.db_image_repo}:{db_key(config, app_id, base_id)}"
+    if image_id(client, ref):
+        say(f"db image up to date: {ref}")
+        return ref, False
+    say(f"building db image {ref}: migrating a fresh database")
+    started = time.monotonic()
+    try:
+        _migrate_and_commit(client, config, app_ref, ref, run_id=run_id, say=say, link=connection)
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"building the db image {ref} failed: {_last_line(exc)}") from exc
+    say(f"built db image {ref} in {time.monotonic() - started:.1f}s")
+    _prune_superseded(client, config.db_image_repo, keep=ref)
+    return ref, True
+
+
+def build_images(
+    client: docker.DockerClient,
+    config: Config,
+    *,
+    say: Say,
+    run_id: str,
+    connection: Connection,
+) -> BuiltImages:
+    """The build step of ``nocrud up`` and all of ``nocrud build``."""
+    app, app_built = build_app_image(client, config, say=say)
+    db, db_built = build_db_image(
+        client, config, app, say=say, run_id=run_id, connection=connection
+    )
+    return BuiltImages(app=app, db=db, app_built=app_built, db_built=db_built)
+
+
+# ---------------------------------------------------------------- the migrate step
+
+
+def _migrate_and_commit(
+    client: docker.DockerClient,
+    config: Config,
+    app_ref: str,
+    ref: str,
+    *,
+    run_id: str,
+    say: Say,
+    link: Connection,
+) -> None:
+    # The session label lets the reaper remove these if nocrud is killed mid-build.
+    labels = {**cleanup.run_labels(run_id, config.project, role="db-build"), **session_labels()}
+    timeout = config.timeouts.build
+    with contextlib.ExitStack() as stack:
+        network = client.networks.create(f"nocrud-{run_id}-build", driver="bridge", labels=labels)
+        stack.callback(cleanup.ignore_gone, network.remove)
+        link.join(network)
+        stack.callback(link.leave, network)
+        db = client.containers.create(
+            config.database.image,
+            name=f"nocrud-{run_id}-build-db",
+            labels=labels,
+            network=network.name,
+            networking_config={
+                network.name: EndpointConfig(client.api._version, aliases=[DB_ALIAS])
+            },
+            ports=link.ports(DB_PORT),
+        )
+        stack.callback(cleanup.ignore_gone, db.remove, force=True, v=True)
+        db.start()
+        try:
+            address = link.address(db, DB_PORT, network.name)
+        except (LookupError, RuntimeError) as exc:
+            raise BuildError(f"cannot reach the build database: {exc}\n{_tail(db, 30)}") from exc
+        _wait_for_postgres(db, address, config.timeouts.db_ready)
+        _create_role_and_database(address, config)
+        if config.database.migrate is None:
+            say("no database.migrate command: the database image holds an empty database")
+        else:
+            _run_in_app_image(
+                client,
+                config,
+                app_ref,
+                config.database.migrate,
+                "migrate",
+                network=network.name,
+                labels=labels,
+                timeout=timeout,
+                say=say,
+            )
+        if config.database.seed_sql is not None:
+            say(f"seeding from {config.database.seed_sql.name}")
+            _run_seed_sql(address, config)
+        if config.database.seed is not None:
+            _run_in_app_image(
+                client,
+                config,
+                app_ref,
+                config.database.seed,
+                "seed",
+                network=network.name,
+                labels=labels,
+                timeout=timeout,
+                say=say,
+            )
+        db.stop(timeout=60)
+        exit_code = db.wait(timeout=60).get("StatusCode", -1)
+        if exit_code != 0:
+            raise BuildError(
+                f"PostgreSQL did not shut down cleanly after migrating (exit {exit_code}):\n"
+                + _tail(db, 30)
+            )
+        repository, tag = ref.rsplit(":", 1)
+        db.commit(
+            repository=repository,
+            tag=tag,
+            message=f"nocrud: {config.project} migrated database",
+            conf={
+                # `docker commit` merges the container's labels into the image's; blank
+                # the per-run ones, or the reaper would remove the cached image and every
+                # container started from it would claim the build's run and owner.
+                "Labels": {
+                    **dict.fromkeys(labels, ""),
+                    cleanup.LABEL_PROJECT: config.project,
+                    cleanup.LABEL_IMAGE_KEY: ref,
+                    cleanup.LABEL_ROLE: "db-image",
+                }
+            },
+        )
+
+
+def _run_in_app_image(
+    client: docker.DockerClient,
+    config: Config,
+    app_ref: str,
+    command: tuple[str, ...],
+    what: str,
+    *,
+    network: str,
+    labels: dict[str, str],
+    timeout: float,
+    say: Say,
+) -> None:
+    env = config.render_app_env(DB_ALIAS, DB_PORT)
+    container = client.containers.create(
+        app_ref,
+        command=list(command),
+        environment=env,
+        network=network,
+        labels=labels,
+    )
+    try:
+        _copy_migrations_into(container, client, config, app_ref)
+        container.start()
+        try:
+            status = container.wait(timeout=timeout)
+        except Exception as exc:
+            raise BuildError(
+                f"the {what} command did not finish within {timeout:.0f}s: "
+                f"raise timeouts.build in nocrud.yaml or fix the command\n" + _tail(container, 40)
+            ) from exc
+        output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        code = int(status.get("StatusCode", -1))
+        for line in output.splitlines()[-20:]:
+            say(f"  {what}: {line}")
+        if code != 0:
+            shown = shlex.join(command)
+            raise BuildError(
+                f"the {what} command `{shown}` failed with exit code {code}; its output:\n"
+                + output.rstrip()
+            )
+    finally:
+        cleanup.ignore_gone(container.remove, force=True, v=True)
+
+
+def _copy_migrations_into(
+    container: Any, client: docker.DockerClient, config: Config, app_ref: str
+) -> None:
+    """Put the current migration files where the app image keeps them (see module docstring)."""
+    build = config.app.build
+    if build is None:
+        return
+    workdir = client.images.get(app_ref).attrs["Config"].get("WorkingDir") or "/"
+    for item in config.database.migrations:
+        if not item.is_relative_to(build):
+            continue
+        target = PurePosixPath(workdir) / item.relative_to(build).as_posix()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for path in _walk(item) if item.is_dir() else [item]:
+                rel = path.relative_to(item).as_posix() if item.is_dir() else path.name
+                info = tar.gettarinfo(str(path), arcname=rel)
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                info.mode = 0o644
+                with path.open("rb") as handle:
+                    tar.addfile(info, handle)
+        dest = target if item.is_dir() else target.parent
+        container.put_archive(str(dest), buffer.getvalue())
+
+
+def _superuser_dsn(address: tuple[str, int], dbname: str = "postgres") -> dict[str, Any]:
+    return {
+        "host": address[0],
+        "port": address[1],
+        "user": "postgres",
+        "password": "postgres",
+        "dbname": dbname,
+        "connect_timeout": 3,
+    }
+
+
+def _wait_for_postgres(container: Any, address: tuple[str, int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            psycopg2.connect(**_superuser_dsn(address)).close()
+            return
+        except psycopg2.OperationalError:
+            if time.monotonic() > deadline:
+                raise BuildError(
+                    "PostgreSQL from the base image did not accept connections "
+                    f"within {timeout:.0f}s:\n" + _tail(container, 30)
+                ) from None
+            time.sleep(0.02)
+
+
+def _create_role_and_database(address: tuple[str, int], config: Config) -> None:
+    db = config.database
+    conn = psycopg2.connect(**_superuser_dsn(address))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            if db.user != "postgres":
+                cur.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(db.user)),
+                    (db.password.get_secret_value(),),
+                )
+            else:
+                cur.execute("ALTER ROLE postgres PASSWORD %s", (db.password.get_secret_value(),))
+            if db.name != "postgres":
+                cur.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(db.name), sql.Identifier(db.user)
+                    )
+                )
+    finally:
+        conn.close()
+
+
+def _run_seed_sql(address: tuple[str, int], config: Config) -> None:
+    db = config.database
+    assert db.seed_sql is not None
+    conn = psycopg2.connect(
+        host=address[0],
+        port=address[1],
+        user=db.user,
+        password=db.password.get_secret_value(),
+        dbname=db.name,
+        connect_timeout=3,
+    )
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(db.seed_sql.read_text())
+    except psycopg2.Error as exc:
+        raise BuildError(f"seed SQL {db.seed_sql} failed: {exc}".rstrip()) from exc
+    finally:
+        conn.close()
+
+
+def _prune_superseded(client: docker.DockerClient, repository: str, *, keep: str) -> None:
+    """Remove older cached images of the same repository, so the cache does not grow forever."""
+    for image in client.images.list(name=repository):
+        if keep in image.tags:
+            continue
+        for tag in image.tags:
+            if tag.startswith(repository + ":"):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag, noprune=False)
+
+
+def _tail(container: Any, lines: int) -> str:
+    try:
+        return str(container.logs(tail=lines).decode(errors="replace")).rstrip()
+    except docker.errors.DockerException:
+        return "(no logs: the container is gone)"
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1] if lines else type(exc).__name__

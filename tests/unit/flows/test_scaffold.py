@@ -1,0 +1,200 @@
+"""Scaffolding: generated files are valid, discovered, filled from OpenAPI, never overwrite.
+
+That the generated flows also *run* as written is shown in test_crud.py, against its
+fake REST server.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from nocrud.cli import authoring as cli_flows
+from nocrud.flows import discover
+from nocrud.flows.crud import CrudFlow
+from nocrud.flows.scaffold import ScaffoldError, crud_source, flow_source, new_crud, new_flow
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "paths": {
+        "/api/samples": {
+            "post": {
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/In"}}}
+                }
+            },
+            "get": {},
+        },
+        "/api/samples/{sample_id}": {"get": {}, "put": {}, "patch": {}, "delete": {}},
+    },
+    "components": {
+        "schemas": {
+            "In": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer", "readOnly": True},
+                    "name": {"type": "string", "maxLength": 200},
+                    "barcode": {"type": "string", "format": "uuid"},
+                    "owner_email": {"type": "string"},
+                    "mac": {"type": "string"},
+                    "note": {"type": "string", "example": "kept cold", "maxLength": 12},
+                    "code": {"type": "string", "maxLength": 8},
+                    "kind": {"type": "string", "enum": ["blood", "tissue"]},
+                    "volume_ml": {"type": "number"},
+                    "count": {"type": "integer", "minimum": 0},
+                    "frozen": {"type": "boolean"},
+                    "freezer_id": {"type": "integer", "example": 1},
+                    "extra": {"type": "object"},
+                },
+            }
+        }
+    },
+}
+
+
+@pytest.fixture
+def flows_dir(tmp_path: Path) -> Iterator[Path]:
+    name = f"flows_{uuid.uuid4().hex[:8]}"
+    root = tmp_path / name
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    yield root
+    for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        del sys.modules[module]
+
+
+def test_crud_file_from_openapi_holds_every_writable_field(flows_dir: Path) -> None:
+    path = new_crud(flows_dir, "sample", "/api/samples/", document=DOCUMENT, auth=("ed", "pw"))
+    assert path == flows_dir / "sample_crud.py"
+    source = path.read_text()
+    ast.parse(source)
+    assert '"id"' not in source  # read-only
+    for expected in (
+        '"name": unique("sample")',
+        '"barcode": unique_uuid()',
+        '"owner_email": unique_email()',
+        '"mac": unique_mac()',
+        '"note": "kept cold"',
+        '"code": unique(length=8)',
+        '"kind": "blood"',
+        '"volume_ml": 1.0',
+        '"count": 0',
+        '"frozen": True',
+        "\"freezer_id\": 1,  # TODO: build the freezer first, e.g. build_freezer(ctx)['id']",
+        '"extra": None,  # TODO: a valid value',
+        'update=lambda ctx, obj: {"name": unique("sample")}',
+        'partial_update=lambda ctx, obj: {"code": unique(length=8)}',
+        'auth=("ed", "pw")',
+        'tags=["sample"]',
+    ):
+        assert expected in source, expected
+    [found] = discover(flows_dir)
+    assert (found.name, found.kind) == ("sample_crud", "crud")
+    assert isinstance(found.func, CrudFlow)
+    assert found.func.spec.collection == "/api/samples"
+
+
+def test_example_values_change_within_their_length_limit() -> None:
+    document = json.loads(json.dumps(DOCUMENT))
+    properties = document["components"]["schemas"]["In"]["properties"]
+    document["components"]["schemas"]["In"]["properties"] = {"note": properties["note"]}
+    source = crud_source("sample", "/api/samples", document=document)
+    assert 'update=lambda ctx, obj: {"note": "kept cold (u"}' in source
+    assert 'partial_update=lambda ctx, obj: {"note": "kept cold (p"}' in source
+
+
+def test_crud_file_without_a_document_is_a_minimal_start(flows_dir: Path) -> None:
+    source = new_crud(flows_dir, "Lab-Room", "rooms").read_text()
+    assert "lab_room_crud = crud(" in source
+    assert '"/rooms"' in source
+    assert '"name": unique("lab_room"),  # TODO: the fields a new object needs' in source
+    assert "partial_update" not in source
+    assert 'auth=None,  # e.g. ("user", "password") when writes need a login' in source
+    assert [f.name for f in discover(flows_dir)] == ["lab_room_crud"]
+
+
+def test_flow_file_calls_the_health_path(flows_dir: Path) -> None:
+    path = new_flow(flows_dir, "checks_things", health_path="/status")
+    source = path.read_text()
+    assert 'ctx.api.get("/status", expect=200)' in source
+    [found] = discover(flows_dir)
+    assert (found.name, found.kind) == ("checks_things", "flow")
+    assert found.summary.startswith("The app answers its health check")
+
+
+def test_refuses_to_overwrite_or_to_reuse_a_name(flows_dir: Path) -> None:
+    new_flow(flows_dir, "first")
+    with pytest.raises(ScaffoldError, match="exists; not overwriting it"):
+        new_flow(flows_dir, "first")
+    (flows_dir / "other.py").write_text(
+        "from nocrud.flows import flow\n\n@flow(name='site_crud')\ndef x(ctx):\n    pass\n"
+    )
+    with pytest.raises(
+        ScaffoldError, match=r"a flow named 'site_crud' exists already \(.*other\.py:3\)"
+    ):
+        new_crud(flows_dir, "site", "/api/sites")
+    assert not (flows_dir / "site_crud.py").exists()
+
+
+@pytest.mark.parametrize("name", ["1abc", "class", "with space", ""])
+def test_refuses_names_that_are_not_identifiers(flows_dir: Path, name: str) -> None:
+    with pytest.raises(ScaffoldError, match="cannot name a flow"):
+        new_flow(flows_dir, name)
+
+
+def test_refuses_a_directory_that_is_not_a_flows_package(tmp_path: Path) -> None:
+    with pytest.raises(ScaffoldError, match=r"no __init__\.py"):
+        new_flow(tmp_path, "x")
+
+
+def test_generated_sources_are_formatted_python() -> None:
+    for source in (crud_source("site", "/api/sites", document=DOCUMENT), flow_source("a_b")):
+        compile(source, "<generated>", "exec")
+        assert "'" not in source.replace("['id']", "")  # double quotes, like ruff format
+
+
+def test_new_commands_write_into_the_configured_flows_package(tmp_path: Path) -> None:
+    flows = tmp_path / "myflows"
+    flows.mkdir()
+    (flows / "__init__.py").write_text("")
+    (tmp_path / "nocrud.yaml").write_text(
+        "project: demo\napp:\n  image: demo/app:1\n  health_path: /ping\n"
+        'database:\n  migrate: ["true"]\nflows:\n  path: myflows\n'
+    )
+    (tmp_path / ".nocrud").mkdir()
+    (tmp_path / ".nocrud" / "openapi.json").write_text(json.dumps(DOCUMENT))
+
+    @click.group()
+    def main() -> None:
+        pass
+
+    cli_flows.register(main)
+    runner = CliRunner()
+    obj = {"config_path": tmp_path / "nocrud.yaml"}
+    made = runner.invoke(
+        main,
+        ["new", "crud", "sample", "--endpoint", "/api/samples", "--auth", "ed:s3:cret"],
+        obj=obj,
+    )
+    assert made.exit_code == 0, made.output
+    assert "run it with `nocrud up -f sample_crud`" in " ".join(made.output.split())
+    text = (flows / "sample_crud.py").read_text()
+    assert 'auth=("ed", "s3:cret")' in text and "unique_uuid()" in text  # filled from .nocrud
+    again = runner.invoke(main, ["new", "crud", "sample", "--endpoint", "/x"], obj=obj)
+    assert again.exit_code == 2 and "not overwriting" in again.output
+    bad = runner.invoke(
+        main, ["new", "crud", "s2", "--endpoint", "/x", "--auth", "nopass"], obj=obj
+    )
+    assert bad.exit_code == 2 and "USER:PASSWORD" in bad.output
+    flow = runner.invoke(main, ["new", "flow", "smoke"], obj=obj)
+    assert flow.exit_code == 0, flow.output
+    assert 'ctx.api.get("/ping", expect=200)' in (flows / "smoke.py").read_text()
