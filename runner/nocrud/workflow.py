@@ -27,21 +27,13 @@ from nocrud.config import Config, ConfigError
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Connection, connect, detect_connection
 from nocrud.docker.reaper import start_reaper
+from nocrud.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nocrud.execute.executor import FlowExecutor, install_output_capture
 from nocrud.flows import Flow, discover, select
 from nocrud.images.build import BuiltImages, build_images
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.results import RunResult
 from nocrud.scheduler.pool import Scheduler
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-class Interrupted(Exception):  # noqa: N818 - it names what happened, like KeyboardInterrupt
-    """The run was interrupted (SIGINT/SIGTERM)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from nocrud.errors import UsageError
 from nocrud.results import RequestRecord, RunResult
 
 __all__ = [
@@ -245,7 +246,7 @@ def compute_coverage(document: Mapping[str, Any], run: RunResult) -> CoverageRep
     return CoverageReport(rows, extra)
 
 
-class OpenApiError(Exception):
+class OpenApiError(UsageError):
     """The OpenAPI document cannot be had; the message says why and what to do."""
 
 

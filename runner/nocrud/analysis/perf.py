@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nocrud.analysis.coverage import TemplateMatcher, endpoint_of, operations
+from nocrud.errors import UsageError
 from nocrud.results import RunResult
 
 __all__ = [
@@ -49,7 +50,7 @@ BASELINE_FILE = "baseline.json"
 SCHEMA = "nocrud-perf/1"
 
 
-class PerfError(Exception):
+class PerfError(UsageError):
     """Timings cannot be read or compared; the message says what to run first."""
 
 

@@ -27,9 +27,10 @@ from nocrud.cli.doctor import doctor_command
 from nocrud.config import Config, ConfigError, load_config
 from nocrud.docker import cleanup
 from nocrud.docker.engine import DockerUnavailableError, connect
+from nocrud.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nocrud.flows import FlowDiscoveryError, SelectionError, discover, select
 from nocrud.images.build import BuildError
-from nocrud.workflow import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UpOptions
+from nocrud.workflow import UpOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 

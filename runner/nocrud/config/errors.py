@@ -24,6 +24,8 @@ import yaml
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from nocrud.errors import UsageError
+
 #: Error type of the messages config.py's own validators raise, already written
 #: for people; their ``ctx["text"]`` is used as is.
 PROBLEM = "nocrud"
@@ -98,7 +100,7 @@ _EXPECTED: dict[str, str] = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """Everything wrong with the configuration; ``str()`` lists each problem on its own line."""
 
     def __init__(self, *problems: str) -> None:

@@ -32,8 +32,10 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from nocrud.errors import InfrastructureError
 
-class DockerUnavailableError(Exception):
+
+class DockerUnavailableError(InfrastructureError):
     """The Docker engine cannot be reached; the message says where we looked and what to do."""
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from nocrud.errors import UsageError
 from nocrud.flows.context import FlowContext
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ _MARK = "__nocrud_flow__"
 _DECLARED = "__nocrud_flows__"
 
 
-class FlowDiscoveryError(Exception):
+class FlowDiscoveryError(UsageError):
     """The flows could not be collected; the message says where and why."""
 
 

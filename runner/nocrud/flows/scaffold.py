@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nocrud.errors import UsageError
+
 __all__ = ["ScaffoldError", "crud_source", "flow_source", "new_crud", "new_flow"]
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _NAME_LIKE = ("name", "title", "slug", "code", "username", "login", "label", "hostname")
 
 
-class ScaffoldError(Exception):
+class ScaffoldError(UsageError):
     """A file cannot be written; the message says why and what to do."""
 
 

@@ -12,11 +12,13 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from nocrud.errors import UsageError
+
 if TYPE_CHECKING:
     from nocrud.flows.discovery import Flow
 
 
-class SelectionError(Exception):
+class SelectionError(UsageError):
     """A ``-f`` or ``-k`` selection does not make sense; the message says what to change."""
 
 

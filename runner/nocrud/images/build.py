@@ -41,6 +41,7 @@ from nocrud.config import Config
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Connection
 from nocrud.docker.reaper import session_labels
+from nocrud.errors import InfrastructureError
 
 Say = Callable[[str], None]
 KEY_LENGTH = 16
@@ -49,7 +50,7 @@ DB_ALIAS = "db"
 DB_PORT = 5432
 
 
-class BuildError(Exception):
+class BuildError(InfrastructureError):
     """An image could not be built; the message carries the evidence (build or migrate output)."""
 
 

@@ -1,0 +1,72 @@
+"""nocrud's exit codes and the errors that carry them, in one place.
+
+Every error nocrud expects to meet derives from :class:`NocrudError` and says
+with its class which exit code it ends a command with: :class:`UsageError` (2)
+for the user's own mistakes (a bad option or config key, a missing or foreign
+file, a flow package that does not import), :class:`InfrastructureError` (3)
+when the environment flows need could not be built (an image build or the
+migrate command failed, a base image is missing, the Docker daemon cannot be
+reached or went away). Exit 1 is kept for what the tests found (a flow failed
+or errored), so CI can tell a broken test from a broken pipeline. The messages
+are written for people and end with what to do; the CLI prints them as one
+``error:`` line, never with a traceback. This module imports nothing, so the
+CLI can use it without slowing ``nocrud --help``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INFRASTRUCTURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "InfrastructureError",
+    "Interrupted",
+    "NocrudError",
+    "UsageError",
+]
+
+#: Every selected flow passed (and ``nocrud perf`` / ``coverage`` found nothing wrong).
+EXIT_OK: Final = 0
+#: A flow failed or errored (or a perf regression, coverage under ``--fail-under``).
+EXIT_FAILED: Final = 1
+#: A usage or config error: the user's mistake, the message says how to fix it.
+EXIT_USAGE: Final = 2
+#: The environment could not be built: image build or migrate failed, Docker unreachable.
+EXIT_INFRASTRUCTURE: Final = 3
+#: Interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED: Final = 130
+
+
+class NocrudError(Exception):
+    """An error nocrud expects; ``str()`` is the whole message for the user.
+
+    Attributes:
+        exit_code: What the command exits with when this error ends it.
+    """
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+
+class UsageError(NocrudError):
+    """The user's mistake: an option, a config key, a file or a flow; exit 2."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
+
+
+class InfrastructureError(NocrudError):
+    """The environment could not be built (image, migrate, base image, Docker); exit 3.
+
+    Not the flows' fault: CI should report a broken pipeline, not a failing test.
+    """
+
+    exit_code: ClassVar[int] = EXIT_INFRASTRUCTURE
+
+
+class Interrupted(NocrudError):  # noqa: N818 - it names what happened, like KeyboardInterrupt
+    """The run was interrupted (SIGINT/SIGTERM) and stopped cleanly; exit 130."""
+
+    exit_code: ClassVar[int] = EXIT_INTERRUPTED
