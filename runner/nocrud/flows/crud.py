@@ -5,7 +5,9 @@ module declares a flow of kind ``crud`` that discovery finds like a decorated
 function. Run, it performs and records, each as a step of the flow's result:
 
 - **create**: log in (``auth=``), build the payload (builders may create
-  prerequisites), ``POST`` it, expect 201 and an id;
+  prerequisites), ``POST`` it, expect 201 and an id: from the JSON answer, the
+  ``Location`` header, or the flow itself (``id=``, or an ``id_field`` in the
+  payload); with ``upsert=`` the payload goes to the object's own path instead;
 - **read**: ``GET`` the object and compare every field that was sent;
 - **update**: ``PUT`` the create payload merged with ``update`` and read it back,
   then ``PATCH`` ``partial_update`` and read back (patched fields changed, the
@@ -17,6 +19,9 @@ A step that fails does not hide the others: read failing still lets update, list
 and delete run; only a failed create skips the rest, with the reason. Messages name
 the field that differs. The flow is FAILED when any step failed (ERROR when a step
 hit something other than an assertion, e.g. the app went away).
+
+Paths keep the endpoint's slash style: ``/sites/`` gives ``/sites/{id}/`` (Django REST
+framework's default), ``/sites`` gives ``/sites/{id}``.
 """
 
 from __future__ import annotations
@@ -32,15 +37,17 @@ import requests.auth
 
 from nocrud.flows.context import FlowContext, first_line
 from nocrud.flows.discovery import declare
-from nocrud.http.client import ANY, ApiClient, Response
+from nocrud.http.client import ANY, ApiClient, NotJSONError, Response
 from nocrud.results import Status
 
-__all__ = ["CrudFailed", "CrudFlow", "CrudSpec", "crud", "differences"]
+__all__ = ["CrudFailed", "CrudFlow", "CrudSpec", "collection_path", "crud", "differences"]
 
 #: A payload, or a function of the flow's context returning one (for builders).
 Payload = Mapping[str, Any] | Callable[[FlowContext], Mapping[str, Any]]
 #: A change, or a function of the context and the created object returning one.
 Change = Mapping[str, Any] | Callable[[FlowContext, Mapping[str, Any]], Mapping[str, Any]]
+#: An id the flow chooses, or a function of the context returning one.
+ChosenId = Any | Callable[[FlowContext], Any]
 #: How the flow authenticates: ``(username, password)`` for :meth:`FlowContext.login`,
 #: a ``requests`` auth object set on ``ctx.api``, or a function of the context (it may
 #: return the client to use).
@@ -48,6 +55,8 @@ AuthSpec = tuple[str, str] | requests.auth.AuthBase | Callable[[FlowContext], An
 
 #: Pages the list step follows before giving up (a pagination loop is a bug too).
 MAX_PAGES = 200
+#: The methods ``upsert=`` takes: the one that creates at the object's own path.
+UPSERT_METHODS = ("PUT", "POST")
 
 _short = reprlib.Repr()
 _short.maxstring = 80
@@ -74,19 +83,25 @@ class CrudSpec:
     items_key: str = "items"
     auth: AuthSpec = None
     ignore: frozenset[str] = frozenset()
-    create_status: int = 201
+    create_status: int | tuple[int, ...] = 201
     delete_status: Collection[int] = (200, 202, 204)
     gone_status: Collection[int] = (404, 410)
+    chosen_id: ChosenId = None
+    upsert: str | None = None
 
     @property
     def collection(self) -> str:
-        """The path of the collection (``/api/sites``)."""
-        return "/" + self.endpoint.strip("/")
+        """The path of the collection, slash style kept (``/api/sites``, ``/sites/``)."""
+        return collection_path(self.endpoint)
 
     @property
     def item_template(self) -> str:
-        """The path template of one object (``/api/sites/{id}``)."""
-        return self.item_path or f"{self.collection}/{{id}}"
+        """The path template of one object (``/api/sites/{id}``, ``/sites/{id}/``)."""
+        if self.item_path:
+            return self.item_path
+        if self.collection.endswith("/"):
+            return f"{self.collection}{{id}}/"
+        return f"{self.collection}/{{id}}"
 
     @property
     def list_template(self) -> str:
@@ -130,22 +145,26 @@ def crud(
     tags: Collection[str] = (),
     doc: str | None = None,
     timeout: float | None = None,
-    create_status: int = 201,
+    create_status: int | Collection[int] = 201,
     delete_status: Collection[int] = (200, 202, 204),
+    id: ChosenId = None,
+    upsert: str | None = None,
 ) -> CrudFlow:
     """Declare a CRUD flow in a flows module; discovery finds it as kind ``crud``.
 
     Args:
         name: The flow's name.
         endpoint: The collection path (``/api/sites``); objects live at
-            ``<endpoint>/{id}``.
+            ``<endpoint>/{id}``. A trailing slash is kept: ``/sites/`` gives
+            ``/sites/{id}/``.
         create: The POST body, or ``lambda ctx: {...}`` building it (builders may
             create prerequisites there). Every field sent is compared on read.
         update: Fields to change with PUT; the body sent is the create payload with
             these on top. A function gets ``(ctx, created_object)``. ``None``: no PUT.
         partial_update: Fields to PATCH, or ``(ctx, obj) -> fields``. ``None``: no PATCH.
         id_field: Where the id is in the created object (dots walk into objects);
-            the ``Location`` header is used when it is missing.
+            the ``Location`` header is used when it is missing. When the create
+            payload holds this field, the flow chose the id and it is used.
         item_path: Template of an object's path when not ``<endpoint>/{id}``.
         list_path: Where to list when not ``endpoint``.
         list_params: Query parameters of the first list request (``{"limit": 500}``).
@@ -157,12 +176,35 @@ def crud(
         tags: Tags for ``-m``.
         doc: First line shown by ``nocrud list``; generated if not given.
         timeout: Per-flow timeout in seconds.
-        create_status: The status create must answer.
+        create_status: The status (or statuses) create must answer.
         delete_status: The statuses delete may answer.
+        id: An id the flow chooses, or ``lambda ctx: unique_uuid()`` choosing one
+            per run. Create sends it as ``id_field`` in the payload (unless the
+            payload has that field), or in the path with ``upsert=``.
+        upsert: ``"PUT"`` or ``"POST"``: create by sending the payload with this
+            method to the object's own path (``item_path``), for apps where that
+            creates. The flow must choose the id (``id=`` or ``id_field`` in the
+            payload).
 
     Returns:
         The flow; assign it to a module-level name (discovery also finds it if not).
+
+    Raises:
+        ValueError: ``upsert`` is not a method that can create at the object's
+            path, or the flow can never know the id it would create at.
     """
+    method = upsert.upper() if upsert is not None else None
+    if method is not None and method not in UPSERT_METHODS:
+        raise ValueError(
+            f"crud({name!r}): upsert={upsert!r}: the method that creates an object at its "
+            f"own path is 'PUT' or 'POST'; leave upsert out to POST to the collection"
+        )
+    if method and id is None and isinstance(create, Mapping) and _dig(create, id_field) is None:
+        raise ValueError(
+            f"crud({name!r}): upsert={upsert!r} creates at the object's own path, so the flow "
+            f"chooses the id: pass id=lambda ctx: unique_uuid() (or a value), or put "
+            f"{id_field!r} in the create payload"
+        )
     spec = CrudSpec(
         name=name,
         endpoint=endpoint,
@@ -176,8 +218,10 @@ def crud(
         items_key=items_key,
         auth=auth,
         ignore=frozenset(ignore),
-        create_status=create_status,
+        create_status=create_status if isinstance(create_status, int) else tuple(create_status),
         delete_status=tuple(delete_status),
+        chosen_id=id,
+        upsert=method,
     )
     text = doc or f"Create, read, update, list and delete at {spec.collection}."
     flow_object = CrudFlow(spec, text)
@@ -242,6 +286,28 @@ def _dig(value: Any, dotted: str) -> Any:
     return value
 
 
+def _with_field(payload: Mapping[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """A copy of ``payload`` with ``value`` at ``dotted`` (objects made on the way)."""
+    head, _, rest = dotted.partition(".")
+    copy = dict(payload)
+    if rest:
+        inner = copy.get(head)
+        copy[head] = _with_field(inner if isinstance(inner, Mapping) else {}, rest, value)
+    else:
+        copy[head] = value
+    return copy
+
+
+def collection_path(endpoint: str) -> str:
+    """``endpoint`` with one leading slash, and a trailing one only if it had one.
+
+    ``"api/sites"`` gives ``/api/sites``, ``"/sites/"`` stays ``/sites/``: apps built
+    on Django REST framework answer 404 without the slash, others 404 with it.
+    """
+    inner = endpoint.strip("/")
+    return f"/{inner}/" if inner and endpoint.endswith("/") else f"/{inner}"
+
+
 class _CrudRun:
     """One run of a CRUD flow against one context."""
 
@@ -296,21 +362,27 @@ class _CrudRun:
         spec = self.spec
         body = spec.create(self.ctx) if callable(spec.create) else spec.create
         self.sent = dict(body)
+        chosen = self._choose_id()
         self.current = self.sent
-        response = self.api.post(
-            spec.collection, json=self.sent, expect=spec.create_status, endpoint=spec.collection
+        method, path, endpoint = "POST", spec.collection, spec.collection
+        if spec.upsert:
+            if chosen is None:
+                raise AssertionError(
+                    f"upsert={spec.upsert!r} creates at {spec.item_template}, but the flow chose "
+                    f"no id: pass id=lambda ctx: unique_uuid() (or a value), or put "
+                    f"{spec.id_field!r} in the create payload"
+                )
+            method, endpoint = spec.upsert, spec.item_template
+            path = spec.item_template.replace("{id}", str(chosen))
+        response = self.api.request(
+            method, path, json=self.sent, expect=spec.create_status, endpoint=endpoint
         )
-        created = response.data if response.content else {}
-        self.created = created if isinstance(created, Mapping) else {}
-        self.object_id = _dig(self.created, spec.id_field)
-        if self.object_id is None:
-            self.object_id = _id_from_location(response)
-        if self.object_id is None:
-            keys = sorted(self.created) if self.created else "no JSON object"
-            raise AssertionError(
-                f"POST {spec.collection} -> {response.status} gave no id: no {spec.id_field!r} "
-                f"in the response (keys: {keys}) and no Location header; pass id_field="
-            )
+        answer = _json_or_none(response)
+        self.object_id = self._created_id(chosen, answer, response, f"{method} {path}")
+        if isinstance(answer, Mapping):
+            self.created = answer
+        else:  # what update functions get when create answered no JSON object
+            self.created = _with_field(self.sent, spec.id_field, self.object_id)
 
     def read(self) -> None:
         got = self._get()
@@ -397,6 +469,36 @@ class _CrudRun:
         chosen = auth(ctx)
         return chosen if isinstance(chosen, ApiClient) else ctx.api
 
+    def _choose_id(self) -> Any:
+        """The id the flow chose (``id=``, else ``id_field`` in the payload), or ``None``."""
+        spec = self.spec
+        chosen = spec.chosen_id(self.ctx) if callable(spec.chosen_id) else spec.chosen_id
+        if chosen is None:
+            return _dig(self.sent, spec.id_field)
+        if _dig(self.sent, spec.id_field) is None and not spec.upsert:
+            # Posted to the collection, the payload is the only way the id reaches the app.
+            self.sent = _with_field(self.sent, spec.id_field, chosen)
+        return chosen
+
+    def _created_id(self, chosen: Any, answer: Any, response: Response, request: str) -> Any:
+        """The new object's id: chosen by the flow, else in the answer, else in Location."""
+        field_name = self.spec.id_field
+        answered = _dig(answer, field_name)
+        if chosen is not None and answered is not None and not _same_id(chosen, answered):
+            raise AssertionError(
+                f"{request} -> {response.status}: the flow chose {field_name}={chosen!r}, "
+                f"the answer says {answered!r}"
+            )
+        for found in (chosen, answered, _id_from_location(response)):
+            if found is not None:
+                return found
+        raise AssertionError(
+            f"{request} -> {response.status} gave no id: {_no_id(answer, response, field_name)}, "
+            f"no Location header, and the flow chose none. Pass id_field= to where the answer's "
+            f"JSON holds the id, or let the flow choose it: id=lambda ctx: unique_uuid() (sent "
+            f"as {field_name!r}; with upsert='PUT' when the app takes the id in the path)"
+        )
+
     def _change(self, change: Change) -> dict[str, Any]:
         return dict(change(self.ctx, self.created) if callable(change) else change)
 
@@ -437,6 +539,28 @@ class _CrudRun:
                 f"(keys: {keys}); pass items_key="
             )
         return items
+
+
+def _json_or_none(response: Response) -> Any:
+    """The answer's JSON, or ``None`` when it is empty or not JSON (``201 Created`` text)."""
+    if not response.content:
+        return None
+    try:
+        return response.data
+    except NotJSONError:
+        return None
+
+
+def _no_id(answer: Any, response: Response, id_field: str) -> str:
+    """Why the create answer holds no id, for the FAILED message."""
+    if isinstance(answer, Mapping):
+        return f"no {id_field!r} in the JSON answer (keys: {sorted(answer)})"
+    if answer is not None:
+        return f"the JSON answer is {type(answer).__name__}, not an object"
+    if not response.content:
+        return "the answer is empty"
+    kind = response.headers.get("Content-Type", "no Content-Type")
+    return f"the answer is not JSON ({kind}: {_short.repr(response.text)})"
 
 
 def _id_from_location(response: Response) -> str | None:

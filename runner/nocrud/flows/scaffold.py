@@ -6,8 +6,11 @@ declaration. With the app's OpenAPI document (saved by ``nocrud up`` in
 create operation's request schema, with unique values where a clash is likely
 (names, UUIDs, MAC and e-mail addresses), examples elsewhere, and PUT/PATCH only
 when the document has them; reference fields (``*_id``) get a TODO to build the
-referenced object. :func:`new_flow` writes a free-form flow that calls the app's
-health path. Both refuse to overwrite a file or to reuse a flow's name.
+referenced object. An app that creates with ``PUT`` at the object's path (no ``POST``
+on the collection) gets ``upsert="PUT"`` and an id chosen by the flow. The endpoint
+keeps its slash style (``/sites/``), unless the document writes the path only the
+other way. :func:`new_flow` writes a free-form flow that calls the app's health path.
+Both refuse to overwrite a file or to reuse a flow's name.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nocrud.errors import UsageError
+from nocrud.flows.crud import collection_path
 
 __all__ = ["ScaffoldError", "crud_source", "flow_source", "new_crud", "new_flow"]
 
@@ -60,9 +64,32 @@ def _request_schema(document: Mapping[str, Any], path: str, method: str) -> dict
     return dict(schema) if isinstance(schema, Mapping) else {}
 
 
+def _documented(document: Mapping[str, Any], path: str) -> str:
+    """``path`` as the document writes it: the other slash style when only that is there."""
+    paths = document.get("paths", {})
+    other = path.rstrip("/") if path.endswith("/") else f"{path}/"
+    return other if path not in paths and other in paths and other != "" else path
+
+
 def _item_path(document: Mapping[str, Any], collection: str) -> str | None:
-    pattern = re.compile(re.escape(collection.rstrip("/")) + r"/\{[^}/]+\}")
+    pattern = re.compile(re.escape(collection.rstrip("/")) + r"/\{[^}/]+\}/?")
     return next((p for p in document.get("paths", {}) if pattern.fullmatch(p)), None)
+
+
+def _chosen_id_code(document: Mapping[str, Any], item: str) -> str:
+    """Code choosing a new object's id, from the type of the item path's parameter."""
+    operations = document.get("paths", {}).get(item, {})
+    parameters = [
+        *operations.get("parameters", []),
+        *operations.get("put", {}).get("parameters", []),
+    ]
+    for raw in parameters:
+        parameter = _resolve(document, raw)
+        if isinstance(parameter, Mapping) and parameter.get("in") == "path":
+            schema = _resolve(document, parameter.get("schema", {}))
+            if isinstance(schema, Mapping) and schema.get("type") == "integer":
+                return "unique_int()"
+    return "unique_uuid()"
 
 
 def _lit(value: Any) -> str:
@@ -161,21 +188,34 @@ def crud_source(
 ) -> str:
     """The text of a CRUD flow module for ``resource`` at ``endpoint``."""
     name = _identifier(resource, "resource")
-    collection = "/" + endpoint.strip("/")
-    schema = _request_schema(document, collection, "post") if document else {}
-    fields = _fields(name, schema, document or {}) if schema else []
+    doc: Mapping[str, Any] = document or {}
+    paths = doc.get("paths", {})
+    asked = collection_path(endpoint)
+    collection = _documented(doc, asked)
+    item = _item_path(doc, collection)
+    item_ops = paths.get(item, {}) if item else {}
+    # No POST on the collection but PUT on the object: the client chooses ids.
+    upsert = item is not None and "put" in item_ops and "post" not in paths.get(collection, {})
+    if upsert and item:
+        schema = _request_schema(doc, item, "put")
+    else:
+        schema = _request_schema(doc, collection, "post")
+    fields = _fields(name, schema, doc) if schema else []
     if not fields:
         todo = "TODO: the fields a new object needs"
         fields = [_Field("name", f"unique({_lit(name)})", todo)]
-    item = _item_path(document, collection) if document else None
-    item_ops = (document or {}).get("paths", {}).get(item, {}) if item else {}
+    # An "id" in the payload is the id the flow chose; otherwise one is chosen here.
+    id_code = _chosen_id_code(doc, item) if upsert and item else ""
+    if any(f.name == "id" for f in fields):
+        id_code = ""
     # Change unique fields first, then fields holding an example; ids and UUIDs stay.
     candidates = [f for f in fields if f.unique] + [f for f in fields if f.text is not None]
     used = {"unique"} | {
         helper
-        for helper in ("unique_uuid", "unique_email", "unique_mac")
-        if any(f"{helper}()" in f.code for f in fields)
+        for helper in ("unique_uuid", "unique_email", "unique_mac", "unique_int")
+        if any(f"{helper}()" in code for code in [id_code, *(f.code for f in fields)])
     }
+    note = f"  # as the OpenAPI document writes it (asked: {asked})" if collection != asked else ""
     lines = [
         f'"""CRUD flow for {name} at {collection} (written by `nocrud new crud`; edit freely)."""',
         "",
@@ -186,14 +226,22 @@ def crud_source(
         "",
         f"{name}_crud = crud(",
         f"    {_lit(name + '_crud')},",
-        f"    {_lit(collection)},",
+        f"    {_lit(collection)},{note}",
         f"    create=lambda ctx: {_dict_source(fields, '    ')},",
     ]
-    if candidates and (not document or "put" in item_ops):
+    if item and item.endswith("/") != collection.endswith("/"):
+        # The crud() default follows the collection's slash; this app does not.
+        template = re.sub(r"\{[^}/]+\}", "{id}", item)
+        lines.append(f"    item_path={_lit(template)},")
+    if upsert:
+        if id_code:
+            lines.append(f"    id=lambda ctx: {id_code},  # the app takes ids chosen by the client")
+        lines.append(f"    upsert={_lit('PUT')},  # PUT {item} creates the object")
+    if candidates and (not doc or "put" in item_ops):
         first = candidates[0]
         change = f"{{{_lit(first.name)}: {first.changed('updated')}}}"
         lines.append(f"    update=lambda ctx, obj: {change},")
-    if candidates and document and "patch" in item_ops:
+    if candidates and "patch" in item_ops:
         second = candidates[1] if len(candidates) > 1 else candidates[0]
         change = f"{{{_lit(second.name)}: {second.changed('patched')}}}"
         lines.append(f"    partial_update=lambda ctx, obj: {change},")

@@ -283,9 +283,16 @@ class TerminalReporter:
 
 
 def format_steps(steps: tuple[StepResult, ...], *, ascii_only: bool = False) -> str:
-    """CRUD steps as ``C✔ R✔ U✔ L✔ D✘``: the step's initial and how it went."""
+    """Steps as ``C✔ R✔ U✔ L✔ D✘``: each step's label and how it went.
+
+    A label is the step's initial while the initials tell the steps apart; when two
+    share one (``database`` and ``delete``), every step shows its full name instead
+    (``database✔ delete✘``), so a mark is never pinned on the wrong step.
+    """
     marks = _STEP_MARK_ASCII if ascii_only else _STEP_MARK
-    return " ".join(f"{s.name[:1].upper()}{marks[s.status]}" for s in steps)
+    initials = [s.name[:1].upper() for s in steps]
+    labels = initials if len(set(initials)) == len(initials) else [s.name for s in steps]
+    return " ".join(f"{label}{marks[s.status]}" for label, s in zip(labels, steps, strict=True))
 
 
 def format_totals(run: RunResult) -> str:

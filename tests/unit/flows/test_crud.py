@@ -10,19 +10,22 @@ step fails alone, naming what differed. Nothing in ``requests`` is mocked.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from nocrud.flows import FlowContext, builders
-from nocrud.flows.crud import CrudFailed, crud, differences
+from nocrud.flows.crud import CrudFailed, CrudFlow, collection_path, crud, differences
 from nocrud.http.client import ApiClient, ApiConnectionError, RequestRecorder, UnexpectedStatus
-from nocrud.results import Status
+from nocrud.report.terminal import format_steps
+from nocrud.results import Status, StepResult
 
 TOKEN = "tok-crud-0123456789"
 USERS = {"alice": "alice-password", "viewer": "viewer-password"}
@@ -568,3 +571,415 @@ def test_scaffolded_flows_run_as_written(ctx: FlowContext) -> None:
     )
     namespace["smoke"](ctx)
     assert any("health: 200" in line for line in ctx.lines)
+
+
+# -- APIs of other shapes: trailing slashes, ids the client chooses, answers without JSON --
+
+
+@dataclass
+class Shape:
+    """How one collection of :class:`SlashApp` creates objects; the default assigns ids."""
+
+    key: str = "id"  # the field naming an object
+    client_ids: bool = False  # ids come from the payload's ``key`` or the path (upsert)
+    answer: str = "json"  # what create answers: json | empty | text
+    location: bool = False
+
+
+class SlashApp(ThreadingHTTPServer):
+    """A third-party-shaped app in the style of Django REST framework, no login.
+
+    Every path ends in a slash (``/sensors/``, ``/sensors/<id>/``); without it the
+    answer is 404. Lists are pages of two: ``{"count", "next", "previous", "results"}``.
+    With ``client_ids`` a collection takes the id from the payload, and ``PUT`` or
+    ``POST`` at an unknown object's path creates it (an upsert).
+    """
+
+    daemon_threads = True
+
+    def __init__(self, shapes: dict[str, Shape]) -> None:
+        super().__init__(("127.0.0.1", 0), SlashHandler)
+        self.shapes = shapes
+        self.objects: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in shapes}
+        self.next_id = 1
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class SlashHandler(Handler):
+    server: SlashApp  # type: ignore[assignment]
+
+    def target(self) -> tuple[str, str | None, dict[str, list[str]]] | None:
+        parts = urlsplit(self.path)
+        segments = parts.path.strip("/").split("/")
+        if not parts.path.endswith("/") or segments[0] not in self.server.shapes:
+            self.reply(404, {"detail": "Not found."})
+            return None
+        return segments[0], segments[1] if len(segments) > 1 else None, parse_qs(parts.query)
+
+    def created(self, collection: str, obj: dict[str, Any]) -> None:
+        shape, key = self.server.shapes[collection], str(obj[self.server.shapes[collection].key])
+        self.server.objects[collection][key] = obj
+        headers = {"Location": f"/{collection}/{key}/"} if shape.location else {}
+        if shape.answer == "json":
+            self.reply(201, obj, headers)
+            return
+        text = b"" if shape.answer == "empty" else b"created"
+        self.send_response(201)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if text:
+            self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def do_GET(self) -> None:
+        found = self.target()
+        if found is None:
+            return
+        collection, key, query = found
+        table = self.server.objects[collection]
+        if key is not None:
+            if key in table:
+                self.reply(200, table[key])
+            else:
+                self.reply(404, {"detail": "Not found."})
+            return
+        number = int(query.get("page", ["1"])[0])
+        items = list(table.values())
+        more = number * 2 < len(items)
+        self.reply(
+            200,
+            {
+                "count": len(items),
+                "next": f"{self.server.url}/{collection}/?page={number + 1}" if more else None,
+                "previous": None,
+                "results": items[(number - 1) * 2 : number * 2],
+            },
+        )
+
+    def do_POST(self) -> None:
+        found = self.target()
+        if found is None:
+            return
+        collection, key, _ = found
+        shape, payload = self.server.shapes[collection], self.body() or {}
+        with self.server.lock:
+            if key is not None:  # POST at an object's own path: creates when ids are the client's
+                if not shape.client_ids or key in self.server.objects[collection]:
+                    self.reply(405, {"detail": 'Method "POST" not allowed.'})
+                    return
+                self.created(collection, {**payload, shape.key: key})
+            elif shape.client_ids:
+                if payload.get(shape.key) is None:
+                    self.reply(400, {shape.key: ["This field is required."]})
+                    return
+                self.created(collection, payload)
+            else:
+                self.created(collection, {**payload, shape.key: self.server.next_id})
+                self.server.next_id += 1
+
+    def _update(self, partial: bool) -> None:
+        found = self.target()
+        if found is None or found[1] is None:
+            return
+        collection, key, _ = found
+        shape, payload = self.server.shapes[collection], self.body() or {}
+        with self.server.lock:
+            table = self.server.objects[collection]
+            if key not in table:
+                if partial or not shape.client_ids:
+                    self.reply(404, {"detail": "Not found."})
+                else:
+                    self.created(collection, {**payload, shape.key: key})
+                return
+            table[key] = {
+                **(table[key] if partial else {}),
+                **payload,
+                shape.key: table[key][shape.key],
+            }
+            self.reply(200, table[key])
+
+    def do_DELETE(self) -> None:
+        found = self.target()
+        if found is None or found[1] is None:
+            return
+        collection, key, _ = found
+        with self.server.lock:
+            if self.server.objects[collection].pop(str(key), None) is None:
+                self.reply(404, {"detail": "Not found."})
+                return
+        self.reply(204)
+
+
+@pytest.fixture
+def slash_app() -> Iterator[SlashApp]:
+    app = SlashApp(
+        {
+            "sensors": Shape(),
+            "readings": Shape(client_ids=True, answer="empty"),
+            "stations": Shape(key="code", client_ids=True, answer="text"),
+            "plain": Shape(answer="empty"),
+            "located": Shape(answer="text", location=True),
+        }
+    )
+    thread = threading.Thread(target=app.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield app
+    app.shutdown()
+    app.server_close()
+
+
+@pytest.fixture
+def slash_ctx(slash_app: SlashApp) -> Iterator[FlowContext]:
+    context = make_context(slash_app.url)
+    yield context
+    context.api.close()
+    context.close()
+
+
+def requests_made(ctx: FlowContext) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in ctx.api.recorder.records]
+
+
+def all_passed(ctx: FlowContext) -> bool:
+    return [s.name for s in ctx.steps] == ["create", "read", "update", "list", "delete"] and all(
+        s.status is Status.PASSED for s in ctx.steps
+    )
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [("api/sites", "/api/sites"), ("/sites/", "/sites/"), ("sites//", "/sites/"), ("/", "/")],
+)
+def test_collection_path_keeps_the_trailing_slash(endpoint: str, expected: str) -> None:
+    assert collection_path(endpoint) == expected
+
+
+def test_a_trailing_slash_is_kept_for_the_collection_and_its_objects(
+    slash_app: SlashApp, slash_ctx: FlowContext
+) -> None:
+    slash_app.objects["sensors"] = {str(n): {"id": n, "name": "old"} for n in range(100, 103)}
+    flow = crud(
+        "sensor_crud",
+        "/sensors/",
+        create={"name": "roof"},
+        update={"name": "garden"},
+        partial_update={"name": "shed"},
+        items_key="results",
+    )
+    assert (flow.spec.collection, flow.spec.item_template) == ("/sensors/", "/sensors/{id}/")
+    assert run(flow, slash_ctx) is None, steps(slash_ctx)
+    assert all_passed(slash_ctx), steps(slash_ctx)
+    made = requests_made(slash_ctx)
+    assert made[0] == ("POST", "/sensors/")
+    assert {("GET", "/sensors/{id}/"), ("PUT", "/sensors/{id}/"), ("GET", "/sensors/")} <= set(made)
+    assert flow.__doc__ == "Create, read, update, list and delete at /sensors/."
+
+
+@pytest.mark.parametrize("method", ["PUT", "post"])
+def test_upsert_creates_at_the_object_path_with_the_id_the_flow_chose(
+    slash_app: SlashApp, slash_ctx: FlowContext, method: str
+) -> None:
+    chosen: list[str] = []
+
+    def new_id(ctx: FlowContext) -> str:
+        chosen.append(builders.unique_uuid())
+        return chosen[-1]
+
+    flow = crud(
+        "reading_crud",
+        "/readings/",
+        id=new_id,
+        upsert=method,
+        create={"celsius": 21.5},
+        update={"celsius": 22.0},
+        items_key="results",
+    )
+    assert run(flow, slash_ctx) is None, steps(slash_ctx)
+    assert all_passed(slash_ctx), steps(slash_ctx)
+    assert len(chosen) == 1
+    assert requests_made(slash_ctx)[0] == (method.upper(), "/readings/{id}/")
+    assert any(f"/readings/{chosen[0]}/ -> 201" in line for line in slash_ctx.lines)
+    assert slash_app.objects["readings"] == {}  # deleted again
+
+
+def test_an_id_field_in_the_payload_is_the_id_when_create_answers_text(
+    slash_app: SlashApp, slash_ctx: FlowContext
+) -> None:
+    flow = crud(
+        "station_crud",
+        "/stations/",
+        id_field="code",
+        create=lambda ctx: {"code": builders.unique("st"), "name": "Roof"},
+        partial_update={"name": "Garden"},
+        items_key="results",
+    )
+    assert run(flow, slash_ctx) is None, steps(slash_ctx)
+    assert all_passed(slash_ctx), steps(slash_ctx)
+
+
+def test_an_id_given_with_id_is_sent_in_the_payload_when_posting_to_the_collection(
+    slash_app: SlashApp, slash_ctx: FlowContext
+) -> None:
+    seen: list[Any] = []
+
+    def rename(ctx: FlowContext, station: Any) -> dict[str, Any]:
+        seen.append(dict(station))
+        return {"name": station["name"] + " 2"}
+
+    flow = crud(
+        "station_crud",
+        "/stations/",
+        id_field="code",
+        id="st-fixed",
+        create={"name": "Roof"},
+        update=rename,
+        items_key="results",
+    )
+    assert run(flow, slash_ctx) is None, steps(slash_ctx)
+    assert all_passed(slash_ctx), steps(slash_ctx)
+    # Create answered text: update functions get the payload with the id.
+    assert seen == [{"name": "Roof", "code": "st-fixed"}]
+
+
+def test_location_gives_the_id_when_create_answers_text(slash_ctx: FlowContext) -> None:
+    flow = crud("located_crud", "/located/", create={"name": "x"}, items_key="results")
+    assert run(flow, slash_ctx) is None, steps(slash_ctx)
+    assert [s.status for s in slash_ctx.steps] == [Status.PASSED] * 4
+
+
+def test_create_without_a_way_to_know_the_id_fails_naming_the_options(
+    slash_ctx: FlowContext,
+) -> None:
+    flow = crud("plain_crud", "/plain/", create={"name": "x"}, items_key="results")
+    assert isinstance(run(flow, slash_ctx), CrudFailed)
+    status, message = steps(slash_ctx)["create"]
+    assert status is Status.FAILED
+    assert message.startswith(
+        "POST /plain/ -> 201 gave no id: the answer is empty, no Location header, and the flow "
+        "chose none."
+    )
+    assert "id_field=" in message and "id=lambda ctx: unique_uuid()" in message
+    assert "upsert='PUT'" in message
+    assert steps(slash_ctx)["read"] == (Status.SKIPPED, "not run: create failed")
+
+
+def test_create_answering_text_without_an_id_says_what_it_answered(
+    slash_app: SlashApp, slash_ctx: FlowContext
+) -> None:
+    slash_app.shapes["plain"] = Shape(answer="text")
+    assert isinstance(run(crud("t", "/plain/", create={"name": "x"}), slash_ctx), CrudFailed)
+    message = steps(slash_ctx)["create"][1]
+    assert "gave no id: the answer is not JSON (text/plain: 'created')" in message
+
+
+def test_upsert_without_an_id_fails_before_sending(slash_ctx: FlowContext) -> None:
+    flow = crud("r", "/readings/", upsert="PUT", create=lambda ctx: {"celsius": 1.0})
+    assert isinstance(run(flow, slash_ctx), CrudFailed)
+    assert steps(slash_ctx)["create"] == (
+        Status.FAILED,
+        "upsert='PUT' creates at /readings/{id}/, but the flow chose no id: pass "
+        "id=lambda ctx: unique_uuid() (or a value), or put 'id' in the create payload",
+    )
+    assert requests_made(slash_ctx) == []
+
+
+def test_the_app_ignoring_the_chosen_id_fails_create(slash_ctx: FlowContext) -> None:
+    flow = crud("s", "/sensors/", id="mine", create={"name": "x"})
+    assert isinstance(run(flow, slash_ctx), CrudFailed)
+    assert steps(slash_ctx)["create"] == (
+        Status.FAILED,
+        "POST /sensors/ -> 201: the flow chose id='mine', the answer says 1",
+    )
+
+
+def test_upsert_declarations_that_cannot_work_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"upsert='PATCH'.*'PUT' or 'POST'"):
+        crud("a", "/x/", upsert="PATCH", id="1", create={})
+    with pytest.raises(ValueError, match=r"pass id=lambda ctx: unique_uuid\(\).*or put 'id'"):
+        crud("b", "/x/", upsert="PUT", create={"name": "n"})
+    assert crud("c", "/x/", upsert="put", create={"id": "n1"}).spec.upsert == "PUT"
+
+
+def test_create_status_takes_several_statuses(slash_ctx: FlowContext) -> None:
+    flow = crud(
+        "reading_crud",
+        "/readings/",
+        id="r-1",
+        upsert="PUT",
+        create={"celsius": 1.0},
+        create_status=(200, 201),
+        items_key="results",
+    )
+    assert flow.spec.create_status == (200, 201)
+    assert run(flow, slash_ctx) is None, steps(slash_ctx)
+
+
+def test_step_labels_are_initials_unless_two_steps_share_one() -> None:
+    five = tuple(
+        StepResult(n, Status.PASSED) for n in ("create", "read", "update", "list", "delete")
+    )
+    assert format_steps(five) == "C✔ R✔ U✔ L✔ D✔"
+    colliding = (StepResult("database", Status.PASSED), StepResult("delete", Status.FAILED))
+    assert format_steps(colliding) == "database✔ delete✘"
+    assert format_steps(colliding, ascii_only=True) == "database+ deletex"
+    logout = tuple(StepResult(n, Status.PASSED) for n in ("login", "out", "refused"))
+    assert format_steps(logout) == "L✔ O✔ R✔"
+
+
+def documented_shapes_block() -> str:
+    """The CRUD section's example for apps of other shapes (a plain ```python block)."""
+    text = (Path(__file__).resolve().parents[3] / "docs" / "flows.md").read_text()
+    section = text.split("## CRUD flows", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"^```python\n(# flows/weather_crud\.py\n.*?)^```", section, re.M | re.S)
+    return str(block)
+
+
+def test_the_documented_example_for_other_shapes_runs(slash_app: SlashApp) -> None:
+    namespace: dict[str, Any] = {"__name__": "weather_crud"}
+    exec(compile(documented_shapes_block(), "flows/weather_crud.py", "exec"), namespace)
+    flows = [v for v in namespace.values() if isinstance(v, CrudFlow)]
+    assert sorted(f.spec.name for f in flows) == ["reading_crud", "sensor_crud", "station_crud"]
+    for flow in flows:
+        context = make_context(slash_app.url, flow.spec.name)
+        try:
+            assert run(flow, context) is None, steps(context)
+            assert all(s.status is Status.PASSED for s in context.steps), steps(context)
+        finally:
+            context.api.close()
+            context.close()
+
+
+def test_a_scaffolded_upsert_flow_runs_as_written(slash_ctx: FlowContext) -> None:
+    from nocrud.flows import scaffold
+
+    document = {
+        "paths": {
+            "/readings/": {"get": {}},
+            "/readings/{reading_id}/": {
+                "get": {},
+                "put": {
+                    "requestBody": {
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "properties": {"note": {"type": "string", "example": "ok"}}
+                                }
+                            }
+                        }
+                    }
+                },
+                "delete": {},
+            },
+        }
+    }
+    source = scaffold.crud_source("reading", "/readings/", document=document)
+    namespace: dict[str, Any] = {"__name__": "scaffolded"}
+    exec(compile(source.replace("tags=", 'items_key="results", tags='), "r.py", "exec"), namespace)
+    assert run(namespace["reading_crud"], slash_ctx) is None, steps(slash_ctx)
+    assert all_passed(slash_ctx), steps(slash_ctx)

@@ -100,7 +100,8 @@ def test_crud_file_from_openapi_holds_every_writable_field(flows_dir: Path) -> N
     [found] = discover(flows_dir)
     assert (found.name, found.kind) == ("sample_crud", "crud")
     assert isinstance(found.func, CrudFlow)
-    assert found.func.spec.collection == "/api/samples"
+    assert found.func.spec.collection == "/api/samples"  # as the document has it
+    assert '"/api/samples",  # as the OpenAPI document writes it (asked: /api/samples/)' in source
 
 
 def test_example_values_change_within_their_length_limit() -> None:
@@ -120,6 +121,67 @@ def test_crud_file_without_a_document_is_a_minimal_start(flows_dir: Path) -> Non
     assert "partial_update" not in source
     assert 'auth=None,  # e.g. ("user", "password") when writes need a login' in source
     assert [f.name for f in discover(flows_dir)] == ["lab_room_crud"]
+
+
+def slashed(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with a trailing slash on every path, as Django REST framework has them."""
+    copy = json.loads(json.dumps(document))
+    copy["paths"] = {f"{path}/": ops for path, ops in copy["paths"].items()}
+    return copy
+
+
+def crud_spec(source: str) -> Any:
+    namespace: dict[str, Any] = {"__name__": "generated"}
+    exec(compile(source, "generated.py", "exec"), namespace)
+    [flow] = [v for v in namespace.values() if isinstance(v, CrudFlow)]
+    return flow.spec
+
+
+def test_a_trailing_slash_is_kept() -> None:
+    source = crud_source("site", "/sites/")
+    assert '    "/sites/",\n' in source
+    assert (crud_spec(source).collection, crud_spec(source).item_template) == (
+        "/sites/",
+        "/sites/{id}/",
+    )
+    documented = crud_source("sample", "api/samples/", document=slashed(DOCUMENT))
+    assert '    "/api/samples/",\n' in documented  # the document agrees: no note
+    assert '"barcode": unique_uuid()' in documented and "partial_update=" in documented
+    assert "item_path" not in documented and "upsert" not in documented
+
+
+def test_an_item_path_whose_slash_differs_from_the_collection_is_written_out() -> None:
+    document = {"paths": {"/api/things": {"post": {}}, "/api/things/{thing_id}/": {"get": {}}}}
+    source = crud_source("thing", "/api/things", document=document)
+    assert '    item_path="/api/things/{id}/",\n' in source
+    assert crud_spec(source).item_template == "/api/things/{id}/"
+
+
+def upsert_document(parameter: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    body = {"content": {"application/json": {"schema": {"properties": properties}}}}
+    item = {"parameters": [parameter], "get": {}, "put": {"requestBody": body}, "delete": {}}
+    return {"paths": {"/readings/": {"get": {}}, "/readings/{reading_id}/": item}}
+
+
+def test_an_app_creating_with_put_gets_an_upsert_with_a_chosen_id() -> None:
+    uuid_param = {"name": "reading_id", "in": "path", "schema": {"type": "string"}}
+    note = {"note": {"type": "string", "example": "ok"}}
+    source = crud_source("reading", "/readings/", document=upsert_document(uuid_param, note))
+    assert "    id=lambda ctx: unique_uuid(),  # the app takes ids chosen by the client\n" in source
+    assert '    upsert="PUT",  # PUT /readings/{reading_id}/ creates the object\n' in source
+    assert "import unique, unique_uuid\n" in source
+    assert '"note": "ok"' in source and 'update=lambda ctx, obj: {"note": "ok (updated)"}' in source
+    spec = crud_spec(source)
+    assert (spec.upsert, callable(spec.chosen_id)) == ("PUT", True)
+
+    int_param = {"name": "reading_id", "in": "path", "schema": {"type": "integer"}}
+    numbered = crud_source("reading", "/readings/", document=upsert_document(int_param, note))
+    assert "id=lambda ctx: unique_int()," in numbered and "import unique, unique_int\n" in numbered
+
+    with_id = {"id": {"type": "string", "format": "uuid"}, **note}
+    in_payload = crud_source("reading", "/readings/", document=upsert_document(uuid_param, with_id))
+    assert '"id": unique_uuid()' in in_payload and "id=lambda" not in in_payload
+    assert 'upsert="PUT"' in in_payload
 
 
 def test_flow_file_calls_the_health_path(flows_dir: Path) -> None:
