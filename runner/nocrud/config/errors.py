@@ -6,15 +6,14 @@ and column), and turning each of pydantic's error entries (location, type,
 input) into one line that names the source, the dotted key, the bad value and
 the fix, so that no pydantic message format or traceback ever reaches the user.
 It knows the wording for every key of the schema, suggests the key that was
-probably meant ("did you mean 'parallel'?") and never prints a secret: it also
-owns the masking behind ``nocrud config``.
+probably meant ("did you mean 'parallel'?") and never prints a secret: what is
+secret is decided by :mod:`nocrud.masking`, as everywhere else.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import re
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,19 +24,11 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from nocrud.errors import UsageError
+from nocrud.masking import is_secret_name, mask_text
 
 #: Error type of the messages config.py's own validators raise, already written
 #: for people; their ``ctx["text"]`` is used as is.
 PROBLEM = "nocrud"
-
-#: Names of app.env variables whose values are never printed.
-SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY")
-
-#: What is shown instead of a secret.
-MASK = "********"
-
-# scheme://user:PASSWORD@ -- the password group stops at the first '@' or '/'.
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)(?P<pw>[^@/\s]+)@")
 
 _IDENTIFIER_FIX = "use 1 to 63 lowercase letters, digits or '_', not starting with a digit"
 _COMMAND_FIX = (
@@ -149,44 +140,6 @@ def read_yaml(source: Path, where: str) -> dict[str, Any]:
             "write `key: value` lines such as `project: myapp`"
         )
     return data
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an environment variable's value must be masked, judging by its name."""
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
-
-
-def mask_secrets(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of dumped config ``data`` with every secret replaced by :data:`MASK`.
-
-    Masks ``database.password``, app.env values whose name contains one of
-    :data:`SECRET_MARKERS`, and the password of any ``scheme://user:password@`` URL.
-    """
-    data = {**data, "database": {**data["database"], "password": MASK}}
-    env = data["app"]["env"]
-    data["app"] = {
-        **data["app"],
-        "env": {k: MASK if is_secret_name(k) else v for k, v in env.items()},
-    }
-    masked: dict[str, Any] = _mask_urls(data)
-    return masked
-
-
-def _mask_urls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _mask_urls(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_mask_urls(item) for item in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(_mask_url_password, value)
-    return value
-
-
-def _mask_url_password(match: re.Match[str]) -> str:
-    if re.fullmatch(r"\{\w+\}", match["pw"]):  # a placeholder such as {db_password}
-        return match[0]
-    return f"{match['head']}{MASK}@"
 
 
 def describe_errors(
@@ -324,4 +277,5 @@ def _show(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     text = repr(value) if isinstance(value, str) else json.dumps(value, default=str)
+    text = mask_text(text)  # a bad value may still hold a URL with a password
     return text if len(text) <= 60 else text[:57] + "..."

@@ -45,14 +45,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from nocrud.config.errors import (
-    MASK,
-    ConfigError,
-    describe_errors,
-    mask_secrets,
-    problem,
-    read_yaml,
-)
+from nocrud.config.errors import ConfigError, describe_errors, problem, read_yaml
+from nocrud.masking import MASK, mask_mapping
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -341,10 +335,13 @@ class Config(_Section):
     def to_display_dict(self) -> dict[str, Any]:
         """The configuration as plain data for ``nocrud config``, with secrets masked.
 
-        Masks ``database.password``, app.env values whose name contains PASSWORD,
-        SECRET, TOKEN or KEY, and the password of any ``scheme://user:password@`` URL.
+        Masked by :mod:`nocrud.masking`, as every report and request log is:
+        ``database.password``, app.env values with a secret name (``DB_PASSWD``,
+        ``API_TOKEN``, ``PRIVATE_KEY``, not ``sort_key``), and URL passwords, lone
+        userinfo and secret parameters in any value.
         """
-        return mask_secrets(self.model_dump(mode="json"))
+        masked: dict[str, Any] = mask_mapping(self.model_dump(mode="json"))
+        return masked
 
 
 # --- loading ------------------------------------------------------------------
