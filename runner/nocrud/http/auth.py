@@ -4,48 +4,29 @@ The auth helpers here (:class:`BearerToken`, :func:`bearer_login`, :class:`Basic
 :class:`ApiKey`, :class:`SessionLogin`) are ``requests`` auth objects with two extra
 duties: they tell the client which headers, query parameters and literal values are
 secret, and they may log in lazily before the first request (Django-style cookie
-sessions). :class:`Redactor` is the one place that turns headers, URLs and bodies into
-text a person may read: ``Authorization``, cookies, API keys, CSRF tokens and JSON or
-form fields such as ``password`` or ``token`` come out as ``********``. A secret never
-appears in a ``repr()``, a log line or an error message.
+sessions). :class:`Redactor` turns a request's headers, URL and bodies into the text of
+the request log, as a person may read it; what is secret there (``Authorization``,
+cookies, API keys, CSRF tokens, fields such as ``password`` or ``apiKey``, a URL's
+password) is decided by :mod:`nocrud.masking`, the policy the config display and the
+reports follow too. A secret never appears in a ``repr()``, a log line or an error message.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.cookiejar import CookieJar
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 import requests.auth
 
+from nocrud.masking import MASK, mask_header, mask_mapping, mask_text
+
 if TYPE_CHECKING:
     from nocrud.http.client import ApiClient
-
-#: What every secret is replaced with.
-MASK = "********"
-
-#: Headers whose values are always masked (lower case).
-SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-csrftoken"}
-)
-
-# Matched against field names lowercased with "_" and "-" removed, so "api_key",
-# "apiKey", "access_token", "new_password" and "client_secret" are all caught. Masking
-# a harmless field is cheap; printing a password is not.
-_SECRET_WORDS = ("password", "passwd", "token", "secret", "apikey")
-
-# Literal secrets shorter than this are not scrubbed from free text: replacing every
-# "a" in a page because a test password is "a" would make the page unreadable.
-_MIN_LITERAL = 4
-
-# A "name=value" pair of a query string quoted in free text.
-_QUERY_PARAM = re.compile(r"(?P<lead>[?&])(?P<name>[\w.-]+)=(?P<value>[^&#\s'\")]*)")
 
 #: Methods that change state; Django wants the CSRF header on these.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -59,19 +40,20 @@ class LoginError(AssertionError):
     """
 
 
-def is_secret_field(name: str) -> bool:
-    """Whether a JSON, form or query field called ``name`` holds a secret."""
-    normalised = name.lower().replace("_", "").replace("-", "")
-    return any(word in normalised for word in _SECRET_WORDS)
-
-
 @dataclass(frozen=True)
 class Redactor:
-    """Turns request and response parts into text with every secret masked.
+    """Turns request and response parts into the request log's text, secrets masked.
+
+    The formatting (header lines, indented JSON, decoded forms, summarised binary
+    bodies) is this class's; every "is this secret" and URL decision is
+    :mod:`nocrud.masking`'s. An auth helper adds what only it knows: the headers and
+    parameters it fills and its literal secret values.
 
     Attributes:
-        headers: Extra header names to mask, lower case, on top of :data:`SECRET_HEADERS`.
-        params: Extra query parameter names to mask, on top of :func:`is_secret_field`.
+        headers: Extra header names to mask, lower case, on top of
+            :data:`~nocrud.masking.SECRET_HEADERS` and secret names.
+        params: Extra query parameter and field names to mask, on top of
+            :func:`~nocrud.masking.is_secret_name`.
         literals: Secret values scrubbed wherever they appear in free text.
     """
 
@@ -79,12 +61,9 @@ class Redactor:
     params: frozenset[str] = frozenset()
     literals: tuple[str, ...] = ()
 
-    def _secret_header(self, name: str) -> bool:
-        lowered = name.lower()
-        return lowered in SECRET_HEADERS or lowered in self.headers
-
-    def _secret_param(self, name: str) -> bool:
-        return name in self.params or is_secret_field(name)
+    @property
+    def _names(self) -> frozenset[str]:
+        return self.headers | self.params
 
     def header(self, name: str, value: str) -> str:
         """One header's value, masked if the header is secret.
@@ -92,12 +71,7 @@ class Redactor:
         Cookie headers keep the cookie names (``sessionid=********``) because which
         cookies were sent is what one needs to debug a login.
         """
-        if not self._secret_header(name):
-            return self.text(value)
-        if name.lower() == "cookie":
-            names = (part.split("=", 1)[0].strip() for part in value.split(";"))
-            return "; ".join(f"{n}={MASK}" for n in names if n)
-        return MASK
+        return mask_header(name, value, literals=self.literals, names=self._names)
 
     def header_lines(self, headers: Mapping[str, str], skip: Iterable[str] = ()) -> list[str]:
         """``Name: value`` lines, masked, leaving out the (lower-case) names in ``skip``."""
@@ -110,30 +84,15 @@ class Redactor:
 
     def json(self, value: Any) -> Any:
         """A copy of a parsed JSON value with every secret field's value masked."""
-        if isinstance(value, dict):
-            return {
-                key: MASK if isinstance(key, str) and is_secret_field(key) else self.json(item)
-                for key, item in value.items()
-            }
-        if isinstance(value, list):
-            return [self.json(item) for item in value]
-        return value
+        return mask_mapping(value, literals=self.literals, names=self.params)
 
     def query(self, query: str) -> str:
-        """A query string with secret parameters' values masked."""
-        if not query:
-            return query
-        pairs = parse_qsl(query, keep_blank_values=True)
-        masked = [(k, MASK if self._secret_param(k) else v) for k, v in pairs]
-        return self.text(urlencode(masked, safe="*"))
+        """A query string (or form body) with secret parameters' values masked."""
+        return self.text(query)
 
     def url(self, url: str) -> str:
-        """A URL with secret query parameters and any user:password part masked."""
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
-        return urlunsplit(parts._replace(netloc=netloc, query=self.query(parts.query)))
+        """A URL with its password or lone userinfo and secret parameters masked."""
+        return self.text(url)
 
     def body(self, body: bytes | str | None, content_type: str = "") -> str:
         """A request or response body as readable text: JSON indented, forms decoded.
@@ -167,21 +126,12 @@ class Redactor:
         return self.text(json.dumps(self.json(parsed), indent=2, ensure_ascii=False))
 
     def text(self, text: str) -> str:
-        """Free text with known secrets replaced by :data:`MASK`.
+        """Free text (an exception message, a body that is not JSON), secrets masked.
 
-        Masks every literal secret, and the value of every secret query parameter
-        in a URL quoted in the text (exception messages from ``requests`` quote them).
+        See :func:`nocrud.masking.mask_text`: literal secrets, URLs, ``name=value`` and
+        ``"name": value`` pairs, secret header lines.
         """
-        for secret in self.literals:
-            if len(secret) >= _MIN_LITERAL:
-                text = text.replace(secret, MASK)
-
-        def mask_param(match: re.Match[str]) -> str:
-            if self._secret_param(match["name"]):
-                return f"{match['lead']}{match['name']}={MASK}"
-            return match[0]
-
-        return _QUERY_PARAM.sub(mask_param, text)
+        return mask_text(text, literals=self.literals, names=self.params)
 
 
 class Auth(requests.auth.AuthBase):

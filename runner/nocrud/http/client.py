@@ -28,7 +28,6 @@ import requests.auth
 from requests.structures import CaseInsensitiveDict
 
 from nocrud.http.auth import (
-    MASK,
     ApiKey,
     Auth,
     BasicAuth,
@@ -51,6 +50,7 @@ from nocrud.http.responses import (
     UnexpectedStatus,
     _Expectation,
 )
+from nocrud.masking import MASK
 from nocrud.results import RequestRecord
 
 __all__ = [

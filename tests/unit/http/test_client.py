@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests.auth
 
-from nocrud.http.auth import MASK, Redactor, is_secret_field
+from nocrud.http.auth import Redactor
 from nocrud.http.client import (
     ANY,
     ApiClient,
@@ -42,6 +42,7 @@ from nocrud.http.client import (
     UnexpectedStatus,
     bearer_login,
 )
+from nocrud.masking import MASK
 from nocrud.results import RequestRecord
 
 USER = "alice"
@@ -637,11 +638,11 @@ def test_redactor_bodies() -> None:
     assert redactor.text(f"pw {PASSWORD}, abc stays (too short to scrub)") == (
         f"pw {MASK}, abc stays (too short to scrub)"
     )
+    # The user is kept, as everywhere (nocrud.masking); which names are secret is
+    # tested once, for every output path, in tests/unit/test_masking.py.
     assert redactor.url(f"http://u:{PASSWORD}@h/x?a=1&client_secret=s") == (
-        f"http://{MASK}@h/x?a=1&client_secret={MASK}"
+        f"http://u:{MASK}@h/x?a=1&client_secret={MASK}"
     )
-    assert all(map(is_secret_field, ["PASSWORD", "access_token", "api-key", "X_SECRET"]))
-    assert not any(map(is_secret_field, ["name", "username", "keys"]))
 
 
 # -- log and recorder ----------------------------------------------------------
