@@ -3,7 +3,9 @@
 The document is exactly :meth:`RunResult.to_dict`, written with sorted keys and a
 two-space indent so two runs diff cleanly, and read back through
 :meth:`RunResult.from_dict`, which checks the schema version. Dashboards and
-``nocrud perf`` read runs through :func:`read_json`.
+``nocrud perf`` read runs through :func:`read_json`. Every text in it (messages,
+tracebacks, output, app logs) is masked by :mod:`nocrud.masking` on the way out, as
+the terminal and JUnit reports mask it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from nocrud.masking import mask_mapping
 from nocrud.results import RunResult
 
 __all__ = ["read_json", "write_json"]
@@ -30,7 +33,8 @@ def write_json(run: RunResult, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # ASCII-only output: flow output and app logs may hold undecodable bytes
     # (lone surrogates), which escaped JSON still carries and reads back.
-    text = json.dumps(run.to_dict(), indent=2, sort_keys=True) + "\n"
+    # The document's own keys name no secret, so masking touches only the texts in it.
+    text = json.dumps(mask_mapping(run.to_dict()), indent=2, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -6,7 +6,8 @@ flow. A FAILED flow carries ``<failure>``, an ERROR one ``<error>``, a SKIPPED o
 ``<skipped>``; CRUD steps and timings become ``<properties>`` and readable lines
 in ``<system-out>``; the app's logs of a failed flow go to ``<system-err>``.
 Text is stripped of what XML 1.0 cannot hold (ANSI colour sequences, control
-characters), since one bad byte in an app log would make the whole file unreadable.
+characters), since one bad byte in an app log would make the whole file unreadable,
+and masked by :mod:`nocrud.masking`, like the terminal's and the JSON file's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nocrud.masking import mask_text
 from nocrud.results import FlowResult, RunResult, Status, StepResult
 
 __all__ = ["write_junit"]
@@ -135,5 +137,6 @@ def _exception_type(flow: FlowResult) -> str | None:
 
 
 def _clean(text: str) -> str:
-    """``text`` without ANSI sequences and the characters XML 1.0 forbids."""
-    return _NOT_XML.sub("", _ANSI.sub("", text))
+    """``text`` without ANSI sequences and the characters XML 1.0 forbids, secrets masked."""
+    # Masked after the escapes go: a colour code inside a URL would hide it from the rules.
+    return mask_text(_NOT_XML.sub("", _ANSI.sub("", text)))

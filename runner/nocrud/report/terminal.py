@@ -6,13 +6,15 @@ elapsed time and the flows running now) and prints each finished flow's block
 above it; elsewhere (CI logs, pipes) it prints the blocks only. A block is
 printed in one piece, so parallel flows never interleave: a header line with
 status, name, CRUD steps and timings, and for a FAILED or ERROR flow its
-message, traceback, captured output and the app's last log lines. The run ends
+message, traceback, captured output and the app's last log lines, secrets
+masked by :mod:`nocrud.masking` as in every report. The run ends
 with a table of every flow and a pytest-style totals line. Colours appear only
 on a terminal and never with ``NO_COLOR``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 
@@ -32,6 +34,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from nocrud.masking import mask_text
 from nocrud.results import FlowResult, RunResult, Status, StepResult
 
 __all__ = ["TerminalReporter", "format_steps", "format_totals"]
@@ -165,7 +168,7 @@ class TerminalReporter:
 
     def render_flow(self, result: FlowResult) -> Text:
         """The block printed for one finished flow."""
-        block = self._render_flow(result)
+        block = self._render_flow(_masked(result))
         # Undecodable bytes of captured output survive as lone surrogates, which
         # no stream can encode; "?" keeps the length, hence the styles' spans.
         block.plain = block.plain.encode("utf-8", "replace").decode("utf-8")
@@ -318,6 +321,18 @@ def _totals_style(run: RunResult) -> str:
     if run.interrupted or not run.flows:
         return "bold yellow"
     return "bold green"
+
+
+def _masked(result: FlowResult) -> FlowResult:
+    """``result`` with its texts masked by :mod:`nocrud.masking`, as JUnit and JSON show them."""
+    return dataclasses.replace(
+        result,
+        message=mask_text(result.message),
+        traceback=mask_text(result.traceback),
+        output=mask_text(result.output),
+        app_logs=mask_text(result.app_logs),
+        steps=tuple(dataclasses.replace(s, message=mask_text(s.message)) for s in result.steps),
+    )
 
 
 def _failing_step_message(steps: tuple[StepResult, ...]) -> str:
