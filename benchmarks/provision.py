@@ -33,7 +33,10 @@ from rich.console import Console
 
 from nocrud.config import load_config
 from nocrud.docker import cleanup
-from nocrud.images.build import DB_ALIAS, DB_PORT, build_images
+from nocrud.docker.postgres import ALIAS as DB_ALIAS
+from nocrud.docker.postgres import PORT as DB_PORT
+from nocrud.environment import Run, provisioner_for
+from nocrud.images import build_images
 from nocrud.results import Status
 from nocrud.workflow import UpOptions, prepare_docker, run_flows
 
@@ -168,15 +171,15 @@ def main() -> int:
                 cfg = config.model_copy(
                     update={"run": config.run.model_copy(update={"parallel": jobs})}
                 )
-                result = run_flows(
-                    cfg,
-                    images,
-                    flows,
-                    UpOptions(),
-                    quiet,
-                    run_id=cleanup.new_run_id(),
-                    connection=engine.connection,
+                run_id = cleanup.new_run_id()
+                provisioner = provisioner_for(cfg)
+                provisioner.prepare(
+                    Run(config=cfg, run_id=run_id, engine=engine, images=images, say=quiet.print)
                 )
+                try:
+                    result = run_flows(cfg, provisioner, flows, UpOptions(), quiet, run_id=run_id)
+                finally:
+                    provisioner.close()
                 bad = [f.name for f in result.flows if f.status is not Status.PASSED]
                 if bad:
                     console.print(f"flows did not pass at -j {jobs}: {bad}")

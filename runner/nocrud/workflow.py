@@ -19,21 +19,23 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import docker
 from rich.console import Console
 
 from nocrud import __version__
+from nocrud.analysis.coverage import state_dir
 from nocrud.config import Config, ConfigError
 from nocrud.docker import cleanup
-from nocrud.docker.engine import Connection, connect, detect_connection
+from nocrud.docker.engine import Engine, open_engine
 from nocrud.docker.reaper import start_reaper
+from nocrud.environment import Provisioner, Run, provisioner_for
 from nocrud.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
-from nocrud.execute.executor import FlowExecutor, install_output_capture
+from nocrud.execute import FlowExecutor
+from nocrud.execute.capture import install_output_capture
 from nocrud.flows import Flow, discover, select
-from nocrud.images.build import BuiltImages, build_images
+from nocrud.images import BuiltImages, build_images
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.results import RunResult
-from nocrud.scheduler.pool import Scheduler
+from nocrud.scheduler import BACKENDS, Backend
 
 
 @dataclass(frozen=True)
@@ -49,51 +51,34 @@ class UpOptions:
     verbose: bool = False
 
 
-@dataclass
-class Docker:
-    """The daemon this run talks to, and how this process reaches its containers."""
-
-    client: docker.DockerClient
-    connection: Connection
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> Docker:
+def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> Engine:
     """Connect to Docker, detect how to reach containers, remove what killed runs left behind.
 
-    Also starts the reaper (once, before any worker thread: testcontainers-python#746),
-    which removes this process's containers and networks if it is killed.
+    Also starts the reaper (once, before any worker thread), which removes this
+    process's containers and networks if it is killed.
     """
-    if config.run.strategy != "image":
-        raise ConfigError(
-            f"{config.source}: run.strategy: {config.run.strategy!r} is not implemented yet: "
-            "use 'image' (each flow gets a PostgreSQL container from the migrated image)"
-        )
-    client = connect()
     try:
-        connection = detect_connection(client)
-    except ValueError as exc:
-        client.close()
+        engine = open_engine(parallel=config.parallel)
+    except ValueError as exc:  # NOCRUD_CONNECTION_MODE and friends
         raise ConfigError(str(exc)) from exc
-    if connection.mode != "local":
-        console.print(f"docker: {connection.describe()}", soft_wrap=True)
-    swept = cleanup.sweep(client)
+    if engine.connection.mode != "local":
+        console.print(f"docker: {engine.connection.describe()}", soft_wrap=True)
+    swept = cleanup.sweep(engine.client)
     start_reaper(
+        engine.client,
         say=lambda line: console.print(line, soft_wrap=True),
         disabled=not reaper,
-        connection=connection,
+        connection=engine.connection,
     )
     if swept.total:
         console.print(
             f"removed {swept.containers} container(s) and {swept.networks} network(s) "
             "left by earlier runs that are no longer running"
         )
-    return Docker(client, connection)
+    return engine
 
 
-def build(config: Config, engine: Docker, console: Console, run_id: str) -> BuiltImages:
+def build(config: Config, engine: Engine, console: Console, run_id: str) -> BuiltImages:
     """The build step: app image, then the pre-migrated database image, each only when changed."""
     with _signals_raise_interrupt():
         return build_images(
@@ -116,14 +101,25 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
     if not flows:
         console.print("no flows selected: check -f/-k, or `nocrud list` to see the flows there are")
         return EXIT_USAGE
+    provisioner = provisioner_for(config)  # an unknown strategy stops here, before Docker
     run_id = cleanup.new_run_id()
     # Kept environments must outlive this process, so a --keep-failed run has no reaper.
     engine = prepare_docker(config, console, reaper=not options.keep_failed)
     try:
         images = build(config, engine, console, run_id)
-        result = run_flows(
-            config, images, flows, options, console, run_id=run_id, connection=engine.connection
+        run = Run(
+            config=config,
+            run_id=run_id,
+            engine=engine,
+            images=images,
+            say=lambda line: console.print(line, highlight=False, soft_wrap=True),
+            keep_failed=options.keep_failed,
         )
+        provisioner.prepare(run)
+        try:
+            result = run_flows(config, provisioner, flows, options, console, run_id=run_id)
+        finally:
+            provisioner.close()
     finally:
         if not options.keep_failed:
             # The backstop: whatever a flow's own teardown missed goes now.
@@ -143,25 +139,24 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
 
 def run_flows(
     config: Config,
-    images: BuiltImages,
+    provisioner: Provisioner,
     flows: Sequence[Flow],
     options: UpOptions,
     console: Console,
     *,
     run_id: str,
-    connection: Connection,
+    backend: str = "local",
 ) -> RunResult:
-    """Run the flows on the thread pool with live reporting; interrupts stop it cleanly."""
+    """Run the flows on a backend with live reporting; interrupts stop it cleanly."""
     parallel = config.parallel
     executor = FlowExecutor(
-        config,
-        images,
-        connection=connection,
-        run_id=run_id,
+        provisioner,
+        flow_timeout=config.timeouts.flow,
         keep_failed=options.keep_failed,
+        state_dir=state_dir(config.root),
     )
     reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
-    scheduler: Scheduler[Flow] = Scheduler(
+    runner: Backend[Flow] = BACKENDS[backend](
         executor, parallel=parallel, fail_fast=options.fail_fast, listener=reporter
     )
     console.print(f"running {len(flows)} flow(s) with {parallel} in parallel (run {run_id})")
@@ -174,7 +169,7 @@ def run_flows(
         console.print(
             f"\n{signal.Signals(signum).name}: stopping; tearing down running environments"
         )
-        scheduler.stop("interrupted")
+        runner.stop("interrupted")
         threading.Thread(target=executor.kill_all, name="nocrud-teardown", daemon=True).start()
 
     started_at = time.time()
@@ -182,7 +177,7 @@ def run_flows(
     undo_capture = install_output_capture()
     try:
         with reporter, _signals(stop):
-            schedule = scheduler.run(flows)
+            schedule = runner.run(flows)
     finally:
         undo_capture()
     result = RunResult(

@@ -13,19 +13,16 @@ import requests
 
 from nocrud.config import Config, load_config
 from nocrud.docker import cleanup
-from nocrud.docker.engine import detect_connection
-from nocrud.environment.image import Environment, ProvisionError
-from nocrud.images.build import BuiltImages, build_images
+from nocrud.docker.engine import Engine, detect_connection
+from nocrud.environment import ProvisionError, Run
+from nocrud.environment.image import FreshPair
+from nocrud.images import BuiltImages, build_images
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
 def built(docker_client: Any, example_config: Path) -> Iterator[tuple[Any, Config, BuiltImages]]:
-    from testcontainers.core.config import testcontainers_config
-
-    # As `nocrud up` does without a reaper image: no Ryuk (it cannot be pulled here).
-    testcontainers_config.ryuk_disabled = True
     client, config = docker_client, load_config(example_config, env={})
     images = build_images(
         client,
@@ -37,15 +34,15 @@ def built(docker_client: Any, example_config: Path) -> Iterator[tuple[Any, Confi
     yield client, config, images
 
 
-def _environment(config: Config, images: BuiltImages, client: Any, name: str) -> Environment:
-    return Environment(
-        config,
-        images,
-        connection=detect_connection(client),
+def _environment(config: Config, images: BuiltImages, client: Any, name: str) -> FreshPair:
+    run = Run(
+        config=config,
         run_id=cleanup.new_run_id(),
-        flow=name,
-        index=1,
+        engine=Engine(client, detect_connection(client)),
+        images=images,
+        say=lambda _line: None,
     )
+    return FreshPair(run, name, 1)
 
 
 def test_environment_is_ready_labelled_on_loopback_and_gone_after(

@@ -11,7 +11,7 @@ with the session's project is left behind.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +19,15 @@ import pytest
 
 from nocrud.config import Config, load_config
 from nocrud.docker import cleanup
-from nocrud.docker.engine import Connection, detect_connection
-from nocrud.execute.executor import FlowExecutor
+from nocrud.docker.engine import Engine, detect_connection
+from nocrud.environment import Run
+from nocrud.environment.image import ImageProvisioner
+from nocrud.execute import FlowExecutor
 from nocrud.flows import Flow, FlowContext
-from nocrud.images.build import BuiltImages, build_images
+from nocrud.images import BuiltImages, build_images
 from nocrud.results import FlowResult, Status
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(autouse=True)
-def _no_ryuk() -> Iterator[None]:
-    """The runner starts no Ryuk of testcontainers' own (it cannot be pulled here); nor do we."""
-    from testcontainers.core.config import testcontainers_config
-
-    before = testcontainers_config.ryuk_disabled
-    testcontainers_config.ryuk_disabled = True
-    yield
-    testcontainers_config.ryuk_disabled = before
 
 
 @pytest.fixture(scope="module")
@@ -68,19 +59,23 @@ def _own(harness: Any, flow: str, role: str) -> Any:
 def _run(
     config: Config,
     images: BuiltImages,
-    connection: Connection,
+    client: Any,
     name: str,
     func: Callable[[FlowContext], None],
     *,
     flow_timeout: float = 60,
 ) -> FlowResult:
-    executor = FlowExecutor(
-        config,
-        images,
-        connection=connection,
-        run_id=cleanup.new_run_id(),
-        flow_timeout=flow_timeout,
+    provisioner = ImageProvisioner()
+    provisioner.prepare(
+        Run(
+            config=config,
+            run_id=cleanup.new_run_id(),
+            engine=Engine(client, detect_connection(client)),
+            images=images,
+            say=lambda _line: None,
+        )
     )
+    executor = FlowExecutor(provisioner, flow_timeout=flow_timeout)
     return executor(Flow(name=name, func=func), 0)
 
 
@@ -94,7 +89,7 @@ def test_database_killed_mid_flow_is_an_error_naming_the_dead_container(
         _own(harness, "db_dies", "db").kill()
         ctx.api.get("/api/sites")
 
-    result = _run(config, images, detect_connection(harness.client), "db_dies", db_dies)
+    result = _run(config, images, harness.client, "db_dies", db_dies)
 
     assert result.status is Status.ERROR, result
     cause, _, symptom = result.message.partition("\nthe flow saw: ")
@@ -115,7 +110,7 @@ def test_app_crashing_mid_flow_is_an_error_with_the_connection_failure_and_app_l
         _own(harness, "app_dies", "app").kill()
         ctx.api.get("/api/sites")
 
-    result = _run(config, images, detect_connection(harness.client), "app_dies", app_dies)
+    result = _run(config, images, harness.client, "app_dies", app_dies)
 
     assert result.status is Status.ERROR, result
     assert "could not reach the app" in result.message
@@ -153,7 +148,7 @@ def test_app_never_healthy_is_an_error_after_the_readiness_timeout_with_its_logs
         ran.append(ctx.name)
 
     started = time.monotonic()
-    result = _run(stubborn, images, detect_connection(harness.client), "never_healthy", never_runs)
+    result = _run(stubborn, images, harness.client, "never_healthy", never_runs)
     elapsed = time.monotonic() - started
 
     assert result.status is Status.ERROR, result

@@ -1,7 +1,7 @@
 """The reaper on a real daemon: a SIGKILLed process's containers and network are removed.
 
 A child Python process starts the reaper with :func:`nocrud.docker.reaper.start_reaper`, creates
-two containers and a network through testcontainers, each labelled with this test's
+two containers and a network through nocrud's Docker resources, each labelled with this test's
 ``nocrud.test=<uuid>``, and prints READY; the test kills it (or lets it exit) and watches
 the labelled objects disappear. Everything a test creates is removed in ``finally``, the
 reaper container too, whatever the outcome.
@@ -35,21 +35,25 @@ BUDGET = 15.0
 POLL = 0.25
 
 CHILD = """
-import sys, time
-from nocrud.docker.reaper import start_reaper
-from testcontainers.core.container import DockerContainer
+import sys, time, uuid
+from nocrud.docker.engine import open_engine
+from nocrud.docker.reaper import session_labels, start_reaper
+from nocrud.docker.resources import Container, Network
 from testcontainers.core.labels import SESSION_ID
-from testcontainers.core.network import Network
 
-label = {"nocrud.test": sys.argv[1]}
+label = {"nocrud.test": sys.argv[1], **session_labels()}
 print("SESSION", SESSION_ID, flush=True)
-described = start_reaper(say=lambda line: print("SAY", line, flush=True))
+engine = open_engine()
+described = start_reaper(
+    engine.client, say=lambda line: print("SAY", line, flush=True), connection=engine.connection
+)
 print("REAPER", described, flush=True)
 if described is None:
     sys.exit(3)
-network = Network(docker_network_kw={"labels": label}).create()
+name = "nocrud-test-" + uuid.uuid4().hex[:8]
+Network(engine.client, name, labels=label, connection=engine.connection).create()
 for _ in range(2):
-    DockerContainer(sys.argv[3]).with_network(network).with_kwargs(labels=label).start()
+    Container(engine.client, sys.argv[3], what="db", labels=label, network=name).start()
 print("READY", flush=True)
 if sys.argv[2] == "sleep":
     time.sleep(300)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,9 +55,6 @@ _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 _PARAM = re.compile(r"\{[^}/]+\}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _NUMBER_OR_HEX = re.compile(r"[0-9]+|[0-9a-f]{16,}", re.IGNORECASE)
-
-_captured: set[tuple[str, Path]] = set()
-_captured_lock = threading.Lock()
 
 
 def state_dir(root: Path) -> Path:
@@ -279,18 +275,13 @@ def load_openapi(source: str | Path) -> dict[str, Any]:
     return document
 
 
-def capture_openapi(base_url: str, root: Path, *, run_id: str) -> None:
-    """Save the app's OpenAPI document to ``.nocrud/openapi.json``, once per run.
+def capture_openapi(base_url: str, directory: Path) -> None:
+    """Save the app's OpenAPI document to ``directory/openapi.json`` (best effort).
 
-    Called for each flow's app just before the flow runs; only the first call of a
-    run does anything. Best effort: an app without a document, or any error, leaves
-    the previous file alone. The requests are not recorded, so they cover nothing.
+    The executor calls it once per run, on the first environment that comes up. An app
+    without a document, or any error, leaves the previous file alone. The requests are
+    not recorded, so they cover nothing.
     """
-    key = (run_id, root)
-    with _captured_lock:
-        if key in _captured:
-            return
-        _captured.add(key)
     import requests
 
     with contextlib.suppress(Exception), requests.Session() as session:
@@ -302,7 +293,7 @@ def capture_openapi(base_url: str, root: Path, *, run_id: str) -> None:
                 continue
             document = response.json()
             if isinstance(document, dict) and isinstance(document.get("paths"), dict):
-                target = state_dir(root) / OPENAPI_FILE
+                target = directory / OPENAPI_FILE
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(json.dumps(document, indent=1))
                 return

@@ -11,6 +11,7 @@ and ``nocrud clean`` remove what it left.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Iterable
@@ -36,6 +37,17 @@ LABEL_IMAGE_KEY = "nocrud.cache-key"
 def new_run_id() -> str:
     """A short unique id for one run, used in labels and object names."""
     return uuid.uuid4().hex[:10]
+
+
+def safe_name(text: str, limit: int = 40) -> str:
+    """A Docker-safe, bounded fragment of a flow name: any characters in, ``[a-z0-9_.-]`` out."""
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-.") or "flow"
+    return cleaned[:limit].rstrip("-.") or "flow"
+
+
+def object_name(run_id: str, index: int, flow: str) -> str:
+    """The name of one flow's Docker objects: run, position and flow, readable in ``docker ps``."""
+    return f"nocrud-{run_id}-{index:04d}-{safe_name(flow)}"
 
 
 def _process_start_tick(pid: int) -> str:
@@ -133,7 +145,7 @@ def sweep(client: docker.DockerClient, *, kept: bool = False, live: bool = False
             spared += 1
     for network in client.networks.list(filters={"label": LABEL_RUN}):
         if doomed(network.attrs.get("Labels") or {}):
-            _disconnect_all(network)
+            disconnect_all(network)
             ignore_gone(network.remove)
             networks += 1
         else:
@@ -149,12 +161,13 @@ def remove_run(client: docker.DockerClient, run_id: str) -> SweepReport:
         ignore_gone(container.remove, force=True, v=True)
     networks = client.networks.list(filters={"label": label})
     for network in networks:
-        _disconnect_all(network)
+        disconnect_all(network)
         ignore_gone(network.remove)
     return SweepReport(containers=len(containers), networks=len(networks))
 
 
-def _disconnect_all(network: Any) -> None:
+def disconnect_all(network: Any) -> None:
+    """Disconnect every container from ``network`` (one still attached keeps it alive)."""
     try:
         network.reload()
     except docker.errors.NotFound:

@@ -208,7 +208,33 @@ def detect_connection(client: Any = None, env: Mapping[str, str] | None = None) 
     return Connection(mode, host=host, bind=publish_address(env))
 
 
-def connect(timeout: float = 60.0) -> docker.DockerClient:
+@dataclass
+class Engine:
+    """The run's one Docker client, shared by every worker, and how to reach containers."""
+
+    client: docker.DockerClient
+    connection: Connection
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_engine(*, parallel: int = 1) -> Engine:
+    """Connect (see :func:`connect`) and detect the connection mode, for one run.
+
+    The client's HTTP connection pool is sized for ``parallel`` workers making
+    several calls at once, so they do not queue for a connection.
+    """
+    client = connect(pool_size=max(10, 4 * parallel))
+    try:
+        connection = detect_connection(client)
+    except ValueError:
+        client.close()
+        raise
+    return Engine(client, connection)
+
+
+def connect(timeout: float = 60.0, *, pool_size: int = 10) -> docker.DockerClient:
     """A client for the engine the environment names, or :class:`DockerUnavailableError`.
 
     The client is checked with a ping, so a missing daemon fails here, once,
@@ -216,7 +242,7 @@ def connect(timeout: float = 60.0) -> docker.DockerClient:
     """
     where = describe_docker_host()
     try:
-        client = docker.from_env(timeout=int(timeout))
+        client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)
     except docker.errors.DockerException as exc:
         raise DockerUnavailableError(
             f"cannot reach Docker at {where}: is it running? ({_short(exc)}). "

@@ -1,12 +1,11 @@
 """The reaper: what removes a run's containers and networks when nocrud itself is SIGKILLed.
 
-This module owns starting testcontainers' Ryuk reaper once per process (before any
-worker thread: testcontainers-python#746) and handing over to it at exit. Ryuk holds a
-TCP connection from this process; when the connection drops (the process died, however)
+This module owns starting a Ryuk reaper (testcontainers' protocol) once per process,
+before any worker thread, and handing over to it at exit. The reaper holds a TCP
+connection from this process; when the connection drops (the process died, however)
 and no new one arrives within ``RYUK_RECONNECTION_TIMEOUT``, it removes every container,
 network, volume and image labelled ``org.testcontainers.session-id=<this process's
-session>``. testcontainers puts that label on everything made through ``DockerContainer``
-and ``Network``; :func:`session_labels` gives it to objects made with the plain docker SDK.
+session>``: :func:`session_labels` is put on every object nocrud makes.
 
 The image is ``RYUK_CONTAINER_IMAGE`` when set, else testcontainers' own Ryuk when present
 or pullable, else ``nocrud/reaper:1`` (built from Debian packages by ``images/build-all.sh``,
@@ -24,9 +23,11 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import docker
+
     from nocrud.docker.engine import Connection
 
 #: nocrud's Ryuk-compatible reaper image (images/reaper).
@@ -43,6 +44,9 @@ HANDOVER_TIMEOUT = 15.0
 #: testcontainers' truthy spellings (testcontainers/core/config.py, ``ENABLE_FLAGS``).
 ENABLE_FLAGS = ("yes", "true", "t", "y", "1")
 
+#: Marks a reaper's own container, which reapers never remove (as in Ryuk).
+LABEL_RYUK = "org.testcontainers.ryuk"
+
 #: What happens instead when there is no reaper.
 BACKSTOP = "a killed run's containers are removed by the next run or `nocrud clean`"
 NO_IMAGE = f"no reaper image (build it with images/build-all.sh): {BACKSTOP}"
@@ -58,6 +62,7 @@ class _Started:
 
     description: str
     sockets: list[socket.socket] = field(default_factory=list)
+    container: Any = None
 
 
 _started: _Started | None = None
@@ -119,6 +124,7 @@ def choose_image(
 
 
 def start_reaper(
+    client: docker.DockerClient,
     *,
     say: Callable[[str], None],
     disabled: bool = False,
@@ -126,16 +132,11 @@ def start_reaper(
 ) -> str | None:
     """Start the reaper for this process, or explain why there is none. Call once, early.
 
-    Call it in the main thread before any worker thread creates containers: testcontainers
-    starts Ryuk lazily from the first ``DockerContainer.start()``, which races when
-    several threads do that first (testcontainers-python#746). Afterwards every
-    ``DockerContainer.start()`` reuses this reaper.
-
-    At a normal exit the reaper is told to clean up now (SIGTERM, it removes what is
-    left and exits) instead of being force-removed as testcontainers does, so leftovers
-    of a normal exit are removed too.
+    At a normal exit the reaper is told to clean up now (SIGTERM: it removes what is
+    left and exits), so leftovers of a normal exit are removed too.
 
     Args:
+        client: The run's Docker client.
         say: Prints one line for the user.
         disabled: No reaper (``--keep-failed``: kept containers must outlive the process).
         connection: How this process reaches containers (detected when omitted).
@@ -149,112 +150,103 @@ def start_reaper(
     if _started is not None:
         return _started.description
     if disabled or disabled_by_user(os.environ, tc.tc_properties):
-        tc.ryuk_disabled = True
         return None
     try:
-        image = _choose_with_docker(say)
+        image = _choose_with_docker(client, say)
     except Exception as exc:  # noqa: BLE001 - no reaper is a degraded mode, not an error
-        tc.ryuk_disabled = True
         say(f"could not look for a reaper image ({_short(exc)}): {BACKSTOP}")
         return None
     if image is None:
-        tc.ryuk_disabled = True
         say(NO_IMAGE)
         return None
-
-    tc.ryuk_image = image
-    tc.ryuk_disabled = False
-    if not os.environ.get("RYUK_RECONNECTION_TIMEOUT", "").strip():
-        tc.ryuk_reconnection_timeout = RECONNECTION_TIMEOUT
+    timeout = os.environ.get("RYUK_RECONNECTION_TIMEOUT", "").strip() or RECONNECTION_TIMEOUT
     try:
-        started = _start(image, tc.ryuk_reconnection_timeout, connection)
+        started = _start(client, image, timeout, connection)
     except Exception as exc:  # noqa: BLE001 - same: carry on with the sweep as backstop
-        _force_remove()
-        tc.ryuk_disabled = True
         say(f"reaper {image} did not start ({_short(exc)}): {BACKSTOP}")
         return None
     _started = started
     return started.description
 
 
-def _choose_with_docker(say: Callable[[str], None]) -> str | None:
-    import docker
-    import docker.errors
+def _choose_with_docker(client: docker.DockerClient, say: Callable[[str], None]) -> str | None:
+    from nocrud.docker.resources import image_id
 
-    client = docker.from_env(timeout=PULL_TIMEOUT)
-    try:
+    def pull(image: str) -> bool:
+        try:
+            client.api.pull(image)
+        except Exception:  # noqa: BLE001 - no registry, no image: both mean "no"
+            return False
+        say(f"pulled {image}")
+        return True
 
-        def present(image: str) -> bool:
-            try:
-                client.images.get(image)
-            except docker.errors.ImageNotFound:
-                return False
-            return True
-
-        def pull(image: str) -> bool:
-            try:
-                client.api.pull(image)
-            except Exception:  # noqa: BLE001 - no registry, no image: both mean "no"
-                return False
-            say(f"pulled {image}")
-            return True
-
-        return choose_image(os.environ, default=default_ryuk_image(), present=present, pull=pull)
-    finally:
-        client.close()
+    return choose_image(
+        os.environ,
+        default=default_ryuk_image(),
+        present=lambda image: image_id(client, image) is not None,
+        pull=pull,
+    )
 
 
-def _start(image: str, reconnection_timeout: str, connection: Connection | None) -> _Started:
-    """Start the reaper ourselves, register our filter (ACKed), and hand it to testcontainers.
+def _start(
+    client: docker.DockerClient,
+    image: str,
+    reconnection_timeout: str,
+    connection: Connection | None,
+) -> _Started:
+    """Start the reaper, register our filter and wait for its ``ACK``.
 
     testcontainers' own ``Reaper`` publishes the reaper's port on every interface, and
     the Ryuk protocol has no authentication: anyone who can reach it could register
-    filters. So nocrud starts the same container with the port bound like every other
-    port it publishes (127.0.0.1 for a local daemon) or, when this process runs in a
+    filters. So nocrud starts the container with the port bound like every other port
+    it publishes (127.0.0.1 for a local daemon) or, when this process runs in a
     container, not published at all and reached on the network both share. It also
-    waits for the reaper's ``ACK`` (testcontainers does not, and can lose its filter if
-    Docker's port proxy accepts the connection before the reaper listens), then installs
-    the container as testcontainers' reaper, so every ``DockerContainer.start()`` reuses it.
+    waits for the reaper's ``ACK`` (Docker's port proxy may accept the connection before
+    the reaper listens, and a filter sent then is lost).
     """
     from testcontainers.core.config import testcontainers_config as tc
-    from testcontainers.core.container import DockerContainer, Reaper
     from testcontainers.core.labels import SESSION_ID
 
     from nocrud.docker.engine import detect_connection
+    from nocrud.docker.resources import Container, image_id
 
-    link = connection or detect_connection()
-    container = (
-        DockerContainer(image)
-        .with_name(f"testcontainers-ryuk-{SESSION_ID}")
-        .with_volume_mapping(tc.ryuk_docker_socket, "/var/run/docker.sock", "rw")
-        .with_env("RYUK_RECONNECTION_TIMEOUT", reconnection_timeout)
+    link = connection or detect_connection(client)
+    if image_id(client, image) is None:
+        client.images.pull(image)  # RYUK_CONTAINER_IMAGE may name one not here yet
+    # Not the network testcontainers would pick for a process in a container: that may
+    # be the host's, where published ports are refused.
+    container = Container(
+        client,
+        image,
+        what="reaper",
+        name=f"testcontainers-ryuk-{SESSION_ID}",
+        labels={LABEL_RYUK: "true"},
+        network="bridge" if link.uses_published_ports else None,
+        ports=link.ports(RYUK_PORT),
+        volumes={tc.ryuk_docker_socket: {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        environment={"RYUK_RECONNECTION_TIMEOUT": reconnection_timeout},
+        privileged=tc.ryuk_privileged,
+        auto_remove=True,
     )
-    container.ports.update(link.ports(RYUK_PORT))
-    kwargs: dict[str, object] = {"privileged": tc.ryuk_privileged, "auto_remove": True}
-    if link.uses_published_ports:
-        # Not the network testcontainers would pick for a process in a container: that
-        # may be the host's, where published ports are refused.
-        kwargs["network"] = "bridge"
-    container.with_kwargs(**kwargs)
     container.start()
     try:
-        wrapped = container.get_wrapped_container()
-        wrapped.reload()
-        network = next(iter(wrapped.attrs["NetworkSettings"].get("Networks") or {"bridge": {}}))
-        host, port = link.address(wrapped, RYUK_PORT, network)
+        container.obj.reload()
+        network = next(
+            iter(container.obj.attrs["NetworkSettings"].get("Networks") or {"bridge": {}})
+        )
+        host, port = container.address(link, RYUK_PORT, network)
         sock = _register(host, port, session_labels())
     except BaseException:
         with contextlib.suppress(Exception):
-            container.stop()
+            container.obj.kill()
         raise
-    Reaper._container = container
-    Reaper._instance = Reaper()
     started = _Started(
         description=(
             f"reaper {image} (container testcontainers-ryuk-{SESSION_ID[:8]}…) removes this run's "
             f"containers and networks {reconnection_timeout} after nocrud ends, even if killed"
         ),
         sockets=[sock],
+        container=container.obj,
     )
     atexit.register(_hand_over, started)
     return started
@@ -296,45 +288,29 @@ def _read_line(sock: socket.socket) -> bytes:
 
 
 def _hand_over(started: _Started) -> None:
-    """At exit: drop our connections, then ask the reaper to clean up now and wait for it.
+    """At exit: drop our connection, then ask the reaper to clean up now and wait for it.
 
     SIGTERM makes Ryuk (and nocrud's reaper) remove what matches at once when no client
     is left, then exit; ``auto_remove`` removes its container. If it does not finish in
-    time, it is force-removed, as testcontainers would have done.
+    time, it is force-removed.
     """
-    from testcontainers.core.container import Reaper
+    import docker.errors
+
+    from nocrud.docker import cleanup
 
     for sock in started.sockets:
         sock.close()
-    if Reaper._socket is not None:
-        Reaper._socket.close()
-        Reaper._socket = None
-    container = Reaper._container
-    Reaper._container = None
-    Reaper._instance = None
-    if container is None or container._container is None:
+    container = started.container
+    if container is None:
         return
-    import docker.errors
-
     try:
-        container._container.kill(signal="SIGTERM")
-        container._container.wait(timeout=HANDOVER_TIMEOUT, condition="removed")
+        container.kill(signal="SIGTERM")
+        container.wait(timeout=HANDOVER_TIMEOUT, condition="removed")
     except docker.errors.NotFound:
         pass  # already gone: it finished before we asked
-    except Exception:  # noqa: BLE001 - fall back to what testcontainers does
+    except Exception:  # noqa: BLE001 - then remove it the hard way
         with contextlib.suppress(Exception):
-            container.stop()
-    finally:
-        with contextlib.suppress(Exception):
-            container.get_docker_client().client.close()
-
-
-def _force_remove() -> None:
-    """testcontainers' own teardown of its reaper, tolerating one that is already gone."""
-    from testcontainers.core.container import Reaper
-
-    with contextlib.suppress(Exception):
-        Reaper.delete_instance()
+            cleanup.ignore_gone(container.remove, force=True)
 
 
 def _short(exc: BaseException) -> str:

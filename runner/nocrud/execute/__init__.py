@@ -5,6 +5,6 @@ runs the flow on a thread of its own under a timeout, classifies the outcome
 (FAILED or ERROR) and keeps the evidence.
 """
 
-from nocrud.execute.executor import FlowExecutor, install_output_capture
+from nocrud.execute.executor import FlowExecutor
 
-__all__ = ["FlowExecutor", "install_output_capture"]
+__all__ = ["FlowExecutor"]

@@ -4,6 +4,6 @@ Both are built once and cached by content hash (:mod:`~nocrud.images.build`), so
 an unchanged project builds nothing and migrations never run per flow.
 """
 
-from nocrud.images.build import DB_ALIAS, DB_PORT, BuildError, BuiltImages, build_images
+from nocrud.images.build import BuildError, BuiltImages, build_images
 
-__all__ = ["DB_ALIAS", "DB_PORT", "BuildError", "BuiltImages", "build_images"]
+__all__ = ["BuildError", "BuiltImages", "build_images"]

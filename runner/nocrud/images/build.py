@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import hashlib
 import io
 import json
@@ -33,21 +34,26 @@ from typing import Any
 
 import docker
 import docker.errors
-import psycopg2
-from docker.types import EndpointConfig
-from psycopg2 import sql
 
 from nocrud.config import Config
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Connection
+from nocrud.docker.postgres import ALIAS as DB_ALIAS
+from nocrud.docker.postgres import (
+    BUILT_IN_PASSWORD,
+    SUPERUSER,
+    DatabaseAddress,
+    create_role_and_database,
+    run_sql_file,
+    wait_until_accepting,
+)
+from nocrud.docker.postgres import PORT as DB_PORT
 from nocrud.docker.reaper import session_labels
+from nocrud.docker.resources import Container, Network, image_id
 from nocrud.errors import InfrastructureError
 
 Say = Callable[[str], None]
 KEY_LENGTH = 16
-#: Network alias of the database on every network nocrud makes.
-DB_ALIAS = "db"
-DB_PORT = 5432
 
 
 class BuildError(InfrastructureError):
@@ -152,14 +158,6 @@ def db_key(config: Config, app_image_id: str, base_image_id: str) -> str:
 
 
 # ---------------------------------------------------------------- images
-
-
-def image_id(client: docker.DockerClient, ref: str) -> str | None:
-    """The id of a local image, or None when it is not here."""
-    try:
-        return str(client.images.get(ref).id)
-    except docker.errors.ImageNotFound:
-        return None
 
 
 #: Images that images/build-all.sh makes; anything else is the user's to provide.
@@ -294,67 +292,63 @@ def _migrate_and_commit(
     # The session label lets the reaper remove these if nocrud is killed mid-build.
     labels = {**cleanup.run_labels(run_id, config.project, role="db-build"), **session_labels()}
     timeout = config.timeouts.build
-    with contextlib.ExitStack() as stack:
-        network = client.networks.create(f"nocrud-{run_id}-build", driver="bridge", labels=labels)
-        stack.callback(cleanup.ignore_gone, network.remove)
-        link.join(network)
-        stack.callback(link.leave, network)
-        db = client.containers.create(
-            config.database.image,
-            name=f"nocrud-{run_id}-build-db",
+    name = f"nocrud-{run_id}-build"
+    dbc = config.database
+    with (
+        Network(client, name, labels=labels, connection=link),
+        Container(
+            client,
+            dbc.image,
+            what="build database",
+            name=f"{name}-db",
             labels=labels,
-            network=network.name,
-            networking_config={
-                network.name: EndpointConfig(client.api._version, aliases=[DB_ALIAS])
-            },
+            network=name,
+            aliases=[DB_ALIAS],
             ports=link.ports(DB_PORT),
-        )
-        stack.callback(cleanup.ignore_gone, db.remove, force=True, v=True)
-        db.start()
+        ) as db,
+    ):
         try:
-            address = link.address(db, DB_PORT, network.name)
+            host, port = db.address(link, DB_PORT, name)
         except (LookupError, RuntimeError) as exc:
-            raise BuildError(f"cannot reach the build database: {exc}\n{_tail(db, 30)}") from exc
-        _wait_for_postgres(db, address, config.timeouts.db_ready)
-        _create_role_and_database(address, config)
-        if config.database.migrate is None:
+            raise BuildError(f"cannot reach the build database: {exc}\n{db.logs(30)}") from exc
+        superuser = DatabaseAddress(host, port, "postgres", SUPERUSER, BUILT_IN_PASSWORD)
+        last = wait_until_accepting(superuser, config.timeouts.db_ready)
+        if last is not None:
+            raise BuildError(
+                "PostgreSQL from the base image did not accept connections within "
+                f"{config.timeouts.db_ready:.0f}s ({last}):\n{db.logs(30)}"
+            )
+        password = dbc.password.get_secret_value()
+        create_role_and_database(superuser, dbc.name, dbc.user, password)
+        run_in_app = functools.partial(
+            _run_in_app_image,
+            client,
+            config,
+            app_ref,
+            network=name,
+            labels=labels,
+            timeout=timeout,
+            say=say,
+        )
+        if dbc.migrate is None:
             say("no database.migrate command: the database image holds an empty database")
         else:
-            _run_in_app_image(
-                client,
-                config,
-                app_ref,
-                config.database.migrate,
-                "migrate",
-                network=network.name,
-                labels=labels,
-                timeout=timeout,
-                say=say,
-            )
-        if config.database.seed_sql is not None:
-            say(f"seeding from {config.database.seed_sql.name}")
-            _run_seed_sql(address, config)
-        if config.database.seed is not None:
-            _run_in_app_image(
-                client,
-                config,
-                app_ref,
-                config.database.seed,
-                "seed",
-                network=network.name,
-                labels=labels,
-                timeout=timeout,
-                say=say,
-            )
-        db.stop(timeout=60)
-        exit_code = db.wait(timeout=60).get("StatusCode", -1)
+            run_in_app(dbc.migrate, "migrate")
+        if dbc.seed_sql is not None:
+            say(f"seeding from {dbc.seed_sql.name}")
+            own = DatabaseAddress(host, port, dbc.name, dbc.user, password)
+            run_sql_file(own, dbc.seed_sql, on_error=lambda text: BuildError(f"seed SQL {text}"))
+        if dbc.seed is not None:
+            run_in_app(dbc.seed, "seed")
+        db.obj.stop(timeout=60)
+        exit_code = db.obj.wait(timeout=60).get("StatusCode", -1)
         if exit_code != 0:
             raise BuildError(
                 f"PostgreSQL did not shut down cleanly after migrating (exit {exit_code}):\n"
-                + _tail(db, 30)
+                + db.logs(30)
             )
         repository, tag = ref.rsplit(":", 1)
-        db.commit(
+        db.obj.commit(
             repository=repository,
             tag=tag,
             message=f"nocrud: {config.project} migrated database",
@@ -384,25 +378,28 @@ def _run_in_app_image(
     timeout: float,
     say: Say,
 ) -> None:
-    env = config.render_app_env(DB_ALIAS, DB_PORT)
-    container = client.containers.create(
+    container = Container(
+        client,
         app_ref,
-        command=list(command),
-        environment=env,
-        network=network,
+        what=what,
         labels=labels,
+        network=network,
+        command=list(command),
+        environment=config.render_app_env(DB_ALIAS, DB_PORT),
     )
-    try:
-        _copy_migrations_into(container, client, config, app_ref)
+    with contextlib.ExitStack() as stack:
+        stack.callback(container.remove)
+        container.create()
+        _copy_migrations_into(container.obj, client, config, app_ref)
         container.start()
         try:
-            status = container.wait(timeout=timeout)
+            status = container.obj.wait(timeout=timeout)
         except Exception as exc:
             raise BuildError(
                 f"the {what} command did not finish within {timeout:.0f}s: "
-                f"raise timeouts.build in nocrud.yaml or fix the command\n" + _tail(container, 40)
+                f"raise timeouts.build in nocrud.yaml or fix the command\n" + container.logs(40)
             ) from exc
-        output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        output = container.obj.logs(stdout=True, stderr=True).decode(errors="replace")
         code = int(status.get("StatusCode", -1))
         for line in output.splitlines()[-20:]:
             say(f"  {what}: {line}")
@@ -412,8 +409,6 @@ def _run_in_app_image(
                 f"the {what} command `{shown}` failed with exit code {code}; its output:\n"
                 + output.rstrip()
             )
-    finally:
-        cleanup.ignore_gone(container.remove, force=True, v=True)
 
 
 def _copy_migrations_into(
@@ -442,75 +437,6 @@ def _copy_migrations_into(
         container.put_archive(str(dest), buffer.getvalue())
 
 
-def _superuser_dsn(address: tuple[str, int], dbname: str = "postgres") -> dict[str, Any]:
-    return {
-        "host": address[0],
-        "port": address[1],
-        "user": "postgres",
-        "password": "postgres",
-        "dbname": dbname,
-        "connect_timeout": 3,
-    }
-
-
-def _wait_for_postgres(container: Any, address: tuple[str, int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            psycopg2.connect(**_superuser_dsn(address)).close()
-            return
-        except psycopg2.OperationalError:
-            if time.monotonic() > deadline:
-                raise BuildError(
-                    "PostgreSQL from the base image did not accept connections "
-                    f"within {timeout:.0f}s:\n" + _tail(container, 30)
-                ) from None
-            time.sleep(0.02)
-
-
-def _create_role_and_database(address: tuple[str, int], config: Config) -> None:
-    db = config.database
-    conn = psycopg2.connect(**_superuser_dsn(address))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            if db.user != "postgres":
-                cur.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(db.user)),
-                    (db.password.get_secret_value(),),
-                )
-            else:
-                cur.execute("ALTER ROLE postgres PASSWORD %s", (db.password.get_secret_value(),))
-            if db.name != "postgres":
-                cur.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(db.name), sql.Identifier(db.user)
-                    )
-                )
-    finally:
-        conn.close()
-
-
-def _run_seed_sql(address: tuple[str, int], config: Config) -> None:
-    db = config.database
-    assert db.seed_sql is not None
-    conn = psycopg2.connect(
-        host=address[0],
-        port=address[1],
-        user=db.user,
-        password=db.password.get_secret_value(),
-        dbname=db.name,
-        connect_timeout=3,
-    )
-    try:
-        with conn, conn.cursor() as cur:
-            cur.execute(db.seed_sql.read_text())
-    except psycopg2.Error as exc:
-        raise BuildError(f"seed SQL {db.seed_sql} failed: {exc}".rstrip()) from exc
-    finally:
-        conn.close()
-
-
 def _prune_superseded(client: docker.DockerClient, repository: str, *, keep: str) -> None:
     """Remove older cached images of the same repository, so the cache does not grow forever."""
     for image in client.images.list(name=repository):
@@ -520,13 +446,6 @@ def _prune_superseded(client: docker.DockerClient, repository: str, *, keep: str
             if tag.startswith(repository + ":"):
                 with contextlib.suppress(docker.errors.APIError):
                     client.images.remove(tag, noprune=False)
-
-
-def _tail(container: Any, lines: int) -> str:
-    try:
-        return str(container.logs(tail=lines).decode(errors="replace")).rstrip()
-    except docker.errors.DockerException:
-        return "(no logs: the container is gone)"
 
 
 def _last_line(exc: BaseException) -> str:

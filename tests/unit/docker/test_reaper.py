@@ -423,35 +423,32 @@ def test_session_labels_are_what_testcontainers_asks_ryuk_to_remove() -> None:
     assert runner_reaper.session_labels() == {"org.testcontainers.session-id": SESSION_ID}
 
 
-def test_disabled_start_turns_ryuk_off_without_touching_docker(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from testcontainers.core.config import testcontainers_config as tc
+class _UntouchableDocker:
+    """A Docker client that fails the test if anything is asked of it."""
 
-    monkeypatch.setattr(tc, "_ryuk_disabled", None)
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the reaper asked Docker for {name!r} although it is off")
+
+
+def test_disabled_start_does_not_touch_docker(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner_reaper, "_started", None)
+    monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
     said: list[str] = []
-    assert runner_reaper.start_reaper(say=said.append, disabled=True) is None
-    assert tc.ryuk_disabled is True
+    client: Any = _UntouchableDocker()
+    assert runner_reaper.start_reaper(client, say=said.append, disabled=True) is None
     monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
-    monkeypatch.setattr(tc, "_ryuk_disabled", None)
-    assert runner_reaper.start_reaper(say=said.append) is None
-    assert tc.ryuk_disabled is True
+    assert runner_reaper.start_reaper(client, say=said.append) is None
     assert said == []
 
 
-def test_no_image_turns_ryuk_off_and_says_what_happens_instead(
+def test_no_image_leaves_the_reaper_off_and_says_what_happens_instead(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from testcontainers.core.config import testcontainers_config as tc
-
-    monkeypatch.setattr(tc, "_ryuk_disabled", None)
     monkeypatch.setattr(runner_reaper, "_started", None)
     monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
-    monkeypatch.setattr(runner_reaper, "_choose_with_docker", lambda _say: None)
+    monkeypatch.setattr(runner_reaper, "_choose_with_docker", lambda _client, _say: None)
     said: list[str] = []
-    assert runner_reaper.start_reaper(say=said.append) is None
-    assert tc.ryuk_disabled is True
+    assert runner_reaper.start_reaper(_UntouchableDocker(), say=said.append) is None  # type: ignore[arg-type]
     assert said == [runner_reaper.NO_IMAGE]
 
 

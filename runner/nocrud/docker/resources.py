@@ -1,0 +1,203 @@
+"""The Docker objects nocrud makes, each a context manager over the docker SDK.
+
+One idiom for every container and network, whoever makes it (the image build,
+the environments, the reaper): a small object that is created by ``__enter__``
+(or :meth:`start` / :meth:`create`), removes itself in ``__exit__`` (or
+:meth:`remove`) whatever state it is in, tolerates "already gone", and on a
+half-finished start removes what it had made before re-raising, as
+testcontainers' ``DockerContainer`` does. They share the run's one Docker client
+instead of opening one each. Messages about a container name it by its role
+("the database container exited with code 1"), so every caller words deaths the
+same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import docker
+import docker.errors
+
+from nocrud.docker import cleanup
+from nocrud.docker.engine import Connection
+
+__all__ = ["Container", "Network", "image_id"]
+
+
+def image_id(client: docker.DockerClient, ref: str) -> str | None:
+    """The id of a local image, or None when it is not here (the one "is it present" check)."""
+    try:
+        return str(client.images.get(ref).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+class _Resource:
+    """Shared lifecycle: ``__enter__`` makes the object, ``__exit__`` removes it."""
+
+    def _make(self) -> None:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self._make()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.remove()
+
+
+class Network(_Resource):
+    """A labelled bridge network; this process's own container joins it in container-network mode.
+
+    Removal first disconnects every container still attached (this process's own
+    container above all, which would otherwise keep the network alive), then removes it.
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        name: str,
+        *,
+        labels: Mapping[str, str],
+        connection: Connection,
+        options: Mapping[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.labels = dict(labels)
+        self.connection = connection
+        self.options = dict(options or {})
+        self.obj: Any = None
+
+    def create(self) -> Self:
+        self.obj = self.client.networks.create(
+            self.name, driver="bridge", labels=self.labels, options=self.options or None
+        )
+        self.connection.join(self.obj)
+        return self
+
+    def _make(self) -> None:
+        self.create()
+
+    def remove(self) -> None:
+        network, self.obj = self.obj, None
+        if network is None:
+            return
+        self.connection.leave(network)
+        cleanup.disconnect_all(network)
+        cleanup.ignore_gone(network.remove)
+
+
+class Container(_Resource):
+    """One labelled container, created and started together, removed with its volumes.
+
+    Args:
+        client: The run's Docker client.
+        image: Image reference.
+        what: Its role in messages ("database", "app", "migrate").
+        name: Container name.
+        labels: Labels (run, owner, project, role; the reaper's session label).
+        network: Network to join, reachable there under ``aliases``.
+        ports: The ``ports=`` mapping (see :meth:`Connection.ports`).
+        options: Anything else ``containers.create`` accepts (environment, command, ...).
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        image: str,
+        *,
+        what: str,
+        name: str | None = None,
+        labels: Mapping[str, str],
+        network: str | None = None,
+        aliases: Sequence[str] = (),
+        ports: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self.client = client
+        self.image = image
+        self.what = what
+        self.name = name
+        self.labels = dict(labels)
+        self.network = network
+        self.aliases = tuple(aliases)
+        self.ports = dict(ports or {})
+        self.options = options
+        self.obj: Any = None
+
+    def create(self) -> Self:
+        """Create without starting (to copy files in first)."""
+        kwargs = dict(self.options)
+        if self.network is not None:
+            kwargs["network"] = self.network
+            if self.aliases:
+                endpoint = self.client.api.create_endpoint_config(aliases=list(self.aliases))
+                kwargs["networking_config"] = {self.network: endpoint}
+        self.obj = self.client.containers.create(
+            self.image, name=self.name, labels=self.labels, ports=self.ports or None, **kwargs
+        )
+        return self
+
+    def start(self) -> Self:
+        """Create (unless created) and start."""
+        if self.obj is None:
+            self.create()
+        self.obj.start()
+        return self
+
+    def _make(self) -> None:
+        self.start()
+
+    def remove(self) -> None:
+        container, self.obj = self.obj, None
+        if container is not None:
+            cleanup.ignore_gone(container.remove, force=True, v=True)
+
+    @property
+    def created(self) -> bool:
+        return self.obj is not None
+
+    def death(self) -> str | None:
+        """Why this container is not running any more, as a sentence; None while it runs.
+
+        Reloads its state from the daemon (one API call).
+        """
+        if self.obj is None:
+            return None
+        try:
+            self.obj.reload()
+        except docker.errors.NotFound:
+            return f"the {self.what} container disappeared"
+        state = self.obj.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            return f"the {self.what} container exited with code {state.get('ExitCode')}"
+        return None
+
+    def logs(self, tail: int) -> str:
+        """Its last ``tail`` log lines, or a sentence saying why there are none."""
+        if self.obj is None:
+            return "(no logs: the container was never created)"
+        try:
+            text = self.obj.logs(tail=tail).decode(errors="replace").rstrip()
+        except docker.errors.DockerException:
+            return "(no logs: the container is gone)"
+        return str(text) or "(the container printed nothing)"
+
+    def address(self, connection: Connection, port: int, network: str) -> tuple[str, int]:
+        """Where this process reaches ``port`` of this container."""
+        return connection.address(self.obj, port, network)

@@ -1,0 +1,146 @@
+"""Waiting until a database and an app are really ready, and saying why when they are not.
+
+Readiness is a strategy of its own (testcontainers' ``wait_strategies`` idea): a check
+polled every 15 ms, a watch on the container (a crash is reported at once with its exit
+code and last log lines, not after the whole timeout), and a deadline whose error
+carries the evidence. Every provisioning strategy uses the same two waits: the
+database accepts its app's role (and gets this environment's own passwords), then the
+app answers 200 on its health path.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import psycopg2
+
+from nocrud.docker.postgres import DatabaseAddress, replace_passwords
+from nocrud.docker.resources import Container
+from nocrud.environment import ProvisionError
+
+__all__ = ["POLL_INTERVAL", "poll", "wait_for_app", "wait_for_database"]
+
+#: How often readiness is polled. Start-up takes a few hundred ms; a 1 s poll would double it.
+POLL_INTERVAL = 0.015
+#: How often, while polling, we ask Docker whether a container has died (an API call each time).
+STATUS_INTERVAL = 0.25
+
+#: Raises ProvisionError when the environment was torn down while it was starting.
+Interrupted = Callable[[], None]
+
+
+def poll(
+    ready: Callable[[], str | None],
+    container: Container,
+    timeout: float,
+    *,
+    check_interrupted: Interrupted,
+) -> str | None:
+    """Call ``ready`` every POLL_INTERVAL until it returns None (ready) or time runs out.
+
+    Every STATUS_INTERVAL it also asks Docker whether ``container`` died, so a crash is
+    reported at once instead of after the whole timeout.
+
+    Returns:
+        None when ready; otherwise the last failure ``ready`` described.
+
+    Raises:
+        ProvisionError: The container died; the message has its exit code and logs.
+    """
+    deadline = time.monotonic() + timeout
+    next_status = time.monotonic() + STATUS_INTERVAL
+    while True:
+        check_interrupted()
+        last = ready()
+        if last is None:
+            return None
+        now = time.monotonic()
+        if now >= next_status:
+            next_status = now + STATUS_INTERVAL
+            raise_if_dead(container, check_interrupted)
+        if now > deadline:
+            return last
+        time.sleep(POLL_INTERVAL)
+
+
+def raise_if_dead(container: Container, check_interrupted: Interrupted) -> None:
+    """ProvisionError with the container's last log lines when it is no longer running."""
+    death = container.death()
+    if death is None:
+        return
+    check_interrupted()  # a container we removed ourselves is not a crash
+    raise ProvisionError(
+        f"{death} before becoming ready.\nLast {container.what} log lines:\n{container.logs(40)}"
+    )
+
+
+def wait_for_database(
+    address: DatabaseAddress,
+    container: Container,
+    timeout: float,
+    *,
+    configured_password: str,
+    check_interrupted: Interrupted,
+) -> None:
+    """Wait until PostgreSQL answers, then give the roles this environment's own passwords.
+
+    The readiness check *is* the password change: the first connection that works
+    replaces the image's passwords with ``address.password`` (see
+    :func:`~nocrud.docker.postgres.replace_passwords`).
+    """
+
+    def ready() -> str | None:
+        try:
+            replace_passwords(
+                address, configured_password=configured_password, password=address.password
+            )
+        except psycopg2.OperationalError as exc:
+            return str(exc).strip()
+        return None
+
+    last = poll(ready, container, timeout, check_interrupted=check_interrupted)
+    if last is not None:
+        raise ProvisionError(
+            f"database not ready after {timeout:g}s (last error: {last}); raise "
+            f"timeouts.db_ready or check the db image.\n"
+            f"Last database log lines:\n{container.logs(30)}"
+        )
+
+
+def wait_for_app(
+    base_url: str,
+    health_path: str,
+    container: Container,
+    timeout: float,
+    *,
+    check_interrupted: Interrupted,
+) -> None:
+    """Wait until ``GET health_path`` answers 200."""
+    import requests
+
+    url = base_url + health_path
+    with requests.Session() as session:
+
+        def ready() -> str | None:
+            try:
+                response = session.get(url, timeout=2)
+            except requests.RequestException as exc:
+                return type(exc).__name__
+            return None if response.status_code == 200 else f"HTTP {response.status_code}"
+
+        last = poll(ready, container, timeout, check_interrupted=check_interrupted)
+    if last is not None:
+        raise ProvisionError(
+            f"app not healthy after {timeout:g}s: GET {health_path} gave {last}; raise "
+            "timeouts.app_ready or fix the app's start-up.\n"
+            "Last app log lines (health checks left out):\n"
+            + without_health_checks(container.logs(2000), health_path, 40)
+        )
+
+
+def without_health_checks(logs: str, health_path: str, keep: int) -> str:
+    """Log lines minus our own readiness polls, which would crowd out the app's start-up output."""
+    needle = f"GET {health_path}"
+    lines = [line for line in logs.splitlines() if needle not in line]
+    return "\n".join(lines[-keep:]) or "(the app printed nothing but health checks)"
