@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import ClassVar, Final
 
 __all__ = [
+    "EXIT_CODES",
     "EXIT_FAILED",
     "EXIT_INFRASTRUCTURE",
     "EXIT_INTERRUPTED",
@@ -39,6 +40,18 @@ EXIT_USAGE: Final = 2
 EXIT_INFRASTRUCTURE: Final = 3
 #: Interrupted by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED: Final = 130
+
+#: What each exit code means, as ``nocrud --help`` and the README list them.
+EXIT_CODES: Final = (
+    (EXIT_OK, "all flows passed"),
+    (EXIT_FAILED, "a flow failed or errored"),
+    (EXIT_USAGE, "usage or config error"),
+    (
+        EXIT_INFRASTRUCTURE,
+        "the environment could not be built (build, migrate, Docker unreachable)",
+    ),
+    (EXIT_INTERRUPTED, "interrupted"),
+)
 
 
 class NocrudError(Exception):

@@ -140,16 +140,16 @@ def test_a_failing_migration_stops_the_build_with_its_error_and_file_name(harnes
     proc = harness.run("up", "-j", "2", "-f", "isolation_01", timeout=600)
 
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out
-    assert "build failed" in out
-    assert "the migrate command `python3 -m inventory.migrate` failed with exit code 1" in out
+    assert proc.returncode == 3, out  # the environment could not be built: not a flow failing
+    migrate = "the migrate command `python3 -m inventory.migrate` failed with exit code 1"
+    assert f"error: {migrate}" in out
     assert "0099_broken_thing.sql" in out
     assert 'type "txet" does not exist' in out  # PostgreSQL's own words
     assert "running 1 flow" not in out  # no flow started on a half-migrated database
     assert harness.leftovers() == []
 
 
-def test_an_unreachable_docker_daemon_exits_2_saying_where_it_looked(
+def test_an_unreachable_docker_daemon_exits_3_saying_where_it_looked(
     harness: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     harness.config()
@@ -160,7 +160,7 @@ def test_an_unreachable_docker_daemon_exits_2_saying_where_it_looked(
     elapsed = time.monotonic() - started
 
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 2, out
+    assert proc.returncode == 3, out
     assert "cannot reach Docker at tcp://127.0.0.1:1: is it running?" in out
     assert "DOCKER_HOST" in out.split("is it running?", 1)[1]  # and what to change
     assert "Traceback" not in out
@@ -175,7 +175,7 @@ def test_an_app_image_neither_present_nor_pullable_fails_fast_and_clearly(harnes
     elapsed = time.monotonic() - started
 
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 1, out
+    assert proc.returncode == 3, out
     assert "app image nocrud/does-not-exist:1 is not present and cannot be pulled" in out
     assert "app.image" in out  # where to change it
     assert "build-all.sh" not in out  # that makes nocrud's own images, not the user's

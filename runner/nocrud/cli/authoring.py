@@ -2,76 +2,86 @@
 
 They work on what ``nocrud up`` leaves in ``.nocrud/`` next to nocrud.yaml (see
 :func:`record_run`): the last run's results, the app's OpenAPI document and, with
-``--perf``, request timings. :func:`register` adds the commands to the main group.
-Exit codes follow the rest of the CLI: 0 fine, 1 a regression (``perf``) or coverage
-under ``--fail-under``, 2 a usage problem such as a missing file, with what to run.
+``--perf``, request timings. :func:`register` adds the commands to a group (the
+``nocrud`` group loads them lazily instead). Exit codes follow the rest of the CLI:
+0 fine, 1 a regression (``perf``) or coverage under ``--fail-under``, 2 a usage
+problem such as a missing file, or one another version (or another tool) wrote,
+with what to run to make it anew.
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
-import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from nocrud.analysis import perf as perf_module
 from nocrud.analysis.coverage import (
     LAST_RUN_FILE,
     OPENAPI_FILE,
-    OpenApiError,
     compute_coverage,
     load_openapi,
     state_dir,
 )
-from nocrud.config import Config, ConfigError, load_config
-from nocrud.flows.scaffold import ScaffoldError, new_crud, new_flow
+from nocrud.cli._guard import Command, Group
+from nocrud.cli._options import console, load
+from nocrud.errors import EXIT_FAILED, EXIT_OK, UsageError
+from nocrud.flows.scaffold import new_crud, new_flow
 from nocrud.results import RunResult
 
-__all__ = ["coverage", "new", "perf", "record_run", "register"]
+if TYPE_CHECKING:
+    from rich.console import Console
 
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _console() -> Console:
-    return Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+__all__ = ["coverage", "last_run_path", "new", "perf", "read_results", "record_run", "register"]
 
 
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}")
-    sys.exit(EXIT_USAGE)
+@contextlib.contextmanager
+def _readable(path: Path, remedy: str) -> Iterator[None]:
+    """Turn a file of another shape or version into a :class:`UsageError` naming ``remedy``.
+
+    What reads ``.nocrud/`` files raises KeyError, TypeError, ValueError (not JSON,
+    another schema version) or AttributeError (JSON of another shape) on a file that an
+    older nocrud, another tool or a person wrote: none of those is a bug in nocrud.
+    """
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            reason = f"not JSON: {exc}"
+        elif isinstance(exc, KeyError):
+            reason = f"no {exc} in it"
+        elif isinstance(exc, TypeError | AttributeError):
+            reason = "JSON of another shape"
+        else:
+            reason = str(exc)
+        raise UsageError(f"{path} cannot be read ({reason}): {remedy}") from exc
 
 
-def _guard(func: F) -> F:
-    """Turn known mistakes into one message and exit code 2."""
+def read_results(path: Path) -> RunResult:
+    """The run results in ``path`` (``nocrud up --json``, or ``.nocrud/last-run.json``).
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (
-            ConfigError,
-            OpenApiError,
-            perf_module.PerfError,
-            ScaffoldError,
-        ) as exc:
-            _fail(str(exc))
-
-    return wrapper  # type: ignore[return-value]
+    Raises:
+        UsageError: The file is missing, or not results this nocrud can read; the
+            message says to run ``nocrud up`` again.
+    """
+    if not path.is_file():
+        raise UsageError(f"no results at {path}: run `nocrud up` first (or pass --results)")
+    with _readable(path, "run `nocrud up` again to write it anew (or pass --results)"):
+        return RunResult.from_dict(json.loads(path.read_text()))
 
 
-def _config(ctx: click.Context) -> Config:
-    obj = ctx.find_root().obj or {}
-    return load_config(obj.get("config_path"))
+_PERF_AGAIN = "run `nocrud up --perf` again to write it anew"
+
+
+def _read_timings(path: Path) -> dict[str, perf_module.EndpointTiming]:
+    with _readable(path, _PERF_AGAIN):
+        return perf_module.read_timings(path)
 
 
 def last_run_path(root: Path) -> Path:
@@ -97,12 +107,12 @@ def record_run(root: Path, results: Path, *, perf: bool, say: Callable[[str], No
             shutil.copyfile(results, last)
         if not perf:
             return
-        run = RunResult.from_dict(json.loads(results.read_text()))
+        run = read_results(results)
         openapi = state_dir(root) / OPENAPI_FILE
         document = load_openapi(openapi) if openapi.is_file() else None
         directory = state_dir(root) / perf_module.PERF_DIR
         target = perf_module.write_timings(run, directory, document)
-    except (OSError, ValueError, KeyError, OpenApiError) as exc:
+    except (OSError, ValueError, KeyError, UsageError) as exc:
         say(f"could not keep this run's results in {state_dir(root)}: {exc}")
         return
     if perf:
@@ -117,7 +127,7 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{value:+.0f}%"
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--baseline", "store", is_flag=True, help="Store the last run's timings as the baseline."
 )
@@ -137,7 +147,6 @@ def _pct(value: float | None) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.pass_context
-@_guard
 def perf(
     ctx: click.Context, *, store: bool, threshold: float, min_delta: float, as_json: bool
 ) -> None:
@@ -152,32 +161,33 @@ def perf(
       nocrud up --perf && nocrud perf              # later: compare, exit 1 on a regression
       nocrud perf --threshold 50 --min-delta 5
     """
-    directory = state_dir(_config(ctx).root) / perf_module.PERF_DIR
-    console = _console()
+    directory = state_dir(load(ctx).root) / perf_module.PERF_DIR
+    out = console()
     if store:
-        target = perf_module.save_baseline(directory)
-        count = len(perf_module.read_timings(target))
-        console.print(f"baseline stored: {target} ({count} endpoints)")
+        with _readable(directory / perf_module.LAST_FILE, _PERF_AGAIN):
+            target = perf_module.save_baseline(directory)
+        count = len(_read_timings(target))
+        out.print(f"baseline stored: {target} ({count} endpoints)")
         return
-    current = perf_module.read_timings(directory / perf_module.LAST_FILE)
+    current = _read_timings(directory / perf_module.LAST_FILE)
     baseline_path = directory / perf_module.BASELINE_FILE
-    baseline = perf_module.read_timings(baseline_path) if baseline_path.is_file() else {}
+    baseline = _read_timings(baseline_path) if baseline_path.is_file() else {}
     rows = perf_module.compare(current, baseline, threshold=threshold, min_delta_ms=min_delta)
     worse = perf_module.regressions(rows)
     if as_json:
         click.echo(json.dumps([_row_dict(row) for row in rows], indent=2))
     else:
-        _print_perf(console, rows)
+        _print_perf(out, rows)
         if not baseline:
-            console.print("no baseline yet: store this run as one with `nocrud perf --baseline`")
+            out.print("no baseline yet: store this run as one with `nocrud perf --baseline`")
         elif worse:
-            console.print(
+            out.print(
                 f"[bold red]{len(worse)} of {len(rows)} endpoint(s) regressed[/] by more than "
                 f"{threshold:g}% (and {min_delta:g} ms): "
                 + ", ".join(row.endpoint for row in worse)
             )
         else:
-            console.print(f"no endpoint regressed by more than {threshold:g}%")
+            out.print(f"no endpoint regressed by more than {threshold:g}%")
     sys.exit(EXIT_FAILED if worse else EXIT_OK)
 
 
@@ -192,7 +202,10 @@ def _row_dict(row: perf_module.Comparison) -> dict[str, Any]:
     }
 
 
-def _print_perf(console: Console, rows: list[perf_module.Comparison]) -> None:
+def _print_perf(out: Console, rows: list[perf_module.Comparison]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("endpoint", "n", "p50 ms", "p95 ms", "base p50", "base p95", "p50", "p95", ""):
         table.add_column(column, justify="left" if column == "endpoint" else "right")
@@ -218,10 +231,10 @@ def _print_perf(console: Console, rows: list[perf_module.Comparison]) -> None:
             _pct(row.p95_change),
             verdict,
         )
-    console.print(table)
+    out.print(table)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option(
     "--results",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -244,7 +257,6 @@ def _print_perf(console: Console, rows: list[perf_module.Comparison]) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the coverage as JSON.")
 @click.pass_context
-@_guard
 def coverage(
     ctx: click.Context,
     *,
@@ -265,17 +277,17 @@ def coverage(
       nocrud coverage --missing --fail-under 90
       nocrud coverage --results ci/results.json --openapi http://127.0.0.1:8000/openapi.json
     """
-    root = _config(ctx).root
-    results_path = results or last_run_path(root)
-    if not results_path.is_file():
-        _fail(f"no results at {results_path}: run `nocrud up` first (or pass --results)")
-    run = RunResult.from_dict(json.loads(results_path.read_text()))
+    root = load(ctx).root
+    run = read_results(results or last_run_path(root))
     document = load_openapi(openapi_source or state_dir(root) / OPENAPI_FILE)
     report = compute_coverage(document, run)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        console = _console()
+        from rich.markup import escape
+        from rich.table import Table
+
+        out = console()
         table = Table(box=None, header_style="bold", pad_edge=False)
         for column in ("", "method", "path", "statuses", "flows"):
             table.add_column(column)
@@ -291,11 +303,11 @@ def coverage(
                 statuses,
                 str(len(op.flows)) if op.flows else "",
             )
-        console.print(table)
+        out.print(table)
         for endpoint, codes in report.undocumented:
             shown = " ".join(map(str, codes))
-            console.print(f"called but not in the document: {escape(endpoint)} ({shown})")
-        console.print(
+            out.print(f"called but not in the document: {escape(endpoint)} ({shown})")
+        out.print(
             f"covered {report.covered} of {len(report.operations)} operations "
             f"({report.share * 100:.1f}%) in run {run.run_id}"
         )
@@ -303,7 +315,7 @@ def coverage(
         sys.exit(EXIT_FAILED)
 
 
-@click.group()
+@click.group(cls=Group)
 def new() -> None:
     """Write a new flow file into the flows package (never overwrites one).
 
@@ -332,7 +344,6 @@ def new() -> None:
     help="Fill the payload from this OpenAPI document (default: .nocrud/openapi.json if any).",
 )
 @click.pass_context
-@_guard
 def new_crud_command(
     ctx: click.Context,
     resource: str,
@@ -345,32 +356,31 @@ def new_crud_command(
     With the app's OpenAPI document (saved by `nocrud up`), the create payload holds
     every writable field of the create operation, with unique values where needed.
     """
-    config = _config(ctx)
+    config = load(ctx)
     auth: tuple[str, str] | None = None
     if credentials is not None:
         user, sep, password = credentials.partition(":")
         if not sep or not user:
-            _fail(f"--auth {credentials!r}: write it as USER:PASSWORD")
+            raise UsageError(f"--auth {credentials!r}: write it as USER:PASSWORD")
         auth = (user, password)
     saved = state_dir(config.root) / OPENAPI_FILE
     source = openapi_source or (saved if saved.is_file() else None)
     document = load_openapi(source) if source is not None else None
     path = new_crud(config.flows.path, resource, endpoint, document=document, auth=auth)
-    _console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`")
+    console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`")
 
 
 @new.command(name="flow")
 @click.argument("name")
 @click.pass_context
-@_guard
 def new_flow_command(ctx: click.Context, name: str) -> None:
     """Write flows/<NAME>.py with one flow calling the app's health path, to edit."""
-    config = _config(ctx)
+    config = load(ctx)
     path = new_flow(config.flows.path, name, health_path=config.app.health_path)
-    _console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`")
+    console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`")
 
 
 def register(group: click.Group) -> None:
-    """Add ``perf``, ``coverage`` and ``new`` to the ``nocrud`` command group."""
+    """Add ``perf``, ``coverage`` and ``new`` to ``group`` (tests build a group of just these)."""
     for command in (perf, coverage, new):
         group.add_command(command)

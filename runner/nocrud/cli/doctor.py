@@ -8,7 +8,7 @@ the reaper image, free disk, the daemon's clock, and objects left by runs that
 died. Each :class:`Check` says ok, warn, fail or skip, what it saw, and for
 anything but ok what to do next. Only problems that stop every run are *fail*
 (no Docker; a base image that is neither here nor pullable), and only they make
-the command exit 1.
+the command exit 3, the code of every command whose environment cannot be built.
 
 The Docker client comes from one seam, the ``connect`` argument, and facts
 about the machine (environment, clock, disk, container or not) from a
@@ -36,6 +36,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nocrud.cli._guard import Command
 from nocrud.docker import cleanup
 from nocrud.docker.engine import (
     DockerUnavailableError,
@@ -43,6 +44,7 @@ from nocrud.docker.engine import (
     describe_docker_host,
     detect_connection,
 )
+from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK
 
 #: Images every nocrud setup builds on (images/build-all.sh makes them offline).
 BASE_IMAGE = "debian:bookworm-slim"
@@ -188,8 +190,8 @@ def run_checks(
 
 
 def exit_code(checks: list[Check]) -> int:
-    """1 when a check failed (nothing can run), else 0; warnings do not fail the command."""
-    return 1 if any(c.status is CheckStatus.FAIL for c in checks) else 0
+    """3 when a check failed (no environment can be built here), else 0; warnings pass."""
+    return EXIT_INFRASTRUCTURE if any(c.status is CheckStatus.FAIL for c in checks) else EXIT_OK
 
 
 # ---------------------------------------------------------------- the checks
@@ -519,7 +521,7 @@ def render(checks: list[Check], console: Console) -> None:
         console.print(f"ready to run flows ({warned} warning(s))")
 
 
-@click.command(name="doctor")
+@click.command(name="doctor", cls=Command)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 @click.pass_context
 def doctor_command(ctx: click.Context, as_json: bool) -> None:
@@ -537,7 +539,7 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
       DOCKER_HOST=tcp://docker:2375 nocrud doctor
       nocrud doctor --json
 
-    Exit codes: 0 ready (warnings allowed), 1 a problem that stops every run.
+    Exit codes: 0 ready (warnings allowed), 3 a problem that stops every run.
     """
     obj = ctx.obj if isinstance(ctx.obj, dict) else {}
     checks = run_checks(config_path=obj.get("config_path"))

@@ -236,7 +236,7 @@ def test_docker_unreachable_fails_with_where_it_looked_and_exits_1(tmp_path: Pat
     assert "DOCKER_HOST" in checks["docker"].fix
     assert "tcp://127.0.0.1:1" in checks["docker"].fix
     assert set(checks) == {"docker", "config", "disk: working dir"}
-    assert exit_code(found) == 1
+    assert exit_code(found) == 3
 
 
 def test_docker_unreachable_through_the_real_connect(
@@ -248,7 +248,7 @@ def test_docker_unreachable_through_the_real_connect(
 
     assert found[0].status is CheckStatus.FAIL
     assert "cannot reach Docker at tcp://127.0.0.1:1: is it running?" in found[0].detail
-    assert exit_code(found) == 1
+    assert exit_code(found) == 3
 
 
 def test_a_base_image_neither_present_nor_pullable_is_blocking(tmp_path: Path) -> None:
@@ -259,7 +259,7 @@ def test_a_base_image_neither_present_nor_pullable_is_blocking(tmp_path: Path) -
     assert "not present and not pullable" in base.detail
     assert "no such host" in base.detail  # the registry's own answer
     assert "images/build-all.sh" in base.fix
-    assert exit_code(list(checks.values())) == 1
+    assert exit_code(list(checks.values())) == 3
 
 
 def test_a_missing_but_pullable_base_image_is_fine(tmp_path: Path) -> None:

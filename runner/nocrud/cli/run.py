@@ -1,0 +1,189 @@
+"""The commands that talk to Docker: ``nocrud up``, ``build`` and ``clean``.
+
+Each parses its options, loads the config and calls one step of
+:mod:`nocrud.workflow` (or :mod:`nocrud.docker.cleanup`); the guard turns what
+goes wrong into the exit code. Docker, the workflow and rich are imported inside
+the commands, so ``nocrud --help`` and ``nocrud list`` never load them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nocrud.cli._guard import EXIT_CODES_HELP, Command, exit_now
+from nocrud.cli._options import Selection, console, load, selection_options
+from nocrud.errors import EXIT_OK, UsageError
+
+__all__ = ["build", "clean", "up"]
+
+
+@click.command(cls=Command, epilog=EXIT_CODES_HELP)
+@click.option(
+    "-j",
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Flows run at once (default: run.parallel in nocrud.yaml, else CPU count).",
+)
+@selection_options
+@click.option(
+    "--perf",
+    "record_perf",
+    is_flag=True,
+    help="Write request timings per endpoint to .nocrud/perf/ (compare with `nocrud perf`).",
+)
+@click.option("--fail-fast", "-x", is_flag=True, help="Start no new flow after the first failure.")
+@click.option(
+    "--keep-failed",
+    is_flag=True,
+    help="Keep the containers of failed flows for inspection (remove with `nocrud clean`).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Per-flow timeout in seconds (default: timeouts.flow).",
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write JUnit XML here (GitLab/GitHub test reports).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write results as JSON here.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show details of passing flows too.")
+@click.pass_context
+def up(
+    ctx: click.Context,
+    *,
+    parallel: int | None,
+    selection: Selection,
+    record_perf: bool,
+    fail_fast: bool,
+    keep_failed: bool,
+    timeout: float | None,
+    junit: Path | None,
+    json_path: Path | None,
+    verbose: bool,
+) -> None:
+    """Build what changed, then run the flows in parallel, each in its own environment.
+
+    \b
+    Examples:
+      nocrud up                      # all flows, parallelism from nocrud.yaml
+      nocrud up -j 8 --junit report.xml --json results.json
+      nocrud up -f site_crud -f login_rejects_bad_password
+      nocrud up -k 'site and not delete' --fail-fast
+      nocrud up --crud -m sites      # CRUD flows tagged "sites"
+      nocrud up --perf               # then: nocrud perf; nocrud coverage
+      nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
+    """
+    from nocrud import workflow
+    from nocrud.cli import authoring
+    from nocrud.flows import discover
+
+    config = load(
+        ctx,
+        {
+            "run.parallel": parallel,
+            "timeouts.flow": timeout,
+            "run.keep_failed": True if keep_failed else None,
+        },
+    )
+    names, keyword = selection.names, selection.keyword
+    if selection.tags or selection.kinds:  # the workflow selects by names and -k only
+        chosen = selection.apply(discover(config.flows.path))
+        if not chosen:
+            raise UsageError("no flows selected: check -f/-k/-m/--crud, or `nocrud list`")
+        names, keyword = tuple(f.name for f in chosen), None
+    results = json_path or authoring.last_run_path(config.root)  # `nocrud coverage` reads it
+    options = workflow.UpOptions(
+        names=names,
+        keyword=keyword,
+        fail_fast=fail_fast,
+        keep_failed=config.run.keep_failed,
+        junit=junit,
+        json=results,
+        verbose=verbose,
+    )
+    out = console()
+    code = workflow.up(config, options, out)
+    authoring.record_run(config.root, results, perf=record_perf, say=out.print)
+    exit_now(code)
+
+
+@click.command(name="build", cls=Command)
+@click.pass_context
+def build(ctx: click.Context) -> None:
+    """Build the app image and the pre-migrated database image, only where something changed.
+
+    \b
+    Examples:
+      nocrud build                   # "app image up to date: ..." when nothing changed
+      nocrud -c other/nocrud.yaml build
+    """
+    from nocrud import workflow
+    from nocrud.docker import cleanup
+
+    config = load(ctx)
+    out = console()
+    engine = workflow.prepare_docker(config, out)
+    try:
+        images = workflow.build(config, engine, out, cleanup.new_run_id())
+    finally:
+        engine.close()
+    out.print(f"app: {images.app}\ndb:  {images.db}", highlight=False)
+    exit_now(EXIT_OK)
+
+
+@click.command(cls=Command)
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also remove objects of runs still going, and of runs on other hosts sharing this daemon.",
+)
+@click.option("--images", is_flag=True, help="Also remove the cached app and database images.")
+def clean(everything: bool, images: bool) -> None:
+    """Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.
+
+    Runs still going (this host's live processes, or other hosts on a shared daemon)
+    are left alone unless --all is given.
+
+    \b
+    Examples:
+      nocrud clean
+      nocrud clean --all             # everything labelled by nocrud, running or not
+      nocrud clean --images          # also drop cached images (next run rebuilds them)
+    """
+    from nocrud.docker import cleanup
+    from nocrud.docker.engine import connect
+
+    client = connect()
+    try:
+        report = cleanup.sweep(client, kept=True, live=everything)
+        removed_images = 0
+        if images:
+            for image in client.images.list(filters={"label": cleanup.LABEL_IMAGE_KEY}):
+                for tag in image.tags:
+                    client.images.remove(tag)
+                    removed_images += 1
+    finally:
+        client.close()
+    click.echo(
+        f"removed {report.containers} container(s), {report.networks} network(s)"
+        + (f", {removed_images} image tag(s)" if images else "")
+    )
+    if report.spared:
+        click.echo(
+            f"left {report.spared} object(s) of runs still going or of other hosts: "
+            "`nocrud clean --all` removes them too"
+        )
