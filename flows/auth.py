@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from flows.builders import ADMIN, EDITOR, VIEWER, build_site
-from nocrud.flows import FlowContext, flow
-from nocrud.flows.builders import unique
-from nocrud.http.client import BearerToken
+from nocrud import BearerToken, FlowContext, flow, unique
 
 COLLECTIONS = ("/api/sites", "/api/computers", "/api/freezers", "/api/containers")
 

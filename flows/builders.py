@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nocrud.flows.builders import Target, create, fields, unique, unique_mac, unique_uuid
+from nocrud import Target, create, fields, unique, unique_mac, unique_uuid
 
 #: The users example_app's migrations create, as (username, password).
 ADMIN = ("admin", "admin-password")

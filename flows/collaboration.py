@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flows.builders import ADMIN, EDITOR, VIEWER, build_site
-from nocrud.flows import FlowContext, flow
+from nocrud import FlowContext, flow
 
 
 @flow(tags=["users"])

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from flows.builders import EDITOR, build_site
-from nocrud.flows import FlowContext, flow
-from nocrud.flows.builders import unique
+from nocrud import FlowContext, flow, unique
 
 
 @flow(tags=["database"])

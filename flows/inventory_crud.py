@@ -9,8 +9,7 @@ it (PATCH), finds it in the paginated list, deletes it and checks it is gone.
 from __future__ import annotations
 
 from flows.builders import EDITOR, build_freezer, build_site
-from nocrud.flows.builders import unique, unique_mac, unique_uuid
-from nocrud.flows.crud import crud
+from nocrud import crud, unique, unique_mac, unique_uuid
 
 site_crud = crud(
     "site_crud",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from nocrud.flows import FlowContext, flow
+from nocrud import FlowContext, flow
 
 FLOWS = 16
 SITES_PER_FLOW = 3

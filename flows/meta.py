@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nocrud.flows import FlowContext, flow
+from nocrud import FlowContext, flow
 
 
 @flow(tags=["meta"])

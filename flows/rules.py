@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flows.builders import EDITOR, build_computer, build_container, build_freezer, build_site
-from nocrud.flows import FlowContext, flow
+from nocrud import FlowContext, flow
 
 
 @flow(tags=["rules", "freezers"])

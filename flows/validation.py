@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flows.builders import EDITOR, build_site
-from nocrud.flows import FlowContext, flow
-from nocrud.flows.builders import unique, unique_mac
+from nocrud import FlowContext, flow, unique, unique_mac
 
 #: (collection, body, expected "fields" of the 400); site_id -1 stands for "a real site".
 CASES: list[tuple[str, dict[str, Any], dict[str, str]]] = [

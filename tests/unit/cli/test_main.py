@@ -179,7 +179,7 @@ def test_an_unreachable_docker_daemon_exits_3_saying_where_it_looked() -> None:
 def test_list_selects_like_up(project: Path) -> None:
     package = project.parent / project.read_text().rsplit("path: ", 1)[1].strip()
     (package / "checks.py").write_text(
-        "from nocrud.flows import FlowContext, flow\n\n\n"
+        "from nocrud import FlowContext, flow\n\n\n"
         "@flow(tags=['auth'])\ndef logs_in(ctx: FlowContext) -> None:\n"
         '    """Logs in."""\n\n\n'
         "@flow\ndef reads(ctx: FlowContext) -> None:\n"

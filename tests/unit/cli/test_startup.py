@@ -51,7 +51,7 @@ def test_list_imports_no_heavy_package(tmp_path: Path) -> None:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "__init__.py").write_text("")
     (tmp_path / "flows" / "health.py").write_text(
-        "from nocrud.flows import FlowContext, flow\n\n\n"
+        "from nocrud import FlowContext, flow\n\n\n"
         "@flow\ndef health(ctx: FlowContext) -> None:\n"
         '    """The app answers."""\n'
     )
