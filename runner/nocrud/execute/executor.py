@@ -23,6 +23,7 @@ from typing import Any
 
 from nocrud.environment import Provisioner, ProvisionError, Target
 from nocrud.execute.capture import capture_here, mark_flow_thread, threads_left_by
+from nocrud.execute.explain import explain_assertion
 from nocrud.flows import Flow, FlowContext
 from nocrud.http.client import ApiClient, RequestRecorder
 from nocrud.results import FlowResult, Status, Timings
@@ -129,24 +130,12 @@ class FlowExecutor:
         outcome: dict[str, Any] = {}
         context = _context(flow, target, recorder)
 
-        def body() -> None:
-            capture_here(buffer)
-            try:
-                flow.func(context)
-                outcome["status"] = Status.PASSED
-            except AssertionError as exc:
-                outcome.update(status=Status.FAILED, exc=exc, tb=traceback.format_exc())
-            except BaseException as exc:  # noqa: BLE001 - SystemExit from a flow must not end the run
-                outcome.update(status=Status.ERROR, exc=exc, tb=traceback.format_exc())
-            finally:
-                capture_here(None)
-                try:
-                    context.api.close()
-                    context.close()
-                except Exception:  # noqa: BLE001, S110 - the flow's own result matters more
-                    pass
-
-        thread = threading.Thread(target=body, name=f"flow:{flow.name}", daemon=True)
+        thread = threading.Thread(
+            target=_flow_body,
+            args=(flow, context, buffer, outcome),
+            name=f"flow:{flow.name}",
+            daemon=True,
+        )
         mark = mark_flow_thread(thread)  # threads this flow starts inherit it
         thread.start()
         timeout = flow.timeout if flow.timeout is not None else self.flow_timeout
@@ -174,7 +163,7 @@ class FlowExecutor:
         if target.killed and status is not Status.PASSED:
             message = "environment torn down while the flow ran (run interrupted)"
             return replace(evidence, status=Status.ERROR, message=message)
-        message = "" if exc is None else _describe(exc)
+        message = outcome.get("explained") or ("" if exc is None else _describe(exc))
         left = [t for t in threads_left_by(mark) if t is not thread]
         for straggler in left:
             straggler.join(0.2)  # one that is just finishing is not a leak
@@ -191,6 +180,29 @@ class FlowExecutor:
             cause = "; ".join(dead)
             status, message = Status.ERROR, f"{cause} during the flow\nthe flow saw: {message}"
         return replace(evidence, status=status, message=message)
+
+
+def _flow_body(
+    flow: Flow, context: FlowContext, buffer: io.StringIO, outcome: dict[str, Any]
+) -> None:
+    """The flow's own thread: run it, capture its prints, record how it ended."""
+    capture_here(buffer)
+    try:
+        flow.func(context)
+        outcome["status"] = Status.PASSED
+    except AssertionError as exc:
+        outcome.update(status=Status.FAILED, exc=exc, tb=traceback.format_exc())
+        if not str(exc).strip():  # a bare assert: say what it compared, as pytest does
+            outcome["explained"] = explain_assertion(exc)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit from a flow must not end the run
+        outcome.update(status=Status.ERROR, exc=exc, tb=traceback.format_exc())
+    finally:
+        capture_here(None)
+        try:
+            context.api.close()
+            context.close()
+        except Exception:  # noqa: BLE001, S110 - the flow's own result matters more
+            pass
 
 
 def _context(flow: Flow, target: Target, recorder: RequestRecorder) -> FlowContext:
