@@ -131,7 +131,14 @@ def app_key(config: Config) -> str:
         if not _ignored(PurePosixPath(p.relative_to(build).as_posix()), patterns)
     ]
     _hash_files(digest, build, files, names_only=set(_migration_files(config)))
-    digest.update(b"dockerfile\0" + config.app.dockerfile.relative_to(build).as_posix().encode())
+    dockerfile = config.app.dockerfile
+    if dockerfile.is_relative_to(build):
+        # Inside the context its content is hashed above; its name says which one builds.
+        digest.update(b"dockerfile\0" + dockerfile.relative_to(build).as_posix().encode())
+    else:
+        # A Dockerfile of one's own beside someone else's app (`docker build -f`): its
+        # content counts, where it lives does not.
+        digest.update(b"outside dockerfile\0" + hashlib.sha256(dockerfile.read_bytes()).digest())
     return digest.hexdigest()[:KEY_LENGTH]
 
 

@@ -83,3 +83,23 @@ def test_dockerignore_matching(path: str, patterns: list[str], ignored: bool) ->
     from pathlib import PurePosixPath
 
     assert _ignored(PurePosixPath(path), patterns) is ignored
+
+
+def test_a_dockerfile_outside_the_build_directory_is_hashed_by_its_content(
+    tmp_path: Path,
+) -> None:
+    """Testing someone else's app with a Dockerfile of one's own beside it (issue 13, item 1)."""
+    root = _project(tmp_path)
+    (root / "mine").mkdir()
+    dockerfile = root / "mine" / "Dockerfile"
+    dockerfile.write_text("FROM debian:bookworm-slim\nCOPY . /app\n")
+    (root / "nocrud.yaml").write_text(
+        "project: shop\napp:\n  build: app\n  dockerfile: ../mine/Dockerfile\n"
+        "database:\n  migrate: [migrate]\n  migrations: [app/migrations]\n"
+    )
+    config = load_config(root / "nocrud.yaml", env={})
+    assert config.app.dockerfile == dockerfile
+    before = app_key(config)
+    assert before != app_key(load_config(_project(tmp_path / "inside") / "nocrud.yaml", env={}))
+    dockerfile.write_text("FROM debian:bookworm-slim\nCOPY . /srv\n")
+    assert app_key(config) != before
