@@ -17,7 +17,7 @@ from typing import Any
 
 #: Version of the JSON document written by ``--json``. Bump the major part on
 #: any change a reader would trip over.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Status(enum.StrEnum):
@@ -136,6 +136,12 @@ class FlowResult:
     requests: tuple[RequestRecord, ...] = ()
     kind: str = "flow"
     worker: int = 0
+    #: Where the flow ran when not on this machine: the worker's host (Celery backend).
+    host: str = ""
+    #: 1, or 2 and more when an earlier attempt did not count (its worker was lost).
+    attempt: int = 1
+    #: Why earlier attempts did not count, one line each; empty on a first attempt.
+    retried: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +156,9 @@ class FlowResult:
             "steps": [s.to_dict() for s in self.steps],
             "requests": [r.to_dict() for r in self.requests],
             "worker": self.worker,
+            "host": self.host,
+            "attempt": self.attempt,
+            "retried": self.retried,
         }
 
     @classmethod
@@ -166,6 +175,9 @@ class FlowResult:
             steps=tuple(StepResult.from_dict(s) for s in data.get("steps", [])),
             requests=tuple(RequestRecord.from_dict(r) for r in data.get("requests", [])),
             worker=int(data.get("worker", 0)),
+            host=str(data.get("host", "")),
+            attempt=int(data.get("attempt", 1)),
+            retried=str(data.get("retried", "")),
         )
 
 
@@ -181,6 +193,8 @@ class RunResult:
     parallel: int
     interrupted: bool = False
     nocrud_version: str = ""
+    #: ``"I/N"`` when the run was one CI shard (``--shard``), else empty.
+    shard: str = ""
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.flows if f.status is status)
@@ -200,6 +214,7 @@ class RunResult:
             "wall_time": round(self.wall_time, 6),
             "parallel": self.parallel,
             "interrupted": self.interrupted,
+            "shard": self.shard,
             "totals": {s.value: self.count(s) for s in Status} | {"total": len(self.flows)},
             "flows": [f.to_dict() for f in self.flows],
         }
@@ -220,5 +235,6 @@ class RunResult:
             wall_time=float(data["wall_time"]),
             parallel=int(data["parallel"]),
             interrupted=bool(data.get("interrupted", False)),
+            shard=str(data.get("shard", "")),
             flows=tuple(FlowResult.from_dict(f) for f in data["flows"]),
         )

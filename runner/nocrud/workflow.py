@@ -36,6 +36,7 @@ from nocrud.images import BuiltImages, build_images
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.results import RunResult
 from nocrud.scheduler import BACKENDS, Backend
+from nocrud.sharding import Shard, load_durations, select_shard
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class UpOptions:
     junit: Path | None = None
     json: Path | None = None
     verbose: bool = False
+    #: Run only this CI shard's part of the selected flows (``--shard I/N``).
+    shard: Shard | None = None
+    #: Results files whose flow durations balance the shards (later files win).
+    durations: Sequence[Path] = ()
 
 
 def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> Engine:
@@ -101,6 +106,12 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
     if not flows:
         console.print("no flows selected: check -f/-k, or `nocrud list` to see the flows there are")
         return EXIT_USAGE
+    if options.shard is not None:
+        flows = _shard(flows, options, console)
+        if not flows:
+            # More jobs than flows: this job passes, and its empty files keep the merge whole.
+            _write_reports(_empty_run(config, options), options, console)
+            return EXIT_OK
     provisioner = provisioner_for(config)  # an unknown strategy stops here, before Docker
     run_id = cleanup.new_run_id()
     # Kept environments must outlive this process, so a --keep-failed run has no reaper.
@@ -126,15 +137,51 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
             with contextlib.suppress(Exception):
                 cleanup.remove_run(engine.client, run_id)
         engine.close()
+    _write_reports(result, options, console)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _shard(flows: list[Flow], options: UpOptions, console: Console) -> list[Flow]:
+    """This CI job's part of ``flows``, balanced by the durations of earlier runs."""
+    assert options.shard is not None
+    durations = load_durations(options.durations)
+    chosen = select_shard(flows, options.shard, durations)
+    known = sum(1 for f in flows if f.name in durations)
+    estimate = sum(durations.get(f.name, 0.0) for f in chosen)
+    history = (
+        f"{known} of {len(flows)} with recorded durations, ~{estimate:.0f} s of them here"
+        if known
+        else "no recorded durations yet: split by name"
+    )
+    console.print(
+        f"shard {options.shard}: {len(chosen)} of {len(flows)} flow(s) ({history})",
+        soft_wrap=True,
+    )
+    return chosen
+
+
+def _empty_run(config: Config, options: UpOptions) -> RunResult:
+    return RunResult(
+        run_id=cleanup.new_run_id(),
+        project=config.project,
+        flows=(),
+        started_at=time.time(),
+        wall_time=0.0,
+        parallel=config.parallel,
+        nocrud_version=__version__,
+        shard=str(options.shard or ""),
+    )
+
+
+def _write_reports(result: RunResult, options: UpOptions, console: Console) -> None:
     if options.junit is not None:
         write_junit(result, options.junit)
         console.print(f"JUnit XML written to {options.junit}")
     if options.json is not None:
         write_json(result, options.json)
         console.print(f"JSON results written to {options.json}")
-    if result.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def run_flows(
@@ -189,6 +236,7 @@ def run_flows(
         parallel=parallel,
         interrupted=schedule.interrupted or stopped.is_set(),
         nocrud_version=__version__,
+        shard=str(options.shard or ""),
     )
     reporter.finish(result)
     return result

@@ -86,6 +86,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "nocrud.cli.run:clean",
         "Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.",
     ),
+    "report": LazyCommand(
+        "nocrud.cli.report:report",
+        "Work with results files: join the shards of a CI run into one report.",
+    ),
 }
 
 

@@ -60,6 +60,22 @@ __all__ = ["build", "clean", "up"]
     help="Write results as JSON here.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show details of passing flows too.")
+@click.option(
+    "--shard",
+    metavar="I/N",
+    default=None,
+    help="Run only CI job I of N (balanced by recorded durations; "
+    "default from GitLab's CI_NODE_INDEX/CI_NODE_TOTAL).",
+)
+@click.option(
+    "--durations",
+    "durations",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
+    help="Results JSON of earlier runs to balance shards by (repeatable; "
+    "default .nocrud/last-run.json).",
+)
 @click.pass_context
 def up(
     ctx: click.Context,
@@ -73,6 +89,8 @@ def up(
     junit: Path | None,
     json_path: Path | None,
     verbose: bool,
+    shard: str | None,
+    durations: tuple[Path, ...],
 ) -> None:
     """Build what changed, then run the flows in parallel, each in its own environment.
 
@@ -85,10 +103,12 @@ def up(
       nocrud up --crud -m sites      # CRUD flows tagged "sites"
       nocrud up --perf               # then: nocrud perf; nocrud coverage
       nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
+      nocrud up --shard 2/4 --durations merged.json --json shard-2.json
     """
     from nocrud import workflow
     from nocrud.cli import authoring
     from nocrud.flows import discover
+    from nocrud.sharding import parse_shard, shard_from_env
 
     config = load(
         ctx,
@@ -105,6 +125,8 @@ def up(
             raise UsageError("no flows selected: check -f/-k/-m/--crud, or `nocrud list`")
         names, keyword = tuple(f.name for f in chosen), None
     results = json_path or authoring.last_run_path(config.root)  # `nocrud coverage` reads it
+    chosen_shard = parse_shard(shard) if shard is not None else shard_from_env()
+    history = durations or (authoring.last_run_path(config.root),)
     options = workflow.UpOptions(
         names=names,
         keyword=keyword,
@@ -113,6 +135,8 @@ def up(
         junit=junit,
         json=results,
         verbose=verbose,
+        shard=chosen_shard,
+        durations=history,
     )
     out = console()
     code = workflow.up(config, options, out)
