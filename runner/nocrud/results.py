@@ -195,6 +195,8 @@ class RunResult:
     nocrud_version: str = ""
     #: ``"I/N"`` when the run was one CI shard (``--shard``), else empty.
     shard: str = ""
+    #: Why the run stopped early on its own (a problem every flow would hit), else empty.
+    stopped: str = ""
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.flows if f.status is status)
@@ -202,7 +204,7 @@ class RunResult:
     @property
     def ok(self) -> bool:
         """True when the run should exit 0: not interrupted and no flow failed or errored."""
-        return not self.interrupted and all(f.status.ok for f in self.flows)
+        return not self.interrupted and not self.stopped and all(f.status.ok for f in self.flows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -215,6 +217,7 @@ class RunResult:
             "parallel": self.parallel,
             "interrupted": self.interrupted,
             "shard": self.shard,
+            "stopped": self.stopped,
             "totals": {s.value: self.count(s) for s in Status} | {"total": len(self.flows)},
             "flows": [f.to_dict() for f in self.flows],
         }
@@ -236,5 +239,6 @@ class RunResult:
             parallel=int(data["parallel"]),
             interrupted=bool(data.get("interrupted", False)),
             shard=str(data.get("shard", "")),
+            stopped=str(data.get("stopped", "")),
             flows=tuple(FlowResult.from_dict(f) for f in data["flows"]),
         )

@@ -138,6 +138,10 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
                 cleanup.remove_run(engine.client, run_id)
         engine.close()
     _write_reports(result, options, console)
+    if result.stopped:
+        # Reported in full in the first flow's block; the run's own verdict is a config error.
+        console.print("stopped: a configuration problem every flow would hit (see above)")
+        return EXIT_USAGE
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_FAILED
@@ -206,6 +210,7 @@ def run_flows(
     runner: Backend[Flow] = BACKENDS[backend](
         executor, parallel=parallel, fail_fast=options.fail_fast, listener=reporter
     )
+    executor.stop_run = runner.stop  # a configuration problem every flow would hit
     console.print(f"running {len(flows)} flow(s) with {parallel} in parallel (run {run_id})")
     stopped = threading.Event()
 
@@ -234,7 +239,10 @@ def run_flows(
         started_at=started_at,
         wall_time=time.monotonic() - t0,
         parallel=parallel,
-        interrupted=schedule.interrupted or stopped.is_set(),
+        # A configuration problem stops the scheduler too; that is not an interrupt.
+        interrupted=stopped.is_set()
+        or (schedule.interrupted and executor.configuration_problem is None),
+        stopped=str(executor.configuration_problem or ""),
         nocrud_version=__version__,
         shard=str(options.shard or ""),
     )

@@ -51,6 +51,7 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "app.command": ("command", _COMMAND_FIX),
     "app.port": ("port", "use a number from 1 to 65535"),
     "app.health_path": ("health path", "use a URL path starting with '/', such as /health"),
+    "app.ready_when": ("readiness rule", ""),  # the choices come from the Literal type
     "app.env": ("env mapping", "use `NAME: value` lines"),
     "app.env.*": ("env value", "use a string; write true/false/yes/no/on/off in quotes"),
     "database": ("database section", _SECTION_FIX),

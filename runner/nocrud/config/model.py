@@ -182,6 +182,12 @@ class _Section(BaseModel):
         return _none_as_empty(data)
 
 
+#: When an app counts as ready: ``healthy`` (GET app.health_path answers 2xx), ``answers``
+#: (any answer below 500 there: apps without a health endpoint), ``listening`` (any HTTP
+#: answer at all).
+ReadyWhen = Literal["healthy", "answers", "listening"]
+
+
 class AppConfig(_Section):
     """The application under test: how to get its image and how to run it.
 
@@ -197,6 +203,7 @@ class AppConfig(_Section):
     command: _Command | None = None
     port: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)] = 8000
     health_path: Annotated[str, Field(pattern=r"^/\S*$")] = "/health"
+    ready_when: ReadyWhen = "healthy"
     env: Annotated[dict[_EnvName, _EnvValue], BeforeValidator(_none_as_empty)] = Field(
         default_factory=dict
     )

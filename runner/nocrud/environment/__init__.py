@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STRATEGIES",
+    "MisconfigurationError",
     "ProvisionError",
     "Provisioner",
     "Run",
@@ -50,6 +51,14 @@ class ProvisionError(Exception):
     def __init__(self, message: str, *, app_logs: str = "") -> None:
         super().__init__(message)
         self.app_logs = app_logs
+
+
+class MisconfigurationError(ProvisionError):
+    """The environment came up, but the configuration makes every flow fail the same way.
+
+    The run stops at the first one instead of repeating it for every flow, and exits
+    with the usage/config code (for example an ``app.health_path`` the app answers 404).
+    """
 
 
 @dataclass(frozen=True)

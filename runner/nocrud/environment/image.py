@@ -138,6 +138,7 @@ class FreshPair:
             self._app,
             timeouts.app_ready,
             check_interrupted=self._check_not_killed,
+            ready_when=run.config.app.ready_when,
         )
 
     def teardown(self) -> None:

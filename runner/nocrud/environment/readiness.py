@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psycopg2
 
 from nocrud.docker.postgres import DatabaseAddress, replace_passwords
 from nocrud.docker.resources import Container
-from nocrud.environment import ProvisionError
+from nocrud.environment import MisconfigurationError, ProvisionError
 
 __all__ = ["POLL_INTERVAL", "poll", "wait_for_app", "wait_for_database"]
 
@@ -25,6 +26,8 @@ __all__ = ["POLL_INTERVAL", "poll", "wait_for_app", "wait_for_database"]
 POLL_INTERVAL = 0.015
 #: How often, while polling, we ask Docker whether a container has died (an API call each time).
 STATUS_INTERVAL = 0.25
+#: How long an up app may answer 404/405 on the health path before the path is judged wrong.
+WRONG_PATH_AFTER = 1.5
 
 #: Raises ProvisionError when the environment was torn down while it was starting.
 Interrupted = Callable[[], None]
@@ -115,28 +118,67 @@ def wait_for_app(
     timeout: float,
     *,
     check_interrupted: Interrupted,
+    ready_when: str = "healthy",
 ) -> None:
-    """Wait until ``GET health_path`` answers 200."""
+    """Wait until the app is ready by ``app.ready_when``'s rule.
+
+    ``healthy``: ``GET health_path`` answers 2xx; ``answers``: any answer below 500
+    there; ``listening``: any HTTP answer at all. Under ``healthy``, a path that keeps
+    answering 404 or 405 while the app is up for :data:`WRONG_PATH_AFTER` seconds is a
+    :class:`~nocrud.environment.MisconfigurationError`: the app serves, the path is wrong,
+    and waiting out the timeout (for every flow) would only hide that.
+    """
     import requests
 
     url = base_url + health_path
+    wrong_since: float | None = None
     with requests.Session() as session:
 
         def ready() -> str | None:
+            nonlocal wrong_since
             try:
                 response = session.get(url, timeout=2)
             except requests.RequestException as exc:
+                wrong_since = None
                 return type(exc).__name__
-            return None if response.status_code == 200 else f"HTTP {response.status_code}"
+            status = response.status_code
+            if (
+                ready_when == "listening"
+                or (ready_when == "answers" and status < 500)
+                or 200 <= status < 300
+            ):
+                return None
+            if ready_when == "healthy" and status in (404, 405):
+                now = time.monotonic()
+                wrong_since = now if wrong_since is None else wrong_since
+                if now - wrong_since >= WRONG_PATH_AFTER:
+                    raise MisconfigurationError(_wrong_path(health_path, response))
+            else:
+                wrong_since = None
+            return f"HTTP {status}"
 
         last = poll(ready, container, timeout, check_interrupted=check_interrupted)
     if last is not None:
         raise ProvisionError(
-            f"app not healthy after {timeout:g}s: GET {health_path} gave {last}; raise "
+            f"app not ready after {timeout:g}s: GET {health_path} gave {last}; raise "
             "timeouts.app_ready or fix the app's start-up.\n"
             "Last app log lines (health checks left out):\n"
             + without_health_checks(container.logs(2000), health_path, 40)
         )
+
+
+def _wrong_path(health_path: str, response: Any) -> str:
+    body = " ".join(response.text.split())[:200] or "(empty body)"
+    kind = response.headers.get("Content-Type", "no Content-Type")
+    return (
+        f"app.health_path: GET {health_path} answered {response.status_code} "
+        f"{response.reason} for {WRONG_PATH_AFTER:g}s while the app was up, so the path is "
+        "probably wrong; stopping the run, every flow would wait for it.\n"
+        f"The app answered: HTTP {response.status_code} ({kind}): {body}\n"
+        "Fix: set app.health_path in nocrud.yaml to a path that answers 2xx once the app "
+        "can serve; for an app without a health endpoint, set app.ready_when: answers "
+        "(any answer below 500 on app.health_path) or listening (any HTTP answer)."
+    )
 
 
 def without_health_checks(logs: str, health_path: str, keep: int) -> str:

@@ -17,11 +17,12 @@ import io
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from nocrud.environment import Provisioner, ProvisionError, Target
+from nocrud.environment import MisconfigurationError, Provisioner, ProvisionError, Target
 from nocrud.execute.capture import capture_here, mark_flow_thread, threads_left_by
 from nocrud.execute.explain import explain_assertion
 from nocrud.flows import Flow, FlowContext
@@ -54,6 +55,10 @@ class FlowExecutor:
         self.flow_timeout = flow_timeout
         self.keep_failed = keep_failed
         self._state_dir = state_dir
+        #: The first problem every flow would hit (see MisconfigurationError), once seen.
+        self.configuration_problem: MisconfigurationError | None = None
+        #: Called once with a reason when the run should start no more flows.
+        self.stop_run: Callable[[str], None] | None = None
         self._openapi_lock = threading.Lock()
         self._openapi_done = state_dir is None
         self._stopping = threading.Event()
@@ -79,6 +84,9 @@ class FlowExecutor:
                 provisioned = time.monotonic()
                 if self._stopping.is_set():
                     message = "environment torn down while starting (run interrupted)"
+                elif isinstance(exc, MisconfigurationError):
+                    message = str(exc)
+                    self._stop_for(exc)
                 elif isinstance(exc, ProvisionError):
                     message = f"environment did not start: {exc}"
                 else:
@@ -110,6 +118,15 @@ class FlowExecutor:
             result = replace(result, status=status, message=f"{result.message}\n{teardown_error}")
         timings = Timings(provision=provisioned - t0, run=ran - provisioned, teardown=done - ran)
         return replace(result, message=result.message.strip(), timings=timings)
+
+    def _stop_for(self, problem: MisconfigurationError) -> None:
+        """Start no more flows: each would hit the same configuration problem."""
+        with self._openapi_lock:
+            first = self.configuration_problem is None
+            if first:
+                self.configuration_problem = problem
+        if first and self.stop_run is not None:
+            self.stop_run("stopped by a configuration problem (see the first error)")
 
     def _capture_openapi(self, target: Target) -> None:
         """Save the app's OpenAPI document for ``nocrud coverage``: once per run, not per flow."""

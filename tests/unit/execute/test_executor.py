@@ -227,3 +227,22 @@ def test_an_unknown_strategy_is_a_config_error_naming_the_key_and_the_choices(
             provisioner_for(strategy)
         assert f"run.strategy: {name!r}" in str(caught.value)
         assert "'image'" in str(caught.value)
+
+
+def test_a_configuration_problem_stops_the_run_after_the_first_flow() -> None:
+    from nocrud.environment import MisconfigurationError
+
+    problem = MisconfigurationError("app.health_path: GET /healthz answered 404 Not Found")
+    provisioner = FakeProvisioner(fail=problem)
+    executor = FlowExecutor(provisioner, flow_timeout=5)
+    backend = LocalBackend(executor, parallel=1)
+    executor.stop_run = backend.stop
+    schedule = backend.run([Flow(f"flow_{i}", passes) for i in range(5)])
+    first, *rest = schedule.results
+    assert (first.status, first.message) == (Status.ERROR, str(problem))
+    assert {r.status for r in rest} == {Status.SKIPPED}
+    assert (
+        rest[0].message == "not run: run stopped by a configuration problem (see the first error)"
+    )
+    assert executor.configuration_problem is problem
+    assert provisioner.acquired == ["flow_0"]

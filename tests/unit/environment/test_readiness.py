@@ -1,0 +1,98 @@
+"""App readiness rules against a real HTTP server on 127.0.0.1, the container faked at its seam."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from nocrud.environment import MisconfigurationError, ProvisionError
+from nocrud.environment.readiness import WRONG_PATH_AFTER, wait_for_app
+
+
+class RunningContainer:
+    """The container seam: always running, logs on request."""
+
+    what = "app"
+
+    def death(self) -> str | None:
+        return None
+
+    def logs(self, tail: int) -> str:
+        return "app: listening on 0.0.0.0:8000"
+
+
+def _server(status: int) -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            body = b"<h1>Not Found</h1>"
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def answers_404() -> Iterator[str]:
+    yield from _server(404)
+
+
+@pytest.fixture
+def answers_500() -> Iterator[str]:
+    yield from _server(500)
+
+
+def _wait(url: str, ready_when: str = "healthy", timeout: float = 30) -> None:
+    wait_for_app(
+        url,
+        "/healthz",
+        RunningContainer(),  # type: ignore[arg-type]
+        timeout,
+        check_interrupted=lambda: None,
+        ready_when=ready_when,
+    )
+
+
+def test_a_health_path_that_keeps_answering_404_is_a_configuration_error_within_seconds(
+    answers_404: str,
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(MisconfigurationError) as caught:
+        _wait(answers_404, timeout=60)
+    assert time.monotonic() - started < 60  # not the whole app_ready timeout
+    text = str(caught.value)
+    assert text.startswith("app.health_path: GET /healthz answered 404 Not Found")
+    assert "The app answered: HTTP 404 (text/html): <h1>Not Found</h1>" in text
+    assert "app.ready_when: answers" in text
+    assert WRONG_PATH_AFTER <= 5
+
+
+def test_an_app_without_a_health_endpoint_is_ready_by_answers_or_listening(
+    answers_404: str,
+) -> None:
+    _wait(answers_404, "answers")
+    _wait(answers_404, "listening")
+
+
+def test_a_server_error_is_not_ready_unless_any_answer_will_do(answers_500: str) -> None:
+    with pytest.raises(ProvisionError) as caught:
+        _wait(answers_500, "answers", timeout=0.3)
+    assert not isinstance(caught.value, MisconfigurationError)
+    assert "GET /healthz gave HTTP 500" in str(caught.value)
+    _wait(answers_500, "listening")
