@@ -15,6 +15,7 @@ CLI can use it without slowing ``nocrud --help``.
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar, Final
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Interrupted",
     "NocrudError",
     "UsageError",
+    "one_line",
 ]
 
 #: Every selected flow passed (and ``nocrud perf`` / ``coverage`` found nothing wrong).
@@ -83,3 +85,26 @@ class Interrupted(NocrudError):  # noqa: N818 - it names what happened, like Key
     """The run was interrupted (SIGINT/SIGTERM) and stopped cleanly; exit 130."""
 
     exit_code: ClassVar[int] = EXIT_INTERRUPTED
+
+
+# "[Errno 111] Connection refused", the part of a nested requests/urllib3 error that helps.
+_ERRNO = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line for a message: what it says, never its traceback.
+
+    The one rule for every message that quotes an exception: a Docker API error's own
+    explanation; for a connection error nested inside requests and urllib3, its
+    ``[Errno N] ...`` part; an ``AssertionError``'s text (or "assertion failed"); else
+    ``Type: first line``.
+    """
+    text = str(getattr(exc, "explanation", None) or exc).strip()
+    errno: list[str] = _ERRNO.findall(text)
+    if errno:
+        return errno[-1].strip()
+    line = text.splitlines()[0].strip() if text else ""
+    if isinstance(exc, AssertionError):
+        return line or "assertion failed"
+    name = type(exc).__name__
+    return f"{name}: {line}" if line else name

@@ -44,7 +44,7 @@ from nocrud.docker.engine import (
     describe_docker_host,
     detect_connection,
 )
-from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK
+from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK, one_line
 
 #: Images every nocrud setup builds on (images/build-all.sh makes them offline).
 BASE_IMAGE = "debian:bookworm-slim"
@@ -302,7 +302,7 @@ def _registry_answer(client: Any, ref: str) -> str | None:
     try:
         client.api.inspect_distribution(ref)
     except Exception as exc:  # noqa: BLE001 - no registry, no image, no auth: all mean "cannot pull"
-        return _short(exc)
+        return one_line(exc)
     return None
 
 
@@ -556,9 +556,3 @@ def _size(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     return f"{count:.1f} TiB"
-
-
-def _short(exc: BaseException) -> str:
-    explanation = getattr(exc, "explanation", None)
-    text = str(explanation or exc).strip().splitlines()
-    return text[-1] if text else type(exc).__name__

@@ -32,7 +32,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from nocrud.errors import InfrastructureError
+from nocrud.errors import InfrastructureError, one_line
 
 
 class DockerUnavailableError(InfrastructureError):
@@ -245,7 +245,7 @@ def connect(timeout: float = 60.0, *, pool_size: int = 10) -> docker.DockerClien
         client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)
     except docker.errors.DockerException as exc:
         raise DockerUnavailableError(
-            f"cannot reach Docker at {where}: is it running? ({_short(exc)}). "
+            f"cannot reach Docker at {where}: is it running? ({one_line(exc)}). "
             "Start the Docker daemon or set DOCKER_HOST, then check with `docker info`."
         ) from exc
     try:
@@ -253,17 +253,7 @@ def connect(timeout: float = 60.0, *, pool_size: int = 10) -> docker.DockerClien
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         client.close()
         raise DockerUnavailableError(
-            f"cannot reach Docker at {where}: is it running? ({_short(exc)}). "
+            f"cannot reach Docker at {where}: is it running? ({one_line(exc)}). "
             "Start the Docker daemon or set DOCKER_HOST, then check with `docker info`."
         ) from exc
     return client
-
-
-def _short(exc: BaseException) -> str:
-    """The useful end of a connection error (requests and urllib3 nest them deeply)."""
-    text = str(exc).strip()
-    errno: list[str] = re.findall(r"\[Errno -?\d+\] [^'\")\]]+", text)
-    if errno:
-        return errno[-1].strip()
-    lines = text.splitlines()
-    return lines[-1] if lines else type(exc).__name__

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nocrud.errors import one_line
+
 if TYPE_CHECKING:
     import docker
 
@@ -154,7 +156,7 @@ def start_reaper(
     try:
         image = _choose_with_docker(client, say)
     except Exception as exc:  # noqa: BLE001 - no reaper is a degraded mode, not an error
-        say(f"could not look for a reaper image ({_short(exc)}): {BACKSTOP}")
+        say(f"could not look for a reaper image ({one_line(exc)}): {BACKSTOP}")
         return None
     if image is None:
         say(NO_IMAGE)
@@ -163,7 +165,7 @@ def start_reaper(
     try:
         started = _start(client, image, timeout, connection)
     except Exception as exc:  # noqa: BLE001 - same: carry on with the sweep as backstop
-        say(f"reaper {image} did not start ({_short(exc)}): {BACKSTOP}")
+        say(f"reaper {image} did not start ({one_line(exc)}): {BACKSTOP}")
         return None
     _started = started
     return started.description
@@ -269,7 +271,7 @@ def _register(host: str, port: int, labels: Mapping[str, str]) -> socket.socket:
                 return sock
             last = "connection closed without ACK"
         except OSError as exc:
-            last = _short(exc)
+            last = one_line(exc)
         if sock is not None:
             sock.close()
         if time.monotonic() >= deadline:
@@ -311,8 +313,3 @@ def _hand_over(started: _Started) -> None:
     except Exception:  # noqa: BLE001 - then remove it the hard way
         with contextlib.suppress(Exception):
             cleanup.ignore_gone(container.remove, force=True)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

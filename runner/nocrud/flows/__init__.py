@@ -9,7 +9,7 @@ context), :mod:`~nocrud.flows.discovery` (``@flow``, ``param``, discovery),
 imports Docker: the runner hands a flow its app's URL and its database address.
 """
 
-from nocrud.flows.context import DEFAULT_LOGIN_PATH, FlowContext, first_line
+from nocrud.flows.context import DEFAULT_LOGIN_PATH, FlowContext
 from nocrud.flows.discovery import Flow, FlowDiscoveryError, declare, discover, flow, param
 from nocrud.flows.selection import SelectionError, keyword_matcher, select, tag_matcher
 
@@ -21,7 +21,6 @@ __all__ = [
     "SelectionError",
     "declare",
     "discover",
-    "first_line",
     "flow",
     "keyword_matcher",
     "param",

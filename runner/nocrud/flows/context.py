@@ -15,12 +15,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nocrud.errors import one_line
 from nocrud.results import Status, StepResult
 
 if TYPE_CHECKING:
     from nocrud.http.client import ApiClient
 
-__all__ = ["DEFAULT_LOGIN_PATH", "FlowContext", "first_line"]
+__all__ = ["DEFAULT_LOGIN_PATH", "FlowContext"]
 
 #: Where :meth:`FlowContext.login` posts credentials unless told otherwise.
 DEFAULT_LOGIN_PATH = "/api/auth/login"
@@ -147,10 +148,10 @@ class FlowContext:
         try:
             yield
         except AssertionError as exc:
-            self.add_step(name, Status.FAILED, first_line(exc), time.perf_counter() - started)
+            self.add_step(name, Status.FAILED, one_line(exc), time.perf_counter() - started)
             raise
         except Exception as exc:
-            self.add_step(name, Status.ERROR, first_line(exc), time.perf_counter() - started)
+            self.add_step(name, Status.ERROR, one_line(exc), time.perf_counter() - started)
             raise
         self.add_step(name, Status.PASSED, "", time.perf_counter() - started)
 
@@ -175,12 +176,3 @@ class FlowContext:
                 self._db.close()
             finally:
                 self._db = None
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception as one short line: its message's first line, or its type's name."""
-    text = str(exc).strip()
-    line = text.splitlines()[0] if text else ""
-    if isinstance(exc, AssertionError):
-        return line or "assertion failed"
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__

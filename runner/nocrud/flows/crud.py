@@ -35,7 +35,8 @@ from urllib.parse import urlsplit
 
 import requests.auth
 
-from nocrud.flows.context import FlowContext, first_line
+from nocrud.errors import one_line
+from nocrud.flows.context import FlowContext
 from nocrud.flows.discovery import declare
 from nocrud.http.client import ANY, ApiClient, NotJSONError, Response
 from nocrud.results import Status
@@ -348,7 +349,7 @@ class _CrudRun:
             status, message = Status.FAILED, str(exc).strip() or "assertion failed"
         except Exception as exc:  # noqa: BLE001 - kept, re-raised after the other steps ran
             self.errors.append(exc)
-            status, message = Status.ERROR, first_line(exc)
+            status, message = Status.ERROR, one_line(exc)
         else:
             status, message = Status.PASSED, ""
         self.ctx.add_step(name, status, message, time.perf_counter() - started)

@@ -50,7 +50,7 @@ from nocrud.docker.postgres import (
 from nocrud.docker.postgres import PORT as DB_PORT
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container, Network, image_id
-from nocrud.errors import InfrastructureError
+from nocrud.errors import InfrastructureError, one_line
 
 Say = Callable[[str], None]
 KEY_LENGTH = 16
@@ -194,7 +194,7 @@ def ensure_image(client: docker.DockerClient, ref: str, *, what: str, key: str, 
             else f"pull or build it first, or name another image in {key} of nocrud.yaml"
         )
         raise BuildError(
-            f"{what} {ref} is not present and cannot be pulled ({_last_line(exc)}): {hint}"
+            f"{what} {ref} is not present and cannot be pulled ({one_line(exc)}): {hint}"
         ) from exc
 
 
@@ -231,7 +231,7 @@ def build_app_image(client: docker.DockerClient, config: Config, *, say: Say) ->
                     + "\n".join(log[-30:])
                 )
     except docker.errors.DockerException as exc:
-        raise BuildError(f"building the app image from {build} failed: {_last_line(exc)}") from exc
+        raise BuildError(f"building the app image from {build} failed: {one_line(exc)}") from exc
     say(f"built app image {ref} in {time.monotonic() - started:.1f}s")
     _prune_superseded(client, config.app_image_repo, keep=ref)
     return ref, True
@@ -261,7 +261,7 @@ def build_db_image(
     try:
         _migrate_and_commit(client, config, app_ref, ref, run_id=run_id, say=say, link=connection)
     except docker.errors.DockerException as exc:
-        raise BuildError(f"building the db image {ref} failed: {_last_line(exc)}") from exc
+        raise BuildError(f"building the db image {ref} failed: {one_line(exc)}") from exc
     say(f"built db image {ref} in {time.monotonic() - started:.1f}s")
     _prune_superseded(client, config.db_image_repo, keep=ref)
     return ref, True
@@ -453,8 +453,3 @@ def _prune_superseded(client: docker.DockerClient, repository: str, *, keep: str
             if tag.startswith(repository + ":"):
                 with contextlib.suppress(docker.errors.APIError):
                     client.images.remove(tag, noprune=False)
-
-
-def _last_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[-1] if lines else type(exc).__name__
