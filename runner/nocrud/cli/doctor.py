@@ -43,6 +43,7 @@ from nocrud.docker.engine import (
     connect,
     describe_docker_host,
     detect_connection,
+    in_container,
 )
 from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK, one_line
 
@@ -93,17 +94,6 @@ class Check:
         }
 
 
-def _in_container() -> bool:
-    """Whether this process runs in a container (Docker, Podman, Kubernetes, LXC)."""
-    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
-        return True
-    try:
-        cgroup = Path("/proc/1/cgroup").read_text()
-    except OSError:
-        return False
-    return bool(re.search(r"docker|kubepods|containerd|libpod|lxc", cgroup))
-
-
 def _free_bytes(path: Path) -> int:
     return shutil.disk_usage(path).free
 
@@ -132,7 +122,7 @@ class Host:
 
     @classmethod
     def current(cls) -> Host:
-        return cls(env=os.environ, cwd=Path.cwd(), in_container=_in_container())
+        return cls(env=os.environ, cwd=Path.cwd(), in_container=in_container())
 
 
 def run_checks(

@@ -148,9 +148,20 @@ class Connection:
         return {f"{port}/tcp": (self.bind,)} if self.uses_published_ports else {}
 
 
+def in_container() -> bool:
+    """Whether this process runs in a container (Docker, Podman, Kubernetes, LXC)."""
+    if Path("/.dockerenv").exists() or Path("/run/.containerenv").exists():
+        return True
+    try:
+        cgroup = Path("/proc/1/cgroup").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"docker|kubepods|containerd|libpod|lxc", cgroup))
+
+
 def _own_container_id() -> str | None:
-    """This process's container id when it runs in a Docker container, else None."""
-    if not Path("/.dockerenv").exists():
+    """This process's container id when it runs in a container, else None."""
+    if not in_container():
         return None
     try:
         mountinfo = Path("/proc/self/mountinfo").read_text()
