@@ -325,7 +325,6 @@ def _image(client: Any, ref: str, role: str) -> Check:
 
 
 def _reaper(client: Any, host: Host) -> Check:
-    import docker.errors
 
     from nocrud.docker import reaper
 
@@ -338,12 +337,10 @@ def _reaper(client: Any, host: Host) -> Check:
             "unset TESTCONTAINERS_RYUK_DISABLED",
         )
 
+    from nocrud.docker.resources import image_id
+
     def present(ref: str) -> bool:
-        try:
-            client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            return False
-        return True
+        return image_id(client, ref) is not None
 
     def pullable(ref: str) -> bool:
         return _registry_answer(client, ref) is None
