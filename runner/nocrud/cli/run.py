@@ -173,37 +173,69 @@ def build(ctx: click.Context) -> None:
     "--all",
     "everything",
     is_flag=True,
-    help="Also remove objects of runs still going, and of runs on other hosts sharing this daemon.",
+    help="Also remove this project's objects of runs still going, here or on other hosts "
+    "sharing this daemon.",
 )
-@click.option("--images", is_flag=True, help="Also remove the cached app and database images.")
-def clean(everything: bool, images: bool) -> None:
+@click.option(
+    "--images", is_flag=True, help="Also remove this project's cached app and database images."
+)
+@click.option(
+    "--all-projects",
+    "all_projects",
+    is_flag=True,
+    help="Reach every nocrud project on this daemon, not only the one of nocrud.yaml "
+    "(asks first; --yes to skip the question).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before reaching other projects.")
+@click.pass_context
+def clean(
+    ctx: click.Context, *, everything: bool, images: bool, all_projects: bool, yes: bool
+) -> None:
     """Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.
 
-    Runs still going (this host's live processes, or other hosts on a shared daemon)
-    are left alone unless --all is given.
+    Only the project of the current nocrud.yaml (its `project:` name) is touched: other
+    projects sharing this Docker daemon keep their environments and cached images unless
+    --all-projects is given. Runs still going (this host's live processes, or other hosts
+    on a shared daemon) are left alone unless --all is given.
 
     \b
     Examples:
       nocrud clean
-      nocrud clean --all             # everything labelled by nocrud, running or not
-      nocrud clean --images          # also drop cached images (next run rebuilds them)
+      nocrud clean --all             # everything of this project, running or not
+      nocrud clean --images          # also drop this project's cached images
+      nocrud clean --all-projects --all --images --yes   # every nocrud object on the daemon
     """
+    import sys
+
     from nocrud.docker import cleanup
     from nocrud.docker.engine import connect
 
+    project: str | None = None
+    if all_projects:
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    "--all-projects reaches every nocrud project on this Docker daemon: "
+                    "add --yes to confirm it without a terminal"
+                )
+            click.confirm(
+                "Remove nocrud objects"
+                + (" and cached images" if images else "")
+                + " of every project on this Docker daemon?",
+                abort=True,
+            )
+    else:
+        project = load(ctx).project
+
     client = connect()
     try:
-        report = cleanup.sweep(client, kept=True, live=everything)
-        removed_images = 0
-        if images:
-            for image in client.images.list(filters={"label": cleanup.LABEL_IMAGE_KEY}):
-                for tag in image.tags:
-                    client.images.remove(tag)
-                    removed_images += 1
+        report = cleanup.sweep(client, kept=True, live=everything, project=project)
+        removed_images = cleanup.remove_cached_images(client, project) if images else 0
     finally:
         client.close()
+    scope = f"project {project}" if project else "every project"
     click.echo(
-        f"removed {report.containers} container(s), {report.networks} network(s)"
+        f"{scope}: removed {report.containers} container(s), {report.networks} network(s)"
         + (f", {removed_images} image tag(s)" if images else "")
     )
     if report.spared:

@@ -1,11 +1,21 @@
 """Labels on every Docker object nocrud makes, and removing what a run left behind.
 
 Every container and network carries ``nocrud.run`` (the run id),
-``nocrud.flow`` (the flow, where there is one) and ``nocrud.owner``
-(``<host>:<pid>:<process start tick>``), so cleanup never depends on the
-happy path: a run that was killed is recognised by its owner process being
-gone, and :func:`sweep` (run at the start of every ``nocrud up``/``build``)
+``nocrud.flow`` (the flow, where there is one) and ``nocrud.owner``, so cleanup
+never depends on the happy path: a run that was killed is recognised by its
+owner being gone, and :func:`sweep` (run at the start of every ``nocrud up``/``build``)
 and ``nocrud clean`` remove what it left.
+
+The owner is something whoever sweeps can check:
+
+* on a host, ``<host>:<pid>:<process start tick>``: the process, judged on that host
+  only (another host's objects are never judged gone from here);
+* in a container the Docker daemon knows (a CI job with the host's socket mounted,
+  Docker-outside-of-Docker), ``container:<container id>:<pid>:<start tick>``: every job
+  container has a new hostname, so a hostname says nothing; the daemon says whether the
+  container still runs, so any job on the shared daemon sweeps the objects of a job
+  whose container is gone, and never those of a job still running. Within its own
+  container a process also judges the pid, so a job's next run sweeps its killed one.
 """
 
 from __future__ import annotations
@@ -61,11 +71,36 @@ def _process_start_tick(pid: int) -> str:
     return fields[19] if len(fields) > 19 else "?"
 
 
+#: Prefix of an owner label naming a container (see the module docstring).
+CONTAINER_OWNER = "container:"
+#: States in which a container still runs its processes (``docker inspect`` State.Status).
+_RUNNING = ("running", "paused", "restarting")
+#: This process's container, once the daemon has confirmed it knows it (see claim_container).
+_own_container: str | None = None
+
+
+def claim_container(container_id: str | None) -> None:
+    """Own objects as this container from now on: call once the daemon confirmed the id.
+
+    Only a container the daemon labelling the objects knows may be named: a job
+    container talking to a Docker-in-Docker service is unknown to that daemon, and
+    there its objects keep the host rule.
+    """
+    global _own_container  # noqa: PLW0603 - one owner per process, like the pid
+    _own_container = container_id
+
+
 @cache
-def owner() -> str:
-    """This process as an owner label value: ``host:pid:start``."""
+def _process() -> str:
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start_tick(pid)}"
+    return f"{pid}:{_process_start_tick(pid)}"
+
+
+def owner() -> str:
+    """This process as an owner label value: ``container:id:pid:start`` or ``host:pid:start``."""
+    if _own_container is not None:
+        return f"{CONTAINER_OWNER}{_own_container}:{_process()}"
+    return f"{socket.gethostname()}:{_process()}"
 
 
 def run_labels(run_id: str, project: str, *, flow: str | None = None, role: str) -> dict[str, str]:
@@ -82,15 +117,41 @@ def run_labels(run_id: str, project: str, *, flow: str | None = None, role: str)
     return labels
 
 
-def owner_is_gone(owner_label: str) -> bool:
-    """True when the label names a process on this host that no longer runs.
+def owner_is_gone(owner_label: str, client: docker.DockerClient | None = None) -> bool:
+    """True when the label names an owner that no longer runs.
 
-    Objects owned by another host (another CI job on a shared daemon) are never
-    judged gone here: only their own process, or ``nocrud clean``, removes them.
+    A process on this host is judged by its pid; objects owned by another host are
+    never judged gone here: only their own process, or ``nocrud clean --all``, removes
+    them. An owner container is judged by the daemon (``client``): gone when the daemon
+    no longer has it or it stopped; this process's own container by the pid in it.
+    Without a client, another container's objects are not judged gone.
     """
+    if owner_label.startswith(CONTAINER_OWNER):
+        container, _, process = owner_label.removeprefix(CONTAINER_OWNER).partition(":")
+        if container and container == _own_container:
+            return _process_is_gone(process)
+        return client is not None and bool(container) and _container_is_gone(client, container)
     host, _, rest = owner_label.partition(":")
-    pid_text, _, start = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    if host != socket.gethostname():
+        return False
+    return _process_is_gone(rest)
+
+
+def _container_is_gone(client: docker.DockerClient, container: str) -> bool:
+    """Whether the daemon no longer runs ``container`` (removed, exited, dead, never started)."""
+    try:
+        state = client.api.inspect_container(container).get("State") or {}
+    except docker.errors.NotFound:
+        return True
+    except docker.errors.APIError:
+        return False  # cannot tell: spare it
+    return str(state.get("Status", "")) not in _RUNNING
+
+
+def _process_is_gone(process: str) -> bool:
+    """``pid:start`` names a process of this pid namespace that no longer runs."""
+    pid_text, _, start = process.partition(":")
+    if not pid_text.isdigit():
         return False
     pid = int(pid_text)
     try:
@@ -116,7 +177,13 @@ class SweepReport:
         return self.containers + self.networks
 
 
-def sweep(client: docker.DockerClient, *, kept: bool = False, live: bool = False) -> SweepReport:
+def sweep(
+    client: docker.DockerClient,
+    *,
+    kept: bool = False,
+    live: bool = False,
+    project: str | None = None,
+) -> SweepReport:
     """Remove labelled containers and networks whose run is over.
 
     By default (the sweep at the start of every run) only objects whose owner process
@@ -127,30 +194,65 @@ def sweep(client: docker.DockerClient, *, kept: bool = False, live: bool = False
         kept: Also remove environments kept with ``--keep-failed`` (``nocrud clean``).
         live: Also remove objects of runs still going and of other hosts
             (``nocrud clean --all``).
+        project: Only objects labelled with this project (``nocrud clean`` scopes itself to
+            the current ``nocrud.yaml``); None reaches every project on the daemon.
     """
+
+    # One question to the daemon per owner container, not one per object.
+    gone = cache(lambda owner_label: owner_is_gone(owner_label, client))
 
     def doomed(labels: dict[str, str]) -> bool:
         if labels.get(LABEL_KEEP) == "true" and not kept:
             return False
-        return live or owner_is_gone(labels.get(LABEL_OWNER, ""))
+        return live or gone(labels.get(LABEL_OWNER, ""))
 
+    def mine(labels: dict[str, str]) -> bool:
+        # The label filter already asks Docker for this; checked again so a reused name can
+        # never let one project's clean reach another's objects.
+        return project is None or labels.get(LABEL_PROJECT) == project
+
+    wanted = [LABEL_RUN] if project is None else [LABEL_RUN, f"{LABEL_PROJECT}={project}"]
     containers = networks = spared = 0
     for container in client.containers.list(
-        all=True, filters={"label": LABEL_RUN}, ignore_removed=True
+        all=True, filters={"label": wanted}, ignore_removed=True
     ):
+        if not mine(container.labels):
+            continue
         if doomed(container.labels):
             ignore_gone(container.remove, force=True, v=True)
             containers += 1
         else:
             spared += 1
-    for network in client.networks.list(filters={"label": LABEL_RUN}):
-        if doomed(network.attrs.get("Labels") or {}):
+    for network in client.networks.list(filters={"label": wanted}):
+        network_labels = network.attrs.get("Labels") or {}
+        if not mine(network_labels):
+            continue
+        if doomed(network_labels):
             disconnect_all(network)
             ignore_gone(network.remove)
             networks += 1
         else:
             spared += 1
     return SweepReport(containers=containers, networks=networks, spared=spared)
+
+
+def remove_cached_images(client: docker.DockerClient, project: str | None) -> int:
+    """Remove the cached app and database images of ``project`` (None: of every project).
+
+    Returns:
+        How many tags were removed.
+    """
+    wanted = (
+        [LABEL_IMAGE_KEY] if project is None else [LABEL_IMAGE_KEY, f"{LABEL_PROJECT}={project}"]
+    )
+    removed = 0
+    for image in client.images.list(filters={"label": wanted}):
+        if project is not None and (image.labels or {}).get(LABEL_PROJECT) != project:
+            continue
+        for tag in image.tags:
+            ignore_gone(client.images.remove, tag)
+            removed += 1
+    return removed
 
 
 def remove_run(client: docker.DockerClient, run_id: str) -> SweepReport:
