@@ -27,7 +27,7 @@ from nocrud.config import Config, ConfigError
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Engine, open_engine
 from nocrud.docker.reaper import start_reaper
-from nocrud.environment import Provisioner, Run, provisioner_for
+from nocrud.environment import Provisioner, Run, needs_db_image, provisioner_for
 from nocrud.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from nocrud.execute import FlowExecutor
 from nocrud.execute.capture import install_output_capture
@@ -83,8 +83,14 @@ def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> 
     return engine
 
 
-def build(config: Config, engine: Engine, console: Console, run_id: str) -> BuiltImages:
-    """The build step: app image, then the pre-migrated database image, each only when changed."""
+def build(
+    config: Config, engine: Engine, console: Console, run_id: str, *, db_image: bool = True
+) -> BuiltImages:
+    """The build step: app image, then the pre-migrated database image, each only when changed.
+
+    ``db_image=False`` skips the database image, for strategies that make the schema
+    themselves (see :func:`nocrud.environment.needs_db_image`).
+    """
     with _signals_raise_interrupt():
         return build_images(
             engine.client,
@@ -92,6 +98,7 @@ def build(config: Config, engine: Engine, console: Console, run_id: str) -> Buil
             say=lambda line: console.print(line, highlight=False, soft_wrap=True),
             run_id=run_id,
             connection=engine.connection,
+            db_image=db_image,
         )
 
 
@@ -117,7 +124,7 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
     # Kept environments must outlive this process, so a --keep-failed run has no reaper.
     engine = prepare_docker(config, console, reaper=not options.keep_failed)
     try:
-        images = build(config, engine, console, run_id)
+        images = build(config, engine, console, run_id, db_image=needs_db_image(provisioner))
         run = Run(
             config=config,
             run_id=run_id,

@@ -18,6 +18,7 @@ Environment variables, read from the mapping passed to :func:`load_config`
 - ``NOCRUD_TIMEOUT`` -> ``timeouts.flow`` (seconds).
 - ``NOCRUD_APP_IMAGE`` -> ``app.image``; also clears ``app.build``.
 - ``NOCRUD_DB_IMAGE`` -> ``database.image``.
+- ``NOCRUD_EXTERNAL_URL`` -> ``database.external.url`` (the ``external`` strategy's server).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import string
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -46,7 +47,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from nocrud.config.errors import ConfigError, describe_errors, problem, read_yaml
-from nocrud.masking import MASK, mask_mapping
+from nocrud.masking import MASK, mask_mapping, mask_text, mask_url
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -57,6 +58,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseConfig",
+    "ExternalConfig",
     "FlowsConfig",
     "RunConfig",
     "StrategyName",
@@ -75,6 +77,7 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "NOCRUD_TIMEOUT": "timeouts.flow",
     "NOCRUD_APP_IMAGE": "app.image",
     "NOCRUD_DB_IMAGE": "database.image",
+    "NOCRUD_EXTERNAL_URL": "database.external.url",
 }
 
 #: Placeholders allowed in app.env values, filled by :meth:`Config.render_app_env`.
@@ -82,8 +85,12 @@ PLACEHOLDERS: Final = frozenset(
     {"database_url", "db_host", "db_port", "db_name", "db_user", "db_password"}
 )
 
-#: How a flow's database is provisioned; only ``image`` is implemented so far.
+#: How a flow's database is provisioned (one module each in nocrud.environment).
 StrategyName = Literal["image", "template", "migrate", "external"]
+#: Where a database's schema comes from: the migrate command, or a plain-SQL pg_dump file.
+SourceName = Literal["migrate", "dump"]
+#: Hosts that mean "this machine" to nocrud but "this container" to an app container.
+_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})  # noqa: S104
 
 _CLI_ORIGIN = "command line"
 
@@ -230,11 +237,43 @@ class AppConfig(_Section):
         return self
 
 
+def _check_server_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        raise problem(
+            f"{mask_url(value)!r} is not a PostgreSQL URL: write "
+            "postgresql://USER:PASSWORD@HOST:PORT/DBNAME (a role that may create databases)"
+        )
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise problem(f"{mask_url(value)!r} has a bad port: use a number") from None
+    return value
+
+
+class ExternalConfig(_Section):
+    """The PostgreSQL server the ``external`` strategy uses, which the user runs.
+
+    ``url`` is how this process reaches it (a role that may create databases);
+    ``app_host`` (``HOST:PORT``) is how app containers reach it when that differs
+    (a server on this machine's loopback, a service on a Docker network), and
+    ``network`` an existing Docker network the app containers join to reach it.
+    """
+
+    url: Annotated[str | None, AfterValidator(_check_server_url)] = None
+    app_host: Annotated[str, Field(pattern=r"^[^\s:/]+:\d{1,5}$")] | None = None
+    network: Annotated[str, Field(pattern=r"^\S+$")] | None = None
+
+
 class DatabaseConfig(_Section):
     """The PostgreSQL database each flow gets, and how its schema is made.
 
-    ``migrate`` and ``seed`` are argument tuples or None; ``migrations`` and
-    ``seed_sql`` are absolute paths that exist.
+    ``migrate`` and ``seed`` are argument tuples or None; ``migrations``,
+    ``seed_sql`` and ``dump`` are absolute paths that exist. ``source`` says
+    whether the schema comes from the migrate command or the dump; left unset,
+    it is ``dump`` when a dump is given, else ``migrate`` (see :attr:`schema_source`).
     """
 
     image: _ImageRef = "nocrud/postgres:15"
@@ -245,6 +284,31 @@ class DatabaseConfig(_Section):
     migrations: Annotated[tuple[_AnyPath, ...], BeforeValidator(_one_or_many)] = ()
     seed_sql: _File | None = None
     seed: _Command | None = None
+    source: SourceName | None = None
+    dump: _File | None = None
+    external: ExternalConfig = _section()
+
+    @model_validator(mode="after")
+    def _source_and_dump(self) -> DatabaseConfig:
+        if self.source == "dump" and self.dump is None:
+            raise problem(
+                "database.source is 'dump' but database.dump is not set: set database.dump "
+                "to a plain-SQL file from `pg_dump --no-owner --no-privileges`, or use "
+                "database.source: migrate"
+            )
+        if self.source == "migrate" and self.dump is not None:
+            raise problem(
+                "database.dump is set but database.source is 'migrate': remove database.dump, "
+                "or set database.source: dump to load it instead of running database.migrate"
+            )
+        return self
+
+    @property
+    def schema_source(self) -> SourceName:
+        """``dump`` when the schema is loaded from :attr:`dump`, else ``migrate``."""
+        if self.source is not None:
+            return self.source
+        return "dump" if self.dump is not None else "migrate"
 
 
 class FlowsConfig(_Section):
@@ -281,6 +345,27 @@ class Config(_Section):
     timeouts: TimeoutsConfig = _section()
 
     _source: Path = PrivateAttr(default_factory=lambda: Path.cwd() / CONFIG_FILENAME)
+
+    @model_validator(mode="after")
+    def _strategy_settings(self) -> Config:
+        external = self.database.external
+        if self.run.strategy != "external":
+            return self
+        if external.url is None:
+            raise problem(
+                "run.strategy is 'external' but database.external.url is not set: set it (or "
+                "NOCRUD_EXTERNAL_URL) to postgresql://USER:PASSWORD@HOST:PORT/DBNAME of a "
+                "server you run, as a role that may create databases"
+            )
+        host = urlsplit(external.url).hostname or ""
+        if host in _LOOPBACK and external.app_host is None:
+            raise problem(
+                f"database.external.url points at {host}, which inside an app container is "
+                "the container itself: set database.external.app_host to HOST:PORT as "
+                "containers reach the server (e.g. host.docker.internal:5432, or a service "
+                "name on database.external.network)"
+            )
+        return self
 
     def model_post_init(self, context: Any, /) -> None:
         """Remember the file this was loaded from (passed in the validation context)."""
@@ -385,7 +470,7 @@ def load_config(
     where = _display(source)
     layers = _Layers(read_yaml(source, where), file_origin=where)  # defaults < file
     layers.apply(  # < environment
-        (key, value.strip(), f"{var}={value}")
+        (key, value.strip(), f"{var}={mask_text(value)}")
         for var, key in ENV_VARS.items()
         if (value := environ.get(var, "")).strip()
     )

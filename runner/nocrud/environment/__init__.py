@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from nocrud.config import ConfigError
+from nocrud.errors import InfrastructureError
 
 if TYPE_CHECKING:
     from nocrud.config import Config
@@ -33,10 +34,12 @@ if TYPE_CHECKING:
 __all__ = [
     "STRATEGIES",
     "MisconfigurationError",
+    "PrepareError",
     "ProvisionError",
     "Provisioner",
     "Run",
     "Target",
+    "needs_db_image",
     "provisioner_for",
 ]
 
@@ -58,6 +61,14 @@ class MisconfigurationError(ProvisionError):
 
     The run stops at the first one instead of repeating it for every flow, and exits
     with the usage/config code (for example an ``app.health_path`` the app answers 404).
+    """
+
+
+class PrepareError(InfrastructureError):
+    """What a run's flows share (a template server, the user's server) could not be made.
+
+    Raised by :meth:`Provisioner.prepare`; it stops the run with exit code 3, as a
+    failed image build does.
     """
 
 
@@ -151,7 +162,18 @@ class Provisioner(Protocol):
 #: ``run.strategy`` -> ``module:class`` of its provisioner, imported only when chosen.
 STRATEGIES: dict[str, str] = {
     "image": "nocrud.environment.image:ImageProvisioner",
+    "template": "nocrud.environment.template:TemplateProvisioner",
+    "migrate": "nocrud.environment.migrate:MigrateProvisioner",
 }
+
+
+def needs_db_image(provisioner: Provisioner) -> bool:
+    """Whether the build step must make the pre-migrated database image for ``provisioner``.
+
+    A provisioner that makes the schema itself (``migrate``, ``external``) says so with
+    a class attribute ``needs_db_image = False``; without one, the image is built.
+    """
+    return bool(getattr(provisioner, "needs_db_image", True))
 
 
 def provisioner_for(config: Config) -> Provisioner:

@@ -43,7 +43,9 @@ from nocrud.docker.postgres import (
     BUILT_IN_PASSWORD,
     SUPERUSER,
     DatabaseAddress,
+    DumpError,
     create_role_and_database,
+    load_dump,
     run_sql_file,
     wait_until_accepting,
 )
@@ -62,7 +64,16 @@ class BuildError(InfrastructureError):
 
 @dataclass(frozen=True)
 class BuiltImages:
-    """The images one run uses."""
+    """The images one run uses.
+
+    Attributes:
+        app: The app image.
+        db: The image flows' PostgreSQL containers start from: the pre-migrated one, or
+            ``database.image`` itself for strategies that make the schema themselves
+            (``build_images(..., db_image=False)``).
+        app_built: The app image was built by this run.
+        db_built: The database image was built by this run.
+    """
 
     app: str
     db: str
@@ -149,6 +160,7 @@ def db_key(config: Config, app_image_id: str, base_image_id: str) -> str:
         "app_image": app_image_id,
         "base_image": base_image_id,
         "migrate": config.database.migrate,
+        "source": config.database.schema_source,
         "seed": config.database.seed,
         "name": config.database.name,
         "user": config.database.user,
@@ -161,6 +173,8 @@ def db_key(config: Config, app_image_id: str, base_image_id: str) -> str:
         _hash_files(digest, root, list(_walk(item)) if item.is_dir() else [item], names_only=set())
     if config.database.seed_sql is not None:
         digest.update(b"seed_sql\0" + config.database.seed_sql.read_bytes())
+    if config.database.schema_source == "dump" and config.database.dump is not None:
+        digest.update(b"dump\0" + config.database.dump.read_bytes())
     return digest.hexdigest()[:KEY_LENGTH]
 
 
@@ -274,9 +288,17 @@ def build_images(
     say: Say,
     run_id: str,
     connection: Connection,
+    db_image: bool = True,
 ) -> BuiltImages:
-    """The build step of ``nocrud up`` and all of ``nocrud build``."""
+    """The build step of ``nocrud up`` and all of ``nocrud build``.
+
+    Args:
+        db_image: Build the pre-migrated database image too; strategies that make the
+            schema themselves (``migrate``, ``external``) skip it and get ``database.image``.
+    """
     app, app_built = build_app_image(client, config, say=say)
+    if not db_image:
+        return BuiltImages(app=app, db=config.database.image, app_built=app_built, db_built=False)
     db, db_built = build_db_image(
         client, config, app, say=say, run_id=run_id, connection=connection
     )
@@ -328,7 +350,7 @@ def _migrate_and_commit(
         password = dbc.password.get_secret_value()
         create_role_and_database(superuser, dbc.name, dbc.user, password)
         run_in_app = functools.partial(
-            _run_in_app_image,
+            run_in_app_image,
             client,
             config,
             app_ref,
@@ -337,16 +359,8 @@ def _migrate_and_commit(
             timeout=timeout,
             say=say,
         )
-        if dbc.migrate is None:
-            say("no database.migrate command: the database image holds an empty database")
-        else:
-            run_in_app(dbc.migrate, "migrate")
-        if dbc.seed_sql is not None:
-            say(f"seeding from {dbc.seed_sql.name}")
-            own = DatabaseAddress(host, port, dbc.name, dbc.user, password)
-            run_sql_file(own, dbc.seed_sql, on_error=lambda text: BuildError(f"seed SQL {text}"))
-        if dbc.seed is not None:
-            run_in_app(dbc.seed, "seed")
+        own = DatabaseAddress(host, port, dbc.name, dbc.user, password)
+        make_schema(own, config, run_in_app, say=say)
         db.obj.stop(timeout=60)
         exit_code = db.obj.wait(timeout=60).get("StatusCode", -1)
         if exit_code != 0:
@@ -373,7 +387,45 @@ def _migrate_and_commit(
         )
 
 
-def _run_in_app_image(
+def make_schema(
+    own: DatabaseAddress,
+    config: Config,
+    run_in_app: Callable[[tuple[str, ...], str], None],
+    *,
+    say: Say,
+) -> None:
+    """Fill the empty database ``own`` from ``database.source``, then seed it.
+
+    The one recipe of every strategy that makes a schema (the database image, the
+    ``migrate`` strategy per flow, the ``external`` strategy's template): the migrate
+    command (or the dump, loaded as the app's role), ``seed_sql``, ``seed``.
+
+    Args:
+        own: The database, as the app's role, reachable from this process.
+        config: The configuration (``database.*``).
+        run_in_app: Runs a command from the app image against that database.
+        say: Prints a line for the user.
+    """
+    dbc = config.database
+    if dbc.schema_source == "dump":
+        assert dbc.dump is not None
+        say(f"loading the database from {dbc.dump.name}")
+        try:
+            load_dump(own, dbc.dump)
+        except DumpError as exc:
+            raise BuildError(f"database.dump: {exc}") from exc
+    elif dbc.migrate is None:
+        say("no database.migrate command: the database holds an empty schema")
+    else:
+        run_in_app(dbc.migrate, "migrate")
+    if dbc.seed_sql is not None:
+        say(f"seeding from {dbc.seed_sql.name}")
+        run_sql_file(own, dbc.seed_sql, on_error=lambda text: BuildError(f"seed SQL {text}"))
+    if dbc.seed is not None:
+        run_in_app(dbc.seed, "seed")
+
+
+def run_in_app_image(
     client: docker.DockerClient,
     config: Config,
     app_ref: str,
@@ -384,7 +436,17 @@ def _run_in_app_image(
     labels: dict[str, str],
     timeout: float,
     say: Say,
+    environment: dict[str, str] | None = None,
 ) -> None:
+    """Run ``command`` to completion in a container of the app image on ``network``.
+
+    The migration files are copied in fresh first (see the module docstring); its last
+    output lines are said, and a non-zero exit is a :class:`BuildError` with all of it.
+
+    Args:
+        environment: The container's environment; ``app.env`` rendered for the
+            database at ``db:5432`` when None.
+    """
     container = Container(
         client,
         app_ref,
@@ -392,7 +454,9 @@ def _run_in_app_image(
         labels=labels,
         network=network,
         command=list(command),
-        environment=config.render_app_env(DB_ALIAS, DB_PORT),
+        environment=(
+            environment if environment is not None else config.render_app_env(DB_ALIAS, DB_PORT)
+        ),
     )
     with contextlib.ExitStack() as stack:
         stack.callback(container.remove)

@@ -1,0 +1,318 @@
+"""A fresh app container pointed at a database someone else provides.
+
+The ``template``, ``migrate`` and ``external`` strategies differ only in where a
+flow's database comes from: a clone on the run's one PostgreSQL, an empty
+PostgreSQL container migrated for the flow, a clone on the user's server. The app
+side is the same for all three, and lives here: :class:`AppEnvironment` starts one
+app container on a given network with ``app.env`` rendered for the flow's
+database, waits for its health path, and is the flow's
+:class:`~nocrud.environment.Target`. A strategy subclasses it and fills in two
+steps, :meth:`~AppEnvironment.open_database` and
+:meth:`~AppEnvironment.close_database`. (The ``image`` strategy keeps its own
+code: its database and app come and go together.)
+
+Teardown order is app first, then database: an app still connected would block a
+``DROP DATABASE`` and log errors for nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shlex
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Generic, TypeVar
+
+from pydantic import SecretStr
+
+from nocrud.config import Config
+from nocrud.docker import cleanup
+from nocrud.docker.postgres import DatabaseAddress
+from nocrud.docker.reaper import session_labels
+from nocrud.docker.resources import Container
+from nocrud.environment import ProvisionError, Run
+from nocrud.environment.readiness import wait_for_app
+
+__all__ = [
+    "APP_LOG_LINES",
+    "AppDatabase",
+    "AppEnvironment",
+    "EnvironmentSet",
+    "app_environment",
+    "flow_labels",
+]
+
+APP_LOG_LINES = 200
+
+
+@dataclass(frozen=True)
+class AppDatabase:
+    """One flow's database, as this process and as the app container see it.
+
+    Attributes:
+        address: How this process (and the flow's ``ctx.db``) reaches it.
+        app_host: Host name or address under which the app container reaches the server.
+        app_port: The server's port there.
+        network: The Docker network the app container joins to reach it.
+        watch: Containers whose death takes the database with it (for casualties).
+    """
+
+    address: DatabaseAddress
+    app_host: str
+    app_port: int
+    network: str
+    watch: tuple[Container, ...] = ()
+
+
+def app_environment(
+    config: Config, database: DatabaseAddress, host: str, port: int
+) -> dict[str, str]:
+    """``app.env`` rendered for ``database`` (its name, role and password) at ``host:port``."""
+    db = config.database.model_copy(
+        update={
+            "name": database.dbname,
+            "user": database.user,
+            "password": SecretStr(database.password),
+        }
+    )
+    return config.model_copy(update={"database": db}).render_app_env(host, port)
+
+
+def flow_labels(run: Run, flow: str, *, role: str = "flow") -> dict[str, str]:
+    """The labels of one flow's objects (run, owner, project, flow; the reaper's session)."""
+    labels = {
+        **cleanup.run_labels(run.run_id, run.config.project, flow=flow, role=role),
+        **session_labels(),
+    }
+    if run.keep_failed:
+        # Which flows will fail is not known yet: every object is marked; passing flows'
+        # objects are removed as usual.
+        labels[cleanup.LABEL_KEEP] = "true"
+    return labels
+
+
+class AppEnvironment:
+    """A flow's database (from the subclass) and a fresh app container pointed at it.
+
+    Use as a context manager: ``__enter__`` starts both and waits until they are ready,
+    tearing down what it had started if anything fails; ``__exit__`` tears down.
+    """
+
+    def __init__(self, run: Run, flow: str, index: int) -> None:
+        self.run = run
+        self.flow = flow
+        self.index = index
+        self.name = cleanup.object_name(run.run_id, index, flow)
+        self.labels = flow_labels(run, flow)
+        self._app: Container | None = None
+        self._db: AppDatabase | None = None
+        self._lock = threading.Lock()
+        self._torn_down = False
+        self._killed = False
+        self._kept = False
+        self._base_url = ""
+        self._logs_at_teardown = ""
+
+    # ------------------------------------------------------------------ the strategy's part
+
+    def open_database(self) -> AppDatabase:
+        """Make this flow's database; called once, before the app starts."""
+        raise NotImplementedError
+
+    def close_database(self) -> None:
+        """Remove this flow's database (whatever state it is in); called once, after the app."""
+        raise NotImplementedError
+
+    def describe_database(self) -> str:
+        """Where the kept database lives, for ``--keep-failed`` (one line)."""
+        return ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> AppEnvironment:
+        try:
+            self.start()
+        except BaseException as exc:
+            self.teardown()
+            if isinstance(exc, ProvisionError) and not exc.app_logs:
+                exc.app_logs = self._logs_at_teardown
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.teardown()
+
+    def start(self) -> None:
+        """Open the database, start the app pointed at it, wait until it answers."""
+        run, config = self.run, self.run.config
+        self._db = db = self.open_database()
+        self.check_not_killed()
+        self._app = Container(
+            run.engine.client,
+            run.images.app,
+            what="app",
+            name=f"{self.name}-app",
+            labels={**self.labels, cleanup.LABEL_ROLE: "app"},
+            network=db.network,
+            ports=run.engine.connection.ports(config.app.port),
+            environment=app_environment(config, db.address, db.app_host, db.app_port),
+            command=list(config.app.command) if config.app.command is not None else None,
+        )
+        self._app.start()
+        try:
+            host, port = self._app.address(run.engine.connection, config.app.port, db.network)
+        except (LookupError, RuntimeError) as exc:
+            death = self._app.death() or f"the app container is unreachable: {exc}"
+            raise ProvisionError(
+                f"{death} before becoming ready.\nLast app log lines:\n{self._app.logs(40)}"
+            ) from exc
+        self._base_url = f"http://{host}:{port}"
+        wait_for_app(
+            self._base_url,
+            config.app.health_path,
+            self._app,
+            config.timeouts.app_ready,
+            check_interrupted=self.check_not_killed,
+        )
+
+    def teardown(self) -> None:
+        """Remove the app, then the database, once, whatever state they are in."""
+        with self._lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+        if self._kept:
+            return
+        app = self._app
+        if app is not None:
+            with contextlib.suppress(Exception):
+                self._logs_at_teardown = app.logs(APP_LOG_LINES)
+        errors = cleanup.remove_all(
+            [app.remove if app is not None else lambda: None, self.close_database]
+        )
+        if errors:
+            raise errors[0]
+
+    def kill(self) -> None:
+        """Tear down from another thread (interrupt, timeout): the flow's requests fail fast."""
+        self._killed = True
+        self.teardown()
+
+    def keep(self) -> str:
+        """Leave the app and database after the flow; return how to reach them."""
+        self._kept = True
+        db = self.database
+        url = f"postgresql://{db.user}:{db.password}@{db.host}:{db.port}/{db.dbname}"
+        where = self.describe_database()
+        return "\n".join(
+            [
+                "kept for inspection (remove with `nocrud clean`):",
+                f"  app:        {self.base_url}",
+                f"              curl -i {self.base_url}{self.run.config.app.health_path}",
+                f"  database:   host {db.host} port {db.port} name {db.dbname} "
+                f"user {db.user} password {db.password}",
+                f"              psql {shlex.quote(url)}",
+                *([f"              {where}"] if where else []),
+                f"  containers: docker ps --filter label={cleanup.LABEL_FLOW}={self.flow}",
+            ]
+        )
+
+    def check_not_killed(self) -> None:
+        """Raise ProvisionError when the environment was torn down while starting."""
+        if self._killed:
+            raise ProvisionError(
+                "environment torn down while starting (run interrupted or timed out)"
+            )
+
+    # ------------------------------------------------------------------ the Target protocol
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def database(self) -> DatabaseAddress:
+        if self._db is None:
+            raise RuntimeError("the environment has not started")
+        return self._db.address
+
+    @property
+    def killed(self) -> bool:
+        return self._killed
+
+    @property
+    def kept(self) -> bool:
+        """:meth:`keep` was called: the environment outlives the run."""
+        return self._kept
+
+    def casualties(self) -> list[str]:
+        """Containers of this environment that stopped while it should run, as sentences."""
+        watched = [*(self._db.watch if self._db else ()), *([self._app] if self._app else [])]
+        return [death for death in (c.death() for c in watched) if death is not None]
+
+    def app_logs(self, tail: int = APP_LOG_LINES) -> str:
+        """The app's last log lines (stdout and stderr), or what was saved at teardown."""
+        if self._app is None or not self._app.created:
+            return self._logs_at_teardown
+        logs = self._app.logs(tail)
+        return self._logs_at_teardown if logs.startswith("(no logs") else logs
+
+
+E = TypeVar("E", bound=AppEnvironment)
+
+
+class EnvironmentSet(Generic[E]):
+    """The live environments of one provisioner: numbered, tracked, killed together."""
+
+    def __init__(self) -> None:
+        self._live: set[E] = set()
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self.stopping = threading.Event()
+        self.kept = 0
+
+    def next_index(self) -> int:
+        return next(self._counter)
+
+    @contextlib.contextmanager
+    def enter(self, make: Callable[[int], E]) -> Iterator[E]:
+        """Make an environment with the next index, start it, yield it, tear it down."""
+        env = make(self.next_index())
+        with self._lock:
+            self._live.add(env)
+        try:
+            if self.stopping.is_set():
+                raise ProvisionError("not started: run interrupted")
+            with env:
+                yield env
+            if env.kept:
+                self.kept += 1
+        finally:
+            with self._lock:
+                self._live.discard(env)
+
+    def kill_all(self) -> int:
+        """Tear every live environment down at once, from helper threads."""
+        self.stopping.set()
+        with self._lock:
+            live = list(self._live)
+        threads = [threading.Thread(target=_kill_quietly, args=(e,), daemon=True) for e in live]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        return len(live)
+
+
+def _kill_quietly(env: AppEnvironment) -> None:
+    """Kill one environment on the interrupt path; the label sweep removes what this misses."""
+    with contextlib.suppress(Exception):
+        env.kill()
