@@ -54,6 +54,8 @@ class UpOptions:
     shard: Shard | None = None
     #: Results files whose flow durations balance the shards (later files win).
     durations: Sequence[Path] = ()
+    #: Send the flows to Celery workers through this Redis broker instead of running them here.
+    broker: str | None = None
 
 
 def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> Engine:
@@ -119,6 +121,8 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
             # More jobs than flows: this job passes, and its empty files keep the merge whole.
             _write_reports(_empty_run(config, options), options, console)
             return EXIT_OK
+    if options.broker is not None:
+        return _up_remote(config, flows, options, console)
     provisioner = provisioner_for(config)  # an unknown strategy stops here, before Docker
     run_id = cleanup.new_run_id()
     # Kept environments must outlive this process, so a --keep-failed run has no reaper.
@@ -250,6 +254,75 @@ def run_flows(
         interrupted=stopped.is_set()
         or (schedule.interrupted and executor.configuration_problem is None),
         stopped=str(executor.configuration_problem or ""),
+        nocrud_version=__version__,
+        shard=str(options.shard or ""),
+    )
+    reporter.finish(result)
+    return result
+
+
+def _up_remote(config: Config, flows: Sequence[Flow], options: UpOptions, console: Console) -> int:
+    """``nocrud up --broker``: run on the workers, report here, the same exit codes."""
+    result = run_remote(config, flows, options, console)
+    _write_reports(result, options, console)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def run_remote(
+    config: Config, flows: Sequence[Flow], options: UpOptions, console: Console
+) -> RunResult:
+    """Run the flows on Celery workers (``--broker``) with the same live report as a local run.
+
+    Nothing here touches Docker: each worker prepares its own host. Ctrl-C or SIGTERM
+    revokes the queued flows and tells the workers to tear down the running ones.
+    """
+    from nocrud.masking import mask_url
+    from nocrud.worker.checkout import fingerprint
+
+    assert options.broker is not None
+    run_id = cleanup.new_run_id()
+    reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
+    runner: Backend[Flow] = BACKENDS["celery"](
+        None,
+        parallel=config.parallel,
+        fail_fast=options.fail_fast,
+        listener=reporter,
+        broker=options.broker,
+        run_id=run_id,
+        project=config.project,
+        checkout=fingerprint(config),
+        say=lambda line: console.print(line, highlight=False, soft_wrap=True),
+    )
+    console.print(
+        f"sending {len(flows)} flow(s) to the workers on {mask_url(options.broker)} (run {run_id})",
+        soft_wrap=True,
+    )
+    stopped = threading.Event()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if stopped.is_set():
+            return
+        stopped.set()
+        console.print(
+            f"\n{signal.Signals(signum).name}: stopping; queued flows revoked, "
+            "workers tear down the running ones"
+        )
+        runner.stop("interrupted")
+
+    started_at = time.time()
+    t0 = time.monotonic()
+    with reporter, _signals(stop):
+        schedule = runner.run(flows)
+    result = RunResult(
+        run_id=run_id,
+        project=config.project,
+        flows=schedule.results,
+        started_at=started_at,
+        wall_time=time.monotonic() - t0,
+        parallel=config.parallel,
+        interrupted=schedule.interrupted or stopped.is_set(),
         nocrud_version=__version__,
         shard=str(options.shard or ""),
     )

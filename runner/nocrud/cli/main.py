@@ -86,6 +86,14 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "nocrud.cli.run:clean",
         "Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.",
     ),
+    "worker": LazyCommand(
+        "nocrud.cli.worker:worker",
+        "Run flows sent by `nocrud up --broker` on this host's Docker, as a Celery worker.",
+    ),
+    "images": LazyCommand(
+        "nocrud.cli.images:images",
+        "Move the project's images between Docker hosts without a registry (save / load).",
+    ),
     "report": LazyCommand(
         "nocrud.cli.report:report",
         "Work with results files: join the shards of a CI run into one report.",

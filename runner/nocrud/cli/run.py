@@ -76,6 +76,13 @@ __all__ = ["build", "clean", "up"]
     help="Results JSON of earlier runs to balance shards by (repeatable; "
     "default .nocrud/last-run.json).",
 )
+@click.option(
+    "--broker",
+    metavar="URL",
+    default=None,
+    help="Run the flows on `nocrud worker`s through this Redis broker, e.g. "
+    "redis://ci-redis:6379/0 (see docs/workers.md).",
+)
 @click.pass_context
 def up(
     ctx: click.Context,
@@ -91,6 +98,7 @@ def up(
     verbose: bool,
     shard: str | None,
     durations: tuple[Path, ...],
+    broker: str | None,
 ) -> None:
     """Build what changed, then run the flows in parallel, each in its own environment.
 
@@ -104,6 +112,7 @@ def up(
       nocrud up --perf               # then: nocrud perf; nocrud coverage
       nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
       nocrud up --shard 2/4 --durations merged.json --json shard-2.json
+      nocrud up --broker redis://ci-redis:6379/0   # on the workers of docs/workers.md
     """
     from nocrud import workflow
     from nocrud.cli import authoring
@@ -137,6 +146,7 @@ def up(
         verbose=verbose,
         shard=chosen_shard,
         durations=history,
+        broker=broker,
     )
     out = console()
     code = workflow.up(config, options, out)

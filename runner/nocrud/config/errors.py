@@ -78,6 +78,21 @@ _FIELDS: dict[str, tuple[str, str]] = {
         "write the server's address as app containers reach it, e.g. pg.internal:5432",
     ),
     "database.external.network": ("Docker network name", "use the name of an existing network"),
+    "database.source": ("schema source", ""),  # the choices come from the Literal type
+    "database.dump": (
+        "SQL dump path",
+        "use a plain-SQL file from `pg_dump --no-owner --no-privileges`, relative to nocrud.yaml",
+    ),
+    "database.external": ("external server section", "use a mapping with `url:`"),
+    "database.external.url": (
+        "PostgreSQL URL",
+        "use postgresql://USER:PASSWORD@HOST:PORT/DBNAME (env NOCRUD_EXTERNAL_URL)",
+    ),
+    "database.external.app_host": (
+        "HOST:PORT",
+        "write the server's address as app containers reach it, e.g. pg.internal:5432",
+    ),
+    "database.external.network": ("Docker network name", "use the name of an existing network"),
     "flows": ("flows section", _SECTION_FIX),
     "flows.path": ("flows directory", "use a package directory relative to nocrud.yaml"),
     "run": ("run section", _SECTION_FIX),
@@ -204,12 +219,19 @@ def _describe(  # noqa: PLR0911 - one early return per kind of error reads as a 
         return f"is required: add `{loc[-1]}:` {parent}; {fix}"
     shown = "(hidden)" if _is_secret(loc) else _show(error.get("input"))
     if kind == "literal_error":
-        choices = [str(choice) for choice in typing.get_args(_annotation(model, loc))]
+        choices = [str(choice) for choice in _literal_choices(_annotation(model, loc))]
         hint = _did_you_mean(str(error.get("input")), choices)
         return f"{shown} is not a valid {noun or 'choice'}: use one of {', '.join(choices)}{hint}"
     if noun:
         return f"{shown} is not a valid {noun}: {fix}"
     return f"{shown} is not valid here: {_EXPECTED.get(kind, 'see docs/config.md')}"
+
+
+def _literal_choices(annotation: Any) -> list[Any]:
+    """The values of a ``Literal``, also inside an optional one (``Literal[...] | None``)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return list(typing.get_args(annotation))
+    return [c for arg in typing.get_args(annotation) for c in _literal_choices(arg)]
 
 
 def _unknown_key(loc: tuple[str | int, ...], model: type[BaseModel]) -> str:

@@ -299,3 +299,59 @@ def remove_all(actions: Iterable[Callable[[], None]]) -> list[BaseException]:
         except Exception as exc:  # noqa: BLE001 - teardown must go on and report at the end
             errors.append(exc)
     return errors
+
+
+# ---------------------------------------------------------------- databases on a user's server
+
+#: Every database nocrud makes on a server it does not own starts with this.
+DATABASE_PREFIX = "nocrud_"
+
+
+def database_name(run_id: str, suffix: str) -> str:
+    """A database of one run on a user's server: ``nocrud_<run id>_<suffix>``."""
+    return f"{DATABASE_PREFIX}{run_id}_{suffix}"
+
+
+def database_comment(run_id: str, *, keep: bool = False) -> str:
+    """What a run's database says about itself (its ``COMMENT``), for :func:`sweep_databases`."""
+    return f"nocrud run={run_id} owner={owner()}" + (" keep=true" if keep else "")
+
+
+def sweep_databases(admin: Any, *, kept: bool = False, live: bool = False) -> list[str]:
+    """Drop the databases on a user's server whose run is over; return their names.
+
+    The same rules as :func:`sweep`, read from each database's comment (written with
+    :func:`database_comment`): the owner process is gone (or ``live``), and it was
+    not kept with ``--keep-failed`` (unless ``kept``). Databases of other hosts'
+    runs are left to them, or to ``nocrud clean --all``.
+
+    Args:
+        admin: A :class:`~nocrud.docker.postgres.DatabaseAddress` of a role that owns them.
+    """
+    from psycopg2 import sql
+
+    conn = admin.connect(timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT datname, coalesce(shobj_description(oid, 'pg_database'), '') "
+                "FROM pg_database WHERE datname LIKE %s",
+                (DATABASE_PREFIX.replace("_", r"\_") + "%",),
+            )
+            found = cur.fetchall()
+            dropped = []
+            for name, comment in found:
+                fields = dict(part.split("=", 1) for part in str(comment).split() if "=" in part)
+                if "owner" not in fields or (fields.get("keep") == "true" and not kept):
+                    continue
+                if live or owner_is_gone(fields["owner"]):
+                    cur.execute(
+                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                            sql.Identifier(name)
+                        )
+                    )
+                    dropped.append(str(name))
+            return dropped
+    finally:
+        conn.close()

@@ -95,6 +95,10 @@ def _testcase(suite: ET.Element, project: str, flow: FlowResult) -> None:
     props = {f"step.{s.name}": s.status.value for s in flow.steps}
     props |= {f"timing.{phase}": f"{secs:.3f}" for phase, secs in flow.timings.to_dict().items()}
     props |= {"kind": flow.kind, "worker": str(flow.worker)}
+    if flow.host:
+        props |= {"host": flow.host, "attempt": str(flow.attempt)}
+    if flow.retried:
+        props["retried"] = flow.retried
     _properties(case, props)
 
     if flow.status in (Status.FAILED, Status.ERROR):

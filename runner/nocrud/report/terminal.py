@@ -189,9 +189,15 @@ class TerminalReporter:
         block.append(f"  ({t.total:.2f} s)")
         block.append(
             f"  provision {t.provision:.2f} s · run {t.run:.2f} s · teardown {t.teardown:.2f} s"
-            f" · worker {result.worker}",
+            f" · worker {result.worker}" + (f" on {result.host}" if result.host else ""),
             style=self._style("dim"),
         )
+        if result.attempt > 1:
+            # Why the earlier attempts did not count: shown even for a passing flow.
+            block.append(
+                f"\n  attempt {result.attempt}: " + result.retried.replace("\n", "\n  "),
+                style=self._style("yellow"),
+            )
         failed = not result.status.ok
         if not failed and not self.verbose:
             return block

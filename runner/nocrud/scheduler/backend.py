@@ -63,5 +63,12 @@ class LocalBackend(Backend[F]):
         self._scheduler.stop(reason)
 
 
+def _celery(*args: Any, **kwargs: Any) -> Backend[Any]:
+    """Celery workers on other Docker hosts (imports Celery only when chosen)."""
+    from nocrud.scheduler.celery_backend import CeleryBackend
+
+    return CeleryBackend(*args, **kwargs)
+
+
 #: Backends by name; the workflow uses "local" unless told otherwise.
-BACKENDS: dict[str, BackendFactory] = {"local": LocalBackend}
+BACKENDS: dict[str, BackendFactory] = {"local": LocalBackend, "celery": _celery}
