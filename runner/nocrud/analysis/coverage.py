@@ -25,6 +25,7 @@ from nocrud.errors import UsageError
 from nocrud.results import RequestRecord, RunResult
 
 __all__ = [
+    "ATTEMPTS_FILE",
     "LAST_RUN_FILE",
     "OPENAPI_FILE",
     "STATE_DIR",
@@ -36,6 +37,7 @@ __all__ = [
     "capture_openapi",
     "compute_coverage",
     "endpoint_of",
+    "find_openapi",
     "guess_template",
     "load_openapi",
     "operations",
@@ -48,6 +50,8 @@ STATE_DIR = ".nocrud"
 LAST_RUN_FILE = "last-run.json"
 #: The app's OpenAPI document as fetched during the last run.
 OPENAPI_FILE = "openapi.json"
+#: What the last run tried when it looked for the document, and what each path answered.
+ATTEMPTS_FILE = "openapi-attempts.json"
 #: Where apps commonly serve their OpenAPI document, tried in order.
 OPENAPI_PATHS = ("/openapi.json", "/api/openapi.json", "/v3/api-docs", "/swagger.json")
 
@@ -275,25 +279,102 @@ def load_openapi(source: str | Path) -> dict[str, Any]:
     return document
 
 
-def capture_openapi(base_url: str, directory: Path) -> None:
+def capture_openapi(base_url: str, directory: Path, where: str | None = None) -> None:
     """Save the app's OpenAPI document to ``directory/openapi.json`` (best effort).
 
-    The executor calls it once per run, on the first environment that comes up. An app
-    without a document, or any error, leaves the previous file alone. The requests are
-    not recorded, so they cover nothing.
+    The executor calls it once per run, on the first environment that comes up. It
+    tries ``where`` (``app.openapi``, when that is a path on the app) or else the
+    usual :data:`OPENAPI_PATHS`, and records what each answered in
+    ``directory/openapi-attempts.json``, so ``nocrud coverage`` can say why there is
+    no document. An app without a document leaves the previous document alone. The
+    requests are not recorded, so they cover nothing.
     """
     import requests
 
-    with contextlib.suppress(Exception), requests.Session() as session:
-        for path in OPENAPI_PATHS:
-            response = session.get(
-                base_url.rstrip("/") + path, timeout=5, headers={"Accept": "application/json"}
-            )
-            if response.status_code != 200:
-                continue
-            document = response.json()
-            if isinstance(document, dict) and isinstance(document.get("paths"), dict):
+    if where is not None and not where.startswith("/"):
+        return  # a file or URL: `nocrud coverage` reads it itself
+    tried: list[dict[str, str]] = []
+    found: str | None = None
+    with requests.Session() as session:
+        for path in (where,) if where is not None else OPENAPI_PATHS:
+            answer, document = _try_openapi(session, base_url.rstrip("/") + path)
+            tried.append({"path": path, "answer": answer})
+            if document is not None:
                 target = directory / OPENAPI_FILE
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(json.dumps(document, indent=1))
-                return
+                found = path
+                break
+    with contextlib.suppress(OSError):
+        directory.mkdir(parents=True, exist_ok=True)
+        record = {"base_url": base_url, "tried": tried, "found": found}
+        (directory / ATTEMPTS_FILE).write_text(json.dumps(record, indent=1))
+
+
+def _try_openapi(session: Any, url: str) -> tuple[str, dict[str, Any] | None]:
+    """What ``url`` answered, in words, and the document when it is one."""
+    try:
+        response = session.get(url, timeout=5, headers={"Accept": "application/json"})
+    except Exception as exc:  # noqa: BLE001 - every failure is one attempt's answer
+        return f"no answer ({type(exc).__name__})", None
+    status = f"{response.status_code} {response.reason or ''}".strip()
+    if response.status_code != 200:
+        return status, None
+    kind = response.headers.get("Content-Type", "").split(";")[0] or "no Content-Type"
+    try:
+        document = response.json()
+    except ValueError:
+        return f"{status}, but {kind}, not JSON", None
+    if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
+        return f"{status}, JSON without a 'paths' object (not an OpenAPI document)", None
+    return f"{status}, an OpenAPI document", document
+
+
+def find_openapi(root: Path, given: str | None, configured: str | None) -> dict[str, Any]:
+    """The OpenAPI document ``nocrud coverage`` works with, or why there is none.
+
+    In order: ``--openapi`` (``given``); ``app.openapi`` when it is a file (relative to
+    ``root``) or a URL; the document the last run saved. Without one, the error says
+    which paths the last run tried on the app and what each answered.
+
+    Raises:
+        OpenApiError: No document; the message says what was tried and what to do.
+    """
+    if given is not None:
+        return load_openapi(given)
+    if configured is not None and not configured.startswith("/"):
+        is_url = configured.startswith(("http://", "https://"))
+        return load_openapi(configured if is_url else root / configured)
+    saved = state_dir(root) / OPENAPI_FILE
+    if saved.is_file():
+        return load_openapi(saved)
+    raise OpenApiError(_why_no_document(root, configured))
+
+
+def _why_no_document(root: Path, configured: str | None) -> str:
+    advice = (
+        "point nocrud at the document: `nocrud coverage --openapi PATH_OR_URL`, or in "
+        "nocrud.yaml `app.openapi: /path/the/app/serves` (or a file, or a URL) and run "
+        "`nocrud up` again"
+    )
+    try:
+        record = json.loads((state_dir(root) / ATTEMPTS_FILE).read_text())
+        tried = [(str(t["path"]), str(t["answer"])) for t in record["tried"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        if not (state_dir(root) / LAST_RUN_FILE).is_file():
+            return (
+                "no OpenAPI document yet: run `nocrud up` first (it fetches the app's "
+                f"document), or {advice}"
+            )
+        return f"the last run saved no OpenAPI document: {advice}"
+    width = max(len(path) for path, _ in tried) if tried else 0
+    lines = [f"  GET {path.ljust(width)}  {answer}" for path, answer in tried]
+    origin = "app.openapi" if configured else "the usual places"
+    return "\n".join(
+        [
+            f"the app served no OpenAPI document during the last `nocrud up`; "
+            f"tried {origin} on its first environment:",
+            *lines,
+            advice,
+        ]
+    )

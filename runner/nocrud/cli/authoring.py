@@ -26,6 +26,7 @@ from nocrud.analysis.coverage import (
     LAST_RUN_FILE,
     OPENAPI_FILE,
     compute_coverage,
+    find_openapi,
     load_openapi,
     state_dir,
 )
@@ -246,7 +247,8 @@ def _print_perf(out: Console, rows: list[perf_module.Comparison]) -> None:
     "openapi_source",
     default=None,
     metavar="FILE_OR_URL",
-    help="The OpenAPI document (default: .nocrud/openapi.json, saved by `nocrud up`).",
+    help="The OpenAPI document (default: app.openapi, else .nocrud/openapi.json, saved by "
+    "`nocrud up`).",
 )
 @click.option("--missing", is_flag=True, help="List only the operations no flow exercised.")
 @click.option(
@@ -277,9 +279,10 @@ def coverage(
       nocrud coverage --missing --fail-under 90
       nocrud coverage --results ci/results.json --openapi http://127.0.0.1:8000/openapi.json
     """
-    root = load(ctx).root
+    config = load(ctx)
+    root = config.root
     run = read_results(results or last_run_path(root))
-    document = load_openapi(openapi_source or state_dir(root) / OPENAPI_FILE)
+    document = find_openapi(root, openapi_source, config.app.openapi)
     report = compute_coverage(document, run)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

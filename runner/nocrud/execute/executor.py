@@ -41,6 +41,8 @@ class FlowExecutor:
         keep_failed: Keep the environments of flows that did not pass.
         state_dir: Where the app's OpenAPI document is saved for ``nocrud coverage``
             (once per run, from the first environment that comes up); None: nowhere.
+        openapi: ``app.openapi``: where the app serves its document, when not at the
+            usual paths.
     """
 
     def __init__(
@@ -50,11 +52,13 @@ class FlowExecutor:
         flow_timeout: float,
         keep_failed: bool = False,
         state_dir: Path | None = None,
+        openapi: str | None = None,
     ) -> None:
         self.provisioner = provisioner
         self.flow_timeout = flow_timeout
         self.keep_failed = keep_failed
         self._state_dir = state_dir
+        self._openapi = openapi
         #: The first problem every flow would hit (see MisconfigurationError), once seen.
         self.configuration_problem: MisconfigurationError | None = None
         #: Called once with a reason when the run should start no more flows.
@@ -139,7 +143,7 @@ class FlowExecutor:
         from nocrud.analysis.coverage import capture_openapi
 
         assert self._state_dir is not None
-        capture_openapi(target.base_url, self._state_dir)
+        capture_openapi(target.base_url, self._state_dir, self._openapi)
 
     def _run_flow(self, flow: Flow, target: Target, base: FlowResult) -> FlowResult:
         recorder = RequestRecorder()

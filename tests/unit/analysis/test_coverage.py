@@ -178,8 +178,12 @@ def test_capture_tries_the_usual_paths_and_saves_the_document(
 @pytest.mark.parametrize("doc_server", [None], indirect=True)
 def test_capture_without_a_document_leaves_nothing(doc_server: DocServer, tmp_path: Path) -> None:
     capture_openapi(f"http://127.0.0.1:{doc_server.server_address[1]}", tmp_path / ".nocrud")
-    assert not (tmp_path / ".nocrud").exists()
+    assert not (tmp_path / ".nocrud" / "openapi.json").exists()
     capture_openapi("http://127.0.0.1:1", tmp_path / ".nocrud")  # unreachable: no exception
+    # What was tried is kept for `nocrud coverage` to explain (test_openapi_attempts.py).
+    attempts = json.loads((tmp_path / ".nocrud" / "openapi-attempts.json").read_text())
+    assert attempts["found"] is None
+    assert attempts["tried"][0]["answer"] == "no answer (ConnectionError)"
 
 
 # -- the command ------------------------------------------------------------------------
