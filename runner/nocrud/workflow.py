@@ -216,6 +216,7 @@ def run_flows(
         flow_timeout=config.timeouts.flow,
         keep_failed=options.keep_failed,
         state_dir=state_dir(config.root),
+        openapi=config.app.openapi,
     )
     reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
     runner: Backend[Flow] = BACKENDS[backend](

@@ -211,6 +211,10 @@ class AppConfig(_Section):
     port: Annotated[int, BeforeValidator(_not_bool), Field(ge=1, le=65535)] = 8000
     health_path: Annotated[str, Field(pattern=r"^/\S*$")] = "/health"
     ready_when: ReadyWhen = "healthy"
+    #: Where the app's OpenAPI document is, for ``nocrud coverage`` and ``nocrud new``: a path
+    #: the app serves (``/api/schema/``), an http(s) URL, or a file (relative to nocrud.yaml).
+    #: Unset, a run tries the usual paths (``/openapi.json``, ...) on the first app.
+    openapi: Annotated[str, Field(pattern=r"^\S+$")] | None = None
     env: Annotated[dict[_EnvName, _EnvValue], BeforeValidator(_none_as_empty)] = Field(
         default_factory=dict
     )
