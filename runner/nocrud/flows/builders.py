@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from nocrud.flows.context import FlowContext
-from nocrud.http.client import ApiClient, Expect
+
+if TYPE_CHECKING:  # the HTTP client (and requests) load when a flow runs, not when listed
+    from nocrud.http.client import ApiClient, Expect
 
 __all__ = [
     "client_of",
@@ -39,7 +41,7 @@ __all__ = [
 ]
 
 #: What builders accept: a flow's context (its ``api`` is used) or a client.
-Target = FlowContext | ApiClient
+Target: TypeAlias = "FlowContext | ApiClient"
 
 
 def unique(prefix: str = "", length: int = 12) -> str:

@@ -30,16 +30,18 @@ import reprlib
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urlsplit
-
-import requests.auth
 
 from nocrud.errors import one_line
 from nocrud.flows.context import FlowContext
 from nocrud.flows.discovery import declare
-from nocrud.http.client import ANY, ApiClient, NotJSONError, Response
 from nocrud.results import Status
+
+if TYPE_CHECKING:  # the HTTP client (and requests) load when a flow runs, not when listed
+    import requests.auth
+
+    from nocrud.http.client import ApiClient, Response
 
 __all__ = ["CrudFailed", "CrudFlow", "CrudSpec", "collection_path", "crud", "differences"]
 
@@ -52,7 +54,9 @@ ChosenId = Any | Callable[[FlowContext], Any]
 #: How the flow authenticates: ``(username, password)`` for :meth:`FlowContext.login`,
 #: a ``requests`` auth object set on ``ctx.api``, or a function of the context (it may
 #: return the client to use).
-AuthSpec = tuple[str, str] | requests.auth.AuthBase | Callable[[FlowContext], Any] | None
+AuthSpec: TypeAlias = (
+    "tuple[str, str] | requests.auth.AuthBase | Callable[[FlowContext], Any] | None"
+)
 
 #: Pages the list step follows before giving up (a pagination loop is a bug too).
 MAX_PAGES = 200
@@ -448,6 +452,8 @@ class _CrudRun:
     def delete(self) -> None:
         spec, item = self.spec, self._item()
         self.api.delete(item, expect=spec.delete_status, endpoint=spec.item_template)
+        from nocrud.http.client import ANY
+
         response = self.api.get(item, expect=ANY, endpoint=spec.item_template)
         if response.status not in spec.gone_status:
             raise AssertionError(
@@ -458,6 +464,10 @@ class _CrudRun:
     # -- helpers -----------------------------------------------------------------
 
     def _authenticate(self) -> ApiClient:
+        import requests.auth
+
+        from nocrud.http.client import ApiClient
+
         auth, ctx = self.spec.auth, self.ctx
         if auth is None:
             return ctx.api
@@ -544,6 +554,8 @@ class _CrudRun:
 
 def _json_or_none(response: Response) -> Any:
     """The answer's JSON, or ``None`` when it is empty or not JSON (``201 Created`` text)."""
+    from nocrud.http.client import NotJSONError
+
     if not response.content:
         return None
     try:
