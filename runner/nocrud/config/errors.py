@@ -78,21 +78,6 @@ _FIELDS: dict[str, tuple[str, str]] = {
         "write the server's address as app containers reach it, e.g. pg.internal:5432",
     ),
     "database.external.network": ("Docker network name", "use the name of an existing network"),
-    "database.source": ("schema source", ""),  # the choices come from the Literal type
-    "database.dump": (
-        "SQL dump path",
-        "use a plain-SQL file from `pg_dump --no-owner --no-privileges`, relative to nocrud.yaml",
-    ),
-    "database.external": ("external server section", "use a mapping with `url:`"),
-    "database.external.url": (
-        "PostgreSQL URL",
-        "use postgresql://USER:PASSWORD@HOST:PORT/DBNAME (env NOCRUD_EXTERNAL_URL)",
-    ),
-    "database.external.app_host": (
-        "HOST:PORT",
-        "write the server's address as app containers reach it, e.g. pg.internal:5432",
-    ),
-    "database.external.network": ("Docker network name", "use the name of an existing network"),
     "flows": ("flows section", _SECTION_FIX),
     "flows.path": ("flows directory", "use a package directory relative to nocrud.yaml"),
     "run": ("run section", _SECTION_FIX),

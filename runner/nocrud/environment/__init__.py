@@ -164,6 +164,7 @@ STRATEGIES: dict[str, str] = {
     "image": "nocrud.environment.image:ImageProvisioner",
     "template": "nocrud.environment.template:TemplateProvisioner",
     "migrate": "nocrud.environment.migrate:MigrateProvisioner",
+    "external": "nocrud.environment.external:ExternalProvisioner",
 }
 
 
