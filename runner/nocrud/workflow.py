@@ -34,6 +34,7 @@ from nocrud.execute.capture import install_output_capture
 from nocrud.flows import Flow, discover, select
 from nocrud.images import BuiltImages, build_images
 from nocrud.report import TerminalReporter, write_json, write_junit
+from nocrud.report.terminal import running
 from nocrud.results import RunResult
 from nocrud.scheduler import BACKENDS, Backend
 from nocrud.sharding import Shard, load_durations, select_shard
@@ -223,7 +224,7 @@ def run_flows(
         executor, parallel=parallel, fail_fast=options.fail_fast, listener=reporter
     )
     executor.stop_run = runner.stop  # a configuration problem every flow would hit
-    console.print(f"running {len(flows)} flow(s) with {parallel} in parallel (run {run_id})")
+    console.print(f"running {running(len(flows), parallel)} (run {run_id})")
     stopped = threading.Event()
 
     def stop(signum: int, _frame: FrameType | None) -> None:

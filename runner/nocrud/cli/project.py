@@ -49,6 +49,8 @@ def list_command(ctx: click.Context, *, selection: Selection, as_json: bool) -> 
     from rich.markup import escape
     from rich.table import Table
 
+    from nocrud.report.terminal import plural, print_wide
+
     out = console()
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("flow", "kind", "tags", "description"):
@@ -56,8 +58,9 @@ def list_command(ctx: click.Context, *, selection: Selection, as_json: bool) -> 
     for item in flows:  # escaped: a parametrised flow's "[id]" is not rich markup
         tags = ",".join(sorted(item.tags))
         table.add_row(escape(item.name), item.kind, escape(tags), escape(item.summary))
-    out.print(table)
-    out.print(f"{len(flows)} flow(s)")
+    # Without a terminal (CI logs, pipes) at the width of the content: never one word a line.
+    print_wide(out, table)
+    out.print(plural(len(flows), "flow"))
 
 
 @click.command(name="config", cls=Command)

@@ -109,7 +109,7 @@ def _testcase(suite: ET.Element, project: str, flow: FlowResult) -> None:
             tag,
             {"message": _clean(flow.message), "type": _exception_type(flow) or default_type},
         )
-        outcome.text = _clean(flow.traceback or flow.message)
+        outcome.text = _clean(_full_text(flow))
     elif flow.status is Status.SKIPPED:
         ET.SubElement(case, "skipped", {"message": _clean(flow.message)})
 
@@ -120,6 +120,20 @@ def _testcase(suite: ET.Element, project: str, flow: FlowResult) -> None:
         ET.SubElement(case, "system-out").text = _clean(out)
     if flow.app_logs and not flow.status.ok:
         ET.SubElement(case, "system-err").text = _clean(flow.app_logs)
+
+
+def _full_text(flow: FlowResult) -> str:
+    """The failure's whole text, as the terminal and the JSON file have it.
+
+    CI test views show this body, not the ``message`` attribute: a message the
+    traceback does not end with (an explained ``assert``, the kept environment's
+    addresses) goes above the traceback rather than missing there.
+    """
+    if not flow.traceback:
+        return flow.message
+    if flow.message.strip() in flow.traceback:
+        return flow.traceback
+    return f"{flow.message.rstrip()}\n\n{flow.traceback}"
 
 
 def _step_line(step: StepResult) -> str:

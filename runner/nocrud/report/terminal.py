@@ -22,6 +22,7 @@ from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -37,7 +38,17 @@ from rich.text import Text
 from nocrud.masking import mask_text
 from nocrud.results import FlowResult, RunResult, Status, StepResult
 
-__all__ = ["TerminalReporter", "format_steps", "format_totals"]
+__all__ = [
+    "TerminalReporter",
+    "format_steps",
+    "format_totals",
+    "indent",
+    "logs_in_message",
+    "plural",
+    "print_wide",
+    "running",
+    "without_repeated_message",
+]
 
 #: Lines of a FAILED or ERROR flow's app logs shown in its block (all are in --json).
 APP_LOG_LINES = 40
@@ -160,7 +171,7 @@ class TerminalReporter:
         with self._lock:
             if run.flows:
                 self.console.print()
-                self.console.print(self.render_summary(run))
+                print_wide(self.console, self.render_summary(run))
             line = Text(format_totals(run), style=self._style(_totals_style(run)))
             self.console.print(line, soft_wrap=True)
 
@@ -201,21 +212,34 @@ class TerminalReporter:
         failed = not result.status.ok
         if not failed and not self.verbose:
             return block
-        step_message = _failing_step_message(result.steps)
-        if step_message:
-            block.append(f"\n  {step_message}", style=self._style("red"))
-        if result.message and result.message not in step_message:
-            block.append(f"\n  {result.message}", style=self._style("red" if failed else ""))
-        keep = None if self.verbose else TRIM_LINES
-        if failed and result.traceback:
-            self._section(block, "traceback", result.traceback, keep)
-        if result.output:
-            self._section(block, "output", result.output, keep)
-        if failed and result.app_logs:
-            self._section(block, "app logs", result.app_logs, APP_LOG_LINES)
+        self._evidence(block, result, failed=failed)
         if "\n" in block.plain:
             block.append("\n")  # a blank line sets a detailed block apart from the next
         return block
+
+    def _evidence(self, block: Text, result: FlowResult, *, failed: bool) -> None:
+        """What a failed (or, verbose, any) flow's block shows below its header line."""
+        # Every line of a block is indented, so a CI log reads it as one block.
+        step_message = _failing_step_message(result.steps)
+        if step_message:
+            block.append("\n" + indent(step_message, "  "), style=self._style("red"))
+        if result.message and result.message not in step_message:
+            style = self._style("red" if failed else "")
+            block.append("\n" + indent(result.message, "  "), style=style)
+        keep = None if self.verbose else TRIM_LINES
+        if failed and result.traceback:
+            traceback = without_repeated_message(result.traceback, result.message)
+            self._section(block, "traceback", traceback, keep)
+        if result.output:
+            self._section(block, "output", result.output, keep)
+        if failed and result.app_logs:
+            if logs_in_message(result.app_logs, result.message):
+                block.append(
+                    "\n  app logs: their last lines are in the message above (all in --json)",
+                    style=self._style("dim"),
+                )
+            else:
+                self._section(block, "app logs", result.app_logs, APP_LOG_LINES)
 
     def render_summary(self, run: RunResult) -> Table:
         """The table of every flow of ``run`` with its status and timings."""
@@ -225,7 +249,8 @@ class TerminalReporter:
             pad_edge=False,
             header_style=self._style("bold"),
         )
-        table.add_column("flow", overflow="fold")
+        # Never cut or wrap a name: without a terminal, finish() widens the table instead.
+        table.add_column("flow", no_wrap=True)
         table.add_column("status")
         for phase in ("provision", "run", "teardown", "total"):
             table.add_column(phase, justify="right")
@@ -346,3 +371,67 @@ def _failing_step_message(steps: tuple[StepResult, ...]) -> str:
         if step.status in (Status.FAILED, Status.ERROR):
             return f"{step.name}: {step.message}" if step.message else f"{step.name} failed"
     return ""
+
+
+def indent(text: str, prefix: str) -> str:
+    """``text`` with every line, not only the first, behind ``prefix``."""
+    return "\n".join(prefix + line if line else line for line in text.splitlines())
+
+
+def without_repeated_message(traceback: str, message: str) -> str:
+    """``traceback`` without its last lines when they repeat ``message`` already shown.
+
+    An exception's text (a request and its response, say) ends its traceback too; the
+    block shows it once, above, and the traceback's last line only names the exception.
+    Reports written to files keep both: they are read one field at a time.
+    """
+    first = message.split("\n", 1)[0].strip()
+    if not first or "\n" not in message.strip():
+        return traceback  # one line: the last line of a traceback is where it is expected
+    at = traceback.rfind(first)
+    if at < 0:
+        return traceback
+    tail = traceback[at:].strip()
+    repeated = [line.strip() for line in tail.splitlines()]
+    shown = [line.strip() for line in message.strip().splitlines()]
+    if repeated != shown[: len(repeated)]:
+        return traceback
+    return traceback[:at] + "(the message above)\n"
+
+
+def logs_in_message(app_logs: str, message: str, lines: int = 3) -> bool:
+    """Whether ``message`` already quotes the app's last log lines (an app that crashed)."""
+    last = [line.strip() for line in app_logs.strip().splitlines()[-lines:] if line.strip()]
+    return bool(last) and all(line in message for line in last)
+
+
+def print_wide(console: Console, renderable: RenderableType) -> None:
+    """Print a table; without a terminal at the width of its content, so nothing wraps.
+
+    A CI log has no width to fit: a name folded at column 80 can no longer be searched
+    for or copied into ``-f``. On a terminal, the terminal's width still rules.
+    """
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    needed = Measurement.get(console, console.options.update(width=10_000), renderable).maximum
+    if needed <= console.width:
+        console.print(renderable)
+        return
+    width = console.width
+    console.width = needed
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
+
+
+def plural(count: int, word: str) -> str:
+    """``1 flow``, ``2 flows``: a count people read without ``(s)``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def running(flows: int, parallel: int) -> str:
+    """What a run is about to do: ``1 flow``, or ``38 flows with 8 in parallel``."""
+    shown = plural(flows, "flow")
+    return shown if flows == 1 or parallel == 1 else f"{shown} with {parallel} in parallel"

@@ -358,7 +358,7 @@ def test_junit_survives_control_characters(tmp_path: Path) -> None:
     failure = case.find("failure")
     assert failure is not None
     assert failure.get("message") == "bad byte and vertical tab"
-    assert failure.text == "line\n"
+    assert failure.text == "bad byte and vertical tab\n\nline\n"  # the whole text: test_ci_log
     assert case.findtext("system-err") == "log"
     assert case.findtext("system-out") == "output "
 
