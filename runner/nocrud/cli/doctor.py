@@ -510,8 +510,14 @@ def render(checks: list[Check], console: Console) -> None:
 
 @click.command(name="doctor", cls=Command)
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.option(
+    "--broker",
+    metavar="URL",
+    default=None,
+    help="Also check this Redis broker of `nocrud up --broker` and list its live workers.",
+)
 @click.pass_context
-def doctor_command(ctx: click.Context, as_json: bool) -> None:
+def doctor_command(ctx: click.Context, as_json: bool, broker: str | None) -> None:
     """Check that this machine can run flows, and say how to fix what is missing.
 
     \b
@@ -525,11 +531,14 @@ def doctor_command(ctx: click.Context, as_json: bool) -> None:
       nocrud doctor
       DOCKER_HOST=tcp://docker:2375 nocrud doctor
       nocrud doctor --json
+      nocrud doctor --broker redis://ci-redis:6379/0   # the broker and its live workers
 
     Exit codes: 0 ready (warnings allowed), 3 a problem that stops every run.
     """
     obj = ctx.obj if isinstance(ctx.obj, dict) else {}
     checks = run_checks(config_path=obj.get("config_path"))
+    if broker is not None:
+        checks = [*checks, *broker_checks(broker)]
     if as_json:
         click.echo(json.dumps([c.to_dict() for c in checks], indent=2))
     else:
@@ -543,3 +552,31 @@ def _size(count: float) -> str:
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
         count /= 1024
     return f"{count:.1f} TiB"
+
+
+def broker_checks(broker: str) -> list[Check]:
+    """``--broker``: the broker answers, and which workers listen with what capacity."""
+    from nocrud.masking import mask_url
+    from nocrud.scheduler.celery_backend import BrokerError, live_workers
+
+    shown = mask_url(broker)
+    try:
+        workers = live_workers(broker)
+    except BrokerError as exc:
+        fix = "start redis-server there, or fix --broker"
+        return [Check("broker", CheckStatus.FAIL, str(exc), fix)]
+    checks = [Check("broker", CheckStatus.OK, f"{shown} answers")]
+    if not workers:
+        checks.append(
+            Check(
+                "workers",
+                CheckStatus.WARN,
+                f"no worker answers on {shown}",
+                "start `nocrud worker --broker URL` on each Docker host",
+            )
+        )
+    for worker in workers:
+        queues = ", ".join(worker.queues) or "no queue"
+        detail = f"{worker.capacity} flow(s) at a time, queue {queues}"
+        checks.append(Check(f"worker {worker.name}", CheckStatus.OK, detail))
+    return checks

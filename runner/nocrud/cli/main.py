@@ -86,10 +86,6 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "nocrud.cli.run:clean",
         "Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.",
     ),
-    "serve": LazyCommand(
-        "nocrud.cli.serve:serve",
-        "Serve the web console: run history, live progress, start, cancel and rerun.",
-    ),
     "worker": LazyCommand(
         "nocrud.cli.worker:worker",
         "Run flows sent by `nocrud up --broker` on this host's Docker, as a Celery worker.",

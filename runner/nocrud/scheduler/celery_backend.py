@@ -48,7 +48,10 @@ __all__ = [
     "BrokerError",
     "CeleryBackend",
     "Keys",
+    "LiveWorker",
     "broker_urls",
+    "check_broker",
+    "live_workers",
     "make_app",
     "queue_name",
     "redis_client",
@@ -431,3 +434,32 @@ class _WorkerWatch:
                 f"waiting: no worker answers on the broker (queue {self._queue}): start "
                 "`nocrud worker --broker URL` on a Docker host with this project's checkout"
             )
+
+
+@dataclass(frozen=True)
+class LiveWorker:
+    """A worker that answered on the broker: its name, flows it runs at once, its queues."""
+
+    name: str
+    capacity: int
+    queues: tuple[str, ...]
+
+
+def live_workers(broker: str, *, timeout: float = 2.0, app: Any = None) -> list[LiveWorker]:
+    """The workers answering on ``broker`` now (for ``nocrud doctor --broker``).
+
+    Raises:
+        BrokerError: The broker cannot be reached.
+    """
+    check_broker(broker)
+    inspect = (app or make_app(broker)).control.inspect(timeout=timeout)
+    stats = inspect.stats() or {}
+    queues = inspect.active_queues() or {}
+    return [
+        LiveWorker(
+            name=name,
+            capacity=int(stats[name].get("pool", {}).get("max-concurrency", 0)),
+            queues=tuple(sorted(str(q.get("name", "")) for q in queues.get(name, []))),
+        )
+        for name in sorted(stats)
+    ]

@@ -508,3 +508,17 @@ def test_a_flow_never_given_back_after_a_stop_is_an_error_naming_its_worker(
     schedule = backend.run([Named("a")])
     assert schedule.results[0].status is Status.ERROR
     assert "no result from worker w1@a after the run stopped" in schedule.results[0].message
+
+
+def test_doctor_checks_the_broker_and_says_when_no_worker_listens(redis_url: str) -> None:
+    from nocrud.cli.doctor import CheckStatus, broker_checks
+
+    checks = broker_checks(redis_url)
+    assert [(c.name, c.status) for c in checks] == [
+        ("broker", CheckStatus.OK),
+        ("workers", CheckStatus.WARN),
+    ]
+    assert "start `nocrud worker --broker URL` on each Docker host" in checks[1].fix
+    (down,) = broker_checks("redis://127.0.0.1:1/0")
+    assert down.status is CheckStatus.FAIL
+    assert "cannot reach the broker at redis://127.0.0.1:1/0" in down.detail
