@@ -281,6 +281,9 @@ class DatabaseConfig(_Section):
     """
 
     image: _ImageRef = "nocrud/postgres:15"
+    #: A PostgreSQL major nocrud builds itself, offline too (15: Debian bookworm's, 17:
+    #: trixie's): ``image`` becomes ``nocrud/postgres:<version>``. Any other major: ``image``.
+    version: Literal[15, 17] | None = None
     name: _Identifier = "nocrud"
     user: _Identifier = "nocrud"
     password: SecretStr = SecretStr("nocrud")
@@ -291,6 +294,20 @@ class DatabaseConfig(_Section):
     source: SourceName | None = None
     dump: _File | None = None
     external: ExternalConfig = _section()
+
+    @model_validator(mode="after")
+    def _version_or_image(self) -> DatabaseConfig:
+        if self.version is None:
+            return self
+        wanted = f"nocrud/postgres:{self.version}"
+        if "image" in self.model_fields_set and self.image != wanted:
+            raise problem(
+                f"database.version {self.version} and database.image {self.image!r} disagree: "
+                f"set only one (version {self.version} means {wanted}; image names any "
+                "PostgreSQL image, e.g. postgres:13 where a registry is reachable)"
+            )
+        object.__setattr__(self, "image", wanted)  # frozen model: filled in once, here
+        return self
 
     @model_validator(mode="after")
     def _source_and_dump(self) -> DatabaseConfig:

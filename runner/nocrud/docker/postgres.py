@@ -1,6 +1,6 @@
 """What nocrud knows about the PostgreSQL inside its containers, in one place.
 
-nocrud's PostgreSQL image (``images/postgres``) is initialised at build time with
+nocrud's PostgreSQL image (``nocrud/images/assets/postgres``) is initialised at build time with
 the superuser ``postgres`` whose password is ``postgres``; every database it
 serves lives for one build or one flow, and its ports are published on loopback
 only. The image build uses that superuser to create the project's role and
@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -25,10 +25,12 @@ from psycopg2 import sql
 
 __all__ = [
     "ALIAS",
+    "COMMITTABLE_PGDATA",
     "PORT",
     "SUPERUSER",
     "DatabaseAddress",
     "DumpError",
+    "base_image_environment",
     "clone_database",
     "create_role_and_database",
     "drop_database",
@@ -47,6 +49,35 @@ PORT = 5432
 SUPERUSER = "postgres"
 #: The superuser's password as built into the image (replaced in every environment).
 BUILT_IN_PASSWORD = "postgres"  # noqa: S105 - a documented, loopback-only build-time password
+
+
+#: Where PGDATA goes when a base image keeps it on a VOLUME, which `docker commit` drops.
+COMMITTABLE_PGDATA = "/var/lib/nocrud/pgdata"
+
+
+def base_image_environment(image_config: Mapping[str, Any]) -> dict[str, str]:
+    """What a database container from a base image needs for its data to survive a commit.
+
+    The official ``postgres:<major>`` images declare ``VOLUME /var/lib/postgresql/data``
+    with ``PGDATA`` inside it and initialise the cluster at first start from
+    ``POSTGRES_USER``/``POSTGRES_PASSWORD``. ``docker commit`` keeps no volume, so a
+    migrated database would vanish: PGDATA moves outside every volume, and the superuser
+    is the one nocrud's own image has. nocrud's image (PGDATA outside any volume,
+    initialised at build time) needs nothing.
+
+    Args:
+        image_config: The image's ``Config`` (``docker image inspect``): Env, Volumes,
+            Entrypoint.
+    """
+    env = dict(item.split("=", 1) for item in image_config.get("Env") or [] if "=" in item)
+    volumes = [str(v).rstrip("/") for v in image_config.get("Volumes") or {}]
+    pgdata = env.get("PGDATA", "").rstrip("/")
+    on_volume = bool(pgdata) and any(pgdata == v or pgdata.startswith(v + "/") for v in volumes)
+    entrypoint = " ".join(image_config.get("Entrypoint") or [])
+    if not on_volume and "docker-entrypoint" not in entrypoint:
+        return {}
+    extra = {"POSTGRES_USER": SUPERUSER, "POSTGRES_PASSWORD": BUILT_IN_PASSWORD}
+    return {**extra, "PGDATA": COMMITTABLE_PGDATA} if on_volume else extra
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from nocrud.docker.postgres import (
     SUPERUSER,
     DatabaseAddress,
     DumpError,
+    base_image_environment,
     create_role_and_database,
     load_dump,
     run_sql_file,
@@ -53,6 +54,7 @@ from nocrud.docker.postgres import PORT as DB_PORT
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container, Network, image_id
 from nocrud.errors import InfrastructureError, one_line
+from nocrud.images.own import REAPER, OwnImageError, ensure_own_image, own_image
 
 Say = Callable[[str], None]
 KEY_LENGTH = 16
@@ -181,7 +183,7 @@ def db_key(config: Config, app_image_id: str, base_image_id: str) -> str:
 # ---------------------------------------------------------------- images
 
 
-#: Images that images/build-all.sh makes; anything else is the user's to provide.
+#: nocrud's own images (nocrud.images.own builds the ones it knows when missing).
 OWN_IMAGES = ("nocrud/postgres:", "nocrud/reaper:")
 
 
@@ -198,12 +200,19 @@ def ensure_image(client: docker.DockerClient, ref: str, *, what: str, key: str, 
     found = image_id(client, ref)
     if found:
         return found
+    if own_image(ref) is not None:
+        # nocrud's own images are on no registry: built from the package's Dockerfiles.
+        try:
+            return str(ensure_own_image(client, ref, say=say))
+        except OwnImageError as exc:
+            raise BuildError(f"{what} {ref}: {exc}") from exc
     say(f"pulling {what} {ref}")
     try:
         return str(client.images.pull(ref).id)
     except docker.errors.DockerException as exc:
         hint = (
-            "build it with images/build-all.sh"
+            "nocrud builds nocrud/postgres:15, nocrud/postgres:17 and nocrud/reaper:1 "
+            "itself: name one of those, or pull or build this one first"
             if ref.startswith(OWN_IMAGES)
             else f"pull or build it first, or name another image in {key} of nocrud.yaml"
         )
@@ -296,6 +305,11 @@ def build_images(
         db_image: Build the pre-migrated database image too; strategies that make the
             schema themselves (``migrate``, ``external``) skip it and get ``database.image``.
     """
+    try:
+        # The backstop for killed runs: built now if missing, so the next run has it.
+        ensure_own_image(client, REAPER, say=say)
+    except OwnImageError as exc:
+        raise BuildError(f"the reaper image: {exc}") from exc
     app, app_built = build_app_image(client, config, say=say)
     if not db_image:
         return BuiltImages(app=app, db=config.database.image, app_built=app_built, db_built=False)
@@ -334,6 +348,8 @@ def _migrate_and_commit(
             network=name,
             aliases=[DB_ALIAS],
             ports=link.ports(DB_PORT),
+            # An official postgres image keeps PGDATA on a VOLUME: moved so commit keeps it.
+            environment=base_image_environment(client.images.get(dbc.image).attrs["Config"] or {}),
         ) as db,
     ):
         try:
