@@ -13,7 +13,9 @@ for machines that cannot pull it, and speaks the same protocol:
   within ``RYUK_CONNECTION_TIMEOUT`` (default ``60s``), or on SIGTERM/SIGINT once no client
   is left (at the latest after ``RYUK_SHUTDOWN_TIMEOUT``, default ``10m``), it stops
   listening, removes the containers (forced, with their volumes), networks, volumes and
-  images matching any filter set, retrying what is still in use, logs what it removed and exits.
+  images matching any filter set (disconnecting containers still attached to a network
+  first, such as the job container of a process killed under Docker-outside-of-Docker),
+  retrying what is still in use, logs what it removed and exits.
 
 It runs with Debian's ``python3`` and ``python3-docker`` only. The Docker client is imported
 after the port is bound: testcontainers connects as soon as the container starts, and a
@@ -22,6 +24,7 @@ connection that reaches Docker's port proxy before anybody listens is silently d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -392,6 +395,7 @@ class DockerApi:
             if kind == "container":
                 self.api.remove_container(ident, v=True, force=True)
             elif kind == "network":
+                self._disconnect_all(ident)
                 self.api.remove_network(ident)
             elif kind == "volume":
                 self.api.remove_volume(ident, force=True)
@@ -400,6 +404,20 @@ class DockerApi:
         except docker.errors.NotFound:
             return False
         return True
+
+    def _disconnect_all(self, network: str) -> None:
+        """Disconnect every container still attached: one keeps the network in use.
+
+        Under Docker-outside-of-Docker the dead process's own job container (still
+        running) joined each network it made; Ryuk would retry and give up on them.
+        """
+        import docker.errors
+
+        attached = self.api.inspect_network(network).get("Containers") or {}
+        for container in attached:
+            # NotFound: it left (or was removed) meanwhile.
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.disconnect_container_from_network(container, network, force=True)
 
     def close(self) -> None:
         """Close the client's connection pool."""

@@ -197,6 +197,9 @@ class RunResult:
     shard: str = ""
     #: Why the run stopped early on its own (a problem every flow would hit), else empty.
     stopped: str = ""
+    #: ``stopped`` is the infrastructure going away (the Docker daemon lost, exit 3), not a
+    #: configuration problem (exit 2).
+    infrastructure: bool = False
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.flows if f.status is status)
@@ -218,6 +221,7 @@ class RunResult:
             "interrupted": self.interrupted,
             "shard": self.shard,
             "stopped": self.stopped,
+            "infrastructure": self.infrastructure,
             "totals": {s.value: self.count(s) for s in Status} | {"total": len(self.flows)},
             "flows": [f.to_dict() for f in self.flows],
         }
@@ -240,5 +244,6 @@ class RunResult:
             interrupted=bool(data.get("interrupted", False)),
             shard=str(data.get("shard", "")),
             stopped=str(data.get("stopped", "")),
+            infrastructure=bool(data.get("infrastructure", False)),
             flows=tuple(FlowResult.from_dict(f) for f in data["flows"]),
         )

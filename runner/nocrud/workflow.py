@@ -25,10 +25,16 @@ from nocrud import __version__
 from nocrud.analysis.coverage import state_dir
 from nocrud.config import Config, ConfigError
 from nocrud.docker import cleanup
-from nocrud.docker.engine import Engine, open_engine
+from nocrud.docker.engine import Engine, EngineLostError, engine_lost, open_engine
 from nocrud.docker.reaper import start_reaper
 from nocrud.environment import Provisioner, Run, needs_db_image, provisioner_for
-from nocrud.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from nocrud.errors import (
+    EXIT_FAILED,
+    EXIT_INFRASTRUCTURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 from nocrud.execute import FlowExecutor
 from nocrud.execute.capture import install_output_capture
 from nocrud.flows import Flow, discover, select
@@ -140,7 +146,9 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
         )
         provisioner.prepare(run)
         try:
-            result = run_flows(config, provisioner, flows, options, console, run_id=run_id)
+            result = run_flows(
+                config, provisioner, flows, options, console, run_id=run_id, engine=engine
+            )
         finally:
             provisioner.close()
     finally:
@@ -150,6 +158,15 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
                 cleanup.remove_run(engine.client, run_id)
         engine.close()
     _write_reports(result, options, console)
+    return _verdict(result, console)
+
+
+def _verdict(result: RunResult, console: Console) -> int:
+    """The exit code of a run that got to its reports, with the one line a stop needs."""
+    if result.stopped and result.infrastructure:
+        # Said once, here: the flows' blocks only say they did not run.
+        console.print(f"error: {result.stopped}", soft_wrap=True, highlight=False)
+        return EXIT_INFRASTRUCTURE
     if result.stopped:
         # Reported in full in the first flow's block; the run's own verdict is a config error.
         console.print("stopped: a configuration problem every flow would hit (see above)")
@@ -209,8 +226,14 @@ def run_flows(
     *,
     run_id: str,
     backend: str = "local",
+    engine: Engine | None = None,
 ) -> RunResult:
-    """Run the flows on a backend with live reporting; interrupts stop it cleanly."""
+    """Run the flows on a backend with live reporting; interrupts stop it cleanly.
+
+    With the run's ``engine``, a flow that does not pass makes the executor ask whether
+    the Docker daemon is still there; a lost daemon stops the run (see
+    :func:`nocrud.docker.engine.engine_lost`).
+    """
     parallel = config.parallel
     executor = FlowExecutor(
         provisioner,
@@ -224,6 +247,8 @@ def run_flows(
         executor, parallel=parallel, fail_fast=options.fail_fast, listener=reporter
     )
     executor.stop_run = runner.stop  # a configuration problem every flow would hit
+    if engine is not None:
+        executor.engine_check = engine_lost  # or the daemon went away
     console.print(f"running {running(len(flows), parallel)} (run {run_id})")
     stopped = threading.Event()
 
@@ -254,13 +279,35 @@ def run_flows(
         parallel=parallel,
         # A configuration problem stops the scheduler too; that is not an interrupt.
         interrupted=stopped.is_set()
-        or (schedule.interrupted and executor.configuration_problem is None),
-        stopped=str(executor.configuration_problem or ""),
+        or (
+            schedule.interrupted
+            and executor.configuration_problem is None
+            and executor.engine_problem is None
+        ),
+        stopped=_lost_engine(executor)
+        or ("" if executor.configuration_problem is None else str(executor.configuration_problem)),
+        infrastructure=executor.engine_problem is not None,
         nocrud_version=__version__,
         shard=str(options.shard or ""),
     )
     reporter.finish(result)
     return result
+
+
+def _lost_engine(executor: FlowExecutor) -> str:
+    """The one line naming a lost Docker daemon and how far the run got, else empty."""
+    problem = executor.engine_problem
+    if problem is None:
+        return ""
+    done = executor.finished_before_problem
+    text = f"{problem} after {done} flow{'' if done == 1 else 's'}"
+    if isinstance(problem, EngineLostError):
+        text = f"lost the Docker daemon at {problem.where} after {done} flow"
+        text += f"{'' if done == 1 else 's'} ({problem.cause})"
+    return (
+        f"{text}: the flows that did not finish are reported as not run; check the daemon "
+        "(`nocrud doctor`) and run again"
+    )
 
 
 def _up_remote(config: Config, flows: Sequence[Flow], options: UpOptions, console: Console) -> int:

@@ -29,6 +29,7 @@ from nocrud.errors import (
     EXIT_INTERRUPTED,
     Interrupted,
     NocrudError,
+    one_line,
 )
 
 __all__ = ["EXIT_CODES_HELP", "Command", "Group", "exit_now", "guarded"]
@@ -69,10 +70,16 @@ def exit_now(code: int) -> NoReturn:
 
 
 def _docker_errors() -> tuple[type[Exception], ...]:
-    """The Docker SDK's base exception once the SDK is loaded; before that none can occur."""
+    """The Docker SDK's errors once the SDK is loaded; before that none can occur.
+
+    The SDK lets a connection that fails mid-call (a daemon that went away) through as
+    requests' ``ConnectionError``, so that one counts too once Docker is loaded.
+    """
     errors = sys.modules.get("docker.errors")
-    base = getattr(errors, "DockerException", None)
-    return (base,) if isinstance(base, type) and issubclass(base, Exception) else ()
+    found = [getattr(errors, "DockerException", None)]
+    if errors is not None:
+        found.append(getattr(sys.modules.get("requests.exceptions"), "ConnectionError", None))
+    return tuple(c for c in found if isinstance(c, type) and issubclass(c, Exception))
 
 
 @contextlib.contextmanager
@@ -90,9 +97,14 @@ def guarded() -> Iterator[None]:
         # The backstop for the daemon failing mid-run (out of disk, restarted, gone).
         _say(
             click.style("error:", fg="red", bold=True)
-            + f" Docker failed: {exc}; check the daemon with `nocrud doctor`"
+            + f" Docker failed: {_short(exc)}; check the daemon with `nocrud doctor`"
         )
         exit_now(EXIT_INFRASTRUCTURE)
+
+
+def _short(exc: Exception) -> str:
+    """A Docker error as it reads, a connection error by its ``[Errno]`` part, not its URL."""
+    return str(exc) if isinstance(exc, _docker_errors()[0]) else one_line(exc)
 
 
 class Command(click.Command):

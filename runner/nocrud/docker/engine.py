@@ -19,9 +19,11 @@ containers it starts, with zero configuration:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,26 +247,149 @@ def open_engine(*, parallel: int = 1) -> Engine:
     return Engine(client, connection)
 
 
-def connect(timeout: float = 60.0, *, pool_size: int = 10) -> docker.DockerClient:
+def connect(
+    timeout: float = 60.0, *, pool_size: int = 10, wait: float = 0.0
+) -> docker.DockerClient:
     """A client for the engine the environment names, or :class:`DockerUnavailableError`.
 
     The client is checked with a ping, so a missing daemon fails here, once,
-    with a message, instead of deep inside a worker thread.
+    with a message, instead of deep inside a worker thread. When this process runs
+    in a container the daemon knows, the objects it makes are owned by that container
+    (see :mod:`nocrud.docker.cleanup`).
+
+    Args:
+        timeout: Seconds each Docker API call may take.
+        pool_size: Connections kept open to the daemon.
+        wait: Keep trying this many seconds (a CI service daemon still starting up).
     """
-    where = describe_docker_host()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            client = _connect_once(timeout, pool_size)
+        except DockerUnavailableError as exc:
+            # A name that does not resolve is wiring (a CI service's alias), not a daemon
+            # still starting: waiting would only delay the same message.
+            if wait > 0 and _unresolved_name(os.environ) is not None:
+                raise
+            if time.monotonic() >= deadline:
+                if wait > 0:
+                    raise DockerUnavailableError(
+                        f"Docker did not answer within {wait:g} s: {exc}"
+                    ) from exc.__cause__
+                raise
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            continue
+        _claim_own_container(client)
+        return client
+
+
+def _connect_once(timeout: float, pool_size: int) -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)
     except docker.errors.DockerException as exc:
-        raise DockerUnavailableError(
-            f"cannot reach Docker at {where}: is it running? ({one_line(exc)}). "
-            "Start the Docker daemon or set DOCKER_HOST, then check with `docker info`."
-        ) from exc
+        raise DockerUnavailableError(unreachable(exc)) from exc
     try:
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         client.close()
-        raise DockerUnavailableError(
-            f"cannot reach Docker at {where}: is it running? ({one_line(exc)}). "
-            "Start the Docker daemon or set DOCKER_HOST, then check with `docker info`."
-        ) from exc
+        raise DockerUnavailableError(unreachable(exc)) from exc
     return client
+
+
+def unreachable(exc: BaseException, env: Mapping[str, str] | None = None) -> str:
+    """Why the daemon cannot be reached, with the advice that matches the cause.
+
+    An unresolvable ``DOCKER_HOST`` name is a CI wiring problem (the service's alias, the
+    job's network), not a daemon to start; a refused port is a daemon not (yet) listening.
+    """
+    env = os.environ if env is None else env
+    where = describe_docker_host(env)
+    cause = one_line(exc)
+    docker_host = env.get("DOCKER_HOST", "")
+    name = urlparse(docker_host).hostname if docker_host.startswith("tcp://") else None
+    if name and _unresolved_name(env) == name:
+        return (
+            f"cannot reach Docker at {where}: the name {name!r} does not resolve ({cause}). "
+            f"In CI, {name!r} is usually the Docker-in-Docker service's alias: check that the "
+            f"job declares the service with `alias: {name}` and runs on the service's network "
+            "(or point DOCKER_HOST at the daemon's address)."
+        )
+    if name:
+        return (
+            f"cannot reach Docker at {where}: nothing answers there ({cause}). A Docker-in-Docker "
+            "service may still be starting (`nocrud doctor --wait 30` waits for it), or it "
+            "listens elsewhere (TLS on 2376: set DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)."
+        )
+    return (
+        f"cannot reach Docker at {where}: is it running? ({cause}). "
+        "Start the Docker daemon or set DOCKER_HOST, then check with `docker info`."
+    )
+
+
+def _unresolved_name(env: Mapping[str, str]) -> str | None:
+    """The host name of a ``tcp://`` DOCKER_HOST when it does not resolve, else None."""
+    docker_host = env.get("DOCKER_HOST", "")
+    name = urlparse(docker_host).hostname if docker_host.startswith("tcp://") else None
+    if not name:
+        return None
+    try:
+        socket.getaddrinfo(name, None)
+    except (OSError, UnicodeError):
+        return name
+    return None
+
+
+def _claim_own_container(client: docker.DockerClient) -> None:
+    """Own this process's objects as its container when the daemon knows the container."""
+    from nocrud.docker import cleanup
+
+    chosen = os.environ.get("NOCRUD_SELF_CONTAINER", "").strip()
+    own = chosen or _own_container_id()
+    if not own:
+        return
+    try:
+        found = str(client.api.inspect_container(own)["Id"])
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return  # another daemon's container (Docker-in-Docker): the host rule applies
+    # A hostname that merely names some other container is not this one.
+    if chosen or found.startswith(own):
+        cleanup.claim_container(found)
+
+
+class EngineLostError(DockerUnavailableError):
+    """The daemon answered at the start of the run and no longer does (exit 3).
+
+    Attributes:
+        where: The daemon's address (``DOCKER_HOST`` or the default socket).
+        cause: Why the last ping failed, in one line.
+    """
+
+    def __init__(self, where: str, cause: str) -> None:
+        super().__init__(f"lost the Docker daemon at {where} ({cause})")
+        self.where = where
+        self.cause = cause
+
+
+#: How long a daemon that stops answering is given to answer again before it counts as lost.
+LOSS_GRACE = 3.0
+
+
+def engine_lost(*, grace: float = LOSS_GRACE, probe_timeout: float = 5.0) -> EngineLostError | None:
+    """After a Docker error: is the daemon gone? None when it still (or again) answers.
+
+    Asks with a client of its own and a short timeout (the run's client may sit on a
+    dead connection for its whole timeout). A short grace absorbs a blip; a daemon that
+    restarts has killed every container of the run anyway, so waiting longer would
+    only delay the verdict (docs/ci/README.md).
+    """
+    deadline = time.monotonic() + grace
+    while True:
+        try:
+            with contextlib.closing(docker.from_env(timeout=max(1, round(probe_timeout)))) as probe:
+                probe.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            if time.monotonic() >= deadline:
+                return EngineLostError(describe_docker_host(), one_line(exc))
+            time.sleep(0.5)
+            continue
+        return None

@@ -8,6 +8,11 @@ classifies the outcome (an ``AssertionError`` is FAILED, anything else ERROR),
 keeps the app's log lines for flows that did not pass, and always hands the
 environment back. It knows nothing of Docker: what an environment is, and how it
 is killed on an interrupt, is the provisioner's business.
+
+When a flow does not pass, :attr:`FlowExecutor.engine_check` (set by the workflow)
+asks whether the infrastructure itself went away (the Docker daemon stopped
+answering). Then the flow is not blamed: it and every flow still to come are
+SKIPPED as not run, the run stops, and the workflow names the cause once.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ from pathlib import Path
 from typing import Any
 
 from nocrud.environment import MisconfigurationError, Provisioner, ProvisionError, Target
+from nocrud.errors import InfrastructureError
 from nocrud.execute.capture import capture_here, mark_flow_thread, threads_left_by
 from nocrud.execute.explain import explain_assertion
 from nocrud.flows import Flow, FlowContext
 from nocrud.http.client import ApiClient, RequestRecorder
 from nocrud.results import FlowResult, Status, Timings
 
-__all__ = ["FlowExecutor"]
+__all__ = ["ENGINE_LOST_REASON", "FlowExecutor"]
+
+#: Why flows did not run or finish once the infrastructure went away; completes "run ...".
+ENGINE_LOST_REASON = "lost its Docker daemon"
 
 
 class FlowExecutor:
@@ -63,6 +72,14 @@ class FlowExecutor:
         self.configuration_problem: MisconfigurationError | None = None
         #: Called once with a reason when the run should start no more flows.
         self.stop_run: Callable[[str], None] | None = None
+        #: Asked after a flow did not pass: the infrastructure's failure (the Docker daemon
+        #: gone), or None when it is fine and the flow's result stands.
+        self.engine_check: Callable[[], InfrastructureError | None] | None = None
+        #: The infrastructure failure that stopped the run, once seen, and how many flows
+        #: had finished before it.
+        self.engine_problem: InfrastructureError | None = None
+        self.finished_before_problem = 0
+        self._finished = 0
         self._openapi_lock = threading.Lock()
         self._openapi_done = state_dir is None
         self._stopping = threading.Event()
@@ -77,9 +94,46 @@ class FlowExecutor:
         return self.provisioner.kill_all()
 
     def run(self, flow: Flow, worker: int) -> FlowResult:
+        result = self._run(flow, worker)
+        if result.status.ok or self.engine_check is None:
+            self._count_finished()
+            return result
+        problem = self.engine_problem or self.engine_check()
+        if problem is None:
+            self._count_finished()
+            return result
+        self._stop_for_engine(problem)
+        # Not the flow's fault: its environment went away under it. The cause is said
+        # once, by the workflow; the flow is reported as not run.
+        return replace(
+            result,
+            status=Status.SKIPPED,
+            message=f"not finished: the run {ENGINE_LOST_REASON}",
+            traceback="",
+            app_logs="",
+        )
+
+    def _count_finished(self) -> None:
+        with self._openapi_lock:
+            self._finished += 1
+
+    def _stop_for_engine(self, problem: InfrastructureError) -> None:
+        with self._openapi_lock:
+            first = self.engine_problem is None
+            if first:
+                self.engine_problem = problem
+                self.finished_before_problem = self._finished
+        if first and self.stop_run is not None:
+            self.stop_run(ENGINE_LOST_REASON)
+
+    def _run(self, flow: Flow, worker: int) -> FlowResult:
         base = FlowResult(name=flow.name, kind=flow.kind, status=Status.ERROR, worker=worker)
         if self._stopping.is_set():
             return replace(base, status=Status.SKIPPED, message="not run: run interrupted")
+        if self.engine_problem is not None:
+            return replace(
+                base, status=Status.SKIPPED, message=f"not run: run {ENGINE_LOST_REASON}"
+            )
         t0 = time.monotonic()
         with contextlib.ExitStack() as stack:
             try:
