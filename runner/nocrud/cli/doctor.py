@@ -174,6 +174,7 @@ def run_checks(
         after = host.now()
         checks.append(_connection(client, host, info))
         checks.append(config_check)
+        checks += _strategy(host, config_path)
         checks += [_image(client, ref, role) for ref, role in images]
         checks.append(_reaper(client, host))
         checks.append(_docker_disk(host, info))
@@ -291,6 +292,54 @@ def _config(host: Host, config_path: Path | None) -> tuple[Check, list[tuple[str
         Check("config", CheckStatus.OK, f"{config.source} (project {config.project})"),
         images,
     )
+
+
+def _strategy(host: Host, config_path: Path | None) -> list[Check]:
+    """What ``run.strategy`` needs beyond Docker and the images: for ``external``, the server.
+
+    Empty when there is no valid config (the config check says why).
+    """
+    from nocrud.config import ConfigError, find_config, load_config
+
+    given = config_path or (
+        Path(host.env["NOCRUD_CONFIG"]) if host.env.get("NOCRUD_CONFIG", "").strip() else None
+    )
+    path = given if given is not None else find_config(host.cwd)
+    if path is None:
+        return []
+    try:
+        config = load_config(path, env=host.env)
+    except ConfigError:
+        return []
+    strategy = config.run.strategy
+    name = f"strategy {strategy}"
+    if strategy == "external":
+        from nocrud.environment import PrepareError
+        from nocrud.environment.external import check_server
+
+        try:
+            detail = check_server(config)
+        except PrepareError as exc:
+            fix = "fix database.external.url (or NOCRUD_EXTERNAL_URL), or the server, as said"
+            return [Check(name, CheckStatus.FAIL, str(exc), fix)]
+        return [Check(name, CheckStatus.OK, detail + "; a cloned database per flow")]
+    dbc = config.database
+    if strategy == "migrate" and dbc.schema_source == "migrate" and dbc.migrate is None:
+        return [
+            Check(
+                name,
+                CheckStatus.WARN,
+                "database.migrate is not set: every flow gets an empty database",
+                "set database.migrate to the command that makes the schema, or "
+                "database.dump to a pg_dump file",
+            )
+        ]
+    described = {
+        "image": "a PostgreSQL container from the migrated image and an app per flow",
+        "template": "one PostgreSQL per run; a cloned database and an app per flow",
+        "migrate": f"an empty PostgreSQL and its {config.database.schema_source} step per flow",
+    }
+    return [Check(name, CheckStatus.OK, described.get(strategy, "needs Docker only"))]
 
 
 def _registry_answer(client: Any, ref: str) -> str | None:

@@ -86,6 +86,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "nocrud.cli.run:clean",
         "Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.",
     ),
+    "bench": LazyCommand(
+        "nocrud.cli.bench:bench",
+        "Run the same flows under each provisioning strategy and compare what each costs.",
+    ),
     "worker": LazyCommand(
         "nocrud.cli.worker:worker",
         "Run flows sent by `nocrud up --broker` on this host's Docker, as a Celery worker.",

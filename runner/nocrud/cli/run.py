@@ -221,6 +221,7 @@ def clean(
     from nocrud.docker.engine import connect
 
     project: str | None = None
+    config = None
     if all_projects:
         if not yes:
             if not sys.stdin.isatty():
@@ -235,7 +236,8 @@ def clean(
                 abort=True,
             )
     else:
-        project = load(ctx).project
+        config = load(ctx)
+        project = config.project
 
     client = connect()
     try:
@@ -253,3 +255,7 @@ def clean(
             f"left {report.spared} object(s) of runs still going or of other hosts: "
             "`nocrud clean --all` removes them too"
         )
+    if config is not None and config.database.external.url is not None:
+        from nocrud.environment.external import sweep_server
+
+        click.echo(sweep_server(config, live=everything))

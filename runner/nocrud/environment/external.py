@@ -43,7 +43,7 @@ from nocrud.environment import PrepareError, Run
 from nocrud.environment.app import AppDatabase, AppEnvironment, EnvironmentSet, app_environment
 from nocrud.images.build import BuildError, make_schema, run_in_app_image
 
-__all__ = ["ExternalProvisioner", "check_server", "server_address"]
+__all__ = ["ExternalProvisioner", "check_server", "server_address", "sweep_server"]
 
 
 def server_address(config: Config) -> DatabaseAddress:
@@ -284,3 +284,20 @@ class ExternalProvisioner:
         if server is not None:
             # Kept flows' apps are on the run's network; their clones need no template.
             server.remove(network=not self._envs.kept)
+
+
+def sweep_server(config: Config, *, live: bool = False) -> str:
+    """``nocrud clean`` on the external server: drop dead runs' (and kept) databases; one line.
+
+    Args:
+        config: The configuration naming the server (``database.external.url``).
+        live: Also drop databases of runs still going (``nocrud clean --all``).
+    """
+    admin = server_address(config)
+    where = f"external server {admin.host}:{admin.port}"
+    try:
+        dropped = cleanup.sweep_databases(admin, kept=True, live=live)
+    except psycopg2.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{where}: not reached ({first}): its nocrud_* databases were not checked"
+    return f"{where}: dropped {len(dropped)} database(s)"

@@ -1,0 +1,233 @@
+"""Running one flow set under one strategy, in a process of its own, and what it cost.
+
+:func:`measure` starts ``python -m nocrud.bench.child`` for one strategy (so the
+runner's peak RSS is that strategy's alone, read with ``os.wait4``), then asks the
+Docker daemon for the events of that run's objects (containers, networks, execs:
+create, start, connect, die, destroy, …), which is how "Docker operations per flow"
+is counted the same way for nocrud's strategies and for docker-compose. The child
+(:func:`run_child`) runs the workflow's own steps with the chosen provisioner and
+writes the run's results and its wall time as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nocrud.results import RunResult
+
+__all__ = ["Figures", "measure", "percentile", "run_child"]
+
+#: Event types that are Docker operations on a run's objects.
+EVENT_TYPES = ("container", "network", "volume")
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What one strategy cost for the flow set.
+
+    Attributes:
+        strategy: Its name (``compose`` for the compose-per-flow baseline).
+        flows: Flows run.
+        passed: Flows that passed.
+        wall: Seconds from preparing the strategy to closing it (images already built).
+        prepare: Seconds of that spent preparing (the template server, the external template).
+        provision_p50: Median per-flow provisioning time, seconds.
+        provision_p95: 95th percentile of it.
+        teardown_p50: Median per-flow teardown time, seconds.
+        flows_per_minute: ``flows / wall * 60``.
+        peak_rss_mib: The runner process's peak resident memory (with the tools it waited for).
+        docker_ops_per_flow: Daemon events on the run's objects, divided by flows.
+    """
+
+    strategy: str
+    flows: int
+    passed: int
+    wall: float
+    prepare: float
+    provision_p50: float
+    provision_p95: float
+    teardown_p50: float
+    flows_per_minute: float
+    peak_rss_mib: float
+    docker_ops_per_flow: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The ``pct`` percentile of ``values`` by linear interpolation (0 for none)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def measure(
+    client: Any,
+    *,
+    config_path: Path,
+    strategy: str,
+    flows: list[str],
+    parallel: int,
+    workdir: Path,
+    run_id: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 3600,
+) -> Figures:
+    """Run ``flows`` under ``strategy`` in a child process and return its :class:`Figures`.
+
+    Args:
+        client: The Docker client whose daemon's events are counted.
+        config_path: The project's nocrud.yaml.
+        strategy: A ``run.strategy`` name, or ``compose`` for the baseline.
+        flows: Names of the flows to run.
+        parallel: Flows at once.
+        workdir: Where the child writes its results.
+        run_id: The run id the child uses (its objects' ``nocrud.run`` label).
+        env: The child's environment (``os.environ`` when None).
+        timeout: Seconds before the child is killed.
+
+    Raises:
+        RuntimeError: The child failed; the message has its last output lines.
+    """
+    out = workdir / f"{strategy}.json"
+    log = workdir / f"{strategy}.log"
+    request = {
+        "config": str(config_path),
+        "strategy": strategy,
+        "flows": flows,
+        "parallel": parallel,
+        "run_id": run_id,
+        "out": str(out),
+    }
+    since = int(time.time()) - 1
+    with log.open("w") as handle:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "nocrud.bench.child", json.dumps(request)],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                child.kill()
+                pid, status, usage = os.wait4(child.pid, 0)
+                break
+            time.sleep(0.2)
+    child.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
+    until = int(time.time()) + 1
+    if not out.is_file():
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(
+            f"the {strategy} run failed (exit {child.returncode}); its last lines:\n{tail}"
+        )
+    data = json.loads(out.read_text())
+    result = RunResult.from_dict(data["result"])
+    ops = count_operations(client, run_id, since, until)
+    provision = [f.timings.provision for f in result.flows]
+    teardown = [f.timings.teardown for f in result.flows]
+    count = len(result.flows)
+    wall = float(data["wall"])
+    return Figures(
+        strategy=strategy,
+        flows=count,
+        passed=sum(1 for f in result.flows if f.status.ok),
+        wall=round(wall, 3),
+        prepare=round(float(data["prepare"]), 3),
+        provision_p50=round(percentile(provision, 50), 3),
+        provision_p95=round(percentile(provision, 95), 3),
+        teardown_p50=round(percentile(teardown, 50), 3),
+        flows_per_minute=round(count / wall * 60, 2) if wall > 0 else 0.0,
+        peak_rss_mib=round(usage.ru_maxrss / 1024, 1),
+        docker_ops_per_flow=round(ops / count, 1) if count else 0.0,
+    )
+
+
+def count_operations(client: Any, run_id: str, since: int, until: int) -> int:
+    """Daemon events between ``since`` and ``until`` on objects of run ``run_id``.
+
+    Containers (and their execs) are recognised by their ``nocrud.run`` label, which
+    the daemon copies into each event; networks by their name, which starts with
+    ``nocrud-<run id>`` for nocrud's strategies and the compose projects alike.
+    """
+    prefix = f"nocrud-{run_id}"
+    count = 0
+    for event in client.events(
+        since=since, until=until, decode=True, filters={"type": list(EVENT_TYPES)}
+    ):
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        if event.get("Type") == "container":
+            mine = attributes.get("nocrud.run") == run_id
+        else:
+            mine = str(attributes.get("name", "")).startswith(prefix)
+        count += mine
+    return count
+
+
+def run_child(request: dict[str, Any]) -> None:
+    """The child's side: run the flows under one strategy with the workflow's own steps."""
+    from rich.console import Console
+
+    from nocrud import workflow
+    from nocrud.bench.compose import ComposeProvisioner
+    from nocrud.config import load_config
+    from nocrud.docker import cleanup
+    from nocrud.environment import Provisioner, Run, needs_db_image, provisioner_for
+    from nocrud.flows import discover
+
+    strategy = request["strategy"]
+    overrides: dict[str, Any] = {"run.parallel": request["parallel"]}
+    if strategy != "compose":
+        overrides["run.strategy"] = strategy
+    config = load_config(Path(request["config"]), overrides=overrides)
+    wanted = list(request["flows"])
+    by_name = {f.name: f for f in discover(config.flows.path)}
+    flows = [by_name[name] for name in wanted]
+    provisioner: Provisioner = (
+        ComposeProvisioner() if strategy == "compose" else provisioner_for(config)
+    )
+    console = Console(file=sys.stdout, soft_wrap=True, no_color=True, highlight=False)
+    run_id = request["run_id"]
+    engine = workflow.prepare_docker(config, console)
+    try:
+        images = workflow.build(
+            config, engine, console, run_id, db_image=needs_db_image(provisioner)
+        )
+        run = Run(
+            config=config,
+            run_id=run_id,
+            engine=engine,
+            images=images,
+            say=console.print,
+        )
+        started = time.monotonic()
+        provisioner.prepare(run)
+        prepared = time.monotonic()
+        try:
+            result = workflow.run_flows(
+                config, provisioner, flows, workflow.UpOptions(), console, run_id=run_id
+            )
+        finally:
+            provisioner.close()
+        wall = time.monotonic() - started
+    finally:
+        cleanup.remove_run(engine.client, run_id)
+        engine.close()
+    Path(request["out"]).write_text(
+        json.dumps({"result": result.to_dict(), "wall": wall, "prepare": prepared - started})
+    )

@@ -1,0 +1,113 @@
+"""nocrud bench: reports read Figures values (table, Markdown, JSON, PNG); the baseline file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import yaml
+
+from nocrud.bench.compose import compose_file
+from nocrud.bench.measure import Figures, percentile
+from nocrud.bench.report import markdown, ratios, table, write_chart, write_json
+from nocrud.config import load_config
+from nocrud.images import BuiltImages
+
+
+def figures(strategy: str, wall: float) -> Figures:
+    return Figures(
+        strategy=strategy,
+        flows=8,
+        passed=8,
+        wall=wall,
+        prepare=0.5,
+        provision_p50=wall / 10,
+        provision_p95=wall / 8,
+        teardown_p50=0.4,
+        flows_per_minute=8 / wall * 60,
+        peak_rss_mib=60.0,
+        docker_ops_per_flow=9.0,
+    )
+
+
+ROWS = [figures("image", 20.0), figures("template", 8.0), figures("migrate", 70.0)]
+CONTEXT = {"project": "shop", "flows": 8, "parallel": 4, "cpus": 2, "date": "today"}
+
+
+def test_percentiles_interpolate_and_an_empty_list_is_zero() -> None:
+    assert percentile([], 50) == 0.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == 4.8
+
+
+def test_the_table_has_a_row_per_strategy_under_every_heading() -> None:
+    lines = table(ROWS).splitlines()
+
+    assert lines[0].split()[:3] == ["strategy", "flows", "passed"]
+    assert "docker ops/flow" in lines[0]
+    assert [line.split()[0] for line in lines[1:]] == ["image", "template", "migrate"]
+    assert lines[2].split()[3] == "8.0"  # template's wall time
+
+
+def test_ratios_compare_wall_times_the_way_the_targets_are_stated() -> None:
+    assert ratios(ROWS) == [
+        "migrate / image wall time: 3.50x",
+        "image / template wall time: 2.50x",
+    ]
+
+
+def test_markdown_and_json_carry_the_same_figures(tmp_path: Path) -> None:
+    text = markdown(ROWS, CONTEXT)
+    write_json(ROWS, CONTEXT, tmp_path / "bench.json")
+
+    assert "| template | 8 | 8 | 8.0 |" in text
+    assert "- image / template wall time: 2.50x" in text
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert [s["strategy"] for s in data["strategies"]] == ["image", "template", "migrate"]
+    assert data["strategies"][1]["wall"] == 8.0
+
+
+def test_the_chart_is_a_png(tmp_path: Path) -> None:
+    write_chart(ROWS, CONTEXT, tmp_path / "bench.png")
+
+    assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_compose_baseline_waits_for_each_step_and_labels_every_object(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "nocrud.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "project": "shop",
+                "app": {"build": "app", "env": {"DATABASE_URL": "{database_url}"}},
+                "database": {"migrate": "python3 manage.py migrate", "name": "shop"},
+                "flows": {"path": "flows"},
+            }
+        )
+    )
+    config = load_config(tmp_path / "nocrud.yaml", env={})
+    run = SimpleNamespace(
+        config=config,
+        run_id="0123456789",
+        images=BuiltImages(
+            app="shop-app:1", db="nocrud/postgres:15", app_built=False, db_built=False
+        ),
+        keep_failed=False,
+    )
+
+    project = compose_file(run, "a_flow")
+
+    services = project["services"]
+    assert list(services) == ["db", "init", "migrate", "app"]
+    assert services["init"]["depends_on"] == {"db": {"condition": "service_healthy"}}
+    assert services["migrate"]["command"] == ["python3", "manage.py", "migrate"]
+    assert services["app"]["depends_on"] == {
+        "migrate": {"condition": "service_completed_successfully"}
+    }
+    assert services["app"]["environment"]["DATABASE_URL"].endswith("@db:5432/shop")
+    for service in services.values():
+        assert service["labels"]["nocrud.run"] == "0123456789"
+    assert project["networks"]["default"]["labels"]["nocrud.run"] == "0123456789"
