@@ -370,7 +370,8 @@ def new_crud_command(
     source = openapi_source or (saved if saved.is_file() else None)
     document = load_openapi(source) if source is not None else None
     path = new_crud(config.flows.path, resource, endpoint, document=document, auth=auth)
-    console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`")
+    # soft_wrap: a command cut at column 80 cannot be pasted back.
+    console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`", soft_wrap=True)
 
 
 @new.command(name="flow")
@@ -380,7 +381,8 @@ def new_flow_command(ctx: click.Context, name: str) -> None:
     """Write flows/<NAME>.py with one flow calling the app's health path, to edit."""
     config = load(ctx)
     path = new_flow(config.flows.path, name, health_path=config.app.health_path)
-    console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`")
+    # soft_wrap: a command cut at column 80 cannot be pasted back.
+    console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`", soft_wrap=True)
 
 
 def register(group: click.Group) -> None:

@@ -174,7 +174,8 @@ def crud(
         list_path: Where to list when not ``endpoint``.
         list_params: Query parameters of the first list request (``{"limit": 500}``).
         items_key: Where the items are in a list response that is an object (dots
-            walk into objects); a response that is a JSON array is the items.
+            walk into objects); a response that is a JSON array is the items. Left at
+            ``items``, ``results`` and ``data`` are tried too.
         auth: ``("user", "password")`` to log in with :meth:`FlowContext.login`, a
             ``requests`` auth object for ``ctx.api``, or ``lambda ctx: ...``.
         ignore: Fields the server may legitimately change (normalised values).
@@ -543,6 +544,12 @@ class _CrudRun:
     def _items(self, response: Response) -> list[Any]:
         data = response.data
         items = data if isinstance(data, list) else _dig(data, self.spec.items_key)
+        if items is None and self.spec.items_key == "items" and isinstance(data, Mapping):
+            # Left at its default: the other common envelopes, e.g. Django REST framework's
+            # {"count", "next", "previous", "results"}, so a scaffolded flow needs no option.
+            items = next(
+                (data[k] for k in _COMMON_ITEMS_KEYS if isinstance(data.get(k), list)), None
+            )
         if not isinstance(items, list):
             keys = sorted(data) if isinstance(data, Mapping) else type(data).__name__
             raise AssertionError(  # noqa: TRY004 - the app's answer is wrong: FAILED, not ERROR
@@ -550,6 +557,10 @@ class _CrudRun:
                 f"(keys: {keys}); pass items_key="
             )
         return items
+
+
+#: Where list answers commonly keep their items when ``items_key`` is left at ``items``.
+_COMMON_ITEMS_KEYS = ("results", "data")
 
 
 def _json_or_none(response: Response) -> Any:

@@ -983,3 +983,15 @@ def test_a_scaffolded_upsert_flow_runs_as_written(slash_ctx: FlowContext) -> Non
     exec(compile(source.replace("tags=", 'items_key="results", tags='), "r.py", "exec"), namespace)
     assert run(namespace["reading_crud"], slash_ctx) is None, steps(slash_ctx)
     assert all_passed(slash_ctx), steps(slash_ctx)
+
+
+def test_a_page_of_results_needs_no_items_key_option(
+    slash_app: SlashApp, slash_ctx: FlowContext
+) -> None:
+    # What `nocrud new crud sensor --endpoint /sensors/` writes: no items_key (issue 13).
+    slash_app.objects["sensors"] = {str(n): {"id": n, "name": "old"} for n in range(100, 103)}
+    flow = crud(
+        "sensor_crud", "/sensors/", create={"name": "roof"}, update=lambda ctx, obj: {"name": "x"}
+    )
+    assert run(flow, slash_ctx) is None, steps(slash_ctx)
+    assert all_passed(slash_ctx), steps(slash_ctx)
