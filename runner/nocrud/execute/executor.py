@@ -94,7 +94,14 @@ class FlowExecutor:
         return self.provisioner.kill_all()
 
     def run(self, flow: Flow, worker: int) -> FlowResult:
-        result = self._run(flow, worker)
+        try:
+            result = self._run(flow, worker)
+        except Exception:
+            # Evidence gathering itself failed (a container's state, its logs): when the
+            # daemon is gone that is the cause, else the scheduler reports the bug.
+            if self.engine_check is None or (self.engine_problem or self.engine_check()) is None:
+                raise
+            result = FlowResult(name=flow.name, kind=flow.kind, status=Status.ERROR, worker=worker)
         if result.status.ok or self.engine_check is None:
             self._count_finished()
             return result

@@ -102,6 +102,32 @@ def test_a_daemon_that_still_answers_leaves_the_flows_error_as_it_was() -> None:
     assert executor.engine_problem is None
 
 
+class _TargetOfADeadDaemon(FakeTarget):
+    def app_logs(self, tail: int = 200) -> str:
+        raise ConnectionError("[Errno -3] Temporary failure in name resolution")
+
+
+class _DeadEvidence(DaemonThatDies):
+    @contextlib.contextmanager
+    def acquire(self, flow: str) -> Iterator[FakeTarget]:
+        yield _TargetOfADeadDaemon("http://127.0.0.1:1")
+
+
+def fails_on_the_wire(ctx: FlowContext) -> None:
+    raise ConnectionError("the app went away")
+
+
+def test_evidence_that_cannot_be_gathered_from_a_lost_daemon_is_not_an_internal_error() -> None:
+    lost = EngineLostError("tcp://docker:2375", "[Errno -3] Temporary failure in name resolution")
+    executor = FlowExecutor(_DeadEvidence(alive=0), flow_timeout=5)
+    executor.engine_check = lambda: lost
+    result = executor(Flow("flow_0", fails_on_the_wire), 0)
+    assert (result.status, result.message) == (
+        Status.SKIPPED,
+        "not finished: the run lost its Docker daemon",
+    )
+
+
 def test_a_connection_lost_outside_the_flows_is_exit_3_not_a_traceback() -> None:
     # The Docker SDK lets a dropped connection through as requests' ConnectionError (an
     # image build whose daemon went away); the CLI's guard makes it the infrastructure code.
