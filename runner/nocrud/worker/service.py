@@ -22,6 +22,7 @@ import contextlib
 import json
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -187,7 +188,31 @@ class WorkerService:
     def run_task(
         self, *, run: str, flow: str, index: int, checkout: Mapping[str, str], coordinator: str
     ) -> str:
-        """Run one flow of run ``run`` unless the run is gone; return what happened, briefly."""
+        """Run one flow of run ``run`` unless the run is gone; return what happened, briefly.
+
+        A bug here costs the flow, not the run: it becomes the flow's ERROR result, so the
+        coordinator never waits for a result that will not come.
+        """
+        try:
+            return self._run_task(
+                run=run, flow=flow, index=index, checkout=checkout, coordinator=coordinator
+            )
+        except Exception as exc:  # noqa: BLE001 - reported as the flow's result
+            keys = Keys(run)
+            attempt = int(self._redis.get(keys.attempt(flow)) or 1)
+            result = FlowResult(
+                name=flow,
+                status=Status.ERROR,
+                message=f"internal error on worker {self.node}: {type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+                host=self.node,
+                attempt=attempt,
+            )
+            return self._finish(keys, result)
+
+    def _run_task(
+        self, *, run: str, flow: str, index: int, checkout: Mapping[str, str], coordinator: str
+    ) -> str:
         keys = Keys(run)
         redis = self._redis
         task = {

@@ -291,6 +291,22 @@ def test_a_flow_runs_and_its_result_travels_as_a_dict(
     assert result.app_logs == "app log line"
 
 
+def test_a_bug_in_the_worker_costs_the_flow_not_the_run(
+    project: Path, redis_url: str, redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = worker(project, redis_url, "w1@a", RecordingApp())
+    alive(redis, "r0")
+
+    def broken(*_args: Any) -> FlowResult:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(service, "_execute", broken)
+    assert service.run_task(**task(service, "r0", "quick")) == "error"
+    result = FlowResult.from_dict(events(redis, "r0")[-1]["result"])
+    assert result.message == "internal error on worker w1@a: RuntimeError: boom"
+    assert "RuntimeError: boom" in result.traceback
+
+
 def test_a_redelivered_task_never_counts_twice(project: Path, redis_url: str, redis: Any) -> None:
     service = worker(project, redis_url, "w1@a", RecordingApp())
     alive(redis, "r2")

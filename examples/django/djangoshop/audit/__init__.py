@@ -1,1 +1,0 @@
-"""Audit: an event for every change made through the API, readable by administrators."""

@@ -1,1 +1,0 @@
-"""Catalog: categories (a tree), products with unique SKUs and slugs, tags chosen by slug."""

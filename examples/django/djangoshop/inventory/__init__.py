@@ -1,1 +1,0 @@
-"""Inventory: warehouses (addressed by their code), stock per product and warehouse, movements."""

@@ -1,1 +1,0 @@
-"""Flows of the djangoshop example: CRUD, several users, business rules, validation."""
