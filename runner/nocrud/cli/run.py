@@ -27,6 +27,11 @@ __all__ = ["build", "clean", "up"]
     default=None,
     help="Flows run at once (default: run.parallel in nocrud.yaml, else CPU count).",
 )
+@click.option(
+    "--serial",
+    is_flag=True,
+    help="One flow at a time: the same as -j 1 (e.g. a shared server, run.strategy external).",
+)
 @selection_options
 @click.option(
     "--perf",
@@ -88,6 +93,7 @@ def up(
     ctx: click.Context,
     *,
     parallel: int | None,
+    serial: bool,
     selection: Selection,
     record_perf: bool,
     fail_fast: bool,
@@ -119,6 +125,10 @@ def up(
     from nocrud.flows import discover
     from nocrud.sharding import parse_shard, shard_from_env
 
+    if serial:
+        if parallel not in (None, 1):
+            raise UsageError(f"--serial means -j 1: drop -j {parallel} or --serial")
+        parallel = 1
     config = load(
         ctx,
         {
