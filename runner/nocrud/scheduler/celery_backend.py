@@ -61,8 +61,11 @@ __all__ = [
 TASK_NAME = "nocrud.run_flow"
 #: A flow runs at most this often: once, and once more when its worker was lost.
 MAX_ATTEMPTS = 2
-#: Seconds the coordinator's heartbeat lives without renewal; renewed every third of it.
-HEARTBEAT_TTL = 10.0
+#: Seconds the coordinator's heartbeat lives without renewal; renewed every sixth of it, so
+#: a coordinator starved of CPU for a while is not taken for dead.
+HEARTBEAT_TTL = 30.0
+#: How often the coordinator sends a flow again that a worker dropped for a lapsed heartbeat.
+MAX_RESENDS = 3
 #: How long run state stays in Redis after the last write (for late and redelivered tasks).
 STATE_TTL = 24 * 3600
 #: Default broker visibility timeout (Celery's for Redis): a lost task is redelivered after it.
@@ -223,6 +226,9 @@ class CeleryBackend:
         self._stop_reason: str | None = None
         self._fail_fast_tripped = False
         self._hosts: dict[str, int] = {}
+        self._tasks: dict[str, dict[str, Any]] = {}
+        self._resent: dict[str, int] = {}
+        self._sender: Any = None
 
     def stop(self, reason: str = "interrupted") -> None:
         """Send no more results to the listener than those already running; revoke the rest."""
@@ -239,19 +245,18 @@ class CeleryBackend:
         beat.start()
         results: dict[str, FlowResult] = {}
         started: dict[str, str] = {}
+        self._sender = app
         try:
             for index, name in enumerate(names):
+                self._tasks[name] = {
+                    "run": self._run_id,
+                    "flow": name,
+                    "index": index,
+                    "checkout": self._checkout,
+                    "coordinator": socket.gethostname(),
+                }
                 app.send_task(
-                    TASK_NAME,
-                    kwargs={
-                        "run": self._run_id,
-                        "flow": name,
-                        "index": index,
-                        "checkout": self._checkout,
-                        "coordinator": socket.gethostname(),
-                    },
-                    task_id=task_ids[name],
-                    queue=self._queue,
+                    TASK_NAME, kwargs=self._tasks[name], task_id=task_ids[name], queue=self._queue
                 )
             self._listen(redis, app, names, started, results)
             if self._halted():
@@ -311,6 +316,8 @@ class CeleryBackend:
             if attempt > 1:
                 self._say(f"{name}: attempt {attempt} on {host}: {event.get('retried', '')}")
             self._notify("flow_started", name, worker)
+        elif kind == "dropped":
+            self._resend(name, host, str(event.get("reason", "")))
         elif kind == "attempt_failed":
             self._say(
                 f"{name}: attempt {event.get('attempt')} on {host} did not count: "
@@ -323,6 +330,20 @@ class CeleryBackend:
             if self._fail_fast and result.status in (Status.FAILED, Status.ERROR):
                 self._fail_fast_tripped = True
             self._notify("flow_finished", result)
+
+    def _resend(self, name: str, host: str, reason: str) -> None:
+        """A worker dropped ``name`` while this coordinator lives (its heartbeat lapsed): again."""
+        count = self._resent.get(name, 0) + 1
+        if self._halted() or name not in self._tasks or count > MAX_RESENDS:
+            return
+        self._resent[name] = count
+        self._say(f"{name}: worker {host} dropped it ({reason}); sending it again")
+        self._sender.send_task(
+            TASK_NAME,
+            kwargs=self._tasks[name],
+            task_id=f"{self._run_id}.{self._tasks[name]['index']}.s{count}",
+            queue=self._queue,
+        )
 
     def _revoke(self, redis: Any, app: Any, task_ids: list[str]) -> None:
         """Queued tasks will not run; running ones are torn down by their workers."""
@@ -407,7 +428,7 @@ class _Heartbeat:
         self._thread.join(2)
 
     def _beat(self) -> None:
-        while not self._stopped.wait(HEARTBEAT_TTL / 3):
+        while not self._stopped.wait(HEARTBEAT_TTL / 6):
             with contextlib.suppress(Exception):
                 self._redis.set(self._key, socket.gethostname(), px=int(HEARTBEAT_TTL * 1000))
 

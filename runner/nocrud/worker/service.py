@@ -249,8 +249,13 @@ class WorkerService:
     def _dropped(self, task: dict[str, Any], keys: Keys) -> str:
         """Why this delivery runs nothing and counts nothing, or empty."""
         redis = self._redis
-        if redis.exists(keys.cancel) or not redis.exists(keys.alive):
-            return "dropped: the run was stopped or its coordinator is gone"
+        if redis.exists(keys.cancel):
+            return "dropped: the run was stopped"
+        if not redis.exists(keys.alive):
+            # A coordinator that still lives (starved, not dead) hears it and sends it again.
+            reason = "the coordinator's heartbeat had lapsed"
+            self._event(keys, type="dropped", flow=task["flow"], reason=reason)
+            return "dropped: the coordinator is gone"
         if redis.exists(keys.done(task["flow"])):
             return "dropped: the flow already has a result"
         if not self._docker_answers():

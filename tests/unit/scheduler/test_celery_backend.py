@@ -379,12 +379,33 @@ def test_tasks_of_a_stopped_or_orphaned_run_run_nothing(
     project: Path, redis_url: str, redis: Any
 ) -> None:
     service = worker(project, redis_url, "w1@a", RecordingApp())
-    gone = "dropped: the run was stopped or its coordinator is gone"
-    assert service.run_task(**task(service, "r6", "quick")) == gone  # no heartbeat
+    assert service.run_task(**task(service, "r6", "quick")) == (
+        "dropped: the coordinator is gone"  # no heartbeat
+    )
+    (dropped,) = events(redis, "r6")  # heard by a coordinator that was only starved
+    assert (dropped["type"], dropped["flow"]) == ("dropped", "quick")
     alive(redis, "r6")
     redis.set(Keys("r6").cancel, "interrupted")
-    assert service.run_task(**task(service, "r6", "quick")) == gone
-    assert events(redis, "r6") == []
+    assert service.run_task(**task(service, "r6", "quick")) == "dropped: the run was stopped"
+    assert len(events(redis, "r6")) == 1
+
+
+def test_a_living_coordinator_sends_a_dropped_flow_again(redis_url: str, redis: Any) -> None:
+    app, heard = RecordingApp(), Heard()
+    backend = coordinator(redis_url, app, heard, run_id="c5")
+    lapsed = "the coordinator's heartbeat had lapsed"
+    play(
+        redis,
+        "c5",
+        [
+            {"type": "dropped", "flow": "a", "host": "w1@a", "reason": lapsed},
+            {"type": "started", "flow": "a", "host": "w2@b", "attempt": 1},
+            finished("a", "w2@b"),
+        ],
+    )
+    schedule = backend.run([Named("a")])
+    assert [s["task_id"] for s in app.sent] == ["c5.0", "c5.0.s1"]
+    assert schedule.results[0].status is Status.PASSED
 
 
 def test_a_running_flow_is_torn_down_when_its_coordinator_dies(
