@@ -51,7 +51,7 @@ LABEL_RYUK = "org.testcontainers.ryuk"
 
 #: What happens instead when there is no reaper.
 BACKSTOP = "a killed run's containers are removed by the next run or `nocrud clean`"
-NO_IMAGE = f"no reaper image (build it with images/build-all.sh): {BACKSTOP}"
+NO_IMAGE = f"no reaper image yet (`nocrud build` builds it): {BACKSTOP}"
 
 
 class ReaperError(Exception):
