@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import docker.errors
 import pytest
 
 from nocrud.config import ConfigError, load_config
 from nocrud.docker.postgres import COMMITTABLE_PGDATA, base_image_environment
-from nocrud.images.own import ASSETS, own_image
+from nocrud.images.own import ASSETS, ensure_own_image, own_image
 
 #: What `docker image inspect postgres:13` says, as far as nocrud reads it.
 OFFICIAL = {
@@ -83,3 +86,40 @@ def test_database_version_picks_nocrud_s_image(tmp_path: Path) -> None:
 def test_database_version_errors_name_the_key(tmp_path: Path, database: str, error: str) -> None:
     with pytest.raises(ConfigError, match=error):
         load_config(_config(tmp_path, database), env={})
+
+
+class _Images:
+    """The Docker seam as nocrud.images.own uses it: one base present, nothing else."""
+
+    def __init__(self) -> None:
+        self.present = {"debian:trixie-slim"}
+        self.built: list[tuple[str, dict[str, str]]] = []
+
+    def get(self, ref: str) -> Any:
+        if ref not in self.present:
+            raise docker.errors.ImageNotFound(ref)
+        return SimpleNamespace(id=f"sha256:{ref}")
+
+    def build(self, *, path: str, tag: str, buildargs: dict[str, str], **_: Any) -> Any:
+        assert (Path(path) / "Dockerfile").is_file()
+        self.built.append((tag, buildargs))
+        self.present.add(tag)
+        return SimpleNamespace(id=f"sha256:{tag}"), []
+
+    def pull(self, ref: str) -> Any:
+        raise docker.errors.APIError("no registry here")
+
+
+def test_a_missing_own_image_is_built_from_the_package_when_needed() -> None:
+    client = SimpleNamespace(images=_Images())
+    said: list[str] = []
+    found = ensure_own_image(client, "nocrud/postgres:17", say=said.append)  # type: ignore[arg-type]
+    assert found == "sha256:nocrud/postgres:17"
+    assert client.images.built == [
+        ("nocrud/postgres:17", {"PG_MAJOR": "17", "DEBIAN_RELEASE": "trixie"})
+    ]
+    assert any("from nocrud's own Dockerfile" in line for line in said)
+    # Present now: nothing is built twice.
+    ensure_own_image(client, "nocrud/postgres:17", say=said.append)  # type: ignore[arg-type]
+    assert len(client.images.built) == 1
+    assert ensure_own_image(client, "postgres:13", say=said.append) is None  # type: ignore[arg-type]
