@@ -1,0 +1,73 @@
+"""What every API view shares: error answers, the audit trail, conflicts.
+
+Errors keep DRF's shapes (``{"field": ["message"]}`` for validation, ``{"detail": ...}``
+otherwise); deleting something still referenced answers 409 naming what holds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Model, ProtectedError
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.response import Response
+from rest_framework.schemas.openapi import AutoSchema
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from djangoshop.audit.models import record
+
+
+class Conflict(APIException):
+    """The request is valid but the object's state forbids it (409)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "the object's current state does not allow this"
+    default_code = "conflict"
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus 409 for deleting what other objects still reference."""
+    if isinstance(exc, ProtectedError):
+        held_by = sorted({obj._meta.verbose_name_plural for obj in exc.protected_objects})
+        return Response(
+            {"detail": f"still referenced by {', '.join(str(name) for name in held_by)}"},
+            status=status.HTTP_409_CONFLICT,
+        )
+    return drf_exception_handler(exc, context)
+
+
+class ShopSchema(AutoSchema):
+    """DRF's OpenAPI inspector, pluralising list operations without ``inflection``.
+
+    Newer DRF needs the ``inflection`` package to name ``listCategories``; the names
+    here are regular English, so a two-rule plural keeps the schema dependency-free.
+    """
+
+    def get_operation_id_base(self, path: str, method: str, action: str) -> str:
+        if action != "list":
+            return str(super().get_operation_id_base(path, method, action))
+        name = str(super().get_operation_id_base(path, method, "retrieve"))
+        if name.endswith("s"):
+            return name
+        return name[:-1] + "ies" if name.endswith("y") else name + "s"
+
+
+class AuditedMixin:
+    """Records an audit event for every create, update and delete of a model viewset."""
+
+    request: Any
+
+    def perform_create(self, serializer: Any) -> None:
+        instance = serializer.save()
+        record(self.request.user, "created", instance, self.request.data)
+
+    def perform_update(self, serializer: Any) -> None:
+        instance = serializer.save()
+        record(self.request.user, "updated", instance, self.request.data)
+
+    def perform_destroy(self, instance: Model) -> None:
+        with transaction.atomic():  # no event for a delete that PROTECT refuses
+            record(self.request.user, "deleted", instance)
+            instance.delete()

@@ -1,0 +1,1 @@
+"""Inventory: warehouses (addressed by their code), stock per product and warehouse, movements."""

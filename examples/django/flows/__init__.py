@@ -1,0 +1,1 @@
+"""Flows of the djangoshop example: CRUD, several users, business rules, validation."""
