@@ -41,8 +41,8 @@ from nocrud.flows import Flow, discover, select
 from nocrud.images import BuiltImages, build_images
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.report.terminal import running
-from nocrud.results import RunResult
-from nocrud.scheduler import BACKENDS, Backend
+from nocrud.results import FlowResult, RunResult
+from nocrud.scheduler import BACKENDS, Backend, RunListener
 from nocrud.sharding import Shard, load_durations, select_shard
 
 
@@ -57,6 +57,8 @@ class UpOptions:
     junit: Path | None = None
     json: Path | None = None
     verbose: bool = False
+    #: Also hears every flow start and result, e.g. the run store's recorder (``--no-record``).
+    listener: RunListener | None = None
     #: Run only this CI shard's part of the selected flows (``--shard I/N``).
     shard: Shard | None = None
     #: Results files whose flow durations balance the shards (later files win).
@@ -244,7 +246,10 @@ def run_flows(
     )
     reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
     runner: Backend[Flow] = BACKENDS[backend](
-        executor, parallel=parallel, fail_fast=options.fail_fast, listener=reporter
+        executor,
+        parallel=parallel,
+        fail_fast=options.fail_fast,
+        listener=reporter if options.listener is None else _Listeners(reporter, options.listener),
     )
     executor.stop_run = runner.stop  # a configuration problem every flow would hit
     if engine is not None:
@@ -377,6 +382,21 @@ def run_remote(
     )
     reporter.finish(result)
     return result
+
+
+class _Listeners:
+    """The terminal reporter, then the recorder: both hear every flow, in that order."""
+
+    def __init__(self, *listeners: RunListener) -> None:
+        self._listeners = listeners
+
+    def flow_started(self, name: str, worker: int) -> None:
+        for listener in self._listeners:
+            listener.flow_started(name, worker)
+
+    def flow_finished(self, result: FlowResult) -> None:
+        for listener in self._listeners:
+            listener.flow_finished(result)
 
 
 @contextlib.contextmanager

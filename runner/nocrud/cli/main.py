@@ -86,6 +86,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "nocrud.cli.run:clean",
         "Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.",
     ),
+    "serve": LazyCommand(
+        "nocrud.cli.serve:serve",
+        "Serve the web console: run history, live progress, start, cancel and rerun.",
+    ),
     "bench": LazyCommand(
         "nocrud.cli.bench:bench",
         "Run the same flows under each provisioning strategy and compare what each costs.",

@@ -8,12 +8,14 @@ the commands, so ``nocrud --help`` and ``nocrud list`` never load them.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from nocrud.cli._guard import EXIT_CODES_HELP, Command, exit_now
 from nocrud.cli._options import Selection, console, load, selection_options
+from nocrud.cli._record import recording
 from nocrud.errors import EXIT_OK, UsageError
 
 __all__ = ["build", "clean", "up"]
@@ -66,6 +68,19 @@ __all__ = ["build", "clean", "up"]
 )
 @click.option("-v", "--verbose", is_flag=True, help="Show details of passing flows too.")
 @click.option(
+    "--no-record",
+    "no_record",
+    is_flag=True,
+    help="Do not record this run in the run store (.nocrud/history.db, or NOCRUD_STORE_URL).",
+)
+@click.option(
+    "--report-to",
+    "report_to",
+    metavar="URL",
+    default=None,
+    help="Stream this run's events to a `nocrud serve` console at URL (never fails the run).",
+)
+@click.option(
     "--shard",
     metavar="I/N",
     default=None,
@@ -102,6 +117,8 @@ def up(
     junit: Path | None,
     json_path: Path | None,
     verbose: bool,
+    no_record: bool,
+    report_to: str | None,
     shard: str | None,
     durations: tuple[Path, ...],
     broker: str | None,
@@ -117,6 +134,7 @@ def up(
       nocrud up --crud -m sites      # CRUD flows tagged "sites"
       nocrud up --perf               # then: nocrud perf; nocrud coverage
       nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
+      nocrud up --report-to http://ci-console:8080   # live in the team's console
       nocrud up --shard 2/4 --durations merged.json --json shard-2.json
       nocrud up --broker redis://ci-redis:6379/0   # on the workers of docs/workers.md
     """
@@ -159,7 +177,23 @@ def up(
         broker=broker,
     )
     out = console()
-    code = workflow.up(config, options, out)
+    selection_shown = {
+        "flows": list(selection.names),
+        "keyword": selection.keyword or "",
+        "tags": selection.tags or "",
+        "crud": bool(selection.kinds),
+    }
+    with recording(
+        config,
+        options,
+        record=not no_record,
+        report_to=report_to,
+        results=results,
+        selection=selection_shown,
+        say=lambda line: out.print(line, soft_wrap=True),
+    ) as (bracket, listener):
+        code = workflow.up(config, dataclasses.replace(options, listener=listener), out)
+        bracket.exit_code = code
     authoring.record_run(config.root, results, perf=record_perf, say=out.print)
     exit_now(code)
 
