@@ -501,7 +501,10 @@ def _leftovers(client: Any) -> Check:
     containers = networks = kept = live = 0
     objects = [
         (c.labels or {}, "container")
-        for c in client.containers.list(all=True, filters={"label": cleanup.LABEL_RUN})
+        # ignore_removed: on a shared daemon other runs remove containers while we list them.
+        for c in client.containers.list(
+            all=True, filters={"label": cleanup.LABEL_RUN}, ignore_removed=True
+        )
     ]
     objects += [
         (n.attrs.get("Labels") or {}, "network")

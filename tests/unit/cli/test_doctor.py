@@ -80,7 +80,9 @@ class _Listing:
         self.objects = list(objects)
         self.known = set(known)
 
-    def list(self, *, all: bool = False, filters: dict[str, Any]) -> list[_Object]:
+    def list(
+        self, *, all: bool = False, filters: dict[str, Any], ignore_removed: bool = False
+    ) -> list[_Object]:
         key = filters["label"]
         return [o for o in self.objects if key in o.labels]
 
