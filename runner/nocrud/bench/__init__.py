@@ -15,10 +15,13 @@ import datetime
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nocrud.bench.measure import Figures, measure
 from nocrud.bench.report import ratios, table, write_chart, write_json, write_markdown
+
+if TYPE_CHECKING:
+    from nocrud.config import Config
 
 __all__ = ["BASELINE", "DEFAULT_STRATEGIES", "Figures", "default_strategies", "run_bench"]
 
@@ -91,12 +94,24 @@ def run_bench(
                 f"provision p50 {figure.provision_p50:.2f} s"
             )
             figures.append(figure)
+            # After every strategy: a bench stopped halfway keeps what it measured.
+            _write_reports(figures, config, len(chosen), parallel, out_dir)
     finally:
         engine.close()
+    say(table(figures))
+    for line in ratios(figures):
+        say(line)
+    say(f"written: {out_dir / 'bench.md'}, {out_dir / 'bench.json'}, {out_dir / 'bench.png'}")
+    return figures
+
+
+def _write_reports(
+    figures: list[Figures], config: Config, flows: int, parallel: int, out_dir: Path
+) -> None:
     context: dict[str, Any] = {
         "project": config.project,
         "config": str(config.source),
-        "flows": len(chosen),
+        "flows": flows,
         "parallel": parallel,
         "cpus": os.cpu_count(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -105,8 +120,3 @@ def run_bench(
     write_markdown(figures, context, out_dir / "bench.md")
     write_json(figures, context, out_dir / "bench.json")
     write_chart(figures, context, out_dir / "bench.png")
-    say(table(figures))
-    for line in ratios(figures):
-        say(line)
-    say(f"written: {out_dir / 'bench.md'}, {out_dir / 'bench.json'}, {out_dir / 'bench.png'}")
-    return figures

@@ -1,0 +1,22 @@
+"""`nocrud up --serial` is `-j 1` under another name, and says so when it contradicts -j."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from nocrud.cli import main
+
+
+def test_serial_with_another_parallelism_is_a_usage_error_naming_both() -> None:
+    result = CliRunner().invoke(main, ["up", "--serial", "-j", "3"])
+
+    assert result.exit_code == 2, result.output
+    assert "--serial means -j 1: drop -j 3 or --serial" in result.output
+
+
+def test_serial_is_listed_as_one_flow_at_a_time() -> None:
+    result = CliRunner().invoke(main, ["up", "--help"])
+
+    assert result.exit_code == 0
+    assert "--serial" in result.output
+    assert "the same as -j 1" in " ".join(result.output.split())
