@@ -51,6 +51,7 @@ _register_djangoshop()
 POSTGRES_IMAGE = "nocrud/postgres:15"
 LABELS = {"nocrud.test": "djangoshop"}
 READY_TIMEOUT_SECONDS = 30
+FAST_MOUNT = "/var/lib/nocrud/fast"
 
 
 def wait_for_postgres(url: str) -> None:
@@ -65,6 +66,24 @@ def wait_for_postgres(url: str) -> None:
             time.sleep(0.05)
         else:
             return
+
+
+def put_new_databases_on_tmpfs(container: Any, url: str) -> None:
+    """Make every database created from now on live on the container's tmpfs.
+
+    Migrating writes the system catalogs hundreds of times; through the storage driver
+    (fuse-overlayfs on the CI machines) that is several times slower than in memory. A
+    new database takes its template's tablespace, so template1 moves to the tmpfs.
+    """
+    container.exec_run(["mkdir", f"{FAST_MOUNT}/ts"], user="postgres")
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE TABLESPACE fast LOCATION '{FAST_MOUNT}/ts'")
+            cur.execute("ALTER DATABASE template1 SET TABLESPACE fast")
+    finally:
+        conn.close()
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +111,11 @@ def postgres_url() -> Iterator[str]:
     container: Any = None
     try:
         container = client.containers.run(
-            POSTGRES_IMAGE, detach=True, labels=LABELS, ports={"5432/tcp": ("127.0.0.1",)}
+            POSTGRES_IMAGE,
+            detach=True,
+            labels=LABELS,
+            ports={"5432/tcp": ("127.0.0.1",)},
+            tmpfs={FAST_MOUNT: "size=768m,mode=1777"},
         )
         container.reload()
         port = container.ports["5432/tcp"][0]["HostPort"]
@@ -102,6 +125,7 @@ def postgres_url() -> Iterator[str]:
         except TimeoutError as error:
             logs = container.logs(tail=20).decode(errors="replace")
             raise TimeoutError(f"{error}\nlast container logs:\n{logs}") from None
+        put_new_databases_on_tmpfs(container, url)
         yield url
     finally:
         if container is not None:
