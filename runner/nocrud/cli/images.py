@@ -17,6 +17,9 @@ from nocrud.errors import EXIT_OK
 
 __all__ = ["images"]
 
+#: Seconds a daemon may take to load an archive (a busy one writes a GiB slowly).
+LOAD_TIMEOUT = 3600.0
+
 
 @click.group(cls=Group)
 def images() -> None:
@@ -70,7 +73,7 @@ def import_command(file: Path) -> None:
     from nocrud.docker.engine import connect
     from nocrud.worker.images import import_images
 
-    client = connect()
+    client = connect(timeout=LOAD_TIMEOUT)  # a daemon writes a GiB of layers slowly
     try:
         report = import_images(client, file)
     finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nocrud.docker.resources import image_id
-from nocrud.errors import UsageError
+from nocrud.errors import InfrastructureError, UsageError
 
 __all__ = ["ImportReport", "archived_images", "export_images", "import_images"]
 
@@ -57,8 +57,9 @@ def archived_images(path: Path) -> dict[str, str]:
             member = archive.extractfile("manifest.json")
             manifest = json.load(member) if member is not None else None
     except (OSError, tarfile.TarError, KeyError, ValueError) as exc:
+        first = (str(exc).splitlines() or [""])[0]
         raise UsageError(
-            f"{path}: not an image archive ({type(exc).__name__}: {exc}): "
+            f"{path}: not an image archive ({type(exc).__name__}: {first}): "
             "write one with `nocrud images export FILE`"
         ) from exc
     if not isinstance(manifest, list):
@@ -89,6 +90,14 @@ def import_images(client: Any, path: Path) -> ImportReport:
     missing = tuple(sorted(t for t, i in wanted.items() if image_id(client, t) != i))
     present = tuple(sorted(t for t in wanted if t not in missing))
     if missing:
-        with path.open("rb") as archive:
-            client.images.load(iter(lambda: archive.read(_CHUNK), b""))
+        import requests
+
+        try:
+            with path.open("rb") as archive:
+                client.images.load(iter(lambda: archive.read(_CHUNK), b""))
+        except requests.RequestException as exc:
+            raise InfrastructureError(
+                f"loading {path} into the Docker daemon failed ({type(exc).__name__}: {exc}): "
+                "check it with `nocrud doctor`, then run the import again"
+            ) from exc
     return ImportReport(loaded=missing, present=present)
