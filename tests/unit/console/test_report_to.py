@@ -1,0 +1,66 @@
+"""`nocrud up --report-to`: the RemoteRecorder against a real console served by uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from nocrud.console.app import create_app
+from nocrud.console.settings import ConsoleSettings
+from nocrud.results import FlowResult, RunResult, Status
+from nocrud.store import RemoteRecorder, RunStart, RunStore
+
+
+@pytest.fixture
+def served(settings: ConsoleSettings, store: RunStore) -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_a_cli_run_registers_and_streams_its_events(served: str, store: RunStore) -> None:
+    said: list[str] = []
+    recorder = RemoteRecorder(served, say=said.append)
+    start = RunStart("demo", ("alpha", "beta"), 2, "image", "r-cli", "0.1.0", {"keyword": "a"})
+    recorder.run_started(start)
+    recorder.flow_started("alpha", 0)
+    deadline = time.monotonic() + 10
+    while not recorder.run_id or (store.get_run(recorder.run_id) or {}).get("status") != "running":
+        assert time.monotonic() < deadline, said
+        time.sleep(0.05)
+    run_id = recorder.run_id
+    live = store.get_run(run_id)
+    assert live is not None and (live["trigger"], live["status"]) == ("remote", "running")
+    flows = (FlowResult("alpha", Status.PASSED), FlowResult("beta", Status.FAILED, message="no"))
+    for flow in flows:
+        recorder.flow_finished(flow)
+    recorder.run_finished(RunResult("r-cli", "demo", flows, time.time(), 4.0, 2), 1)
+    recorder.close()
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run["status"], run["passed"], run["failed"], run["nocrud_run_id"]) == (
+        "failed",
+        1,
+        1,
+        "r-cli",
+    )
+    assert said == []
