@@ -1,0 +1,564 @@
+"""Flows per minute with one and two Celery workers, each on its own Docker daemon.
+
+The rig (also used by tests/e2e/test_workers_e2e.py): Debian's ``redis-server`` on this
+machine's loopback (TCP for the coordinator, a Unix socket for the workers), two
+Docker-in-Docker daemons from images/dind (started as docs/ci/dind.md says, without
+``--privileged``), the project's images copied into each with ``nocrud images export`` /
+``import``, and one ``nocrud worker`` per daemon. A worker runs on this machine inside its
+daemon's network namespace (``nsenter -n``), so it reaches its daemon and the ports its
+flows publish on that namespace's 127.0.0.1, like a worker on its own host; the
+coordinator (``nocrud up --broker``) runs on this machine.
+
+On one 2-core machine the two daemons compete for the same CPUs, so the script also
+measures what each flow costs: the machine's busy CPU seconds (``/proc/stat``), the
+seconds the nested daemons themselves used (their containers' CPU accounting) and the
+coordinator's. N separate hosts each run what one worker runs alone here; this machine
+can run at most (cores / CPU seconds per flow) flows per second, whatever the workers.
+
+    v/bin/python benchmarks/workers.py --flows 24 --concurrency 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+NOCRUD = [str(Path(sys.executable).parent / "nocrud")]
+DIND_IMAGE = "nocrud/dind:1"
+#: Per-flow limits of the rig's flows; the workers' visibility timeout must exceed their sum.
+TIMEOUTS = {"db_ready": 45, "app_ready": 45, "flow": 20}
+VISIBILITY_TIMEOUT = 135
+DAEMON_READY = 60.0
+WORKER_READY = 240.0
+
+FLOWS = '''"""The rig's flows: quick ones (one request), slow ones (a request, a pause, another)."""
+
+import time
+
+from nocrud import flow
+{defs}
+'''
+QUICK = """
+
+@flow(tags=["quick"])
+def quick_{i:02d}(ctx):
+    ctx.api.get("/health", expect=200)
+"""
+SLOW = """
+
+@flow(tags=["slow"])
+def slow_{i:02d}(ctx):
+    ctx.api.get("/health", expect=200)
+    time.sleep({pause})
+    ctx.api.get("/health", expect=200)
+"""
+
+
+def write_project(directory: Path, project: str, *, quick: int, slow: int, pause: float) -> Path:
+    """A nocrud.yaml for example_app under ``project``, with the rig's flows package."""
+    data = yaml.safe_load((REPO / "nocrud.yaml").read_text())
+    data["project"] = project
+    data["app"]["build"] = str(REPO / "example_app")
+    data["database"]["migrations"] = [str(REPO / "example_app" / "migrations")]
+    package = directory / f"rigflows_{project}"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text("")
+    defs = "".join(QUICK.format(i=i) for i in range(quick))
+    defs += "".join(SLOW.format(i=i, pause=pause) for i in range(slow))
+    (package / "test_rig.py").write_text(FLOWS.format(defs=defs))
+    data["flows"] = {"path": str(package)}
+    data["timeouts"] = {**data.get("timeouts", {}), **TIMEOUTS}
+    path = directory / "nocrud.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", **extra}
+    env.pop("NOCRUD_CONFIG", None)
+    return env
+
+
+@dataclass
+class Host:
+    """One worker's "host": a DinD daemon and the worker in its network namespace."""
+
+    name: str
+    container: Any
+    port: int
+    client: Any
+    log: Path
+    worker: subprocess.Popen[bytes] | None = None
+    log_handles: list[Any] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        self.container.reload()
+        return int(self.container.attrs["State"]["Pid"])
+
+    def cpu_seconds(self) -> float:
+        """CPU the nested daemon's container used so far (dockerd, containerd, shims)."""
+        stats = self.container.stats(stream=False)
+        return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
+
+
+class Rig:
+    """Redis, ``hosts`` DinD daemons with a worker each; a context manager that removes it all.
+
+    Args:
+        client: The outer Docker daemon.
+        project: Project name (images, labels); every object carries ``nocrud.e2e=<project>``.
+        directory: Where the config, flows, logs, socket and image archive go.
+        hosts: How many daemons and workers.
+        concurrency: Each worker's ``-j``.
+        quick, slow, pause: The flows package (see :func:`write_project`).
+        say: Progress lines.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        project: str,
+        directory: Path,
+        *,
+        hosts: int = 2,
+        concurrency: int = 2,
+        quick: int = 16,
+        slow: int = 2,
+        pause: float = 6.0,
+        say: Any = print,
+    ) -> None:
+        self.client = client
+        self.project = project
+        self.dir = directory
+        self.count = hosts
+        self.concurrency = concurrency
+        self.say = say
+        self.labels = {"nocrud.e2e": project}
+        self.config = write_project(directory, project, quick=quick, slow=slow, pause=pause)
+        self.hosts: list[Host] = []
+        self.redis_port = _free_port()
+        self.socket = directory / "redis.sock"
+        self._stack = contextlib.ExitStack()
+
+    # -- URLs ------------------------------------------------------------------------
+
+    @property
+    def broker(self) -> str:
+        """The coordinator's broker URL: TCP on loopback."""
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def worker_broker(self) -> str:
+        """The workers' broker URL: the same server through its socket (they live elsewhere)."""
+        return f"unix://{self.socket}?db=0"
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> Rig:
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        started = time.monotonic()
+        self._start_redis()
+        archive = self.dir / "images.tar"
+        self._stack.callback(archive.unlink, missing_ok=True)
+        self._nocrud("images", "export", str(archive), timeout=1200)
+        self.say(f"rig: images exported ({archive.stat().st_size / 2**20:.0f} MiB)")
+        network = self.client.networks.create(f"nocrud-rig-{self.project}", labels=self.labels)
+        self._stack.callback(network.remove)
+        self.hosts = [self._start_daemon(i, network.name) for i in range(1, self.count + 1)]
+        # Both daemons load at once: most of the time goes to writing layers, per daemon.
+        with concurrent.futures.ThreadPoolExecutor(len(self.hosts)) as pool:
+            loads = [
+                pool.submit(
+                    self._nocrud,
+                    "images",
+                    "import",
+                    str(archive),
+                    env={"DOCKER_HOST": f"tcp://127.0.0.1:{host.port}"},
+                    timeout=3600,
+                )
+                for host in self.hosts
+            ]
+            for load in loads:
+                load.result()
+        for host in self.hosts:
+            self.start_worker(host)
+        for host in self.hosts:
+            self.wait_for_worker(host)
+        self.say(f"rig: {self.count} worker(s) ready in {time.monotonic() - started:.0f} s")
+
+    def _start_redis(self) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            raise RuntimeError("redis-server is not installed: apt-get install redis-server")
+        proc = subprocess.Popen(
+            [
+                server,
+                "--bind", "127.0.0.1",
+                "--port", str(self.redis_port),
+                "--unixsocket", str(self.socket),
+                "--unixsocketperm", "700",
+                "--save", "",
+                "--appendonly", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        self._stack.callback(_stop, proc)
+        deadline = time.monotonic() + 10
+        while not self.socket.exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def _start_daemon(self, index: int, network: str) -> Host:
+
+        name = f"nocrud-rig-{self.project}-{index}"
+        volume = self.client.volumes.create(name=f"{name}-lib", labels=self.labels)
+        self._stack.callback(volume.remove, force=True)
+        host_config = self.client.api.create_host_config(
+            cap_add=["ALL"],
+            cap_drop=["SYS_RESOURCE"],
+            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            binds={
+                "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+                volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
+            },
+            port_bindings={2375: ("127.0.0.1", None)},
+            network_mode=network,
+        )
+        # `--security-opt systempaths=unconfined`, as the API spells it (docs/ci/dind.md).
+        host_config["MaskedPaths"] = []
+        host_config["ReadonlyPaths"] = []
+        created = self.client.api.create_container(
+            DIND_IMAGE, name=name, labels=self.labels, ports=[2375], host_config=host_config
+        )
+        container = self.client.containers.get(created["Id"])
+        self._stack.callback(container.remove, force=True, v=True)
+        container.start()
+        container.reload()
+        port = int(container.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"])
+        nested = _wait_for_daemon(f"tcp://127.0.0.1:{port}", container)
+        self._stack.callback(nested.close)
+        host = Host(
+            f"w{index}@rig-{index}", container, port, nested, self.dir / f"worker{index}.log"
+        )
+        self._stack.callback(self.stop_worker, host)
+        return host
+
+    # -- workers ---------------------------------------------------------------------
+
+    def start_worker(self, host: Host) -> None:
+        """``nocrud worker`` in the daemon's network namespace, talking to it at 127.0.0.1."""
+        out = host.log.open("ab")
+        host.log_handles.append(out)
+        host.worker = subprocess.Popen(
+            [
+                "nsenter", "-t", str(host.pid), "-n", "--",
+                *NOCRUD, "-c", str(self.config), "worker",
+                "--broker", self.worker_broker,
+                "--name", host.name,
+                "-j", str(self.concurrency),
+                "--visibility-timeout", str(VISIBILITY_TIMEOUT),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=_env(DOCKER_HOST="tcp://127.0.0.1:2375"),
+            start_new_session=True,
+        )  # fmt: skip
+
+    def wait_for_worker(self, host: Host) -> None:
+        ready = f"worker {host.name}: up to"
+        deadline = time.monotonic() + WORKER_READY
+        while ready not in host.log.read_text(errors="replace"):
+            assert host.worker is not None
+            if host.worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker {host.name} did not start:\n{self.worker_log(host)}")
+            time.sleep(0.2)
+
+    def worker_log(self, host: Host) -> str:
+        return host.log.read_text(errors="replace")[-4000:]
+
+    def stop_worker(self, host: Host, sig: int = signal.SIGTERM) -> None:
+        """Stop the worker (warm shutdown on SIGTERM); SIGKILL it if it lingers."""
+        proc, host.worker = host.worker, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        for handle in host.log_handles:
+            handle.close()
+        host.log_handles.clear()
+
+    def restart_daemon(self, host: Host) -> None:
+        """Start a killed DinD daemon again (its volume keeps the images) and a new worker."""
+        self.stop_worker(host, signal.SIGKILL)
+        host.container.start()
+        host.client.close()
+        host.client = _wait_for_daemon(f"tcp://127.0.0.1:{host.port}", host.container)
+        self.start_worker(host)
+        self.wait_for_worker(host)
+
+    # -- running ---------------------------------------------------------------------
+
+    def _nocrud(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*NOCRUD, "-c", str(self.config), *args],
+            cwd=self.dir,
+            env=_env(**(env or {})),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"nocrud {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
+            )
+        return proc
+
+    def up_command(self, *args: str) -> list[str]:
+        return [*NOCRUD, "-c", str(self.config), "up", "--broker", self.broker, *args]
+
+    def up(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.up_command(*args),
+            cwd=self.dir,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def redis(self) -> Any:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.redis_port, decode_responses=True)
+
+    def leftovers(self, host: Host) -> list[str]:
+        """Containers and networks of this project still on a nested daemon."""
+        label = f"nocrud.project={self.project}"
+        found = [
+            f"container {c['Names'][0]}"
+            for c in host.client.api.containers(all=True, filters={"label": label})
+        ]
+        found += [
+            f"network {n['Name']}" for n in host.client.api.networks(filters={"label": label})
+        ]
+        return found
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _wait_for_daemon(base_url: str, container: Any) -> Any:
+    import docker
+    import docker.errors
+    import requests.exceptions
+
+    deadline = time.monotonic() + DAEMON_READY
+    while True:
+        try:
+            return docker.DockerClient(base_url=base_url, timeout=120)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        container.reload()
+        if container.status in ("exited", "dead") or time.monotonic() > deadline:
+            logs = container.logs(tail=40).decode(errors="replace")
+            raise RuntimeError(f"the DinD daemon did not answer ({problem}):\n{logs}")
+        time.sleep(0.2)
+
+
+def build_dind_image(client: Any) -> bool:
+    """Build images/dind as nocrud/dind:1 unless present; True when it was built now."""
+    import docker.errors
+
+    try:
+        client.images.get(DIND_IMAGE)
+    except docker.errors.ImageNotFound:
+        client.images.build(path=str(REPO / "images" / "dind"), tag=DIND_IMAGE, rm=True)
+        return True
+    return False
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def _busy_cpu_seconds() -> float:
+    """Seconds all CPUs of this machine spent not idle, since boot."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One run of the quick flows on the rig."""
+
+    workers: int
+    flows: int
+    wall: float
+    busy_cpu: float
+    daemon_cpu: float
+    coordinator_cpu: float
+    per_host: dict[str, int]
+
+    @property
+    def per_minute(self) -> float:
+        return 60 * self.flows / self.wall
+
+
+def measure(rig: Rig, workers: int, flows: int) -> Measurement:
+    """Run ``flows`` quick flows on the first ``workers`` workers (the others stopped)."""
+    for host in rig.hosts[workers:]:
+        rig.stop_worker(host)
+    for host in rig.hosts[:workers]:
+        if host.worker is None:
+            rig.start_worker(host)
+            rig.wait_for_worker(host)
+    names = [arg for i in range(flows) for arg in ("-f", f"quick_{i:02d}")]
+    results = rig.dir / f"measure-{workers}.json"
+    daemon_before = sum(h.cpu_seconds() for h in rig.hosts[:workers])
+    busy_before = _busy_cpu_seconds()
+    children_before = os.times()
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        rig.up_command(*names, "--json", str(results)),
+        cwd=rig.dir,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    output, _ = proc.communicate(timeout=1800)
+    wall = time.monotonic() - start
+    busy = _busy_cpu_seconds() - busy_before
+    daemon = sum(h.cpu_seconds() for h in rig.hosts[:workers]) - daemon_before
+    if proc.returncode != 0:
+        raise RuntimeError(f"the measured run exited {proc.returncode}:\n{output.decode()[-3000:]}")
+    data = json.loads(results.read_text())
+    per_host: dict[str, int] = {}
+    for flow in data["flows"]:
+        per_host[flow["host"]] = per_host.get(flow["host"], 0) + 1
+    children = os.times()
+    coordinator = (children.children_user - children_before.children_user) + (
+        children.children_system - children_before.children_system
+    )
+    return Measurement(
+        workers=workers,
+        flows=flows,
+        wall=wall,
+        busy_cpu=busy,
+        daemon_cpu=daemon,
+        coordinator_cpu=coordinator,
+        per_host=per_host,
+    )
+
+
+def report(one: Measurement, two: Measurement, cores: int, say: Any = print) -> None:
+    """Print the two rates and what N separate hosts would give."""
+    for m in (one, two):
+        spread = ", ".join(f"{h}: {n}" for h, n in sorted(m.per_host.items()))
+        say(
+            f"{m.workers} worker(s): {m.flows} flows in {m.wall:.1f} s = {m.per_minute:.1f} "
+            f"flows/min  ({spread})"
+        )
+    per_flow_cpu = two.busy_cpu / two.flows
+    per_flow_daemon = two.daemon_cpu / two.flows
+    say(
+        f"per flow (2-worker run): {per_flow_cpu:.2f} CPU s on this machine, of which the "
+        f"nested daemons {per_flow_daemon:.2f} s and the coordinator "
+        f"{two.coordinator_cpu / two.flows:.3f} s"
+    )
+    ceiling = 60 * cores / per_flow_cpu
+    say(
+        f"this {cores}-core machine can run at most {ceiling:.1f} flows/min ({cores} cores / "
+        f"{per_flow_cpu:.2f} CPU s per flow): two workers reached {two.per_minute / ceiling:.0%}"
+        " of it"
+    )
+    ratio = two.per_minute / one.per_minute
+    say(f"ratio 2 workers / 1 worker on one machine: {ratio:.2f}")
+    for hosts in (2, 5, 10):
+        say(
+            f"{hosts} separate hosts like this one: ~{hosts * one.per_minute:.0f} flows/min "
+            f"({hosts} x one worker alone; each host brings its own {cores} cores and daemon)"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    import docker
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--flows", type=int, default=24, help="quick flows per measured run")
+    parser.add_argument("--concurrency", type=int, default=2, help="each worker's -j")
+    args = parser.parse_args(argv)
+    client = docker.from_env(timeout=300)
+    project = f"b{uuid.uuid4().hex[:8]}"
+    built = build_dind_image(client)
+    directory = Path(f"/tmp/nocrud-bench-{project}")
+    directory.mkdir()
+    try:
+        with Rig(
+            client, project, directory, concurrency=args.concurrency, quick=args.flows, slow=0
+        ) as rig:
+            print(f"nocrud workers benchmark: {args.flows} quick flows, -j {args.concurrency} each")
+            one = measure(rig, 1, args.flows)
+            two = measure(rig, 2, args.flows)
+            report(one, two, os.cpu_count() or 1)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+        for image in client.images.list(filters={"label": f"nocrud.project={project}"}):
+            for tag in image.tags:
+                client.images.remove(tag, force=True)
+        for image in client.images.list(name=f"nocrud/{project}-db"):
+            for tag in image.tags:
+                client.images.remove(tag, force=True)
+        if built:
+            client.images.remove(DIND_IMAGE, force=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
