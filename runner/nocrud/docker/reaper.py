@@ -40,8 +40,9 @@ RYUK_PORT = 8080
 RECONNECTION_TIMEOUT = "2s"
 #: Longest wait for a registry when the default Ryuk image is missing.
 PULL_TIMEOUT = 30.0
-#: How long the reaper gets to register our filter, and to finish its work at exit.
-CONFIRM_TIMEOUT = 10.0
+#: How long the reaper gets to register our filter, and to finish its work at exit. A shared
+#: CI runner under load may take well over 10 s to start a Python process in a container.
+CONFIRM_TIMEOUT = 45.0
 HANDOVER_TIMEOUT = 15.0
 #: testcontainers' truthy spellings (testcontainers/core/config.py, ``ENABLE_FLAGS``).
 ENABLE_FLAGS = ("yes", "true", "t", "y", "1")
