@@ -101,7 +101,9 @@ def _run_or_404(request: Request, run_id: str) -> dict[str, Any]:
 def _flows_context(request: Request, run: dict[str, Any]) -> dict[str, Any]:
     console = console_of(request)
     flows = console.store.run_flows(run["id"])
-    start = run["started_at"] or run["created_at"]
+    # The waterfall's axis starts with the first flow, not the run (whose build came first).
+    begun = [f["started_at"] for f in flows if f["started_at"]]
+    start = min(begun) if begun else run["started_at"] or run["created_at"]
     end = max([f["finished_at"] or time.time() for f in flows if f["started_at"]] + [start + 0.001])
     span = max(end - start, 0.001)
     for flow in flows:

@@ -3,7 +3,7 @@
 ``nocrud up`` records each run here (:class:`StoreRecorder`) unless ``--no-record``, or
 streams it to a console (:class:`RemoteRecorder`, ``--report-to``); ``nocrud serve``
 reads it. SQLite under ``.nocrud/`` by default (:func:`default_url`), PostgreSQL or any
-SQLAlchemy URL when ``store.url`` names one; Alembic migrations ship inside the package.
+SQLAlchemy URL when ``NOCRUD_STORE_URL`` names one; Alembic migrations ship inside the package.
 The store imports only results, masking and SQLAlchemy: never Docker or the runner.
 """
 

@@ -164,7 +164,7 @@ class RunStore:
             raise StoreError(
                 f"cannot open the run store {_display(self.url)}: {exc.__class__.__name__}: "
                 f"{mask_text(str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc))}; "
-                "check store.url (or NOCRUD_STORE_URL), or record nothing with --no-record"
+                "check NOCRUD_STORE_URL (or serve --store), or record nothing with --no-record"
             ) from None
 
     @contextmanager
@@ -720,8 +720,8 @@ def _engine(url: str) -> Engine:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         raise StoreError(
-            f"store.url {url!r} is not a database URL: use sqlite:///path/history.db "
-            "or postgresql://user:password@host:5432/dbname"
+            f"run store URL {url!r} is not a database URL: set NOCRUD_STORE_URL (or serve "
+            "--store) to sqlite:///path/history.db or postgresql://user:password@host:5432/db"
         ) from None
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
@@ -730,7 +730,7 @@ def _engine(url: str) -> Engine:
             except OSError as exc:
                 raise StoreError(
                     f"cannot open the run store {url}: {exc.strerror}: {exc.filename}; "
-                    "check store.url (or NOCRUD_STORE_URL), or record nothing with --no-record"
+                    "check NOCRUD_STORE_URL (or serve --store), or record nothing with --no-record"
                 ) from None
         engine = sa.create_engine(parsed, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -740,7 +740,7 @@ def _engine(url: str) -> Engine:
     try:
         return sa.create_engine(parsed, pool_pre_ping=True, pool_size=4)
     except (ImportError, sa.exc.NoSuchModuleError) as exc:
-        raise StoreError(f"store.url {_display(url)}: {exc}") from None
+        raise StoreError(f"run store URL {_display(url)}: {exc}") from None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

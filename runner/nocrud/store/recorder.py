@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from nocrud.errors import UsageError
+from nocrud.masking import mask_text
 from nocrud.results import FlowResult, RunResult
 from nocrud.store.core import RunStatus, RunStore, StoreError
 
@@ -132,7 +133,7 @@ class StoreRecorder(_Guarded):
     def __init__(
         self, store: RunStore, *, say: Callable[[str], None], trigger: str = "cli"
     ) -> None:
-        super().__init__(say, f"could not record this run in {store.url}")
+        super().__init__(say, f"could not record this run in {mask_text(store.url)}")
         self._store = store
         self._trigger = trigger
         self.run_id = ""

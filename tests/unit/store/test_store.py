@@ -282,3 +282,33 @@ def test_an_unreachable_console_drops_events_with_one_warning() -> None:
     recorder.close()
     assert len(said) == 1
     assert "console at http://127.0.0.1:9" in said[0] and "dropped" in said[0]
+
+
+def test_recorder_for_gives_what_no_record_and_report_to_ask_for(tmp_path: Path) -> None:
+    from nocrud.store import Fanout, recorder_for
+
+    said: list[str] = []
+    assert recorder_for(tmp_path, record=False, report_to=None, say=said.append, env={}) is None
+    local = recorder_for(tmp_path, record=True, report_to=None, say=said.append, env={})
+    assert isinstance(local, StoreRecorder)
+    assert (tmp_path / ".nocrud" / "history.db").is_file()
+    both = recorder_for(
+        tmp_path,
+        record=True,
+        report_to="http://127.0.0.1:9",
+        say=said.append,
+        env={"NOCRUD_REPORT_RUN": "abc", "NOCRUD_REPORT_TOKEN": "t"},
+    )
+    assert isinstance(both, Fanout)
+    assert [type(r).__name__ for r in both.recorders] == ["StoreRecorder", "RemoteRecorder"]
+    both.close()
+    local.close()
+    broken = recorder_for(
+        tmp_path, record=True, report_to=None, say=said.append, env={"NOCRUD_STORE_URL": "nope"}
+    )
+    assert broken is None
+    assert said == [
+        "warning: this run is not recorded: run store URL 'nope' is not a database URL: set "
+        "NOCRUD_STORE_URL (or serve --store) to sqlite:///path/history.db or "
+        "postgresql://user:password@host:5432/db"
+    ]
