@@ -11,13 +11,11 @@ host's tests).
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
-
-BASE_DIR = Path(__file__).resolve().parent.parent
 
 _INSECURE_KEY = "djangoshop-example-key-for-tests-only-set-DJANGO_SECRET_KEY-in-production"
 
@@ -33,7 +31,7 @@ def _flag(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r}: use 1/true/yes or 0/false/no")
 
 
-def database_from_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, Any]:
+def database_from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     """The ``default`` database from ``DATABASE_URL`` or the ``DB_*`` variables.
 
     Raises:

@@ -50,7 +50,7 @@ _register_djangoshop()
 
 POSTGRES_IMAGE = "nocrud/postgres:15"
 LABELS = {"nocrud.test": "djangoshop"}
-READY_TIMEOUT_SECONDS = 30
+READY_TIMEOUT_SECONDS = 120  # generous: CI runners are shared, and waiting costs nothing when fast
 FAST_MOUNT = "/var/lib/nocrud/fast"
 
 

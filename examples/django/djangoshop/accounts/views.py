@@ -20,7 +20,7 @@ class TokenLoginView(ObtainAuthToken):
 
 
 class LogoutView(APIView):
-    """Revoke the token this request was made with (other sessions keep theirs)."""
+    """Revoke the user's token (DRF keeps one per user); Django sessions stay signed in."""
 
     def post(self, request: Request) -> Response:
         Token.objects.filter(user=request.user).delete()

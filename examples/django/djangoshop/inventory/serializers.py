@@ -1,5 +1,7 @@
 """JSON shapes of warehouses, stock items and movements."""
 
+from typing import Any
+
 from rest_framework import serializers
 
 from djangoshop.inventory.models import StockItem, StockMovement, Warehouse
@@ -18,18 +20,17 @@ class WarehouseSerializer(serializers.ModelSerializer):
 
 class StockItemSerializer(serializers.ModelSerializer):
     warehouse = serializers.SlugRelatedField(slug_field="code", queryset=Warehouse.objects.all())
+    needs_reorder = serializers.SerializerMethodField()
 
     class Meta:
         model = StockItem
         fields = ["id", "warehouse", "product", "quantity", "reorder_level", "needs_reorder"]
         read_only_fields = ["quantity"]
 
-    needs_reorder = serializers.SerializerMethodField()
-
     def get_needs_reorder(self, item: StockItem) -> bool:
         return item.quantity <= item.reorder_level
 
-    def validate(self, attrs: dict) -> dict:  # type: ignore[type-arg]
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         warehouse = attrs.get("warehouse") or getattr(self.instance, "warehouse", None)
         product = attrs.get("product") or getattr(self.instance, "product", None)
         duplicate = StockItem.objects.filter(warehouse=warehouse, product=product)

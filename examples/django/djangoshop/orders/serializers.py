@@ -31,8 +31,8 @@ class OrderLineSerializer(serializers.ModelSerializer):
         return order
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        order = attrs.get("order") or self.instance.order  # type: ignore[union-attr]
-        product = attrs.get("product") or self.instance.product  # type: ignore[union-attr]
+        order = attrs.get("order") or getattr(self.instance, "order", None)
+        product = attrs.get("product") or getattr(self.instance, "product", None)
         others = OrderLine.objects.filter(order=order, product=product)
         if self.instance is not None:
             others = others.exclude(pk=self.instance.pk)
