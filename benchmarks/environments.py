@@ -1,0 +1,281 @@
+"""Benchmark: the provisioning paths side by side, in one run, on the same images and flows.
+
+Runs the same flows (the bundled 38 by default, or ``--trivial N`` one-request flows)
+through the real pipeline once per path:
+
+* ``image-classic``: today's ``image`` path as it was (a network, a PostgreSQL container
+  and an app container per flow, teardown on the worker);
+* ``image``: the improved fresh pair (app in the database container's network namespace,
+  one shared bridge with inter-container traffic off, a bound on concurrent daemon
+  operations, teardown in the background);
+* ``pool``: the recycled warm pool (``--warm`` pairs ahead of demand);
+* with ``--gates 0,1,2,4``, also the improved ``image`` path at each bound on
+  concurrent daemon operations (0: none), which is how that bound was chosen.
+
+For each: wall time (provisioner prepared to provisioner closed, so deferred teardown
+counts), handoff p50/p95 (a worker asking for an environment to the flow starting),
+Docker API calls per flow (every HTTP request of the docker client, counted at the
+seam) and daemon CPU seconds per flow (utime+stime of ``dockerd`` from /proc, when the
+daemon runs on this machine). Then the ratios the targets are stated in. Usage::
+
+    v/bin/python benchmarks/environments.py --parallel 4 --warm 4
+    v/bin/python benchmarks/environments.py --trivial 4 --parallel 2 --warm 1  # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from nocrud.config import Config, load_config
+from nocrud.docker import cleanup
+from nocrud.docker.engine import Engine
+from nocrud.environment import Provisioner, Run
+from nocrud.environment.image import ClassicImageProvisioner, ImageProvisioner
+from nocrud.environment.pool import PoolProvisioner
+from nocrud.flows import Flow, discover
+from nocrud.images import BuiltImages, build_images
+from nocrud.results import Status
+from nocrud.workflow import UpOptions, prepare_docker, run_flows
+
+REPO = Path(__file__).resolve().parent.parent
+TRIVIAL_FLOW = """
+from nocrud.flows import flow
+
+for _i in range({n}):
+    def _make(i):
+        @flow(name=f"trivial_{{i:03d}}")
+        def trivial(ctx):
+            assert ctx.api.get("/health").status == 200
+        globals()[f"trivial_{{i:03d}}"] = trivial
+    _make(_i)
+"""
+
+
+@dataclass(frozen=True)
+class Figures:
+    """One path's measurements."""
+
+    label: str
+    flows: int
+    wall: float
+    handoff_p50: float
+    handoff_p95: float
+    api_calls: int
+    daemon_cpu: float | None
+    failed: int = 0
+
+    def line(self) -> str:
+        cpu = (
+            f"{self.daemon_cpu / self.flows:.3f}s"
+            if self.daemon_cpu is not None
+            else "n/a (remote daemon)"
+        )
+        return (
+            f"{self.label:<24} wall {self.wall:6.1f}s  handoff p50 {self.handoff_p50 * 1000:7.0f}ms"
+            f"  p95 {self.handoff_p95 * 1000:7.0f}ms  docker calls/flow "
+            f"{self.api_calls / self.flows:5.1f}  daemon cpu/flow {cpu}"
+            + (f"  ({self.failed} of {self.flows} flows did not pass)" if self.failed else "")
+        )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class CallCounter:
+    """Counts the docker client's HTTP requests: wraps the API client's ``request``."""
+
+    def __init__(self, api: Any) -> None:
+        self.calls = 0
+        self._lock = threading.Lock()
+        inner: Callable[..., Any] = api.request
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                self.calls += 1
+            return inner(*args, **kwargs)
+
+        api.request = counted
+
+
+def dockerd_ticks() -> int | None:
+    """utime+stime of the local dockerd in clock ticks, or None when it is not on this host."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "dockerd":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        return int(fields[11]) + int(fields[12])
+    return None
+
+
+def measure(
+    label: str,
+    make: Callable[[], Provisioner],
+    config: Config,
+    engine: Engine,
+    images: BuiltImages,
+    flows: list[Flow],
+    counter: CallCounter,
+) -> Figures:
+    quiet = Console(file=open(os.devnull, "w"), highlight=False)  # noqa: SIM115, PTH123
+    run_id = cleanup.new_run_id()
+    provisioner = make()
+    calls_before, ticks_before = counter.calls, dockerd_ticks()
+    started = time.perf_counter()
+    try:
+        provisioner.prepare(
+            Run(config=config, run_id=run_id, engine=engine, images=images, say=quiet.print)
+        )
+        try:
+            result = run_flows(config, provisioner, flows, UpOptions(), quiet, run_id=run_id)
+        finally:
+            provisioner.close()
+    finally:
+        quiet.file.close()
+    wall = time.perf_counter() - started
+    ticks_after = dockerd_ticks()
+    failed = sum(f.status is not Status.PASSED for f in result.flows)
+    handoffs = [f.timings.provision for f in result.flows]
+    cpu = None
+    if ticks_before is not None and ticks_after is not None:
+        cpu = (ticks_after - ticks_before) / os.sysconf("SC_CLK_TCK")
+    return Figures(
+        label=label,
+        flows=len(flows),
+        wall=wall,
+        handoff_p50=statistics.median(handoffs),
+        handoff_p95=percentile(handoffs, 0.95),
+        api_calls=counter.calls - calls_before,
+        daemon_cpu=cpu,
+        failed=failed,
+    )
+
+
+def remove_images(engine: Engine, project: str) -> None:
+    """Remove the images this benchmark built under its own project name."""
+    client = engine.client
+    for repo in (f"nocrud/{project}-app", f"nocrud/{project}-db"):
+        for image in client.images.list(name=repo):
+            for tag in image.tags:
+                cleanup.ignore_gone(client.images.remove, tag, force=True)
+
+
+def project_config(
+    root: Path, project: str, trivial: int, parallel: int, warm: int
+) -> tuple[Config, Path]:
+    """The bundled example's config, pointed at the repo (or at ``trivial`` one-line flows)."""
+    data = yaml.safe_load((REPO / "nocrud.yaml").read_text())
+    data["project"] = project
+    data["app"]["build"] = str(REPO / "example_app")
+    data["database"]["migrations"] = [str(REPO / "example_app" / "migrations")]
+    package = REPO / "flows"
+    if trivial:
+        package = root / "benchflows"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "trivial.py").write_text(TRIVIAL_FLOW.format(n=trivial))
+    data["flows"]["path"] = str(package)
+    data.setdefault("run", {}).update(parallel=parallel, warm=warm)
+    # Generous: a busy shared machine must slow the figures down, not fail the flows.
+    data["timeouts"] = {**data.get("timeouts", {}), "db_ready": 120, "app_ready": 120}
+    (root / "nocrud.yaml").write_text(yaml.safe_dump(data))
+    return load_config(root / "nocrud.yaml", env={}), package
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parallel", "-j", type=int, default=4)
+    parser.add_argument("--warm", type=int, default=4, help="warm environments for pool")
+    parser.add_argument("--trivial", type=int, default=0, help="N trivial flows instead")
+    parser.add_argument("--gates", default="", help="e.g. 0,1,2,4: image path at each bound")
+    parser.add_argument("--skip-classic", action="store_true")
+    parser.add_argument(
+        "--project",
+        default=f"bench{os.getpid()}",
+        help="project name of the images built (and removed) here",
+    )
+    parser.add_argument(
+        "--keep-images", action="store_true", help="leave the images built (tests reuse them)"
+    )
+    args = parser.parse_args(argv)
+    console = Console(stderr=True, highlight=False)
+
+    with tempfile.TemporaryDirectory(prefix="nocrud-bench-") as tmp:
+        config, package = project_config(
+            Path(tmp), args.project, args.trivial, args.parallel, args.warm
+        )
+        cold = config.model_copy(update={"run": config.run.model_copy(update={"warm": 0})})
+        engine = prepare_docker(config, console)
+        counter = CallCounter(engine.client.api)
+        try:
+            images = build_images(
+                engine.client,
+                config,
+                say=lambda _line: None,
+                run_id=cleanup.new_run_id(),
+                connection=engine.connection,
+            )
+            flows = discover(package)
+            paths: list[tuple[str, Callable[[], Provisioner], Config]] = []
+            if not args.skip_classic:
+                paths.append(("image-classic", ClassicImageProvisioner, cold))
+            paths.append(("image", ImageProvisioner, cold))
+            paths.append((f"pool --warm {args.warm}", PoolProvisioner, config))
+            for gate in [int(g) for g in args.gates.split(",") if g.strip()]:
+                paths.append(
+                    (
+                        f"image, {gate or 'no'} bound",
+                        lambda gate=gate: ImageProvisioner(daemon_operations=gate),
+                        cold,
+                    )
+                )
+            figures = [
+                measure(label, make, cfg, engine, images, flows, counter)
+                for label, make, cfg in paths
+            ]
+        finally:
+            if not args.keep_images:
+                remove_images(engine, args.project)
+            engine.close()
+
+    print(
+        f"nocrud environments benchmark: {len(flows)} flows at -j {args.parallel}, "
+        f"{os.cpu_count()} cores, example_app images"
+    )
+    for figure in figures:
+        print(figure.line())
+    by_label = {f.label: f for f in figures}
+    pool = by_label[f"pool --warm {args.warm}"]
+    print(f"pool handoff p50: {pool.handoff_p50 * 1000:.0f} ms (target <= 50 ms)")
+    classic = by_label.get("image-classic")
+    if classic is not None:
+        image = by_label["image"]
+        print(f"wall image-classic / pool: {classic.wall / pool.wall:.2f}x (target >= 4x)")
+        print(f"wall image-classic / image: {classic.wall / image.wall:.2f}x (target >= 1.5x)")
+    # A flow that did not pass makes the figures doubtful (a machine too busy to start
+    # PostgreSQL in time, usually): they are printed, and the exit code says so.
+    return 1 if any(f.failed for f in figures) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

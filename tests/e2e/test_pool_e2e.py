@@ -1,0 +1,137 @@
+"""The ``pool`` strategy through the real CLI: the bundled flows, a crashed app, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+CRASH_THEN_PASS = '''
+import docker
+from nocrud.flows import flow
+
+
+@flow
+def a_app_crashes(ctx):
+    """Kills its own app container (the only one at -j 1), as a crashing app would."""
+    ctx.api.get("/health")
+    client = docker.from_env()
+    labels = ["nocrud.project={project}", "nocrud.role=app"]
+    for container in client.containers.list(filters={{"label": labels}}):
+        container.kill()
+    client.close()
+    ctx.api.get("/health")
+
+
+@flow
+def b_next_flow_gets_a_working_pair(ctx):
+    assert ctx.api.get("/health").data["status"] == "ok"
+    with ctx.db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM site")
+        assert cur.fetchone() == (0,)
+'''
+
+SLOW_FLOWS = """
+import time
+from nocrud.flows import flow
+
+for _i in range(8):
+    def _make(i):
+        @flow(name=f"slow_{i}")
+        def slow(ctx):
+            ctx.api.get("/health")
+            time.sleep(60)
+        globals()[f"slow_{i}"] = slow
+    _make(_i)
+"""
+
+
+def _running(harness: Any, role: str) -> list[Any]:
+    labels = [f"nocrud.project={harness.project}", f"nocrud.role={role}"]
+    # The low-level list does not inspect each container, so it cannot race a removal.
+    return list(harness.client.api.containers(filters={"label": labels}))
+
+
+def test_bundled_flows_pass_under_pool_with_warm_pairs_at_j8(harness: Any) -> None:
+    harness.config(run__strategy="pool")
+    proc = harness.run("up", "-j", "8", "--warm", "4")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "isolation_16" in out
+    assert harness.leftovers() == []
+
+
+def test_a_pair_whose_app_crashed_is_replaced_and_the_next_flow_passes(harness: Any) -> None:
+    source = CRASH_THEN_PASS.format(project=harness.project)
+    harness.config(run__strategy="pool", flows__path=str(harness.flows(source)))
+    proc = harness.run("up", "-j", "1")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "ERROR   a_app_crashes" in out
+    assert "the app container exited with code 137 during the flow" in out
+    assert "PASSED  b_next_flow_gets_a_working_pair" in out
+    assert harness.leftovers() == []
+
+
+def test_sigkill_under_pool_with_warm_pairs_leaves_nothing_15_seconds_later(
+    harness: Any,
+) -> None:
+    harness.config(
+        run__strategy="pool",
+        flows__path=str(harness.flows(SLOW_FLOWS)),
+        timeouts__db_ready=120,  # eight servers start at once on two cores
+    )
+    harness.run("build")
+    proc = subprocess.Popen(
+        [*harness.command, "up", "-j", "4", "--warm", "4"],
+        cwd=harness.dir,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        # Four pairs for the running flows and at least one warm one ahead of them.
+        while len(_running(harness, "db")) < 5:
+            assert time.monotonic() < deadline, "the warm pairs never came up"
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = time.monotonic()
+    assert harness.leftovers(), "the run had nothing up when it was killed: the test proves nothing"
+    while harness.leftovers() and time.monotonic() - killed < 15:
+        time.sleep(0.25)
+    assert harness.leftovers() == [], f"still there 15 s after SIGKILL: {harness.leftovers()}"
+
+
+def test_environments_benchmark_prints_every_figure_at_reduced_size(harness: Any) -> None:
+    """benchmarks/environments.py at two trivial flows: every path measured, figures positive."""
+    script = harness.repo / "benchmarks" / "environments.py"
+    args = ["--trivial", "2", "--parallel", "1", "--warm", "1", "--project", harness.project]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args, "--keep-images"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()}
+    for path in ("image-classic", "image", "pool --warm 1"):
+        figures = re.findall(r"(\d+(?:\.\d+)?)(?:s|ms)?\b", lines[path].split(path, 1)[1])
+        assert len(figures) >= 5, lines[path]
+        wall, p50, p95, calls = (float(f) for f in figures[:4])
+        assert wall > 0 and p50 > 0 and p95 >= p50 and calls > 0, lines[path]
+    assert re.search(r"pool handoff p50: \d+ ms", proc.stdout), proc.stdout
+    assert re.search(r"wall image-classic / pool: \d+\.\d+x", proc.stdout), proc.stdout
+    assert re.search(r"wall image-classic / image: \d+\.\d+x", proc.stdout), proc.stdout
+    assert harness.leftovers() == []
