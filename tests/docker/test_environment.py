@@ -1,4 +1,4 @@
-"""One flow's environment against the real daemon: readiness, labels, ports, teardown."""
+"""One flow's environment on the real daemon: readiness, labels, ports, teardown; a pool reset."""
 
 from __future__ import annotations
 
@@ -14,8 +14,11 @@ import requests
 from nocrud.config import Config, load_config
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Engine, detect_connection
+from nocrud.docker.resources import DaemonGate
 from nocrud.environment import ProvisionError, Run
+from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.image import FreshPair
+from nocrud.environment.pair import Pair
 from nocrud.images import BuiltImages, build_images
 
 pytestmark = pytest.mark.docker
@@ -125,3 +128,67 @@ def test_app_that_crashes_is_a_provision_error_with_evidence(
     assert "exited with code 4" in str(caught.value)
     assert "missing SECRET_KEY" in str(caught.value)
     assert client.api.containers(all=True, filters={"label": f"nocrud.flow={env.flow}"}) == []
+
+
+# --------------------------------------------------------------------------- the pool's pair
+
+
+def _run(config: Config, images: BuiltImages, client: Any) -> Run:
+    return Run(
+        config=config,
+        run_id=cleanup.new_run_id(),
+        engine=Engine(client, detect_connection(client)),
+        images=images,
+        say=lambda _line: None,
+    )
+
+
+def test_pool_pair_reset_forgets_rows_and_the_app_process_but_keeps_app_files(
+    built: tuple[Any, Config, BuiltImages],
+) -> None:
+    """What survives a reset is what docs/config.md says: files in the app's filesystem."""
+    client, config, images = built
+    run = _run(config, images, client)
+    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
+    bridge = (
+        SharedBridge(run, labels, DaemonGate(2))
+        if run.engine.connection.uses_published_ports
+        else None
+    )
+    pair = Pair(
+        run, f"nocrud-{run.run_id}-pool", labels, gate=DaemonGate(2), bridge=bridge, resettable=True
+    )
+    with pair:
+        conn = pair.database.connect()
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("CREATE TABLE left_by_flow_one (id int)")
+                cur.execute("INSERT INTO site (name) VALUES ('flow one')")
+        finally:
+            conn.close()
+        app = client.containers.get(f"{pair.name}-app")
+        app.exec_run(["sh", "-c", "echo from-flow-one > /tmp/written-by-the-app"])
+        started_before = app.attrs["State"]["StartedAt"]
+
+        pair.reset()
+
+        conn = pair.database.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT to_regclass('left_by_flow_one'), (SELECT count(*) FROM site)")
+                assert cur.fetchone() == (None, 0)
+                cur.execute("SELECT count(*) FROM schema_migrations")
+                (applied,) = cur.fetchone()
+        finally:
+            conn.close()
+        assert applied >= 15  # the migrated schema is back, from the template
+        app.reload()
+        assert app.attrs["State"]["StartedAt"] != started_before  # a new app process
+        assert requests.get(pair.base_url + "/health", timeout=5).status_code == 200
+        survived = app.exec_run(["cat", "/tmp/written-by-the-app"]).output.decode().strip()
+        assert survived == "from-flow-one"  # the documented survivor
+    if bridge is not None:
+        bridge.close()
+    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
+    assert client.api.networks(filters={"label": f"nocrud.run={run.run_id}"}) == []

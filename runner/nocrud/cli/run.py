@@ -34,6 +34,12 @@ __all__ = ["build", "clean", "up"]
     is_flag=True,
     help="One flow at a time: the same as -j 1 (e.g. a shared server, run.strategy external).",
 )
+@click.option(
+    "--warm",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Keep up to N environments ready ahead of demand (default: run.warm, else 0).",
+)
 @selection_options
 @click.option(
     "--perf",
@@ -109,6 +115,7 @@ def up(
     *,
     parallel: int | None,
     serial: bool,
+    warm: int | None,
     selection: Selection,
     record_perf: bool,
     fail_fast: bool,
@@ -134,6 +141,7 @@ def up(
       nocrud up --crud -m sites      # CRUD flows tagged "sites"
       nocrud up --perf               # then: nocrud perf; nocrud coverage
       nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
+      nocrud up -j 4 --warm 4        # environments started ahead of demand
       nocrud up --report-to http://ci-console:8080   # live in the team's console
       nocrud up --shard 2/4 --durations merged.json --json shard-2.json
       nocrud up --broker redis://ci-redis:6379/0   # on the workers of docs/workers.md
@@ -151,6 +159,7 @@ def up(
         ctx,
         {
             "run.parallel": parallel,
+            "run.warm": warm,
             "timeouts.flow": timeout,
             "run.keep_failed": True if keep_failed else None,
         },

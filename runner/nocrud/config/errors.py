@@ -84,6 +84,8 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "run.parallel": ("worker count", "use an integer >= 1, or null for one per CPU"),
     "run.strategy": ("strategy", ""),  # the choices come from the Literal type
     "run.keep_failed": ("true/false value", "use true or false"),
+    "run.warm": ("number of warm environments", "use an integer >= 0 (0: none ahead)"),
+    "run.pool_max_uses": ("flows per pool pair", "use an integer >= 1"),
     "timeouts": ("timeouts section", _SECTION_FIX),
     "timeouts.*": ("timeout", "use a number of seconds greater than 0"),
 }

@@ -13,7 +13,7 @@ Environment variables, read from the mapping passed to :func:`load_config`
 
 - ``NOCRUD_CONFIG``: the config file to load (a ``--config`` path wins over it).
 - ``NOCRUD_PARALLEL`` -> ``run.parallel`` (integer >= 1).
-- ``NOCRUD_STRATEGY`` -> ``run.strategy`` (image, template, migrate or external).
+- ``NOCRUD_STRATEGY`` -> ``run.strategy`` (image, pool, template, migrate or external).
 - ``NOCRUD_KEEP_FAILED`` -> ``run.keep_failed`` (1/true/yes or 0/false/no).
 - ``NOCRUD_TIMEOUT`` -> ``timeouts.flow`` (seconds).
 - ``NOCRUD_APP_IMAGE`` -> ``app.image``; also clears ``app.build``.
@@ -86,7 +86,7 @@ PLACEHOLDERS: Final = frozenset(
 )
 
 #: How a flow's database is provisioned (one module each in nocrud.environment).
-StrategyName = Literal["image", "template", "migrate", "external"]
+StrategyName = Literal["image", "pool", "template", "migrate", "external"]
 #: Where a database's schema comes from: the migrate command, or a plain-SQL pg_dump file.
 SourceName = Literal["migrate", "dump"]
 #: Hosts that mean "this machine" to nocrud but "this container" to an app container.
@@ -344,6 +344,10 @@ class RunConfig(_Section):
     parallel: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] | None = None
     strategy: StrategyName = "image"
     keep_failed: bool = False
+    #: Environments kept ready ahead of demand (fresh pairs for image, reset pairs for pool).
+    warm: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 0
+    #: Flows a pool pair serves before it is rebuilt (the pool strategy).
+    pool_max_uses: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 100
 
 
 class TimeoutsConfig(_Section):

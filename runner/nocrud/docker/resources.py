@@ -9,11 +9,18 @@ testcontainers' ``DockerContainer`` does. They share the run's one Docker client
 instead of opening one each. Messages about a container name it by its role
 ("the database container exited with code 1"), so every caller words deaths the
 same way.
+
+Every daemon call they make passes through an optional *gate* (:class:`DaemonGate`): a
+bound on how many create/start/remove operations the run has in flight at once. The
+Docker daemon serialises much of that work, and many concurrent starts slow every one of
+them down (moby#42096), so queueing on our side keeps each operation fast.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,7 +30,30 @@ import docker.errors
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Connection
 
-__all__ = ["Container", "Network", "image_id"]
+__all__ = ["Container", "DaemonGate", "Network", "image_id"]
+
+
+class DaemonGate:
+    """At most ``limit`` daemon operations (create, start, restart, remove) in flight at once.
+
+    Shared by every worker of a run; ``limit`` 0 means no bound.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit) if limit > 0 else None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        if self._slots is None:
+            yield
+            return
+        with self._slots:
+            yield
+
+
+#: No bound: the gate of objects made outside a run (image builds, the reaper, tests).
+UNBOUNDED = DaemonGate(0)
 
 
 def image_id(client: docker.DockerClient, ref: str) -> str | None:
@@ -75,19 +105,22 @@ class Network(_Resource):
         labels: Mapping[str, str],
         connection: Connection,
         options: Mapping[str, str] | None = None,
+        gate: DaemonGate = UNBOUNDED,
     ) -> None:
         self.client = client
         self.name = name
         self.labels = dict(labels)
         self.connection = connection
         self.options = dict(options or {})
+        self.gate = gate
         self.obj: Any = None
 
     def create(self) -> Self:
-        self.obj = self.client.networks.create(
-            self.name, driver="bridge", labels=self.labels, options=self.options or None
-        )
-        self.connection.join(self.obj)
+        with self.gate():
+            self.obj = self.client.networks.create(
+                self.name, driver="bridge", labels=self.labels, options=self.options or None
+            )
+            self.connection.join(self.obj)
         return self
 
     def _make(self) -> None:
@@ -97,9 +130,10 @@ class Network(_Resource):
         network, self.obj = self.obj, None
         if network is None:
             return
-        self.connection.leave(network)
-        cleanup.disconnect_all(network)
-        cleanup.ignore_gone(network.remove)
+        with self.gate():
+            self.connection.leave(network)
+            cleanup.disconnect_all(network)
+            cleanup.ignore_gone(network.remove)
 
 
 class Container(_Resource):
@@ -113,7 +147,9 @@ class Container(_Resource):
         labels: Labels (run, owner, project, role; the reaper's session label).
         network: Network to join, reachable there under ``aliases``.
         ports: The ``ports=`` mapping (see :meth:`Connection.ports`).
-        options: Anything else ``containers.create`` accepts (environment, command, ...).
+        gate: The run's bound on concurrent daemon operations.
+        options: Anything else ``containers.create`` accepts (environment, command,
+            ``network_mode``, ``tmpfs``, ...).
     """
 
     def __init__(
@@ -127,6 +163,7 @@ class Container(_Resource):
         network: str | None = None,
         aliases: Sequence[str] = (),
         ports: Mapping[str, Any] | None = None,
+        gate: DaemonGate = UNBOUNDED,
         **options: Any,
     ) -> None:
         self.client = client
@@ -137,6 +174,7 @@ class Container(_Resource):
         self.network = network
         self.aliases = tuple(aliases)
         self.ports = dict(ports or {})
+        self.gate = gate
         self.options = options
         self.obj: Any = None
 
@@ -148,17 +186,32 @@ class Container(_Resource):
             if self.aliases:
                 endpoint = self.client.api.create_endpoint_config(aliases=list(self.aliases))
                 kwargs["networking_config"] = {self.network: endpoint}
-        self.obj = self.client.containers.create(
-            self.image, name=self.name, labels=self.labels, ports=self.ports or None, **kwargs
-        )
+        with self.gate():
+            self.obj = self.client.containers.create(
+                self.image, name=self.name, labels=self.labels, ports=self.ports or None, **kwargs
+            )
         return self
 
     def start(self) -> Self:
         """Create (unless created) and start."""
         if self.obj is None:
             self.create()
-        self.obj.start()
+        with self.gate():
+            self.obj.start()
         return self
+
+    def kill(self) -> None:
+        """Stop its process at once (SIGKILL), keeping the container; "not running" is fine."""
+        if self.obj is None:
+            return
+        try:
+            with self.gate():
+                self.obj.kill()
+        except docker.errors.APIError as exc:
+            # 409: not running (it died, or a previous kill won); 404: gone (the caller
+            # learns that from the next start).
+            if exc.status_code not in (404, 409):
+                raise
 
     def _make(self) -> None:
         self.start()
@@ -166,7 +219,8 @@ class Container(_Resource):
     def remove(self) -> None:
         container, self.obj = self.obj, None
         if container is not None:
-            cleanup.ignore_gone(container.remove, force=True, v=True)
+            with self.gate():
+                cleanup.ignore_gone(container.remove, force=True, v=True)
 
     @property
     def created(self) -> bool:

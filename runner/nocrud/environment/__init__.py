@@ -162,6 +162,7 @@ class Provisioner(Protocol):
 #: ``run.strategy`` -> ``module:class`` of its provisioner, imported only when chosen.
 STRATEGIES: dict[str, str] = {
     "image": "nocrud.environment.image:ImageProvisioner",
+    "pool": "nocrud.environment.pool:PoolProvisioner",
     "template": "nocrud.environment.template:TemplateProvisioner",
     "migrate": "nocrud.environment.migrate:MigrateProvisioner",
     "external": "nocrud.environment.external:ExternalProvisioner",

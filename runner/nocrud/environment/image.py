@@ -27,11 +27,15 @@ from pydantic import SecretStr
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import ALIAS, PORT, DatabaseAddress, new_password
 from nocrud.docker.reaper import session_labels
-from nocrud.docker.resources import Container, Network
+from nocrud.docker.resources import Container, DaemonGate, Network
 from nocrud.environment import ProvisionError, Run
+from nocrud.environment.bridge import SharedBridge
+from nocrud.environment.pair import Pair
+from nocrud.environment.pool import DAEMON_OPERATIONS, Pool
 from nocrud.environment.readiness import wait_for_app, wait_for_database
+from nocrud.environment.remover import Remover
 
-__all__ = ["APP_LOG_LINES", "FreshPair", "ImageProvisioner"]
+__all__ = ["APP_LOG_LINES", "ClassicImageProvisioner", "FreshPair", "ImageProvisioner"]
 
 APP_LOG_LINES = 200
 
@@ -230,10 +234,14 @@ class FreshPair:
         )
 
 
-class ImageProvisioner:
-    """The ``image`` strategy (the default): a :class:`FreshPair` per flow."""
+class ClassicImageProvisioner:
+    """The ``image`` strategy as it was: a :class:`FreshPair` (and a network) per flow.
 
-    name = "image"
+    Not registered as a strategy: kept so the benchmark can measure today's path
+    against the improved one in the same run.
+    """
+
+    name = "image-classic"
 
     def __init__(self) -> None:
         self._run: Run | None = None
@@ -248,7 +256,7 @@ class ImageProvisioner:
     @contextlib.contextmanager
     def acquire(self, flow: str) -> Iterator[FreshPair]:
         if self._run is None:
-            raise RuntimeError("ImageProvisioner.acquire() before prepare()")
+            raise RuntimeError("ClassicImageProvisioner.acquire() before prepare()")
         pair = FreshPair(self._run, flow, next(self._counter))
         with self._lock:
             self._live.add(pair)
@@ -265,20 +273,187 @@ class ImageProvisioner:
         self._stopping.set()
         with self._lock:
             live = list(self._live)
-        threads = [
-            threading.Thread(target=_kill_quietly, args=(pair,), daemon=True) for pair in live
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=10)
+        _kill_in_parallel(live)
         return len(live)
 
     def close(self) -> None:
         self._run = None
 
 
-def _kill_quietly(pair: FreshPair) -> None:
+class ImageProvisioner:
+    """The ``image`` strategy (the default): a new :class:`~nocrud.environment.pair.Pair` per flow.
+
+    The pair's app shares the database container's network namespace, and the database
+    sits on the run's shared bridge (or its own network in container-network mode; see
+    :mod:`nocrud.environment.bridge`). At most :data:`DAEMON_OPERATIONS` daemon operations
+    are in flight at once. A passing flow's pair is handed to a background
+    :class:`~nocrud.environment.remover.Remover`, so the worker starts its next flow at
+    once; the pair of a flow that did not pass is removed before the result is reported.
+    With ``run.warm`` N, up to N pairs are started ahead of demand.
+    """
+
+    name = "image"
+
+    def __init__(self, *, daemon_operations: int = DAEMON_OPERATIONS) -> None:
+        self._run: Run | None = None
+        self._live: set[Pair] = set()
+        self._lock = threading.Lock()
+        self._counter = itertools.count(1)
+        self._stopping = threading.Event()
+        self._remover: Remover | None = None
+        self._bridge: SharedBridge | None = None
+        self._gate = DaemonGate(daemon_operations)
+        self._warm: Pool[_Fresh] | None = None
+
+    def prepare(self, run: Run) -> None:
+        self._run = run
+        self._remover = Remover()
+        if run.engine.connection.uses_published_ports and not run.keep_failed:
+            labels = {
+                **cleanup.run_labels(run.run_id, run.config.project, role="bridge"),
+                **session_labels(),
+            }
+            self._bridge = SharedBridge(run, labels, self._gate)
+        warm = run.config.run.warm
+        if warm > 0:
+            # Pairs used once: the pool's warm slots, each rebuilt (not reset) after its flow.
+            self._warm = Pool(
+                lambda: _Fresh(self._new_pair("warm")),
+                capacity=warm,
+                warm=warm,
+                max_uses=1,
+            )
+            self._warm.fill()
+
+    def _new_pair(self, flow: str) -> Pair:
+        run = self._run
+        if run is None:
+            raise RuntimeError("ImageProvisioner.acquire() before prepare()")
+        name = cleanup.object_name(run.run_id, next(self._counter), flow)
+        labels = {
+            **cleanup.run_labels(run.run_id, run.config.project, flow=flow, role="flow"),
+            **session_labels(),
+        }
+        if run.keep_failed:
+            # Which flows will fail is not known yet: every object is marked, and the
+            # pairs of passing flows are removed as usual.
+            labels[cleanup.LABEL_KEEP] = "true"
+        return Pair(run, name, labels, gate=self._gate, bridge=self._bridge)
+
+    @contextlib.contextmanager
+    def acquire(self, flow: str) -> Iterator[Pair]:
+        warm = self._take_warm()
+        pair = warm or self._new_pair(flow)
+        with self._lock:
+            self._live.add(pair)
+        try:
+            if self._stopping.is_set():
+                pair.teardown()
+                raise ProvisionError("not started: run interrupted")
+            if warm is None:
+                pair.__enter__()  # on failure it removes what it started and re-raises
+            yield pair
+        finally:
+            with self._lock:
+                self._live.discard(pair)
+        self._hand_back(pair)
+
+    def _hand_back(self, pair: Pair) -> None:
+        """Remove a used pair: in the background after a pass, here and now otherwise."""
+        if pair.spoiled or pair.killed or pair.kept or self._remover is None:
+            pair.teardown()  # a kept pair stays (teardown knows)
+        else:
+            self._remover.submit(pair.teardown)
+
+    def _take_warm(self) -> Pair | None:
+        if self._warm is None or self._stopping.is_set():
+            return None
+        slot = self._warm.try_acquire()
+        if slot is None:
+            return None  # none ready: starting one now beats waiting for a warm one
+        # The slot is handed back at once: the pool starts its replacement in the
+        # background while this flow runs on the pair it took over.
+        pair = slot.env.take()
+        self._warm.release(slot)
+        return pair
+
+    def kill_all(self) -> int:
+        self._stopping.set()
+        with self._lock:
+            live = list(self._live)
+        _kill_in_parallel(live)
+        warm = self._warm.kill_all() if self._warm is not None else 0
+        if self._remover is not None:
+            self._remover.drain(15)
+        if self._bridge is not None:
+            with contextlib.suppress(Exception):
+                self._bridge.close()
+        return len(live) + warm
+
+    def close(self) -> None:
+        if self._warm is not None:
+            self._warm.close()
+        if self._remover is not None:
+            self._remover.close(60)
+        if self._bridge is not None:
+            with contextlib.suppress(Exception):
+                self._bridge.close()
+        self._run = None
+
+
+class _Fresh:
+    """A warm pair as the pool sees it: started ahead, then taken over by one flow.
+
+    Once taken, the pool's slot no longer owns it (its "teardown" is a no-op) and is
+    rebuilt with a new pair; the flow's ``acquire`` removes the pair it took.
+    """
+
+    def __init__(self, pair: Pair) -> None:
+        self.pair: Pair | None = pair
+        self.spoiled = True  # used once: always rebuilt
+        self.kept = False
+
+    @property
+    def torn_down(self) -> bool:
+        return self.pair is None or self.pair.torn_down
+
+    def take(self) -> Pair:
+        pair, self.pair = self.pair, None
+        assert pair is not None
+        return pair
+
+    def start(self) -> None:
+        assert self.pair is not None
+        try:
+            self.pair.start()
+        except BaseException:
+            self.pair.teardown()
+            raise
+
+    def reset(self) -> None:
+        raise RuntimeError("a fresh pair is never reset")
+
+    def teardown(self) -> None:
+        if self.pair is not None:
+            self.pair.teardown()
+
+    def kill(self) -> None:
+        if self.pair is not None:
+            self.pair.kill()
+
+    def alive(self) -> bool:
+        return self.pair is not None
+
+
+def _kill_in_parallel(pairs: list[FreshPair] | list[Pair]) -> None:
+    threads = [threading.Thread(target=_kill_quietly, args=(pair,), daemon=True) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+
+def _kill_quietly(pair: FreshPair | Pair) -> None:
     """Kill one pair on the interrupt path; the run's label sweep removes what this misses."""
     with contextlib.suppress(Exception):
         pair.kill()

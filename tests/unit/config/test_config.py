@@ -192,7 +192,7 @@ def test_bad_project_name(project: Path) -> None:
 def test_bad_strategy_name_suggests_the_close_one(project: Path) -> None:
     assert problems(project, settings(run__strategy="templates")) == [
         "nocrud.yaml: run.strategy: 'templates' is not a valid strategy: "
-        "use one of image, template, migrate, external: did you mean 'template'?"
+        "use one of image, pool, template, migrate, external: did you mean 'template'?"
     ]
 
 
@@ -451,5 +451,11 @@ def test_display_dict_masks_secrets(project: Path) -> None:
         "LOG_LEVEL": "debug",
     }
     assert shown["app"]["build"] == str(project.resolve() / "example_app")
-    assert shown["run"] == {"parallel": None, "strategy": "image", "keep_failed": False}
+    assert shown["run"] == {
+        "parallel": None,
+        "strategy": "image",
+        "keep_failed": False,
+        "warm": 0,
+        "pool_max_uses": 100,
+    }
     assert "inventory" not in yaml.safe_dump(shown["database"]["password"])

@@ -1,0 +1,357 @@
+"""One PostgreSQL container and one app container in its network namespace: a flow's pair.
+
+:class:`Pair` is what the ``image`` strategy gives every flow and what the ``pool``
+strategy keeps per worker. The app container joins the database container's network
+namespace (``network_mode: container:<db>``) and reaches PostgreSQL on 127.0.0.1, so
+a pair costs four daemon operations to make (two creates, two starts) and two to
+remove, and needs no network of its own when ports are published (see
+:mod:`nocrud.environment.bridge`). Both ports are published on the database container.
+
+Start-up is testcontainers' contract: on any failure what was started is removed and
+the error (a :class:`~nocrud.environment.ProvisionError` with the evidence) re-raised.
+A pair implements the executor's :class:`~nocrud.environment.Target`. For the pool it
+can also be *reset*: the app stopped, the database dropped and cloned again from the
+migrated template, the app started and checked again (see :meth:`Pair.reset`).
+
+The executor asks a target for its app's logs only when the flow did not pass; a pair
+remembers that (:attr:`Pair.spoiled`), so a provisioner can treat a failed flow's
+pair differently (remove it at once instead of in the background, rebuild it instead
+of resetting it) without the executor knowing anything about strategies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+import psycopg2
+from pydantic import SecretStr
+
+from nocrud.docker import cleanup
+from nocrud.docker.postgres import PORT, DatabaseAddress, new_password, replace_passwords
+from nocrud.docker.resources import Container, DaemonGate, Network
+from nocrud.environment import ProvisionError, Run
+from nocrud.environment.bridge import SharedBridge
+from nocrud.environment.memory import in_memory_options, keep_as_template, reset_database
+from nocrud.environment.readiness import poll, wait_for_app
+
+__all__ = ["APP_LOG_LINES", "Pair"]
+
+APP_LOG_LINES = 200
+#: How the app reaches its database: the same network namespace.
+LOCALHOST = "127.0.0.1"
+
+
+class Pair:
+    """PostgreSQL + app for one flow (``image``) or one worker (``pool``).
+
+    Args:
+        run: The run.
+        name: Base name of the containers (``<name>-db``, ``<name>-app``).
+        labels: Labels of both containers (the role is added).
+        gate: The run's bound on concurrent daemon operations.
+        bridge: The run's shared bridge; None gives the pair its own network
+            (container-network mode).
+        resettable: Serve PGDATA from memory and keep the migrated database as a
+            template, so :meth:`reset` can restore it (the ``pool`` strategy).
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        name: str,
+        labels: dict[str, str],
+        *,
+        gate: DaemonGate,
+        bridge: SharedBridge | None,
+        resettable: bool = False,
+    ) -> None:
+        self.run = run
+        self.name = name
+        self.flow = labels.get(cleanup.LABEL_FLOW, name)
+        self.resettable = resettable
+        self.uses = 0
+        self._bridge = bridge
+        self._leased = False
+        client, link = run.engine.client, run.engine.connection
+        config = run.config
+        self._network = (
+            None
+            if bridge is not None
+            else Network(client, name, labels=labels, connection=link, gate=gate)
+        )
+        ports = {**link.ports(PORT), **link.ports(config.app.port)}
+        db_options = in_memory_options() if resettable else {}
+        self._db = Container(
+            client,
+            run.images.db,
+            what="database",
+            name=f"{name}-db",
+            labels={**labels, cleanup.LABEL_ROLE: "db"},
+            ports=ports,
+            gate=gate,
+            **db_options,
+        )
+        # Every pair gets its own passwords: the app learns its one from its environment
+        # now, the database once it accepts connections.
+        self._password = new_password()
+        self._superuser_password = new_password()
+        private = config.database.model_copy(update={"password": SecretStr(self._password)})
+        env = config.model_copy(update={"database": private}).render_app_env(LOCALHOST, PORT)
+        command = list(config.app.command) if config.app.command is not None else None
+        self._app = Container(
+            client,
+            run.images.app,
+            what="app",
+            name=f"{name}-app",
+            labels={**labels, cleanup.LABEL_ROLE: "app"},
+            environment=env,
+            command=command,
+            gate=gate,
+        )
+        self._lock = threading.Lock()
+        self._torn_down = False
+        self._killed = False
+        self._kept = False
+        self.spoiled = False
+        self._base_url = ""
+        self._database: DatabaseAddress | None = None
+        self._logs_at_teardown = ""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> Pair:
+        try:
+            self.start()
+        except BaseException as exc:
+            self.teardown()  # keeps the app's log lines, which the error then carries
+            if isinstance(exc, ProvisionError) and not exc.app_logs:
+                exc.app_logs = self._logs_at_teardown
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.teardown()
+
+    def start(self) -> None:
+        """Start the database and the app in its namespace, and wait until both are ready."""
+        run = self.run
+        network = self._join_network()
+        self._check_not_killed()
+        self._db.network = network
+        self._db.start()
+        self._check_not_killed()
+        db_host, db_port = self._address(PORT)
+        app_host, app_port = self._address(run.config.app.port)
+        dbc = run.config.database
+        self._database = DatabaseAddress(
+            host=db_host, port=db_port, dbname=dbc.name, user=dbc.user, password=self._password
+        )
+        self._base_url = f"http://{app_host}:{app_port}"
+        self._app.options["network_mode"] = f"container:{self._db.obj.id}"
+        if not self.resettable:
+            self._app.start()  # the app's own retries overlap the database's start-up
+        self._wait_for_database()
+        if self.resettable:
+            # The template must be copied while nothing is connected to the database.
+            keep_as_template(self._superuser(), dbc.name)
+            self._app.start()
+        self._wait_for_app()
+
+    def reset(self) -> None:
+        """Make this pair as new for the next flow: app stopped, database cloned, app started.
+
+        No database row and no app process survives; files the app wrote into its
+        container's filesystem do (the container is restarted, not recreated).
+
+        Raises:
+            ProvisionError: The pair could not be reset (rebuild it).
+        """
+        if not self.resettable:
+            raise RuntimeError("reset() of a pair made without resettable=True")
+        self._app.kill()
+        try:
+            reset_database(self._superuser(), self.run.config.database.name, self._db_owner())
+        except psycopg2.Error as exc:
+            raise ProvisionError(f"could not reset the database: {exc}".strip()) from exc
+        self._logs_at_teardown = ""
+        self._killed = self.spoiled = False
+        self._app.start()
+        self._wait_for_app()
+
+    def teardown(self) -> None:
+        """Remove both containers and the network (or the bridge lease), once, in any state."""
+        with self._lock:
+            if self._torn_down:
+                return
+            self._torn_down = True
+        if self._kept:
+            return
+        with contextlib.suppress(Exception):
+            self._logs_at_teardown = self.app_logs()
+        errors = cleanup.remove_all([self._app.remove, self._db.remove, self._leave_network])
+        if errors:
+            raise errors[0]
+
+    @property
+    def torn_down(self) -> bool:
+        return self._torn_down
+
+    def kill(self) -> None:
+        """Tear down from another thread (interrupt, timeout): the flow's requests fail fast."""
+        self._killed = True
+        self.teardown()
+
+    def keep(self) -> str:
+        """Leave this pair running after the flow; return how to reach it, ready to paste."""
+        self._kept = True
+        db = self.database
+        url = f"postgresql://{db.user}:{db.password}@{db.host}:{db.port}/{db.dbname}"
+        return "\n".join(
+            [
+                "kept for inspection (remove with `nocrud clean`):",
+                f"  app:        {self.base_url}",
+                f"              curl -i {self.base_url}{self.run.config.app.health_path}",
+                f"  database:   host {db.host} port {db.port} name {db.dbname} "
+                f"user {db.user} password {db.password}",
+                f"              psql {shlex.quote(url)}",
+                f"  containers: {self.name}-db, {self.name}-app",
+            ]
+        )
+
+    @property
+    def kept(self) -> bool:
+        return self._kept
+
+    # ------------------------------------------------------------------ the Target protocol
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def database(self) -> DatabaseAddress:
+        if self._database is None:
+            raise RuntimeError("the environment has not started")
+        return self._database
+
+    @property
+    def killed(self) -> bool:
+        return self._killed
+
+    def casualties(self) -> list[str]:
+        """Containers of this pair that stopped while it should run, as sentences."""
+        self.spoiled = True
+        return [death for death in (self._db.death(), self._app.death()) if death is not None]
+
+    def app_logs(self, tail: int = APP_LOG_LINES) -> str:
+        """The app's last log lines (stdout and stderr), or what was saved at teardown."""
+        self.spoiled = True
+        if not self._app.created:
+            return self._logs_at_teardown
+        logs = self._app.logs(tail)
+        return self._logs_at_teardown if logs.startswith("(no logs") else logs
+
+    def alive(self) -> bool:
+        """Both containers still run (two API calls)."""
+        return self._db.death() is None and self._app.death() is None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _join_network(self) -> str:
+        if self._bridge is not None:
+            name = self._bridge.lease()
+            self._leased = True
+            return name
+        assert self._network is not None
+        self._network.create()
+        return self._network.name
+
+    def _leave_network(self) -> None:
+        if self._bridge is not None:
+            if self._leased:
+                self._leased = False
+                self._bridge.release()
+        elif self._network is not None:
+            self._network.remove()
+
+    def _network_name(self) -> str:
+        return self._bridge.name if self._bridge is not None else self.name
+
+    def _check_not_killed(self) -> None:
+        if self._killed:
+            raise ProvisionError(
+                "environment torn down while starting (run interrupted or timed out)"
+            )
+
+    def _superuser(self) -> DatabaseAddress:
+        db = self.database
+        if db.user == "postgres":
+            return db.as_superuser(db.password)
+        return db.as_superuser(self._superuser_password)
+
+    def _db_owner(self) -> str:
+        return self.run.config.database.user
+
+    def _wait_for_database(self) -> None:
+        dbc = self.run.config.database
+        address = self.database
+        timeout = self.run.config.timeouts.db_ready
+
+        def ready() -> str | None:
+            try:
+                replace_passwords(
+                    address,
+                    configured_password=dbc.password.get_secret_value(),
+                    password=address.password,
+                    superuser_password=self._superuser_password,
+                )
+            except psycopg2.OperationalError as exc:
+                return str(exc).strip()
+            return None
+
+        last = poll(ready, self._db, timeout, check_interrupted=self._check_not_killed)
+        if last is not None:
+            raise ProvisionError(
+                f"database not ready after {timeout:g}s (last error: {last}); raise "
+                f"timeouts.db_ready or check the db image.\n"
+                f"Last database log lines:\n{self._db.logs(30)}"
+            )
+
+    def _wait_for_app(self) -> None:
+        wait_for_app(
+            self._base_url,
+            self.run.config.app.health_path,
+            self._app,
+            self.run.config.timeouts.app_ready,
+            check_interrupted=self._check_not_killed,
+            ready_when=self.run.config.app.ready_when,
+        )
+
+    def _address(self, port: int) -> tuple[str, int]:
+        try:
+            return self._db.address(self.run.engine.connection, port, self._network_name())
+        except (LookupError, RuntimeError, KeyError) as exc:
+            problem = str(exc)
+        death = self._db.death()
+        if death is not None:
+            # A container that exits at once loses its port bindings before we can read them.
+            raise ProvisionError(
+                f"{death} before becoming ready.\nLast database log lines:\n{self._db.logs(40)}"
+            )
+        raise ProvisionError(
+            f"the database container is unreachable: {problem}.\n"
+            f"Last database log lines:\n{self._db.logs(40)}"
+        )
+
+
+#: A function making the pair for one flow or one pool slot.
+PairFactory = Callable[[], Pair]

@@ -1,0 +1,406 @@
+"""The ``pool`` strategy: a recycled warm pool of pairs, reset between flows.
+
+IntegreSQL's idea, for pairs: instead of a new PostgreSQL and app container per flow,
+each worker keeps a :class:`~nocrud.environment.pair.Pair` whose PGDATA lives on a
+tmpfs. Between flows the pair is *reset* in the background: the app container is
+stopped, the flow's database dropped (``WITH (FORCE)``) and cloned again from the
+migrated template (``STRATEGY FILE_COPY``, tens of milliseconds in memory), and the app
+started again. So no database row and no app process state survives from one flow to
+the next. What does survive: files the app wrote into its container's filesystem (the
+container is restarted, not recreated), and the PostgreSQL server's own state outside
+the flow's database (roles and their passwords, settings changed with ``ALTER SYSTEM``).
+
+A pair is rebuilt (removed, and a new one started in the background) instead of reset
+after a flow that did not pass, when one of its containers died, when it was torn down
+(a timeout, an interrupt), when its reset failed, and after ``run.pool_max_uses`` flows.
+A pair kept with ``--keep-failed`` leaves the pool.
+
+:class:`Pool` is the state machine, independent of Docker (it is unit-tested with
+fakes): every slot is ``starting``, ``ready``, ``in use``, ``dirty`` (reset pending)
+or ``rebuilding``. It holds at most ``capacity`` slots (one per worker plus
+``run.warm``) and keeps up to ``warm`` of them ready ahead of demand, so a flow's
+handoff is a queue pop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from nocrud.docker import cleanup
+from nocrud.docker.reaper import session_labels
+from nocrud.docker.resources import DaemonGate
+from nocrud.environment import ProvisionError, Run
+from nocrud.environment.bridge import SharedBridge
+from nocrud.environment.pair import Pair
+
+__all__ = ["DAEMON_OPERATIONS", "Pool", "PoolProvisioner", "Recyclable", "Slot", "State"]
+
+#: Bound on concurrent daemon operations (create, start, restart, remove) of one run;
+#: measured with benchmarks/provision.py --gates (see README, "Speed").
+DAEMON_OPERATIONS = 2
+
+
+class Recyclable(Protocol):
+    """What the pool needs of an environment (a :class:`Pair`, or a fake in tests)."""
+
+    spoiled: bool
+
+    @property
+    def kept(self) -> bool: ...
+
+    @property
+    def torn_down(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def teardown(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def alive(self) -> bool: ...
+
+
+E = TypeVar("E", bound=Recyclable)
+
+
+class State(enum.Enum):
+    STARTING = "starting"
+    READY = "ready"
+    IN_USE = "in use"
+    DIRTY = "dirty"
+    REBUILDING = "rebuilding"
+
+
+@dataclass(eq=False)
+class Slot(Generic[E]):
+    """One place in the pool and the environment that fills it."""
+
+    index: int
+    env: E
+    state: State
+    uses: int = 0
+    history: list[State] = field(default_factory=list)
+
+    def move(self, state: State) -> None:
+        self.history.append(state)
+        self.state = state
+
+
+#: Runs a piece of background work (a thread each, or a list a test steps through).
+Spawn = Callable[[Callable[[], None]], None]
+
+
+class Pool(Generic[E]):
+    """Slots of recycled environments: acquire one ready, release it to be reset or rebuilt.
+
+    Args:
+        make: Makes a new, not yet started environment.
+        capacity: Most slots at once (workers + warm).
+        warm: Slots kept ready (or on their way to ready) ahead of demand.
+        max_uses: Flows per environment before it is rebuilt.
+        spawn: Runs background work; a daemon thread per job by default.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], E],
+        *,
+        capacity: int,
+        warm: int = 0,
+        max_uses: int = 100,
+        spawn: Spawn | None = None,
+    ) -> None:
+        self._make = make
+        self.capacity = max(1, capacity)
+        self.warm = max(0, warm)
+        self.max_uses = max(1, max_uses)
+        self._spawn = spawn or _thread
+        self._slots: list[Slot[E]] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._counter = itertools.count(1)
+        self._background = 0
+        self._warming: set[Slot[E]] = set()  # started ahead of demand, not for a caller
+        #: The last error of a background start, shown when a flow waits in vain.
+        self.last_error: BaseException | None = None
+
+    # ------------------------------------------------------------------ asking and handing back
+
+    def acquire(self) -> Slot[E]:
+        """A ready slot, now in use: popped when one is ready, else started here.
+
+        Raises:
+            ProvisionError: Interrupted, or a new environment did not start.
+        """
+        with self._cond:
+            while True:
+                if self._stopping:
+                    raise ProvisionError("not started: run interrupted")
+                slot = next((s for s in self._slots if s.state is State.READY), None)
+                if slot is not None:
+                    slot.move(State.IN_USE)
+                    break
+                if len(self._slots) < self.capacity:
+                    slot = Slot(next(self._counter), self._make(), State.STARTING)
+                    slot.move(State.STARTING)
+                    self._slots.append(slot)
+                    break
+                self._cond.wait(0.5)
+        if slot.state is State.STARTING:
+            try:
+                slot.env.start()
+            except BaseException:
+                self._drop(slot)
+                raise
+            with self._cond:
+                stopping = self._stopping
+                if stopping and slot in self._slots:
+                    self._slots.remove(slot)
+                if not stopping:
+                    slot.move(State.IN_USE)
+            if stopping:
+                _quietly(slot.env.teardown)
+                raise ProvisionError("not started: run interrupted")
+        self.fill()
+        return slot
+
+    def try_acquire(self) -> Slot[E] | None:
+        """A ready slot, now in use, or None at once when none is ready."""
+        with self._cond:
+            if self._stopping:
+                return None
+            slot = next((s for s in self._slots if s.state is State.READY), None)
+            if slot is None:
+                return None
+            slot.move(State.IN_USE)
+        return slot
+
+    def release(self, slot: Slot[E]) -> None:
+        """Hand a slot back after its flow: it is reset, or rebuilt, in the background."""
+        slot.uses += 1
+        env = slot.env
+        if env.kept:
+            self._drop(slot)  # its containers stay for inspection; a new slot may replace it
+            self.fill()
+            return
+        rebuild = env.spoiled or env.torn_down or slot.uses >= self.max_uses or not _alive(env)
+        with self._cond:
+            stopping = self._stopping
+            if stopping:
+                if slot in self._slots:
+                    self._slots.remove(slot)
+            else:
+                slot.move(State.REBUILDING if rebuild else State.DIRTY)
+                self._background += 1
+        if stopping:
+            _quietly(env.teardown)
+            return
+        self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
+
+    # ------------------------------------------------------------------ warm slots
+
+    def fill(self) -> None:
+        """Start slots in the background until ``warm`` are ready or on their way."""
+        starts: list[Slot[E]] = []
+        with self._cond:
+            if self._stopping:
+                return
+            coming = sum(
+                s.state in (State.READY, State.DIRTY, State.REBUILDING) for s in self._slots
+            ) + sum(s.state is State.STARTING and s in self._warming for s in self._slots)
+            while coming < self.warm and len(self._slots) < self.capacity:
+                slot = Slot(next(self._counter), self._make(), State.STARTING)
+                slot.move(State.STARTING)
+                self._slots.append(slot)
+                self._warming.add(slot)
+                self._background += 1
+                starts.append(slot)
+                coming += 1
+        for slot in starts:
+            self._spawn(functools.partial(self._start_warm, slot))
+
+    # ------------------------------------------------------------------ stopping
+
+    def kill_all(self) -> int:
+        """Stop at once: every environment torn down (in use ones too). Returns how many."""
+        with self._cond:
+            self._stopping = True
+            slots, self._slots = self._slots, []
+            self._cond.notify_all()
+        threads = [threading.Thread(target=_quietly, args=(s.env.kill,)) for s in slots]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=15)
+        return len(slots)
+
+    def close(self, timeout: float = 60) -> None:
+        """Wait for background work, then remove every environment. Idempotent."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._background == 0, timeout)
+            slots, self._slots = self._slots, []
+        for slot in slots:
+            if not slot.env.kept:
+                _quietly(slot.env.teardown)
+
+    def states(self) -> dict[State, int]:
+        """How many slots are in each state (for tests and benchmarks)."""
+        with self._cond:
+            counts = dict.fromkeys(State, 0)
+            for slot in self._slots:
+                counts[slot.state] += 1
+            return counts
+
+    # ------------------------------------------------------------------ background work
+
+    def _start_warm(self, slot: Slot[E]) -> None:
+        try:
+            slot.env.start()
+        except Exception as exc:  # noqa: BLE001 - a flow that needs it starts its own and sees why
+            self.last_error = exc
+            _quietly(slot.env.teardown)
+            self._finish(slot, None)
+            return
+        self._finish(slot, State.READY)
+
+    def _recycle(self, slot: Slot[E], *, rebuild: bool) -> None:
+        if not rebuild:
+            try:
+                slot.env.reset()
+            except Exception as exc:  # noqa: BLE001 - a reset that fails means a rebuild
+                self.last_error = exc
+                rebuild = True
+            else:
+                self._finish(slot, State.READY)
+                return
+        _quietly(slot.env.teardown)
+        if self._stopping_now():
+            self._finish(slot, None)
+            return
+        env = self._make()
+        try:
+            env.start()
+        except Exception as exc:  # noqa: BLE001 - the slot goes; a flow starts its own and sees why
+            self.last_error = exc
+            _quietly(env.teardown)
+            self._finish(slot, None)
+            return
+        slot.env, slot.uses = env, 0
+        self._finish(slot, State.READY)
+
+    def _finish(self, slot: Slot[E], state: State | None) -> None:
+        """End of one background job: the slot becomes ``state`` (None: it leaves the pool)."""
+        with self._cond:
+            self._background -= 1
+            self._warming.discard(slot)
+            if state is None or self._stopping:
+                if slot in self._slots:
+                    self._slots.remove(slot)
+                if state is not None:
+                    _quietly(slot.env.teardown)
+            else:
+                slot.move(state)
+            self._cond.notify_all()
+
+    def _drop(self, slot: Slot[E]) -> None:
+        with self._cond:
+            if slot in self._slots:
+                self._slots.remove(slot)
+            self._cond.notify_all()
+
+    def _stopping_now(self) -> bool:
+        with self._cond:
+            return self._stopping
+
+
+def _alive(env: Recyclable) -> bool:
+    try:
+        return env.alive()
+    except Exception:  # noqa: BLE001 - cannot tell: rebuild to be safe
+        return False
+
+
+def _quietly(action: Callable[[], None]) -> None:
+    """A teardown on a path that must go on; the run's label sweep removes what this misses."""
+    with contextlib.suppress(Exception):
+        action()
+
+
+def _thread(job: Callable[[], None]) -> None:
+    threading.Thread(target=job, name="nocrud-pool", daemon=True).start()
+
+
+class PoolProvisioner:
+    """The ``pool`` strategy: :class:`Pool` of resettable :class:`Pair` objects."""
+
+    name = "pool"
+
+    def __init__(self, *, daemon_operations: int = DAEMON_OPERATIONS) -> None:
+        self._daemon_operations = daemon_operations
+        self._run: Run | None = None
+        self._pool: Pool[Pair] | None = None
+        self._bridge: SharedBridge | None = None
+        self._counter = itertools.count(1)
+
+    def prepare(self, run: Run) -> None:
+        self._run = run
+        config = run.config
+        gate = DaemonGate(self._daemon_operations)
+        labels = {
+            **cleanup.run_labels(run.run_id, config.project, role="pool"),
+            **session_labels(),
+        }
+        if run.keep_failed:
+            labels[cleanup.LABEL_KEEP] = "true"
+        if run.engine.connection.uses_published_ports and not run.keep_failed:
+            # Held for the whole run: pairs come and go, the bridge stays until close().
+            self._bridge = SharedBridge(run, labels, gate)
+            self._bridge.lease()
+        bridge = self._bridge
+
+        def make() -> Pair:
+            name = cleanup.object_name(run.run_id, next(self._counter), "pool")
+            return Pair(run, name, labels, gate=gate, bridge=bridge, resettable=True)
+
+        warm = config.run.warm
+        self._pool = Pool(
+            make,
+            capacity=config.parallel + warm,
+            warm=warm,
+            max_uses=config.run.pool_max_uses,
+        )
+        self._pool.fill()
+
+    @contextlib.contextmanager
+    def acquire(self, flow: str) -> Iterator[Pair]:
+        if self._pool is None:
+            raise RuntimeError("PoolProvisioner.acquire() before prepare()")
+        slot = self._pool.acquire()
+        try:
+            yield slot.env
+        finally:
+            self._pool.release(slot)
+
+    def kill_all(self) -> int:
+        killed = self._pool.kill_all() if self._pool is not None else 0
+        if self._bridge is not None:
+            _quietly(self._bridge.close)
+        return killed
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        if self._bridge is not None:
+            _quietly(self._bridge.close)
+        self._run = None
