@@ -339,11 +339,14 @@ def sweep_databases(admin: Any, *, kept: bool = False, live: bool = False) -> li
                 "FROM pg_database WHERE datname LIKE %s",
                 (DATABASE_PREFIX.replace("_", r"\_") + "%",),
             )
-            found = cur.fetchall()
+            found = [(str(name), _comment_fields(str(comment))) for name, comment in cur.fetchall()]
+            # A database made just before its run was killed may not have its comment yet:
+            # it belongs to the run named in its name, whose other databases say who owns it.
+            runs = {_run_of(name): fields for name, fields in found if "owner" in fields}
             dropped = []
-            for name, comment in found:
-                fields = dict(part.split("=", 1) for part in str(comment).split() if "=" in part)
-                if "owner" not in fields or (fields.get("keep") == "true" and not kept):
+            for name, own in found:
+                fields = own if "owner" in own else runs.get(_run_of(name), {})
+                if "owner" not in fields or (own.get("keep") == "true" and not kept):
                     continue
                 if live or owner_is_gone(fields["owner"]):
                     cur.execute(
@@ -351,7 +354,17 @@ def sweep_databases(admin: Any, *, kept: bool = False, live: bool = False) -> li
                             sql.Identifier(name)
                         )
                     )
-                    dropped.append(str(name))
+                    dropped.append(name)
             return dropped
     finally:
         conn.close()
+
+
+def _comment_fields(comment: str) -> dict[str, str]:
+    """``key=value`` words of a database comment written by :func:`database_comment`."""
+    return dict(part.split("=", 1) for part in comment.split() if "=" in part)
+
+
+def _run_of(name: str) -> str:
+    """The run id in a database name made by :func:`database_name`."""
+    return name.removeprefix(DATABASE_PREFIX).split("_", 1)[0]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import functools
 
+import psycopg2
+
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import (
     ALIAS,
@@ -75,7 +77,13 @@ class _Migrated(AppEnvironment):
             )
         self.check_not_killed()
         password = new_password()
-        create_role_and_database(superuser, dbc.name, dbc.user, password)
+        try:
+            create_role_and_database(superuser, dbc.name, dbc.user, password)
+        except psycopg2.OperationalError as exc:
+            raise ProvisionError(
+                f"the database container stopped answering while its role was made: "
+                f"{str(exc).strip()}\nLast database log lines:\n{self._server.logs(30)}"
+            ) from exc
         own = DatabaseAddress(host, port, dbc.name, dbc.user, password)
         run_in_app = functools.partial(
             run_in_app_image,
