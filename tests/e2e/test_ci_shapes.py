@@ -12,12 +12,19 @@ Both run ``nocrud up`` on the bundled example under this session's project name.
 The images come from images/runner (build.sh) and images/dind; when one cannot
 be built the tests are skipped with the build's last lines. Every object a test
 makes carries the ``nocrud.e2e`` label and is removed in a ``finally``.
+
+The CI recipes of docs/ci are run as written, their script lines in order: GitHub's
+on this machine's daemon, and GitLab's in a job container whose Docker service is
+missing, to see it stop at its first step with the cause. (GitLab's full run beside a
+DinD service is in pending_ci_faults.py until it passes.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -424,3 +431,155 @@ def test_dind_gitlab_shape_reaches_flows_at_the_docker_host(
         assert nested.containers.list(all=True) == []
         assert nested.networks.list(filters={"label": "nocrud.run"}) == []
         assert harness.leftovers() == []
+
+
+# ---------------------------------------------------------------- the recipes of docs/ci
+
+#: The flows package of the recipe runs: `nocrud up` in a recipe runs every flow there is.
+QUICK_FLOWS = """
+from nocrud import flow
+
+
+@flow
+def health_answers(ctx):
+    assert ctx.api.get("/health").data["status"] == "ok"
+
+
+@flow
+def health_answers_twice(ctx):
+    for _ in range(2):
+        assert ctx.api.get("/health").data["status"] == "ok"
+"""
+DOCS_CI = REPO / "docs" / "ci"
+#: The runner image keeps the wheels it was installed from: `pip install nocrud` is then an
+#: offline no-op there, as pip cannot reach an index from containers on these machines.
+OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels/app /wheels/deps"}
+#: The 2-core test machine is shared and often loaded: PostgreSQL may take longer than the
+#: default 30 s to accept connections there (a timeout, not what these tests are about).
+PATIENT = {"timeouts__db_ready": 120, "timeouts__app_ready": 120}
+
+
+def gitlab_job() -> tuple[dict[str, str], list[str]]:
+    """The GitLab recipe's variables and its script lines, in the order GitLab runs them."""
+    import yaml
+
+    document = yaml.safe_load((DOCS_CI / "gitlab-ci.yml").read_text())
+    (job,) = (v for v in document.values() if isinstance(v, dict) and "script" in v)
+    variables = {**document.get("variables", {}), **job.get("variables", {})}
+    return {k: str(v) for k, v in variables.items()}, [
+        *job.get("before_script", []),
+        *job["script"],
+    ]
+
+
+def github_job() -> tuple[dict[str, str], list[str]]:
+    """The GitHub recipe's env and its ``run:`` lines in order (``uses:`` steps are GitHub's)."""
+    import yaml
+
+    document = yaml.safe_load((DOCS_CI / "github-actions.yml").read_text())
+    (job,) = document["jobs"].values()
+    lines = [line for step in job["steps"] for line in step.get("run", "").splitlines() if line]
+    return {k: str(v) for k, v in job.get("env", {}).items()}, lines
+
+
+def job_script(lines: list[str]) -> str:
+    """A shell script running ``lines`` in order, echoing each, stopping at the first failure."""
+    steps = [f"echo {shlex.quote('$ ' + line)}\n{line}" for line in lines]
+    return "set -e\n" + "\n".join(steps) + "\necho job-succeeded\n"
+
+
+def expand(variables: dict[str, str], project_dir: Path) -> dict[str, str]:
+    """GitLab's ``$CI_PROJECT_DIR`` in variable values, as the runner expands them."""
+    return {k: v.replace("$CI_PROJECT_DIR", str(project_dir)) for k, v in variables.items()}
+
+
+def run_job_container(
+    client: Any, harness: Any, *, name: str, script: str, environment: dict[str, str], network: str
+) -> tuple[int, str]:
+    """The script in a job container of the runner image, on ``network``; always removed."""
+    container = client.containers.create(
+        RUNNER_IMAGE,
+        command=["sh", "-c", script],
+        name=name,
+        labels={TEST_LABEL: harness.project},
+        environment={"NO_COLOR": "1", "COLUMNS": "120", **environment},
+        volumes={
+            str(harness.repo): {"bind": str(harness.repo), "mode": "ro"},
+            str(harness.dir): {"bind": str(harness.dir), "mode": "rw"},
+        },
+        working_dir=str(harness.dir),
+        network=network,
+    )
+    try:
+        container.start()
+        status = container.wait(timeout=RUN_TIMEOUT)
+        return int(status.get("StatusCode", -1)), container.logs().decode(errors="replace")
+    finally:
+        container.remove(force=True, v=True)
+
+
+def assert_in_order(output: str, lines: list[str]) -> None:
+    """Every line was echoed, in the recipe's order."""
+    positions = [output.find(f"$ {line}") for line in lines]
+    assert -1 not in positions, output
+    assert positions == sorted(positions), output
+
+
+def test_the_gitlab_recipe_without_its_service_fails_first_naming_the_alias(
+    docker_client: Any, harness: Any, runner_image: str
+) -> None:
+    variables, lines = gitlab_job()
+    harness.config()
+    network = docker_client.networks.create(
+        f"nocrud-e2e-{harness.project}-noservice",
+        driver="bridge",
+        labels={TEST_LABEL: harness.project},
+    )
+    try:
+        started = time.monotonic()
+        code, output = run_job_container(
+            docker_client,
+            harness,
+            name=f"nocrud-e2e-{harness.project}-noservice-job",
+            script=job_script(lines),
+            environment={**expand(variables, harness.dir), **OFFLINE_PIP},
+            network=network.name,
+        )
+        took = time.monotonic() - started
+    finally:
+        network.remove()
+    print(f"\nGitLab recipe without its service: failed after {took:.1f} s")
+
+    assert code == 3, output
+    assert_in_order(output, lines[:2])
+    assert "'docker' does not resolve" in output, output
+    assert "alias: docker" in output, output
+    assert "systemctl" not in output, output
+    # Nothing after doctor ran: no image step hides the cause behind a later error.
+    assert "$ " + lines[2] not in output, output
+
+
+def test_the_github_recipe_runs_as_written_on_this_machines_daemon(
+    docker_client: Any, harness: Any, base_images: None
+) -> None:
+    env, lines = github_job()
+    assert lines[0].startswith("pip install")
+    assert lines[1] == "nocrud doctor --wait 30", lines
+    harness.flows(QUICK_FLOWS)
+    harness.config(flows__path=str(harness.dir / "e2eflows"), **PATIENT)
+    path = f"{Path(harness.command[0]).parent}{os.pathsep}{os.environ['PATH']}"
+    proc = subprocess.run(
+        ["bash", "-c", job_script(lines)],
+        cwd=harness.dir,
+        env={**os.environ, **env, "PATH": path, "PIP_NO_INDEX": "1", "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert_in_order(proc.stdout, lines)
+    assert "2 passed" in output, output
+    assert (harness.dir / "report.xml").exists()
+    assert harness.leftovers() == []
