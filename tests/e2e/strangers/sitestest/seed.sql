@@ -1,0 +1,1 @@
+INSERT INTO site (name, contact, country) VALUES ('Head office', 'Ada Lovelace', 'UK');
