@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from nocrud.images.own import ASSETS
-from tests.conftest import PROJECT, labelled, run_nocrud
+from tests.conftest import NOCRUD, PROJECT, labelled, run_nocrud
 
 # Image builds and runs of two apps: minutes each when the machine is busy.
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.timeout(1800)]
@@ -164,6 +164,43 @@ def test_their_app_with_our_dockerfile_seed_and_flows(apps: Path, docker_client:
     results = json.loads((here / ".nocrud" / "last-run.json").read_text())
     flows = {f["name"]: f for f in results["flows"]}
     assert "'Ada' == 'Grace'" in flows["contact_is_updated"]["message"]
+
+
+def test_an_app_of_another_shape_with_crud_options(apps: Path) -> None:
+    """Item 5 and the second app: trailing slashes, client ids, upserts, text creates,
+    no health endpoint (app.ready_when), pages of results; a scaffolded flow passes as
+    written; 7: coverage says which document paths were tried and what they answered."""
+    here = apps / "weather"
+    wrote = run_nocrud("new", "crud", "sensor", "--endpoint", "/sensors/", cwd=here)
+    assert wrote.returncode == 2, wrote.stdout + wrote.stderr  # docs/flows.md's sensor_crud
+    assert "exists already" in wrote.stderr
+    wrote = run_nocrud("new", "crud", "thermometer", "--endpoint", "/sensors/", cwd=here)
+    assert wrote.returncode == 0, wrote.stdout + wrote.stderr
+    assert "run it with `nocrud up -f thermometer_crud`" in wrote.stdout
+    done = run_nocrud("up", "-j", "2", cwd=here, timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("sensor_crud", "reading_crud", "station_crud", "thermometer_crud"):
+        assert re.search(rf"^PASSED  {name}  C✔ R✔ U✔ L✔ D✔", done.stdout, re.M), done.stdout
+    coverage = run_nocrud("coverage", cwd=here)
+    assert coverage.returncode == 2, coverage.stdout + coverage.stderr
+    assert "GET /openapi.json" in coverage.stderr
+    assert "404 NOT FOUND" in coverage.stderr
+    assert "--openapi PATH_OR_URL" in coverage.stderr
+    assert "app.openapi" in coverage.stderr
+    assert "run `nocrud up` first" not in coverage.stderr
+    # 8: `nocrud list` without a terminal never wraps a description one word a line.
+    listed = subprocess.run(
+        [*NOCRUD, "list"],
+        cwd=here,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "60"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "Create, read, update, list and delete at /sensors/." in listed.stdout
+    assert listed.stdout.rstrip().endswith("4 flows")
 
 
 def test_a_wrong_health_path_stops_the_run_at_once(apps: Path) -> None:
