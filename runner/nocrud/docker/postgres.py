@@ -257,7 +257,8 @@ def load_dump(address: DatabaseAddress, path: Path) -> None:
 
             def flush() -> None:
                 text = "".join(pending)
-                if text.strip():
+                # Only comments between two COPY blocks: the server calls that an empty query.
+                if any(line.strip() and not line.lstrip().startswith("--") for line in pending):
                     try:
                         cur.execute(text)
                     except psycopg2.Error as exc:

@@ -1,0 +1,208 @@
+"""Each provisioning strategy, through the real `nocrud` CLI on the bundled example.
+
+For ``template``, ``migrate`` and ``external``: a small flow set (isolation flows, which
+fail if any two flows share rows, and a CRUD flow) passes, and nothing labelled is
+left behind. ``external`` runs against a PostgreSQL container this test starts on a
+network of its own (nocrud's app containers join it) and removes; after the run no
+``nocrud_*`` database is left on it. A SIGKILLed run leaves nothing once the reaper
+and ``nocrud clean`` have done their part: containers, networks, and for ``external``
+the databases on the user's server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+#: Two isolation flows and a CRUD flow: small, and they fail if two flows share data.
+SELECTION = "isolation_01 or isolation_02 or site_crud"
+#: A shared 2-core machine can take a minute to start PostgreSQL or gunicorn under load.
+PATIENT = {"timeouts__app_ready": 240, "timeouts__db_ready": 120}
+
+
+def _passed(harness: Any, proc: subprocess.CompletedProcess[str], count: int) -> None:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"{count} passed" in out, out
+    assert harness.leftovers() == [], harness.leftovers()
+
+
+@pytest.mark.parametrize("strategy", ["template", "migrate"])
+def test_a_strategy_runs_isolation_and_crud_flows_and_leaves_nothing(
+    harness: Any, strategy: str
+) -> None:
+    harness.config(run__strategy=strategy, **PATIENT)
+    proc = harness.run("up", "-j", "2", "-k", SELECTION, timeout=900)
+    _passed(harness, proc, 3)
+    if strategy == "migrate":
+        assert "db image" not in proc.stdout, "migrate needs no pre-migrated image"
+
+
+@contextlib.contextmanager
+def postgres_server(harness: Any) -> Iterator[tuple[str, str]]:
+    """A PostgreSQL container on a network of the test's own: (its URL from here, network)."""
+    client = harness.client
+    name = f"{harness.project}-extpg"
+    labels = {"nocrud.test": harness.project}
+    network = client.networks.create(f"{name}-net", labels=labels)
+    container = None
+    try:
+        container = client.containers.run(
+            "nocrud/postgres:15",
+            name=name,
+            detach=True,
+            labels=labels,
+            ports={"5432/tcp": ("127.0.0.1", None)},
+        )
+        network.connect(container, aliases=["extpg"])  # how nocrud's app containers reach it
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
+        url = f"postgresql://postgres:postgres@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 60
+        while True:
+            code, _ = container.exec_run(["pg_isready", "-q", "-h", "127.0.0.1"])
+            if code == 0:
+                break
+            assert time.monotonic() < deadline, container.logs(tail=30).decode()
+            time.sleep(0.2)
+        yield url, network.name
+    finally:
+        if container is not None:
+            container.remove(force=True, v=True)
+        network.remove()
+
+
+def _databases(url: str) -> list[str]:
+    import psycopg2
+
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'nocrud%%'")
+        return sorted(row[0] for row in cur.fetchall())
+
+
+def _external_config(harness: Any, network: str) -> None:
+    harness.config(
+        run__strategy="external",
+        database__external={"app_host": "extpg:5432", "network": network},
+        **PATIENT,
+    )
+
+
+def _run_env(url: str) -> dict[str, str]:
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", "NOCRUD_EXTERNAL_URL": url}
+    env.pop("NOCRUD_CONFIG", None)
+    return env
+
+
+def test_external_clones_per_flow_on_the_users_server_and_drops_every_database(
+    harness: Any,
+) -> None:
+    with postgres_server(harness) as (url, network):
+        _external_config(harness, network)
+        proc = subprocess.run(
+            [*harness.command, "up", "-j", "2", "-k", SELECTION],
+            cwd=harness.dir,
+            env=_run_env(url),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        _passed(harness, proc, 3)
+        assert "making the template nocrud_" in proc.stdout
+        assert _databases(url) == []
+
+        doctor = subprocess.run(
+            [*harness.command, "doctor", "--json"],
+            cwd=harness.dir,
+            env=_run_env(url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+        assert checks["strategy external"]["status"] == "ok", checks
+        assert "may create databases" in checks["strategy external"]["detail"]
+
+
+def _kill_when_flows_run(
+    harness: Any, env: dict[str, str], *, ready: Any, timeout: float = 600
+) -> str:
+    """Start `nocrud up`, SIGKILL it once ``ready()`` holds; return what it had printed."""
+    log = harness.dir / "killed.log"
+    with log.open("w") as handle:
+        proc = subprocess.Popen(
+            [*harness.command, "up", "-j", "2", "-k", SELECTION],
+            cwd=harness.dir,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready():
+                assert proc.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+    return log.read_text()
+
+
+def _flows_running(harness: Any) -> bool:
+    label = f"nocrud.project={harness.project}"
+    return any(
+        c["Labels"].get("nocrud.role") == "app"
+        for c in harness.client.api.containers(filters={"label": label})
+    )
+
+
+def test_a_sigkilled_template_run_leaves_nothing_after_clean(harness: Any) -> None:
+    harness.config(run__strategy="template", **PATIENT)
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("NOCRUD_CONFIG", None)
+
+    _kill_when_flows_run(harness, env, ready=lambda: _flows_running(harness))
+    clean = harness.run("clean", timeout=300)
+
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert harness.leftovers() == []
+
+
+def test_a_sigkilled_external_run_leaves_no_database_after_clean(harness: Any) -> None:
+    with postgres_server(harness) as (url, network):
+        _external_config(harness, network)
+        env = _run_env(url)
+
+        _kill_when_flows_run(
+            harness,
+            env,
+            ready=lambda: len(_databases(url)) >= 2,  # the template and a flow's clone
+        )
+        assert _databases(url), "the killed run's databases should still be there"
+        clean = subprocess.run(
+            [*harness.command, "clean"],
+            cwd=harness.dir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert "dropped" in clean.stdout, clean.stdout
+        assert _databases(url) == []
+        assert harness.leftovers() == []
