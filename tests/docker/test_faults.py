@@ -153,7 +153,7 @@ def test_app_never_healthy_is_an_error_after_the_readiness_timeout_with_its_logs
     elapsed = time.monotonic() - started
 
     assert result.status is Status.ERROR, result
-    assert "app not healthy after 3s" in result.message
+    assert "app not ready after 3s" in result.message
     assert "HTTP 503" in result.message
     assert "raise timeouts.app_ready" in result.message
     # The app's own start-up output, not crowded out by our readiness polls ...
