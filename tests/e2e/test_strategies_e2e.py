@@ -6,7 +6,8 @@ left behind. ``external`` runs against a PostgreSQL container this test starts o
 network of its own (nocrud's app containers join it) and removes; after the run no
 ``nocrud_*`` database is left on it. A SIGKILLed run leaves nothing once the reaper
 and ``nocrud clean`` have done their part: containers, networks, and for ``external``
-the databases on the user's server.
+the databases on the user's server. ``database.source: dump`` is run under
+``migrate``, which loads the dump for every flow.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -206,3 +208,40 @@ def test_a_sigkilled_external_run_leaves_no_database_after_clean(harness: Any) -
         assert "dropped" in clean.stdout, clean.stdout
         assert _databases(url) == []
         assert harness.leftovers() == []
+
+
+def test_a_dump_source_gives_every_flow_the_dumped_schema(harness: Any, tmp_path: Path) -> None:
+    harness.config(**PATIENT)
+    dump = _dump_of_the_migrated_example(harness, tmp_path)
+    harness.config(run__strategy="migrate", database__dump=str(dump), **PATIENT)
+
+    proc = harness.run("up", "-j", "2", "-k", "isolation_01 or site_crud", timeout=900)
+
+    _passed(harness, proc, 2)
+
+
+def _dump_of_the_migrated_example(harness: Any, tmp_path: Path) -> Path:
+    """pg_dump (plain SQL, no owners) of the example's migrated database image."""
+    built = harness.run("build", timeout=900)
+    assert built.returncode == 0, built.stdout + built.stderr
+    db_image = next(
+        line.split()[-1] for line in built.stdout.splitlines() if line.startswith("db:")
+    )
+    container = harness.client.containers.run(
+        db_image, detach=True, labels={"nocrud.project": harness.project}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while container.exec_run(["pg_isready", "-q", "-h", "127.0.0.1"]).exit_code != 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        code, output = container.exec_run(
+            ["pg_dump", "--no-owner", "--no-privileges", "-U", "postgres", "inventory"],
+            demux=True,
+        )
+        assert code == 0, output
+    finally:
+        container.remove(force=True, v=True)
+    path = tmp_path / "inventory.sql"
+    path.write_bytes(output[0])
+    return path
