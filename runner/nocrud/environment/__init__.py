@@ -39,6 +39,7 @@ __all__ = [
     "Provisioner",
     "Run",
     "Target",
+    "describe_kept",
     "needs_db_image",
     "provisioner_for",
 ]
@@ -157,6 +158,34 @@ class Provisioner(Protocol):
     def close(self) -> None:
         """Release what :meth:`prepare` made. Idempotent."""
         ...
+
+
+def describe_kept(
+    base_url: str,
+    health_path: str,
+    database: DatabaseAddress,
+    containers: str,
+    *more: str,
+) -> str:
+    """How to reach an environment kept with ``--keep-failed``: lines that work as printed.
+
+    The password is printed on its own (reports mask passwords in URLs and ``NAME=value``
+    pairs, so a ``psql`` URL with it would not work as printed); ``psql`` asks for it.
+    """
+    db = database
+    return "\n".join(
+        [
+            "kept for inspection (remove with `nocrud clean`):",
+            f"  app:        {base_url}",
+            f"              curl -i {base_url}{health_path}",
+            f"  database:   host {db.host} port {db.port} name {db.dbname} user {db.user} "
+            f"password {db.password}",
+            f"              psql -h {db.host} -p {db.port} -U {db.user} {db.dbname}"
+            "   (it asks for the password above)",
+            *(f"              {line}" for line in more if line),
+            f"  containers: {containers}",
+        ]
+    )
 
 
 #: ``run.strategy`` -> ``module:class`` of its provisioner, imported only when chosen.

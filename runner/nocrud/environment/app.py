@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import shlex
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from nocrud.docker import cleanup
 from nocrud.docker.postgres import DatabaseAddress
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container
-from nocrud.environment import ProvisionError, Run
+from nocrud.environment import ProvisionError, Run, describe_kept
 from nocrud.environment.readiness import wait_for_app
 
 __all__ = [
@@ -210,19 +209,13 @@ class AppEnvironment:
         """Leave the app and database after the flow; return how to reach them."""
         self._kept = True
         db = self.database
-        url = f"postgresql://{db.user}:{db.password}@{db.host}:{db.port}/{db.dbname}"
         where = self.describe_database()
-        return "\n".join(
-            [
-                "kept for inspection (remove with `nocrud clean`):",
-                f"  app:        {self.base_url}",
-                f"              curl -i {self.base_url}{self.run.config.app.health_path}",
-                f"  database:   host {db.host} port {db.port} name {db.dbname} "
-                f"user {db.user} password {db.password}",
-                f"              psql {shlex.quote(url)}",
-                *([f"              {where}"] if where else []),
-                f"  containers: docker ps --filter label={cleanup.LABEL_FLOW}={self.flow}",
-            ]
+        return describe_kept(
+            self.base_url,
+            self.run.config.app.health_path,
+            db,
+            f"docker ps --filter label={cleanup.LABEL_FLOW}={self.flow}",
+            where,
         )
 
     def check_not_killed(self) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import shlex
 import threading
 from collections.abc import Iterator
 from types import TracebackType
@@ -28,7 +27,7 @@ from nocrud.docker import cleanup
 from nocrud.docker.postgres import ALIAS, PORT, DatabaseAddress, new_password
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container, DaemonGate, Network
-from nocrud.environment import ProvisionError, Run
+from nocrud.environment import ProvisionError, Run, describe_kept
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.pair import Pair
 from nocrud.environment.pool import DAEMON_OPERATIONS, Pool
@@ -168,17 +167,11 @@ class FreshPair:
         """Leave this pair running after the flow; return how to reach it, ready to paste."""
         self._kept = True
         db = self.database
-        url = f"postgresql://{db.user}:{db.password}@{db.host}:{db.port}/{db.dbname}"
-        return "\n".join(
-            [
-                "kept for inspection (remove with `nocrud clean`):",
-                f"  app:        {self.base_url}",
-                f"              curl -i {self.base_url}{self.run.config.app.health_path}",
-                f"  database:   host {db.host} port {db.port} name {db.dbname} "
-                f"user {db.user} password {db.password}",
-                f"              psql {shlex.quote(url)}",
-                f"  containers: docker ps --filter label={cleanup.LABEL_FLOW}={self.flow}",
-            ]
+        return describe_kept(
+            self.base_url,
+            self.run.config.app.health_path,
+            db,
+            f"docker ps --filter label={cleanup.LABEL_FLOW}={self.flow}",
         )
 
     # ------------------------------------------------------------------ the Target protocol

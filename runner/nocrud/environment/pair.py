@@ -22,7 +22,6 @@ of resetting it) without the executor knowing anything about strategies.
 from __future__ import annotations
 
 import contextlib
-import shlex
 import threading
 from collections.abc import Callable
 from types import TracebackType
@@ -33,7 +32,7 @@ from pydantic import SecretStr
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import PORT, DatabaseAddress, new_password, replace_passwords
 from nocrud.docker.resources import Container, DaemonGate, Network
-from nocrud.environment import ProvisionError, Run
+from nocrud.environment import ProvisionError, Run, describe_kept
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.memory import in_memory_options, keep_as_template, reset_database
 from nocrud.environment.readiness import poll, wait_for_app
@@ -214,17 +213,8 @@ class Pair:
         """Leave this pair running after the flow; return how to reach it, ready to paste."""
         self._kept = True
         db = self.database
-        url = f"postgresql://{db.user}:{db.password}@{db.host}:{db.port}/{db.dbname}"
-        return "\n".join(
-            [
-                "kept for inspection (remove with `nocrud clean`):",
-                f"  app:        {self.base_url}",
-                f"              curl -i {self.base_url}{self.run.config.app.health_path}",
-                f"  database:   host {db.host} port {db.port} name {db.dbname} "
-                f"user {db.user} password {db.password}",
-                f"              psql {shlex.quote(url)}",
-                f"  containers: {self.name}-db, {self.name}-app",
-            ]
+        return describe_kept(
+            self.base_url, self.run.config.app.health_path, db, f"{self.name}-db, {self.name}-app"
         )
 
     @property
