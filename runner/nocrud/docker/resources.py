@@ -229,25 +229,28 @@ class Container(_Resource):
     def death(self) -> str | None:
         """Why this container is not running any more, as a sentence; None while it runs.
 
-        Reloads its state from the daemon (one API call).
+        Reloads its state from the daemon (one API call). Safe while another thread
+        removes the container (an interrupt): it works on the object it started with.
         """
-        if self.obj is None:
+        container = self.obj
+        if container is None:
             return None
         try:
-            self.obj.reload()
+            container.reload()
         except docker.errors.NotFound:
             return f"the {self.what} container disappeared"
-        state = self.obj.attrs.get("State", {})
+        state = container.attrs.get("State", {})
         if state.get("Status") in ("exited", "dead"):
             return f"the {self.what} container exited with code {state.get('ExitCode')}"
         return None
 
     def logs(self, tail: int) -> str:
         """Its last ``tail`` log lines, or a sentence saying why there are none."""
-        if self.obj is None:
+        container = self.obj
+        if container is None:
             return "(no logs: the container was never created)"
         try:
-            text = self.obj.logs(tail=tail).decode(errors="replace").rstrip()
+            text = container.logs(tail=tail).decode(errors="replace").rstrip()
         except docker.errors.DockerException:
             return "(no logs: the container is gone)"
         return str(text) or "(the container printed nothing)"
