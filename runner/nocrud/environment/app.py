@@ -22,7 +22,6 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Generic, TypeVar
 
 from pydantic import SecretStr
@@ -33,6 +32,7 @@ from nocrud.docker.postgres import DatabaseAddress
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container
 from nocrud.environment import ProvisionError, Run, describe_kept
+from nocrud.environment.lifecycle import EnvironmentLifecycle
 from nocrud.environment.readiness import wait_for_app
 
 __all__ = [
@@ -93,7 +93,7 @@ def flow_labels(run: Run, flow: str, *, role: str = "flow") -> dict[str, str]:
     return labels
 
 
-class AppEnvironment:
+class AppEnvironment(EnvironmentLifecycle):
     """A flow's database (from the subclass) and a fresh app container pointed at it.
 
     Use as a context manager: ``__enter__`` starts both and waits until they are ready,
@@ -130,24 +130,6 @@ class AppEnvironment:
         return ""
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> AppEnvironment:
-        try:
-            self.start()
-        except BaseException as exc:
-            self.teardown()
-            if isinstance(exc, ProvisionError) and not exc.app_logs:
-                exc.app_logs = self._logs_at_teardown
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.teardown()
 
     def start(self) -> None:
         """Open the database, start the app pointed at it, wait until it answers."""

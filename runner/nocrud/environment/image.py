@@ -19,7 +19,6 @@ import contextlib
 import itertools
 import threading
 from collections.abc import Iterator
-from types import TracebackType
 
 from pydantic import SecretStr
 
@@ -29,6 +28,7 @@ from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container, DaemonGate, Network
 from nocrud.environment import ProvisionError, Run, describe_kept
 from nocrud.environment.bridge import SharedBridge
+from nocrud.environment.lifecycle import EnvironmentLifecycle
 from nocrud.environment.pair import Pair
 from nocrud.environment.pool import DAEMON_OPERATIONS, Pool
 from nocrud.environment.readiness import wait_for_app, wait_for_database
@@ -39,7 +39,7 @@ __all__ = ["APP_LOG_LINES", "ClassicImageProvisioner", "FreshPair", "ImageProvis
 APP_LOG_LINES = 200
 
 
-class FreshPair:
+class FreshPair(EnvironmentLifecycle):
     """Network + PostgreSQL + app for one flow. Use as a context manager."""
 
     def __init__(self, run: Run, flow: str, index: int) -> None:
@@ -93,24 +93,6 @@ class FreshPair:
         self._logs_at_teardown = ""
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> FreshPair:
-        try:
-            self.start()
-        except BaseException as exc:
-            self.teardown()  # keeps the app's log lines, which the error then carries
-            if isinstance(exc, ProvisionError) and not exc.app_logs:
-                exc.app_logs = self._logs_at_teardown
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.teardown()
 
     def start(self) -> None:
         """Create the network, start the database and the app, and wait until both are ready."""

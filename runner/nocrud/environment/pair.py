@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from types import TracebackType
 
 import psycopg2
 from pydantic import SecretStr
@@ -34,6 +33,7 @@ from nocrud.docker.postgres import PORT, DatabaseAddress, new_password, replace_
 from nocrud.docker.resources import Container, DaemonGate, Network
 from nocrud.environment import ProvisionError, Run, describe_kept
 from nocrud.environment.bridge import SharedBridge
+from nocrud.environment.lifecycle import EnvironmentLifecycle
 from nocrud.environment.memory import in_memory_options, keep_as_template, reset_database
 from nocrud.environment.readiness import poll, wait_for_app
 
@@ -44,7 +44,7 @@ APP_LOG_LINES = 200
 LOCALHOST = "127.0.0.1"
 
 
-class Pair:
+class Pair(EnvironmentLifecycle):
     """PostgreSQL + app for one flow (``image``) or one worker (``pool``).
 
     Args:
@@ -121,24 +121,6 @@ class Pair:
         self._logs_at_teardown = ""
 
     # ------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> Pair:
-        try:
-            self.start()
-        except BaseException as exc:
-            self.teardown()  # keeps the app's log lines, which the error then carries
-            if isinstance(exc, ProvisionError) and not exc.app_logs:
-                exc.app_logs = self._logs_at_teardown
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.teardown()
 
     def start(self) -> None:
         """Start the database and the app in its namespace, and wait until both are ready."""
