@@ -19,6 +19,7 @@ from nocrud.environment import ProvisionError, Run
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.image import FreshPair
 from nocrud.environment.pair import Pair
+from nocrud.environment.pool import Pool
 from nocrud.images import BuiltImages, build_images
 
 pytestmark = pytest.mark.docker
@@ -190,5 +191,53 @@ def test_pool_pair_reset_forgets_rows_and_the_app_process_but_keeps_app_files(
         assert survived == "from-flow-one"  # the documented survivor
     if bridge is not None:
         bridge.close()
+    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
+    assert client.api.networks(filters={"label": f"nocrud.run={run.run_id}"}) == []
+
+
+def test_a_fresh_flow_under_the_pool_gets_a_pair_without_the_last_flows_files(
+    built: tuple[Any, Config, BuiltImages],
+) -> None:
+    """``@flow(fresh=True)``: the one thing a reset keeps (app files) is gone for it."""
+    client, config, images = built
+    run = _run(config, images, client)
+    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
+    gate = DaemonGate(2)
+    bridge = SharedBridge(run, labels, gate) if run.engine.connection.uses_published_ports else None
+    names = iter(range(1, 10))
+
+    def make() -> Pair:
+        return Pair(
+            run,
+            f"nocrud-{run.run_id}-pool-{next(names)}",
+            labels,
+            gate=gate,
+            bridge=bridge,
+            resettable=True,
+        )
+
+    pool: Pool[Pair] = Pool(make, capacity=1)
+    try:
+        first = pool.acquire()
+        app = client.containers.get(f"{first.env.name}-app")
+        app.exec_run(["sh", "-c", "echo from-flow-one > /tmp/written-by-the-app"])
+        pool.release(first)
+
+        again = pool.acquire()  # a plain flow: the same pair, reset, the file still there
+        assert again.env is first.env
+        assert app.exec_run(["cat", "/tmp/written-by-the-app"]).exit_code == 0
+        pool.release(again)
+
+        fresh = pool.acquire(fresh=True)
+        assert fresh.env is not first.env
+        new_app = client.containers.get(f"{fresh.env.name}-app")
+        assert new_app.id != app.id
+        assert new_app.exec_run(["cat", "/tmp/written-by-the-app"]).exit_code != 0
+        assert requests.get(fresh.env.base_url + "/health", timeout=5).status_code == 200
+        pool.release(fresh)
+    finally:
+        pool.close()
+        if bridge is not None:
+            bridge.close()
     assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
     assert client.api.networks(filters={"label": f"nocrud.run={run.run_id}"}) == []

@@ -238,7 +238,7 @@ class ComposeProvisioner:
         self._run = run
         self._workdir = Path(tempfile.mkdtemp(prefix=f"nocrud-{run.run_id}-compose-"))
 
-    def acquire(self, flow: str) -> contextlib.AbstractContextManager[Any]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> contextlib.AbstractContextManager[Any]:
         run, workdir = self._run, self._workdir
         if run is None or workdir is None:
             raise RuntimeError("ComposeProvisioner.acquire() before prepare()")

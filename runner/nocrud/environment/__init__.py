@@ -143,8 +143,12 @@ class Provisioner(Protocol):
         """Make what every flow will share (servers, templates, warm pairs)."""
         ...
 
-    def acquire(self, flow: str) -> AbstractContextManager[Target]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> AbstractContextManager[Target]:
         """One flow's environment: ready on enter, torn down (or kept) on exit.
+
+        ``fresh`` (the flow's ``@flow(fresh=True)``) asks for an environment that has
+        never served another flow; strategies whose environments are new for every flow
+        anyway ignore it, and ``pool`` rebuilds or starts a pair for it.
 
         Raises:
             ProvisionError: It did not come up; the message carries the evidence.

@@ -269,7 +269,9 @@ class ExternalProvisioner:
             raise
         self._run, self._server = run, server
 
-    def acquire(self, flow: str) -> contextlib.AbstractContextManager[_ExternalClone]:
+    def acquire(
+        self, flow: str, *, fresh: bool = False
+    ) -> contextlib.AbstractContextManager[_ExternalClone]:
         run, server = self._run, self._server
         if run is None or server is None:
             raise RuntimeError("ExternalProvisioner.acquire() before prepare()")

@@ -229,7 +229,7 @@ class ClassicImageProvisioner:
         self._run = run
 
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[FreshPair]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[FreshPair]:
         if self._run is None:
             raise RuntimeError("ClassicImageProvisioner.acquire() before prepare()")
         pair = FreshPair(self._run, flow, next(self._counter))
@@ -316,7 +316,7 @@ class ImageProvisioner:
         return Pair(run, name, labels, gate=self._gate, bridge=self._bridge)
 
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[Pair]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[Pair]:
         warm = self._take_warm()
         pair = warm or self._new_pair(flow)
         with self._lock:

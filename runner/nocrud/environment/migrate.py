@@ -141,7 +141,9 @@ class MigrateProvisioner:
         source = run.config.database.schema_source
         run.say(f"migrate: every flow gets an empty PostgreSQL and its own {source} step")
 
-    def acquire(self, flow: str) -> contextlib.AbstractContextManager[_Migrated]:
+    def acquire(
+        self, flow: str, *, fresh: bool = False
+    ) -> contextlib.AbstractContextManager[_Migrated]:
         run = self._run
         if run is None:
             raise RuntimeError("MigrateProvisioner.acquire() before prepare()")

@@ -108,6 +108,9 @@ class Pool(Generic[E]):
         warm: Slots kept ready (or on their way to ready) ahead of demand.
         max_uses: Flows per environment before it is rebuilt.
         spawn: Runs background work; a daemon thread per job by default.
+        starting: Most environments starting at once. Pairs that start together share
+            the CPUs (PostgreSQL's start, the app's imports) and all become ready late;
+            started a few at a time, the first ones serve flows while the rest start.
     """
 
     def __init__(
@@ -118,12 +121,14 @@ class Pool(Generic[E]):
         warm: int = 0,
         max_uses: int = 100,
         spawn: Spawn | None = None,
+        starting: int | None = None,
     ) -> None:
         self._make = make
         self.capacity = max(1, capacity)
         self.warm = max(0, warm)
         self.max_uses = max(1, max_uses)
         self._spawn = spawn or _thread
+        self._starting = threading.BoundedSemaphore(max(1, starting or self.capacity))
         self._slots: list[Slot[E]] = []
         self._cond = threading.Condition()
         self._stopping = False
@@ -135,17 +140,23 @@ class Pool(Generic[E]):
 
     # ------------------------------------------------------------------ asking and handing back
 
-    def acquire(self) -> Slot[E]:
+    def acquire(self, *, fresh: bool = False) -> Slot[E]:
         """A ready slot, now in use: popped when one is ready, else started here.
+
+        With ``fresh``, only a slot whose environment has served no flow yet is popped;
+        when there is none and the pool is full, a ready slot's environment is replaced
+        here by a new one.
 
         Raises:
             ProvisionError: Interrupted, or a new environment did not start.
         """
+        renew = False
         with self._cond:
             while True:
                 if self._stopping:
                     raise ProvisionError("not started: run interrupted")
-                slot = next((s for s in self._slots if s.state is State.READY), None)
+                ready = [s for s in self._slots if s.state is State.READY]
+                slot = next((s for s in ready if not fresh or s.uses == 0), None)
                 if slot is not None:
                     slot.move(State.IN_USE)
                     break
@@ -154,10 +165,19 @@ class Pool(Generic[E]):
                     slot.move(State.STARTING)
                     self._slots.append(slot)
                     break
+                if ready:  # fresh, and every ready slot has been used: renew one
+                    slot, renew = ready[0], True
+                    slot.move(State.REBUILDING)
+                    break
                 self._cond.wait(0.5)
+        if renew:
+            _quietly(slot.env.teardown)
+            slot.env, slot.uses = self._make(), 0
+            with self._cond:
+                slot.move(State.STARTING)
         if slot.state is State.STARTING:
             try:
-                slot.env.start()
+                self._start(slot.env)
             except BaseException:
                 self._drop(slot)
                 raise
@@ -266,7 +286,7 @@ class Pool(Generic[E]):
 
     def _start_warm(self, slot: Slot[E]) -> None:
         try:
-            slot.env.start()
+            self._start(slot.env)
         except Exception as exc:  # noqa: BLE001 - a flow that needs it starts its own and sees why
             self.last_error = exc
             _quietly(slot.env.teardown)
@@ -290,7 +310,7 @@ class Pool(Generic[E]):
             return
         env = self._make()
         try:
-            env.start()
+            self._start(env)
         except Exception as exc:  # noqa: BLE001 - the slot goes; a flow starts its own and sees why
             self.last_error = exc
             _quietly(env.teardown)
@@ -298,6 +318,13 @@ class Pool(Generic[E]):
             return
         slot.env, slot.uses = env, 0
         self._finish(slot, State.READY)
+
+    def _start(self, env: E) -> None:
+        """Start ``env`` once fewer than ``starting`` others are starting."""
+        with self._starting:
+            if self._stopping_now():
+                raise ProvisionError("not started: run interrupted")
+            env.start()
 
     def _finish(self, slot: Slot[E], state: State | None) -> None:
         """End of one background job: the slot becomes ``state`` (None: it leaves the pool)."""
@@ -335,6 +362,14 @@ def _quietly(action: Callable[[], None]) -> None:
     """A teardown on a path that must go on; the run's label sweep removes what this misses."""
     with contextlib.suppress(Exception):
         action()
+
+
+def _daemon_cpus(run: Run) -> int:
+    """The Docker host's CPUs (not this process's: under DinD they differ), at least 1."""
+    try:
+        return max(1, int(run.engine.client.info().get("NCPU") or 1))
+    except Exception:  # noqa: BLE001 - unknown: start one at a time, the safe end
+        return 1
 
 
 def _thread(job: Callable[[], None]) -> None:
@@ -379,14 +414,15 @@ class PoolProvisioner:
             capacity=config.parallel + warm,
             warm=warm,
             max_uses=config.run.pool_max_uses,
+            starting=_daemon_cpus(run),
         )
         self._pool.fill()
 
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[Pair]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[Pair]:
         if self._pool is None:
             raise RuntimeError("PoolProvisioner.acquire() before prepare()")
-        slot = self._pool.acquire()
+        slot = self._pool.acquire(fresh=fresh)
         try:
             yield slot.env
         finally:

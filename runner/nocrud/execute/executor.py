@@ -144,7 +144,7 @@ class FlowExecutor:
         t0 = time.monotonic()
         with contextlib.ExitStack() as stack:
             try:
-                target = stack.enter_context(self.provisioner.acquire(flow.name))
+                target = stack.enter_context(self.provisioner.acquire(flow.name, fresh=flow.fresh))
             except Exception as exc:  # noqa: BLE001 - any provisioning failure is this flow's ERROR
                 provisioned = time.monotonic()
                 if self._stopping.is_set():

@@ -53,6 +53,8 @@ class Flow:
     kind: str = "flow"
     timeout: float | None = None
     origin: str = ""
+    #: Asks for an environment that has never served another flow (``@flow(fresh=True)``).
+    fresh: bool = False
 
     @property
     def summary(self) -> str:
@@ -87,6 +89,7 @@ def flow(
     timeout: float | None = None,
     params: Params | None = None,
     ids: Ids = None,
+    fresh: bool = False,
 ) -> Callable[[F], F]: ...
 def flow(
     func: F | None = None,
@@ -97,6 +100,7 @@ def flow(
     timeout: float | None = None,
     params: Params | None = None,
     ids: Ids = None,
+    fresh: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark a function as a flow.
 
@@ -108,6 +112,11 @@ def flow(
     of the value), from :func:`param`, from the keys when ``params`` is a dict, from
     the value itself when it is a str, number, bool or None, else from its position.
 
+    With ``fresh=True`` the flow never gets an environment another flow has used: under
+    ``run.strategy: pool`` its pair is newly started (a reset pair keeps files the app
+    wrote into its container and the server's roles and settings); every other strategy
+    gives every flow a new environment anyway.
+
     Raises:
         ValueError: ``params`` is empty, or two values get the same id.
     """
@@ -116,7 +125,12 @@ def flow(
         if not callable(fn):
             raise TypeError(f"@flow must decorate a function, not {fn!r}")
         flow_name = name or fn.__name__
-        meta: dict[str, Any] = {"name": flow_name, "tags": frozenset(tags), "timeout": timeout}
+        meta: dict[str, Any] = {
+            "name": flow_name,
+            "tags": frozenset(tags),
+            "timeout": timeout,
+            "fresh": fresh,
+        }
         if params is not None:
             meta["params"] = _param_ids(flow_name, params, ids)
         setattr(fn, _MARK, meta)
@@ -276,6 +290,7 @@ def discover(package_dir: Path) -> list[Flow]:
                 kind=meta.get("kind", "flow"),
                 timeout=meta["timeout"],
                 origin=meta.get("origin") or _origin(obj),
+                fresh=bool(meta.get("fresh", False)),
             )
             expanded = [
                 replace(base, name=f"{base.name}[{label}]", func=_bind(obj, value))

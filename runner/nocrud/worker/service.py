@@ -102,8 +102,8 @@ class _OneFlow:
         """Prepared once for the whole worker, not per task."""
 
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[Target]:
-        with self._inner.acquire(flow) as target:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[Target]:
+        with self._inner.acquire(flow, fresh=fresh) as target:
             self._target = target
             if self._killed.is_set():
                 target.kill()

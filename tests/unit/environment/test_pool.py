@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -205,6 +206,35 @@ def test_acquire_waits_for_a_reset_when_the_pool_is_full() -> None:
     assert got == [slot]
 
 
+def test_a_fresh_flow_gets_a_pair_that_served_no_flow_and_a_used_one_is_renewed() -> None:
+    pool, jobs, made = _pool(capacity=1)
+    slot = pool.acquire()
+    pool.release(slot)
+    jobs.run_all()  # reset: ready again, but used once
+    assert _counts(pool) == {"ready": 1} and slot.uses == 1
+
+    fresh = pool.acquire(fresh=True)
+    # The pool is full, so the used pair is torn down and a new one started for the flow.
+    assert made[0].events == ["start", "reset", "teardown"]
+    assert fresh.env is made[1] and made[1].events == ["start"]
+    assert fresh.uses == 0
+    assert _counts(pool) == {"in use": 1}
+    assert fresh.history[-3:] == [State.REBUILDING, State.STARTING, State.IN_USE]
+
+
+def test_a_fresh_flow_takes_a_warm_unused_pair_and_leaves_the_used_one() -> None:
+    pool, jobs, _made = _pool(capacity=3, warm=1)
+    used = pool.acquire()
+    pool.release(used)
+    jobs.run_all()  # the used pair is reset, and a warm one started ahead of demand
+    assert _counts(pool) == {"ready": 2}
+
+    fresh = pool.acquire(fresh=True)
+    assert fresh is not used and fresh.env.events == ["start"]
+    assert used.env.events == ["start", "reset"]  # untouched, still ready for others
+    assert pool.acquire() is used
+
+
 def test_try_acquire_never_waits() -> None:
     pool, jobs, _made = _pool(capacity=1, warm=1)
     assert pool.try_acquire() is None  # nothing ready yet
@@ -309,3 +339,36 @@ def test_bad_pool_settings_name_the_key_and_the_fix(
     with pytest.raises(ConfigError) as info:
         load_config(path, env={})
     assert str(info.value).splitlines() == [f"{path}: {expected}"]
+
+
+def test_starts_are_staggered_no_more_than_starting_at_once() -> None:
+    """Pairs starting together share the CPUs and all become ready late: a few at a time."""
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    release = threading.Event()
+
+    class SlowEnv(FakeEnv):
+        def start(self) -> None:
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            release.wait(5)
+            with lock:
+                running -= 1
+            super().start()
+
+    pool: Pool[FakeEnv] = Pool(SlowEnv, capacity=4, warm=4, starting=2)
+    pool.fill()  # four background starts, on threads
+    deadline = time.monotonic() + 5
+    while most < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert most == 2  # the other two wait for a free start
+    release.set()
+    deadline = time.monotonic() + 5
+    while pool.states()[State.READY] < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.states()[State.READY] == 4 and most == 2
+    pool.close()

@@ -36,7 +36,7 @@ class DaemonThatDies:
         pass
 
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[FakeTarget]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[FakeTarget]:
         with self.lock:
             self.acquired.append(flow)
             dead = len(self.acquired) > self.alive
@@ -109,7 +109,7 @@ class _TargetOfADeadDaemon(FakeTarget):
 
 class _DeadEvidence(DaemonThatDies):
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[FakeTarget]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[FakeTarget]:
         yield _TargetOfADeadDaemon("http://127.0.0.1:1")
 
 

@@ -74,7 +74,7 @@ class FakeProvisioner:
         pass
 
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[FakeTarget]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[FakeTarget]:
         self.acquired.append(flow)
         if self.fail is not None:
             raise self.fail

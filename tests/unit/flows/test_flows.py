@@ -98,6 +98,26 @@ def test_flows_imported_from_another_module_count_once_where_defined(package: An
     assert "deep" in names
 
 
+def test_fresh_is_carried_to_the_flow_and_to_each_parametrised_run(package: Any) -> None:
+    source = """
+        from nocrud.flows import flow
+
+        @flow(fresh=True)
+        def writes_files(ctx):
+            pass
+
+        @flow(fresh=True, params=[1, 2])
+        def twice(ctx, n):
+            pass
+
+        @flow
+        def plain(ctx):
+            pass
+    """
+    flows = {f.name: f.fresh for f in discover(package({"a.py": source}))}
+    assert flows == {"writes_files": True, "twice[1]": True, "twice[2]": True, "plain": False}
+
+
 def test_duplicate_names_name_both_places(package: Any) -> None:
     root = package(
         {

@@ -192,7 +192,7 @@ class FakeProvisioner:
         pass
 
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[FakeTarget]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[FakeTarget]:
         target = FakeTarget()
         self.targets.append(target)
         yield target
