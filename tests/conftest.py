@@ -7,10 +7,12 @@ from anything else on the machine, and everything it built is removed at the end
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,3 +173,50 @@ def example_config(project: str, tmp_path_factory: pytest.TempPathFactory) -> Pa
 @pytest.fixture
 def harness(docker_client: Any, project: str, tmp_path: Path) -> Harness:
     return Harness(docker_client, project, tmp_path)
+
+
+@contextlib.contextmanager
+def postgres_server(harness: Harness) -> Iterator[tuple[str, str]]:
+    """A user's PostgreSQL server for ``external``: a container on a network of the test's own.
+
+    Yields its URL from here and the network's name (nocrud's app containers join it and
+    reach the server as ``extpg:5432``); both are removed afterwards.
+    """
+    client = harness.client
+    name = f"{harness.project}-extpg-{uuid.uuid4().hex[:6]}"
+    labels = {"nocrud.test": harness.project}
+    network = client.networks.create(f"{name}-net", labels=labels)
+    container = None
+    try:
+        container = client.containers.run(
+            "nocrud/postgres:15",
+            name=name,
+            detach=True,
+            labels=labels,
+            ports={"5432/tcp": ("127.0.0.1", None)},
+        )
+        network.connect(container, aliases=["extpg"])  # how nocrud's app containers reach it
+        container.reload()
+        port = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
+        url = f"postgresql://postgres:postgres@127.0.0.1:{port}/postgres"
+        deadline = time.monotonic() + 60
+        while True:
+            code, _ = container.exec_run(["pg_isready", "-q", "-h", "127.0.0.1"])
+            if code == 0:
+                break
+            assert time.monotonic() < deadline, container.logs(tail=30).decode()
+            time.sleep(0.2)
+        yield url, network.name
+    finally:
+        if container is not None:
+            container.remove(force=True, v=True)
+        network.remove()
+
+
+def nocrud_databases(url: str) -> list[str]:
+    """The databases nocrud made (``nocrud_…``) that are still on the server at ``url``."""
+    import psycopg2
+
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'nocrud%%'")
+        return sorted(row[0] for row in cur.fetchall())

@@ -219,17 +219,18 @@ def test_a_fresh_flow_under_the_pool_gets_a_pair_without_the_last_flows_files(
     pool: Pool[Pair] = Pool(make, capacity=1)
     try:
         first = pool.acquire()
+        first_env = first.env  # the slot stays; its environment is what a renewal replaces
         app = client.containers.get(f"{first.env.name}-app")
         app.exec_run(["sh", "-c", "echo from-flow-one > /tmp/written-by-the-app"])
         pool.release(first)
 
         again = pool.acquire()  # a plain flow: the same pair, reset, the file still there
-        assert again.env is first.env
+        assert again.env is first_env
         assert app.exec_run(["cat", "/tmp/written-by-the-app"]).exit_code == 0
         pool.release(again)
 
         fresh = pool.acquire(fresh=True)
-        assert fresh.env is not first.env
+        assert fresh.env is not first_env
         new_app = client.containers.get(f"{fresh.env.name}-app")
         assert new_app.id != app.id
         assert new_app.exec_run(["cat", "/tmp/written-by-the-app"]).exit_code != 0
@@ -241,3 +242,56 @@ def test_a_fresh_flow_under_the_pool_gets_a_pair_without_the_last_flows_files(
             bridge.close()
     assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
     assert client.api.networks(filters={"label": f"nocrud.run={run.run_id}"}) == []
+
+
+def test_a_pool_reset_by_signal_forks_new_workers_and_forgets_rows(
+    built: tuple[Any, Config, BuiltImages],
+) -> None:
+    """``run.pool_app_reload: HUP``: gunicorn --preload forks every worker anew, no restart."""
+    client, config, images = built
+    config = config.model_copy(
+        update={"run": config.run.model_copy(update={"pool_app_reload": "HUP"})}
+    )
+    run = _run(config, images, client)
+    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
+    gate = DaemonGate(2)
+    bridge = SharedBridge(run, labels, gate) if run.engine.connection.uses_published_ports else None
+    pair = Pair(run, f"nocrud-{run.run_id}-pool", labels, gate=gate, bridge=bridge, resettable=True)
+
+    def processes() -> tuple[set[int], set[int]]:
+        top = app.top(ps_args="-o pid,ppid")["Processes"]
+        pids = {int(pid) for pid, _ in top}
+        workers = {int(pid) for pid, ppid in top if int(ppid) in pids}
+        return pids - workers, workers
+
+    with pair:
+        app = client.containers.get(f"{pair.name}-app")
+        started_before = app.attrs["State"]["StartedAt"]
+        master, workers = processes()
+        assert len(master) == 1 and workers, (master, workers)
+        conn = pair.database.connect()
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("INSERT INTO site (name) VALUES ('flow one')")
+        finally:
+            conn.close()
+
+        pair.reset()
+
+        app.reload()
+        assert app.attrs["State"]["StartedAt"] == started_before  # not restarted
+        master_after, workers_after = processes()
+        assert master_after == master  # the preloaded master stays
+        assert workers_after and not workers_after & workers  # every worker is new
+        conn = pair.database.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM site")
+                assert cur.fetchone() == (0,)
+        finally:
+            conn.close()
+        assert requests.get(pair.base_url + "/health", timeout=5).status_code == 200
+    if bridge is not None:
+        bridge.close()
+    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []

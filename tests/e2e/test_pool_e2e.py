@@ -126,12 +126,13 @@ def test_environments_benchmark_prints_every_figure_at_reduced_size(harness: Any
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()}
-    for path in ("image-classic", "image", "pool --warm 1"):
+    for path in ("image-classic", "image", "pool --warm 1", "pool --warm 1, HUP"):
         figures = re.findall(r"(\d+(?:\.\d+)?)(?:s|ms)?\b", lines[path].split(path, 1)[1])
         assert len(figures) >= 5, lines[path]
         wall, p50, p95, calls = (float(f) for f in figures[:4])
         assert wall > 0 and p50 > 0 and p95 >= p50 and calls > 0, lines[path]
-    assert re.search(r"pool handoff p50: \d+ ms", proc.stdout), proc.stdout
-    assert re.search(r"wall image-classic / pool: \d+\.\d+x", proc.stdout), proc.stdout
+    assert re.search(r"pool --warm 1 handoff p50: \d+ ms", proc.stdout), proc.stdout
+    assert re.search(r"pool --warm 1, HUP handoff p50: \d+ ms", proc.stdout), proc.stdout
+    assert re.search(r"wall image-classic / pool --warm 1: \d+\.\d+x", proc.stdout), proc.stdout
     assert re.search(r"wall image-classic / image: \d+\.\d+x", proc.stdout), proc.stdout
     assert harness.leftovers() == []

@@ -12,17 +12,17 @@ the databases on the user's server. ``database.source: dump`` is run under
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.conftest import nocrud_databases, postgres_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -48,48 +48,6 @@ def test_a_strategy_runs_isolation_and_crud_flows_and_leaves_nothing(
     _passed(harness, proc, 3)
     if strategy == "migrate":
         assert "db image" not in proc.stdout, "migrate needs no pre-migrated image"
-
-
-@contextlib.contextmanager
-def postgres_server(harness: Any) -> Iterator[tuple[str, str]]:
-    """A PostgreSQL container on a network of the test's own: (its URL from here, network)."""
-    client = harness.client
-    name = f"{harness.project}-extpg"
-    labels = {"nocrud.test": harness.project}
-    network = client.networks.create(f"{name}-net", labels=labels)
-    container = None
-    try:
-        container = client.containers.run(
-            "nocrud/postgres:15",
-            name=name,
-            detach=True,
-            labels=labels,
-            ports={"5432/tcp": ("127.0.0.1", None)},
-        )
-        network.connect(container, aliases=["extpg"])  # how nocrud's app containers reach it
-        container.reload()
-        port = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"][0]["HostPort"]
-        url = f"postgresql://postgres:postgres@127.0.0.1:{port}/postgres"
-        deadline = time.monotonic() + 60
-        while True:
-            code, _ = container.exec_run(["pg_isready", "-q", "-h", "127.0.0.1"])
-            if code == 0:
-                break
-            assert time.monotonic() < deadline, container.logs(tail=30).decode()
-            time.sleep(0.2)
-        yield url, network.name
-    finally:
-        if container is not None:
-            container.remove(force=True, v=True)
-        network.remove()
-
-
-def _databases(url: str) -> list[str]:
-    import psycopg2
-
-    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE 'nocrud%%'")
-        return sorted(row[0] for row in cur.fetchall())
 
 
 def _external_config(harness: Any, network: str) -> None:
@@ -122,7 +80,7 @@ def test_external_clones_per_flow_on_the_users_server_and_drops_every_database(
         )
         _passed(harness, proc, 3)
         assert "making the template nocrud_" in proc.stdout
-        assert _databases(url) == []
+        assert nocrud_databases(url) == []
 
         doctor = subprocess.run(
             [*harness.command, "doctor", "--json"],
@@ -191,9 +149,9 @@ def test_a_sigkilled_external_run_leaves_no_database_after_clean(harness: Any) -
         _kill_when_flows_run(
             harness,
             env,
-            ready=lambda: len(_databases(url)) >= 2,  # the template and a flow's clone
+            ready=lambda: len(nocrud_databases(url)) >= 2,  # the template and a flow's clone
         )
-        assert _databases(url), "the killed run's databases should still be there"
+        assert nocrud_databases(url), "the killed run's databases should still be there"
         clean = subprocess.run(
             [*harness.command, "clean"],
             cwd=harness.dir,
@@ -206,7 +164,7 @@ def test_a_sigkilled_external_run_leaves_no_database_after_clean(harness: Any) -
 
         assert clean.returncode == 0, clean.stdout + clean.stderr
         assert "dropped" in clean.stdout, clean.stdout
-        assert _databases(url) == []
+        assert nocrud_databases(url) == []
         assert harness.leftovers() == []
 
 

@@ -28,7 +28,7 @@ __all__ = ["BASELINE", "DEFAULT_STRATEGIES", "Figures", "default_strategies", "r
 #: The compose-per-flow baseline's name in --strategies and the reports.
 BASELINE = "compose"
 #: What ``nocrud bench`` compares unless told otherwise (external joins when configured).
-DEFAULT_STRATEGIES = ("image", "template", "migrate", BASELINE)
+DEFAULT_STRATEGIES = ("image", "pool", "template", "migrate", BASELINE)
 
 
 def default_strategies(has_external_server: bool) -> tuple[str, ...]:

@@ -2,30 +2,37 @@
 
 :func:`measure` starts ``python -m nocrud.bench.child`` for one strategy (so the
 runner's peak RSS is that strategy's alone, read with ``os.wait4``), then asks the
-Docker daemon for the events of that run's objects (containers, networks, execs:
-create, start, connect, die, destroy, …), which is how "Docker operations per flow"
-is counted the same way for nocrud's strategies and for docker-compose. The child
+Docker daemon for the events of that run's objects (containers, networks, volumes)
+that stand for a create, a start or a removal, which is how "Docker operations per
+flow" is counted the same way for nocrud's strategies and for docker-compose. The child
 (:func:`run_child`) runs the workflow's own steps with the chosen provisioner and
 writes the run's results and its wall time as JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nocrud.docker import cleanup
 from nocrud.results import RunResult
 
 __all__ = ["Figures", "measure", "percentile", "run_child"]
 
 #: Event types that are Docker operations on a run's objects.
 EVENT_TYPES = ("container", "network", "volume")
+#: The events that stand for a call that makes the daemon create, start or remove
+#: something: a restart counts as its start; a container's die, kill, stop and health
+#: check execs, and a network's connect (the daemon's own side of a start), do not.
+COUNTED_ACTIONS = frozenset({"create", "start", "destroy"})
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,9 @@ class Figures:
         teardown_p50: Median per-flow teardown time, seconds.
         flows_per_minute: ``flows / wall * 60``.
         peak_rss_mib: The runner process's peak resident memory (with the tools it waited for).
-        docker_ops_per_flow: Daemon events on the run's objects, divided by flows.
+        docker_ops_per_flow: Creates, starts and removals of the run's objects, per flow.
+        left_behind: The run's containers, networks and volumes still there after it ended
+            (anything but 0 is a leak).
     """
 
     strategy: str
@@ -57,6 +66,7 @@ class Figures:
     flows_per_minute: float
     peak_rss_mib: float
     docker_ops_per_flow: float
+    left_behind: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +121,7 @@ def measure(
         "run_id": run_id,
         "out": str(out),
     }
-    since = int(time.time()) - 1
+    counter = OperationCounter(client, run_id)
     with log.open("w") as handle:
         child = subprocess.Popen(
             [sys.executable, "-m", "nocrud.bench.child", json.dumps(request)],
@@ -130,7 +140,7 @@ def measure(
                 break
             time.sleep(0.2)
     child.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
-    until = int(time.time()) + 1
+    ops = counter.stop()
     if not out.is_file():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(
@@ -138,7 +148,6 @@ def measure(
         )
     data = json.loads(out.read_text())
     result = RunResult.from_dict(data["result"])
-    ops = count_operations(client, run_id, since, until)
     provision = [f.timings.provision for f in result.flows]
     teardown = [f.timings.teardown for f in result.flows]
     count = len(result.flows)
@@ -155,28 +164,71 @@ def measure(
         flows_per_minute=round(count / wall * 60, 2) if wall > 0 else 0.0,
         peak_rss_mib=round(usage.ru_maxrss / 1024, 1),
         docker_ops_per_flow=round(ops / count, 1) if count else 0.0,
+        left_behind=count_left_behind(client, run_id),
     )
 
 
-def count_operations(client: Any, run_id: str, since: int, until: int) -> int:
-    """Daemon events between ``since`` and ``until`` on objects of run ``run_id``.
+def count_left_behind(client: Any, run_id: str) -> int:
+    """The run's containers, networks and volumes that still exist.
 
-    Containers (and their execs) are recognised by their ``nocrud.run`` label, which
-    the daemon copies into each event; networks by their name, which starts with
-    ``nocrud-<run id>`` for nocrud's strategies and the compose projects alike.
+    By the ``nocrud.run`` label, or by a name starting with ``nocrud-<run id>`` (compose
+    names its networks and volumes after the project).
     """
     prefix = f"nocrud-{run_id}"
-    count = 0
-    for event in client.events(
-        since=since, until=until, decode=True, filters={"type": list(EVENT_TYPES)}
-    ):
+    label = {"label": f"{cleanup.LABEL_RUN}={run_id}"}
+    containers = {c["Id"] for c in client.api.containers(all=True, filters=label)}
+    containers |= {
+        c["Id"]
+        for c in client.api.containers(all=True, filters={"name": prefix})
+        if any(name.lstrip("/").startswith(prefix) for name in c.get("Names") or ())
+    }
+    networks = {n["Id"] for n in client.api.networks(filters=label)}
+    networks |= {n["Id"] for n in client.api.networks() if n["Name"].startswith(prefix)}
+    volumes = (client.api.volumes() or {}).get("Volumes") or []
+    left = {v["Name"] for v in volumes if v["Name"].startswith(prefix)}
+    left |= {v["Name"] for v in volumes if (v.get("Labels") or {}).get(cleanup.LABEL_RUN) == run_id}
+    return len(containers) + len(networks) + len(left)
+
+
+class OperationCounter:
+    """Counts the creates, starts and removals of run ``run_id``'s objects, live.
+
+    It follows the daemon's event stream from before the run starts until :meth:`stop`:
+    asking afterwards for the events of a time window does not do, since the daemon
+    keeps only its last 256 events. Containers are recognised by their ``nocrud.run``
+    label, which the daemon copies into each event; networks and volumes by their name,
+    which starts with ``nocrud-<run id>`` for nocrud's strategies and the compose
+    projects alike.
+    """
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.count = 0
+        self._run_id = run_id
+        self._prefix = f"nocrud-{run_id}"
+        self._stream = client.events(decode=True, filters={"type": list(EVENT_TYPES)})
+        self._thread = threading.Thread(target=self._follow, name="nocrud-bench-events")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _follow(self) -> None:
+        with contextlib.suppress(Exception):  # the stream closed under it: stop() was called
+            for event in self._stream:
+                self.count += self._counted(event)
+
+    def _counted(self, event: dict[str, Any]) -> bool:
+        if event.get("Action") not in COUNTED_ACTIONS:
+            return False
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         if event.get("Type") == "container":
-            mine = attributes.get("nocrud.run") == run_id
-        else:
-            mine = str(attributes.get("name", "")).startswith(prefix)
-        count += mine
-    return count
+            return attributes.get(cleanup.LABEL_RUN) == self._run_id
+        return str(attributes.get("name", "")).startswith(self._prefix)
+
+    def stop(self, settle: float = 1.0) -> int:
+        """Stop following (after ``settle`` seconds for the last events) and return the count."""
+        time.sleep(settle)
+        self._stream.close()
+        self._thread.join(5)
+        return self.count
 
 
 def run_child(request: dict[str, Any]) -> None:

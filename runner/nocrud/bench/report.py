@@ -29,6 +29,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("flows/min", "flows_per_minute", "{:.1f}"),
     ("peak RSS MiB", "peak_rss_mib", "{:.1f}"),
     ("docker ops/flow", "docker_ops_per_flow", "{:.1f}"),
+    ("left", "left_behind", "{}"),
 )
 
 
@@ -60,7 +61,7 @@ def table(figures: Sequence[Figures]) -> str:
 def ratios(figures: Sequence[Figures]) -> list[str]:
     """The comparisons a team asks for, as sentences (wall time, slower / faster)."""
     by = {f.strategy: f for f in figures}
-    pairs = [("migrate", "image"), ("compose", "image"), ("image", "template")]
+    pairs = [("migrate", "image"), ("compose", "image"), ("image", "template"), ("image", "pool")]
     return [
         f"{slow} / {fast} wall time: {by[slow].wall / by[fast].wall:.2f}x"
         for slow, fast in pairs

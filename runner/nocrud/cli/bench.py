@@ -31,7 +31,8 @@ __all__ = ["bench"]
     default=None,
     metavar="A,B,...",
     help="Strategies to compare, and `compose` for the compose-project-per-flow baseline "
-    "(default: image,template,migrate,compose; external too when database.external.url is set).",
+    "(default: image,pool,template,migrate,compose; external too when database.external.url "
+    "is set).",
 )
 @click.option(
     "--example",
@@ -70,8 +71,9 @@ def bench(
     """Run the same flows under each provisioning strategy and compare what each costs.
 
     Prints a table (wall time, per-flow provision p50/p95, teardown p50, flows per
-    minute, the runner's peak RSS, Docker operations per flow) and writes it as
-    Markdown, JSON and a PNG chart. Exit 1 when a flow failed under some strategy.
+    minute, the runner's peak RSS, Docker creates, starts and removals per flow, and the
+    objects each strategy left behind) and writes it as Markdown, JSON and a PNG chart.
+    Exit 1 when a flow failed, or something was left behind, under some strategy.
 
     \b
     Examples:
@@ -110,4 +112,5 @@ def bench(
         out_dir=out_dir or config.root / ".nocrud" / "bench",
         say=lambda line: out.print(line, soft_wrap=True),
     )
-    exit_now(EXIT_OK if all(f.passed == f.flows for f in figures) else EXIT_FAILED)
+    clean = all(f.passed == f.flows and f.left_behind == 0 for f in figures)
+    exit_now(EXIT_OK if clean else EXIT_FAILED)

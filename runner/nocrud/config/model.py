@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import string
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -149,6 +150,22 @@ def _check_placeholders(value: str) -> str:
             known = ", ".join(f"{{{p}}}" for p in sorted(PLACEHOLDERS))
             raise problem(f"{value!r} uses unknown placeholder {{{name}}}: use one of {known}")
     return value
+
+
+def _app_reload(value: Any) -> Any:
+    """``restart``, or a signal name written the way ``kill -s`` takes it (``HUP``, ``SIGHUP``)."""
+    if not isinstance(value, str):
+        return value
+    if value == "restart":
+        return value
+    name = value.upper().removeprefix("SIG")
+    if f"SIG{name}" not in signal.Signals.__members__ or name in ("KILL", "STOP"):
+        raise problem(
+            f"{value!r} is neither 'restart' nor a signal the app can handle: use restart "
+            "(any app), or the signal that makes its server fork new workers, e.g. HUP for "
+            "gunicorn --preload"
+        )
+    return name
 
 
 def _none_as_empty(value: Any) -> Any:
@@ -348,6 +365,10 @@ class RunConfig(_Section):
     warm: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 0
     #: Flows a pool pair serves before it is rebuilt (the pool strategy).
     pool_max_uses: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 100
+    #: How a pool pair's app process is renewed between flows: ``restart`` its container,
+    #: or send this signal (``HUP``) to a server that then forks new workers from a master
+    #: that never served a request (gunicorn with --preload).
+    pool_app_reload: Annotated[str, BeforeValidator(_app_reload)] = "restart"
 
 
 class TimeoutsConfig(_Section):

@@ -213,6 +213,19 @@ class Container(_Resource):
             if exc.status_code not in (404, 409):
                 raise
 
+    def signal(self, name: str) -> None:
+        """Send signal ``name`` (``HUP``, ``SIGUSR1``, ...) to its main process."""
+        with self.gate():
+            self.obj.kill(signal=name)
+
+    def processes(self) -> list[tuple[int, int]]:
+        """``(pid, parent pid)`` of every process in it, as the daemon's host numbers them.
+
+        ``docker top`` runs ``ps`` on the daemon's side: the image needs none.
+        """
+        top = self.obj.top(ps_args="-o pid,ppid")
+        return [(int(pid), int(ppid)) for pid, ppid in top.get("Processes") or []]
+
     def _make(self) -> None:
         self.start()
 
@@ -244,13 +257,13 @@ class Container(_Resource):
             return f"the {self.what} container exited with code {state.get('ExitCode')}"
         return None
 
-    def logs(self, tail: int) -> str:
-        """Its last ``tail`` log lines, or a sentence saying why there are none."""
+    def logs(self, tail: int, since: float | None = None) -> str:
+        """Its last ``tail`` log lines (after ``since``, a Unix time), or why there are none."""
         container = self.obj
         if container is None:
             return "(no logs: the container was never created)"
         try:
-            text = container.logs(tail=tail).decode(errors="replace").rstrip()
+            text = container.logs(tail=tail, since=since or None).decode(errors="replace").rstrip()
         except docker.errors.DockerException:
             return "(no logs: the container is gone)"
         return str(text) or "(the container printed nothing)"

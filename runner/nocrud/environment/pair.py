@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg2
@@ -119,6 +120,8 @@ class Pair(EnvironmentLifecycle):
         self._base_url = ""
         self._database: DatabaseAddress | None = None
         self._logs_at_teardown = ""
+        #: A reset pair's log lines before this Unix time belong to earlier flows.
+        self._logs_since: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,14 +161,22 @@ class Pair(EnvironmentLifecycle):
         """
         if not self.resettable:
             raise RuntimeError("reset() of a pair made without resettable=True")
-        self._app.kill()
+        reload = self.run.config.run.pool_app_reload
+        workers = self._app_workers() if reload != "restart" else set()
+        if reload == "restart":
+            self._app.kill()
+        self._logs_since = time.time()
         try:
             reset_database(self._superuser(), self.run.config.database.name, self._db_owner())
         except psycopg2.Error as exc:
             raise ProvisionError(f"could not reset the database: {exc}".strip()) from exc
         self._logs_at_teardown = ""
         self._killed = self.spoiled = False
-        self._app.start()
+        if reload == "restart":
+            self._app.start()
+        else:
+            self._app.signal(reload)
+            self._wait_for_new_workers(workers, reload)
         self._wait_for_app()
 
     def teardown(self) -> None:
@@ -229,7 +240,7 @@ class Pair(EnvironmentLifecycle):
         self.spoiled = True
         if not self._app.created:
             return self._logs_at_teardown
-        logs = self._app.logs(tail)
+        logs = self._app.logs(tail, since=self._logs_since)
         return self._logs_at_teardown if logs.startswith("(no logs") else logs
 
     def alive(self) -> bool:
@@ -307,6 +318,36 @@ class Pair(EnvironmentLifecycle):
             check_interrupted=self._check_not_killed,
             ready_when=self.run.config.app.ready_when,
         )
+
+    def _app_workers(self) -> set[int]:
+        """The app container's processes but its main one (a server's workers)."""
+        processes = self._app.processes()
+        pids = {pid for pid, _ in processes}
+        return {pid for pid, parent in processes if parent in pids}
+
+    def _wait_for_new_workers(self, old: set[int], reload: str) -> None:
+        """After the reload signal: every worker that served the last flow has exited.
+
+        Until then an old worker (and the state the last flow left in it) could still
+        answer the next flow's first request.
+        """
+        timeout = self.run.config.timeouts.app_ready
+
+        def replaced() -> str | None:
+            workers = self._app_workers()
+            if workers & old:
+                return f"{len(workers & old)} worker(s) of the last flow still running"
+            if not workers and old:
+                return "no new worker yet"
+            return None
+
+        last = poll(replaced, self._app, timeout, check_interrupted=self._check_not_killed)
+        if last is not None:
+            raise ProvisionError(
+                f"the app did not renew its workers within {timeout:g}s of SIG{reload} "
+                f"({last}); run.pool_app_reload: restart works for any app.\n"
+                f"Last app log lines:\n{self._app.logs(30)}"
+            )
 
     def _address(self, port: int) -> tuple[str, int]:
         try:

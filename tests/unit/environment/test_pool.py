@@ -301,7 +301,7 @@ def test_remover_runs_teardowns_in_the_background_and_drains() -> None:
 
 
 def _project(tmp_path: Path, run: dict[str, object]) -> Path:
-    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows").mkdir(parents=True)
     data = {"project": "shop", "app": {"image": "shop:1", "port": 8000}, "run": run}
     path = tmp_path / "nocrud.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -316,6 +316,10 @@ def test_pool_strategy_warm_and_max_uses_load_from_the_file_and_the_command_line
     assert (config.run.strategy, config.run.warm, config.run.pool_max_uses) == ("pool", 2, 20)
     assert load_config(path, env={}, overrides={"run.warm": 4}).run.warm == 4
     assert provisioner_for(config).name == "pool"
+    assert config.run.pool_app_reload == "restart"
+    for written in ("HUP", "SIGHUP", "hup"):
+        reloading = _project(tmp_path / written, {"strategy": "pool", "pool_app_reload": written})
+        assert load_config(reloading, env={}).run.pool_app_reload == "HUP"
 
 
 @pytest.mark.parametrize(
@@ -329,6 +333,18 @@ def test_pool_strategy_warm_and_max_uses_load_from_the_file_and_the_command_line
         (
             {"pool_max_uses": 0},
             "run.pool_max_uses: 0 is not a valid flows per pool pair: use an integer >= 1",
+        ),
+        (
+            {"pool_app_reload": "RELOAD"},
+            "run.pool_app_reload: 'RELOAD' is neither 'restart' nor a signal the app can "
+            "handle: use restart (any app), or the signal that makes its server fork new "
+            "workers, e.g. HUP for gunicorn --preload",
+        ),
+        (
+            {"pool_app_reload": "SIGKILL"},
+            "run.pool_app_reload: 'SIGKILL' is neither 'restart' nor a signal the app can "
+            "handle: use restart (any app), or the signal that makes its server fork new "
+            "workers, e.g. HUP for gunicorn --preload",
         ),
     ],
 )
