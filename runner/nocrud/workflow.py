@@ -342,7 +342,7 @@ def run_remote(
         None,
         parallel=config.parallel,
         fail_fast=options.fail_fast,
-        listener=reporter,
+        listener=reporter if options.listener is None else _Listeners(reporter, options.listener),
         broker=options.broker,
         run_id=run_id,
         project=config.project,

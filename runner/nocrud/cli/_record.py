@@ -2,12 +2,17 @@
 
 :func:`recording` opens the recorders ``--no-record`` and ``--report-to`` ask for,
 brackets the run (started with its selected flows, finished with its exit code and
-results) and hands the workflow the listener that hears every flow in between.
+results) and hands the workflow the listener that hears every flow in between. When
+the console asks the run to stop (its Cancel button), :class:`ConsoleCancel` stops it
+the way Ctrl-C does, so the one interrupt path tears its environments down.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +24,38 @@ if TYPE_CHECKING:
     from nocrud.store import Recording
     from nocrud.workflow import UpOptions
 
-__all__ = ["recording"]
+__all__ = ["ConsoleCancel", "recording"]
+
+
+class ConsoleCancel:
+    """Stops this process like Ctrl-C when the console asks; called from a recorder's thread.
+
+    SIGINT is what the workflow already turns into "stop scheduling, tear down, exit
+    130" (and what Python turns into KeyboardInterrupt before the flows start). A
+    process that was started with SIGINT ignored (a background job of a script) gets
+    it once the workflow's own handler is in place.
+    """
+
+    def __init__(self, say: Callable[[str], None], *, poll: float = 0.2) -> None:
+        self._say = say
+        self._poll = poll
+        self.requested = threading.Event()
+        self.over = threading.Event()
+
+    def __call__(self, who: str) -> None:
+        if self.requested.is_set() or self.over.is_set():
+            return
+        self.requested.set()
+        self._say(f"\ncancelled by {who}: stopping like Ctrl-C")
+        threading.Thread(target=self._interrupt, name="nocrud-cancel", daemon=True).start()
+
+    def _interrupt(self) -> None:
+        while signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+            if self.over.is_set():
+                return
+            time.sleep(self._poll)
+        if not self.over.is_set():  # a run that has just ended is left to end
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 @contextmanager
@@ -35,10 +71,15 @@ def recording(
 ) -> Iterator[tuple[Recording, RunListener | None]]:
     """Record the run of ``options``; yields the bracket (set its ``exit_code``) and a listener."""
     from nocrud import __version__, workflow
-    from nocrud.store import GitInfo, Recording, RunStart, git_info, recorder_for
+    from nocrud.store import GitInfo, Recording, RunStart, git_info, recorder_for, store_settings
 
+    cancel = ConsoleCancel(say)
     recorder = recorder_for(
-        config.root, record=record, report_to=report_to, say=say, env=os.environ
+        store_settings(config) if record else None,
+        report_to=report_to,
+        say=say,
+        env=os.environ,
+        on_cancel=cancel,
     )
     names = tuple(f.name for f in workflow.collect(config, options)) if recorder else ()
     start = RunStart(
@@ -51,5 +92,8 @@ def recording(
         selection=selection,
         git=git_info(config.root) if recorder else GitInfo(),
     )
-    with Recording(recorder, start, results) as bracket:
-        yield bracket, recorder
+    try:
+        with Recording(recorder, start, results, cancel.requested) as bracket:
+            yield bracket, recorder
+    finally:
+        cancel.over.set()

@@ -77,14 +77,15 @@ __all__ = ["build", "clean", "up"]
     "--no-record",
     "no_record",
     is_flag=True,
-    help="Do not record this run in the run store (.nocrud/history.db, or NOCRUD_STORE_URL).",
+    help="Do not record this run in the run store (store.url: .nocrud/history.db by default).",
 )
 @click.option(
     "--report-to",
     "report_to",
     metavar="URL",
     default=None,
-    help="Stream this run's events to a `nocrud serve` console at URL (never fails the run).",
+    help="Stream this run's events to a `nocrud serve` console at URL (never fails the "
+    "run); the console's Cancel stops it like Ctrl-C.",
 )
 @click.option(
     "--shard",

@@ -1,15 +1,15 @@
 """``nocrud serve``: the web console over the run store (:mod:`nocrud.console`).
 
 The composition root of the console: it reads the config (the project, where runs
-start), the store's URL and retention, the provisioning strategies the environment
-offers (so the start form lists exactly those), decides the token rule (required
-beyond loopback) and runs the app on uvicorn. FastAPI and uvicorn are the optional
-``console`` extra; without them the command says how to install them.
+start, the store's URL and retention from its ``store`` section, ``--store`` on top),
+the provisioning strategies the environment offers (so the start form lists exactly
+those), decides the token rule (required beyond loopback) and runs the app on uvicorn.
+FastAPI and uvicorn are the optional ``console`` extra; without them the command says
+how to install them.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -39,8 +39,8 @@ __all__ = ["serve"]
     "store_url",
     metavar="URL",
     default=None,
-    help="The run store (default: NOCRUD_STORE_URL, else .nocrud/history.db next to "
-    "nocrud.yaml), e.g. postgresql://user:password@host/nocrud.",
+    help="The run store, over store.url of nocrud.yaml and NOCRUD_STORE_URL (default: "
+    ".nocrud/history.db next to nocrud.yaml), e.g. postgresql://user:password@host/nocrud.",
 )
 @click.option(
     "--public-url",
@@ -80,13 +80,13 @@ def serve(
     from nocrud.environment import STRATEGIES
     from nocrud.store import StoreError, store_settings
 
-    config = load(ctx)
+    config = load(ctx, {"store.url": store_url})
     if not is_loopback(host) and not token:
         raise UsageError(
             f"--host {host} is reachable from other machines and the console starts runs "
             "(which run code): set a token with --token or NOCRUD_SERVE_TOKEN"
         )
-    settings_store = store_settings(config.root, os.environ, store_url)
+    settings_store = store_settings(config)
     local = "127.0.0.1" if not is_loopback(host) else host
     settings = ConsoleSettings(
         store_url=settings_store.url,

@@ -87,6 +87,16 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "run.warm": ("number of warm environments", "use an integer >= 0 (0: none ahead)"),
     "run.pool_max_uses": ("flows per pool pair", "use an integer >= 1"),
     "run.pool_app_reload": ("restart or a signal name", "use restart, or e.g. HUP"),
+    "store": ("store section", _SECTION_FIX),
+    "store.url": (
+        "database URL",
+        "use sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DB (env NOCRUD_STORE_URL)",
+    ),
+    "store.keep_runs": ("number of runs", "use an integer >= 1 (env NOCRUD_STORE_KEEP_RUNS)"),
+    "store.keep_days": (
+        "number of days",
+        "use a number greater than 0, e.g. 30 (env NOCRUD_STORE_KEEP_DAYS)",
+    ),
     "timeouts": ("timeouts section", _SECTION_FIX),
     "timeouts.*": ("timeout", "use a number of seconds greater than 0"),
 }

@@ -19,6 +19,8 @@ Environment variables, read from the mapping passed to :func:`load_config`
 - ``NOCRUD_APP_IMAGE`` -> ``app.image``; also clears ``app.build``.
 - ``NOCRUD_DB_IMAGE`` -> ``database.image``.
 - ``NOCRUD_EXTERNAL_URL`` -> ``database.external.url`` (the ``external`` strategy's server).
+- ``NOCRUD_STORE_URL`` -> ``store.url``; ``NOCRUD_STORE_KEEP_RUNS`` -> ``store.keep_runs``;
+  ``NOCRUD_STORE_KEEP_DAYS`` -> ``store.keep_days`` (the run store's history).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ __all__ = [
     "ExternalConfig",
     "FlowsConfig",
     "RunConfig",
+    "StoreConfig",
     "StrategyName",
     "TimeoutsConfig",
     "find_config",
@@ -79,6 +82,9 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "NOCRUD_APP_IMAGE": "app.image",
     "NOCRUD_DB_IMAGE": "database.image",
     "NOCRUD_EXTERNAL_URL": "database.external.url",
+    "NOCRUD_STORE_URL": "store.url",
+    "NOCRUD_STORE_KEEP_RUNS": "store.keep_runs",
+    "NOCRUD_STORE_KEEP_DAYS": "store.keep_days",
 }
 
 #: Placeholders allowed in app.env values, filled by :meth:`Config.render_app_env`.
@@ -94,6 +100,8 @@ SourceName = Literal["migrate", "dump"]
 _LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})  # noqa: S104
 
 _CLI_ORIGIN = "command line"
+#: Keys holding URLs that may carry a password, even when malformed.
+_URLS: Final = frozenset({"store.url", "database.external.url"})
 
 
 # --- field types --------------------------------------------------------------
@@ -371,6 +379,45 @@ class RunConfig(_Section):
     pool_app_reload: Annotated[str, BeforeValidator(_app_reload)] = "restart"
 
 
+def _shown_url(value: str) -> str:
+    """``value`` as an error may show it: masked, and a malformed one's userinfo hidden too."""
+    masked = mask_url(value)
+    if masked != value or "@" not in value:
+        return masked
+    return f"{MASK}@{value.rpartition('@')[2]}"  # too malformed to parse: hide all before '@'
+
+
+def _check_store_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if (
+        not sep
+        or not rest
+        or not scheme.replace("+", "").replace("_", "").isalnum()
+        or any(c.isspace() for c in value)
+    ):
+        raise problem(
+            f"{_shown_url(value)!r} is not a database URL: write sqlite:///PATH (relative to "
+            "nocrud.yaml, or sqlite:////ABSOLUTE/PATH) or postgresql://USER:PASSWORD@HOST:PORT/DB"
+        )
+    return value
+
+
+class StoreConfig(_Section):
+    """The run store: where every run's history is recorded, and how much of it is kept.
+
+    ``url`` is a SQLAlchemy URL; unset, the history is SQLite in ``.nocrud/history.db``
+    next to nocrud.yaml (see :attr:`Config.store_url`, which also resolves a relative
+    SQLite path against the file's directory). Retention deletes finished runs beyond
+    the newest ``keep_runs`` and those older than ``keep_days``.
+    """
+
+    url: Annotated[str | None, AfterValidator(_check_store_url)] = None
+    keep_runs: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 1000
+    keep_days: Annotated[float, BeforeValidator(_not_bool), Field(gt=0, allow_inf_nan=False)] = 90.0
+
+
 class TimeoutsConfig(_Section):
     """Limits, in seconds."""
 
@@ -389,6 +436,7 @@ class Config(_Section):
     flows: FlowsConfig = _section()
     run: RunConfig = _section()
     timeouts: TimeoutsConfig = _section()
+    store: StoreConfig = _section()
 
     _source: Path = PrivateAttr(default_factory=lambda: Path.cwd() / CONFIG_FILENAME)
 
@@ -442,6 +490,24 @@ class Config(_Section):
     def parallel(self) -> int:
         """How many flows run at once: ``run.parallel``, or one per CPU when unset."""
         return self.run.parallel or os.cpu_count() or 1
+
+    @property
+    def store_url(self) -> str:
+        """The run store's URL, with the default and relative SQLite paths filled in.
+
+        ``store.url`` (a relative SQLite path made absolute against nocrud.yaml's
+        directory, as every relative path in the file is), else SQLite in
+        ``.nocrud/history.db`` beside the file.
+        """
+        url = self.store.url
+        if url is None:
+            return f"sqlite:///{self.root / '.nocrud' / 'history.db'}"
+        scheme, _, rest = url.partition("://")
+        if not scheme.startswith("sqlite") or not rest.startswith("/") or rest == "/:memory:":
+            return url
+        written = rest[1:]  # sqlite:///history.db is relative, sqlite:////srv/h.db absolute
+        path = Path(written).expanduser()
+        return f"{scheme}:///{path if path.is_absolute() else self.root / path}"
 
     def render_app_env(self, db_host: str, db_port: int) -> dict[str, str]:
         """The app container's environment, placeholders filled for one database.
@@ -516,7 +582,7 @@ def load_config(
     where = _display(source)
     layers = _Layers(read_yaml(source, where), file_origin=where)  # defaults < file
     layers.apply(  # < environment
-        (key, value.strip(), f"{var}={mask_text(value)}")
+        (key, value.strip(), f"{var}={_shown_url(value) if key in _URLS else mask_text(value)}")
         for var, key in ENV_VARS.items()
         if (value := environ.get(var, "")).strip()
     )

@@ -92,7 +92,7 @@ def run_state(console: Console, run: dict[str, Any]) -> dict[str, Any]:
     flows = console.store.run_flows(run["id"])
     return {
         "run": run,
-        "cancellable": run["id"] in console.launcher.running(),
+        "cancellable": run["status"] in ACTIVE and run.get("cancel_requested") is None,
         "flows": [
             {
                 "name": f["name"],
@@ -160,17 +160,18 @@ def get_run_flows(request: Request, run_id: str) -> list[dict[str, Any]]:
     return console.store.run_flows(run_id)
 
 
-@router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a running console run")
+@router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel an active run")
 def cancel_run(request: Request, run_id: str) -> dict[str, Any]:
+    """Cancel a run: one this console started, or a CLI or CI run recording or reporting here."""
     console = console_of(request)
     run = _run_or_404(console, run_id)
     if run["status"] not in ACTIVE:
         raise HTTPException(409, f"run {run_id} is already over ({run['status']})")
     try:
-        console.launcher.cancel(run_id)
+        said = console.launcher.cancel(run_id)
     except NotCancellable as exc:
         raise HTTPException(409, str(exc)) from None
-    return {"run_id": run_id, "status": "cancelling"}
+    return {"run_id": run_id, "status": "cancelling", "detail": said}
 
 
 @router.post("/runs/{run_id}/rerun", status_code=201, summary="Run a run's failed flows again")
@@ -258,20 +259,37 @@ def meta(request: Request) -> dict[str, Any]:
 
 
 class ReportRequest(BaseModel):
-    """A run elsewhere (``nocrud up --report-to``) asks for an id and its own token."""
+    """A run elsewhere (``nocrud up --report-to``) asks for an id and its own token.
+
+    ``run_id`` and ``token`` are the run's id and token in the store it records into
+    itself: when that is this console's store, the run is already here.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
     project: str = Field(min_length=1, max_length=64)
     run_id: str = Field(default="", max_length=64)
+    token: str = Field(default="", max_length=200)
     selection: dict[str, Any] = Field(default_factory=dict)
     parallel: int = Field(default=1, ge=1, le=1024)
     strategy: str = Field(default="", max_length=64)
 
 
 @router.post("/reports", status_code=201, summary="Register a run that reports in live")
-def register(request: Request, body: ReportRequest) -> dict[str, str]:
+def register(request: Request, body: ReportRequest) -> dict[str, Any]:
+    """A new run for the reporter, or its own run when it records into this same store.
+
+    Only the process holding that run's token (issued when it recorded the run) can
+    claim it, so no one can write into another run by naming its id.
+    """
     store = console_of(request).store
+    if body.run_id and body.token and store.check_token(body.run_id, body.token):
+        return {
+            "run_id": body.run_id,
+            "token": body.token,
+            "url": f"/runs/{body.run_id}",
+            "recorded": True,  # the same store: the console reads it, events are not needed
+        }
     run_id, token = store.create_run(
         project=body.project,
         trigger="remote",
@@ -279,7 +297,7 @@ def register(request: Request, body: ReportRequest) -> dict[str, str]:
         parallel=body.parallel,
         strategy=body.strategy,
     )
-    return {"run_id": run_id, "token": token, "url": f"/runs/{run_id}"}
+    return {"run_id": run_id, "token": token, "url": f"/runs/{run_id}", "recorded": False}
 
 
 class Event(BaseModel):
@@ -294,13 +312,17 @@ class Events(BaseModel):
     events: list[Event] = Field(max_length=10000)
 
 
-@router.post("/runs/{run_id}/events", status_code=204, summary="A reporting run's events")
+@router.post("/runs/{run_id}/events", summary="A reporting run's events; says if it is to stop")
 def take_events(
     request: Request,
     run_id: str,
     body: Events,
     authorization: Annotated[str, Header()] = "",
-) -> None:
+) -> dict[str, bool]:
+    """Apply the events; the answer's ``cancel`` is true once the run was asked to stop.
+
+    A run with nothing to report sends an empty batch now and then, to ask.
+    """
     console = console_of(request)
     token = authorization.partition(" ")[2].strip()
     if not token or not console.store.check_token(run_id, token):
@@ -310,6 +332,7 @@ def take_events(
             _apply(console, run_id, event.model_dump())
         except (KeyError, TypeError, ValueError) as exc:
             raise Unprocessable({f"events.{index}": f"{event.type}: {exc}"}) from None
+    return {"cancel": console.store.cancel_requested(run_id)}
 
 
 def _apply(console: Console, run_id: str, event: dict[str, Any]) -> None:
@@ -338,7 +361,10 @@ def _apply(console: Console, run_id: str, event: dict[str, Any]) -> None:
         code = int(event.get("exit_code", 1))
         store.finish_run(
             run_id,
-            status=status_for(code, cancelled=console.launcher.cancelled(run_id)),
+            status=status_for(
+                code,
+                cancelled=bool(event.get("cancelled")) or console.launcher.cancelled(run_id),
+            ),
             result=result,
             exit_code=code,
             message=str(event.get("message", "")),

@@ -4,7 +4,9 @@ A run started from the console is ``nocrud -c CONFIG up --no-record --report-to 
 with the run's own id and token in its environment: it streams its flows back through
 the same endpoint a CI job's ``--report-to`` uses, its output becomes the run's log,
 cancelling is SIGTERM (the workflow tears its environments down and exits 130), and the
-console's memory never holds Docker or a run. The one-active-run rule is the store's
+console's memory never holds Docker or a run. A run started anywhere else is cancelled
+through the store: it polls its cancel request (``nocrud up`` in
+:mod:`nocrud.cli._record`) and stops like Ctrl-C. The one-active-run rule is the store's
 unique index, so two racing requests cannot both start one.
 
 On start-up, :meth:`Launcher.recover` marks runs whose process is gone as interrupted
@@ -41,7 +43,7 @@ LOG_FLUSH: Final = 0.3
 
 
 class NotCancellable(Exception):  # noqa: N818 - reads as the answer
-    """The run is not one this console started and still runs; the message says why."""
+    """The run cannot be cancelled (it is over); the message says why."""
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -139,22 +141,40 @@ class Launcher:
     def cancelled(self, run_id: str) -> bool:
         return run_id in self._cancelled
 
-    def cancel(self, run_id: str) -> None:
-        """Stop a running run: SIGTERM, so it tears its environments down.
+    def cancel(self, run_id: str) -> str:
+        """Stop an active run, wherever it runs; returns what happens now, in a few words.
+
+        A run this console started gets SIGTERM, so it tears its environments down. Any
+        other run (``nocrud up`` on this machine or elsewhere, recording into this store
+        or reporting here) is asked through the store: it checks every second or two and
+        stops like Ctrl-C. A run whose process on this machine is gone is over at once.
 
         Raises:
-            NotCancellable: The run is not running here (a CLI or CI run, or over).
+            NotCancellable: The run is already over.
         """
+        self._cancelled.add(run_id)
         with self._lock:
             proc = self._procs.get(run_id)
-        if proc is None or proc.poll() is not None:
-            raise NotCancellable(
-                f"run {run_id} is not running from this console: stop a CLI or CI run "
-                "where it runs (Ctrl-C)"
+        if proc is not None and proc.poll() is None:
+            self._store.request_cancel(run_id)
+            self._store.append_log(run_id, ["nocrud serve: cancelled; tearing down environments"])
+            proc.send_signal(signal.SIGTERM)
+            return "cancelling: tearing down its environments"
+        run = self._store.get_run(run_id)
+        where, _, pid = str(run["owner"] if run else "").rpartition(":")
+        here = run is not None and where == socket.gethostname() and pid.isdigit()
+        if here and not _alive(int(pid)):
+            self._store.append_log(run_id, ["nocrud serve: cancelled; its process was gone"])
+            self._store.finish_run(
+                run_id, status=RunStatus.CANCELLED, message="its process was gone"
             )
-        self._cancelled.add(run_id)
-        self._store.append_log(run_id, ["nocrud serve: cancelled; tearing down environments"])
-        proc.send_signal(signal.SIGTERM)
+            return "cancelled: its process was gone"
+        if not self._store.request_cancel(run_id):
+            raise NotCancellable(f"run {run_id} is already over")
+        self._store.append_log(
+            run_id, ["nocrud serve: cancel requested; the run stops within seconds and tears down"]
+        )
+        return "cancelling: the run was asked to stop and tear down"
 
     def _follow(self, run_id: str, proc: subprocess.Popen[str]) -> None:
         """Copy the run's output into its log, then record how it ended."""

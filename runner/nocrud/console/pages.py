@@ -148,7 +148,7 @@ def run_page(request: Request, run_id: str) -> HTMLResponse:
         "run.html",
         comparison=comparison,
         active=run["status"] in ACTIVE,
-        cancellable=run_id in console.launcher.running(),
+        cancellable=run["status"] in ACTIVE and run.get("cancel_requested") is None,
         **context,
     )
 

@@ -2,8 +2,8 @@
 
 ``nocrud up`` records each run here (:class:`StoreRecorder`) unless ``--no-record``, or
 streams it to a console (:class:`RemoteRecorder`, ``--report-to``); ``nocrud serve``
-reads it. SQLite under ``.nocrud/`` by default (:func:`default_url`), PostgreSQL or any
-SQLAlchemy URL when ``NOCRUD_STORE_URL`` names one; Alembic migrations ship inside the package.
+reads it. SQLite under ``.nocrud/`` by default, PostgreSQL or any SQLAlchemy URL when nocrud.yaml's
+``store.url`` (or ``NOCRUD_STORE_URL``) names one; Alembic migrations ship inside the package.
 The store imports only results, masking and SQLAlchemy: never Docker or the runner.
 """
 
@@ -20,9 +20,9 @@ from nocrud.store.core import (
     hash_token,
 )
 from nocrud.store.recorder import (
-    STORE_ENV,
     Fanout,
     GitInfo,
+    OnCancel,
     Recorder,
     Recording,
     RemoteRecorder,
@@ -38,10 +38,10 @@ from nocrud.store.recorder import (
 
 __all__ = [
     "ACTIVE",
-    "STORE_ENV",
     "ActiveRunError",
     "Fanout",
     "GitInfo",
+    "OnCancel",
     "Recorder",
     "Recording",
     "RemoteRecorder",

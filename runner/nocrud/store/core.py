@@ -43,6 +43,9 @@ __all__ = [
     "hash_token",
 ]
 
+#: Where a store's URL is set, for messages: the key, its variable, the flag.
+_WHERE: Final = "store.url in nocrud.yaml (or NOCRUD_STORE_URL, or serve --store)"
+
 #: The history database's file name under ``.nocrud/``.
 DEFAULT_FILE: Final = "history.db"
 
@@ -164,7 +167,7 @@ class RunStore:
             raise StoreError(
                 f"cannot open the run store {_display(self.url)}: {exc.__class__.__name__}: "
                 f"{mask_text(str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc))}; "
-                "check NOCRUD_STORE_URL (or serve --store), or record nothing with --no-record"
+                f"check {_WHERE}, or record nothing with --no-record"
             ) from None
 
     @contextmanager
@@ -428,6 +431,31 @@ class RunStore:
                 .order_by(runs.c.created_at)
             ).all()
         return [dict(r._mapping) for r in rows]
+
+    def request_cancel(self, run_id: str) -> bool:
+        """Ask the run's own process to stop (it polls :meth:`cancel_requested`).
+
+        Returns:
+            True when the run is still active, so the request can be heard.
+        """
+        now = _now()
+        with self._begin() as conn:
+            done = conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.status.in_([str(s) for s in ACTIVE]))
+                .values(
+                    cancel_requested=sa.func.coalesce(runs.c.cancel_requested, now), updated_at=now
+                )
+            )
+        return bool(done.rowcount)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """True once someone asked the console to cancel ``run_id``."""
+        with self._engine.connect() as conn:
+            asked = conn.execute(
+                sa.select(runs.c.cancel_requested).where(runs.c.id == run_id)
+            ).scalar()
+        return asked is not None
 
     def check_token(self, run_id: str, token: str) -> bool:
         """True when ``token`` is the one issued for ``run_id``."""
@@ -720,8 +748,8 @@ def _engine(url: str) -> Engine:
         parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError:
         raise StoreError(
-            f"run store URL {url!r} is not a database URL: set NOCRUD_STORE_URL (or serve "
-            "--store) to sqlite:///path/history.db or postgresql://user:password@host:5432/db"
+            f"run store URL {_display(url)!r} is not a database URL: set {_WHERE} to "
+            "sqlite:///path/history.db or postgresql://user:password@host:5432/db"
         ) from None
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
@@ -729,8 +757,8 @@ def _engine(url: str) -> Engine:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(
-                    f"cannot open the run store {url}: {exc.strerror}: {exc.filename}; "
-                    "check NOCRUD_STORE_URL (or serve --store), or record nothing with --no-record"
+                    f"cannot open the run store {_display(url)}: {exc.strerror}: {exc.filename}; "
+                    f"check {_WHERE}, or record nothing with --no-record"
                 ) from None
         engine = sa.create_engine(parsed, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -20,17 +20,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nocrud.errors import UsageError
 from nocrud.masking import mask_text
 from nocrud.results import FlowResult, RunResult
 from nocrud.store.core import RunStatus, RunStore, StoreError
 
+if TYPE_CHECKING:
+    from nocrud.config import Config
+
 __all__ = [
-    "STORE_ENV",
     "Fanout",
     "GitInfo",
+    "OnCancel",
     "Recorder",
     "Recording",
     "RemoteRecorder",
@@ -72,8 +74,12 @@ def owner() -> str:
 
 
 def status_for(exit_code: int, *, cancelled: bool = False) -> RunStatus:
-    """A run's final status from ``nocrud up``'s exit code."""
-    if cancelled:
+    """A run's final status from ``nocrud up``'s exit code.
+
+    ``cancelled``: someone asked it to stop. A run that passed or failed all the same
+    (it ended before it heard) keeps its own verdict.
+    """
+    if cancelled and exit_code not in (0, 1):
         return RunStatus.CANCELLED
     return {0: RunStatus.PASSED, 1: RunStatus.FAILED, 130: RunStatus.INTERRUPTED}.get(
         exit_code, RunStatus.ERROR
@@ -94,8 +100,16 @@ class RunStart:
     git: GitInfo = GitInfo()
 
 
+#: Called once when the console asks this run to stop; the argument says who asked.
+OnCancel = Callable[[str], None]
+
+
 class Recorder(Protocol):
-    """Hears a run from start to end. Every method may be called from a worker thread."""
+    """Hears a run from start to end. Every method may be called from a worker thread.
+
+    ``run_finished``'s ``cancelled`` says the run stopped because the console asked it
+    to (its exit code is then 130, as for Ctrl-C).
+    """
 
     def run_started(self, start: RunStart) -> None: ...
 
@@ -105,7 +119,14 @@ class Recorder(Protocol):
 
     def log(self, lines: Sequence[str]) -> None: ...
 
-    def run_finished(self, result: RunResult | None, exit_code: int, message: str = "") -> None: ...
+    def run_finished(
+        self,
+        result: RunResult | None,
+        exit_code: int,
+        message: str = "",
+        *,
+        cancelled: bool = False,
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -128,19 +149,39 @@ class _Guarded:
 
 
 class StoreRecorder(_Guarded):
-    """Writes the run into the local store (``nocrud up`` without ``--no-record``)."""
+    """Writes the run into the local store (``nocrud up`` without ``--no-record``).
+
+    With ``on_cancel``, a thread asks the store every ``poll`` seconds whether the
+    console was asked to cancel this run, and calls ``on_cancel`` once when it was.
+
+    Attributes:
+        run_id: The run's id in the store, once started (empty when recording failed).
+        token: The run's own token there; proves to a console on the same store that
+            this process recorded ``run_id`` (see :class:`RemoteRecorder`).
+    """
 
     def __init__(
-        self, store: RunStore, *, say: Callable[[str], None], trigger: str = "cli"
+        self,
+        store: RunStore,
+        *,
+        say: Callable[[str], None],
+        trigger: str = "cli",
+        on_cancel: OnCancel | None = None,
+        poll: float = 1.0,
     ) -> None:
         super().__init__(say, f"could not record this run in {mask_text(store.url)}")
         self._store = store
         self._trigger = trigger
+        self._on_cancel = on_cancel
+        self._poll = poll
+        self._over = threading.Event()
+        self._watcher: threading.Thread | None = None
         self.run_id = ""
+        self.token = ""
 
     def run_started(self, start: RunStart) -> None:
         try:
-            self.run_id, _ = self._store.create_run(
+            self.run_id, self.token = self._store.create_run(
                 project=start.project,
                 trigger=self._trigger,
                 run_id=start.nocrud_run_id,
@@ -161,6 +202,22 @@ class StoreRecorder(_Guarded):
         except Exception as exc:  # noqa: BLE001 - recording must not fail the run
             self.run_id = ""
             self._failed(exc)
+            return
+        if self._on_cancel is not None:
+            self._watcher = threading.Thread(
+                target=self._watch, name="nocrud-cancel-watch", daemon=True
+            )
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._over.wait(self._poll):
+            try:
+                asked = self._store.cancel_requested(self.run_id)
+            except Exception:  # noqa: BLE001, S112 - a busy or lost store: ask again later
+                continue
+            if asked and self._on_cancel is not None and not self._over.is_set():
+                self._on_cancel(f"the console (run {self.run_id})")
+                return
 
     def flow_started(self, name: str, worker: int) -> None:
         if self.run_id:
@@ -191,12 +248,20 @@ class StoreRecorder(_Guarded):
             except Exception as exc:  # noqa: BLE001 - recording must not fail the run
                 self._failed(exc)
 
-    def run_finished(self, result: RunResult | None, exit_code: int, message: str = "") -> None:
+    def run_finished(
+        self,
+        result: RunResult | None,
+        exit_code: int,
+        message: str = "",
+        *,
+        cancelled: bool = False,
+    ) -> None:
+        self._over.set()
         if self.run_id:
             try:
                 self._store.finish_run(
                     self.run_id,
-                    status=status_for(exit_code),
+                    status=status_for(exit_code, cancelled=cancelled),
                     result=result,
                     exit_code=exit_code,
                     message=message,
@@ -205,6 +270,9 @@ class StoreRecorder(_Guarded):
                 self._failed(exc)
 
     def close(self) -> None:
+        self._over.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=self._poll + 5)
         self._store.close()
 
 
@@ -214,6 +282,8 @@ class RemoteRecorder(_Guarded):
     Events are queued and posted in batches by one background thread, so a slow
     console never slows a flow. When the console does not answer, events are kept
     and sent at the end; if it still does not answer they are dropped with one warning.
+    Every answer says whether the console was asked to cancel the run; while nothing
+    else is to be sent, an empty batch every :attr:`heartbeat` seconds asks.
 
     Args:
         url: The console's base URL.
@@ -223,9 +293,14 @@ class RemoteRecorder(_Guarded):
         token: The run's token (``NOCRUD_REPORT_TOKEN``) when the console started it.
         serve_token: The console's own token, needed to register a run with a console
             that listens beyond loopback (``NOCRUD_SERVE_TOKEN``).
+        local: The recorder writing this run into a local store. Registering shows the
+            console its id and token there: a console reading that same store takes the
+            run as it is (one run, not two) and needs none of its events.
+        on_cancel: Called once when the console answers that the run is to stop.
     """
 
     interval = 0.5
+    heartbeat = 2.0
 
     def __init__(
         self,
@@ -236,6 +311,8 @@ class RemoteRecorder(_Guarded):
         token: str = "",
         serve_token: str = "",
         timeout: float = 5.0,
+        local: StoreRecorder | None = None,
+        on_cancel: OnCancel | None = None,
     ) -> None:
         super().__init__(say, f"console at {url} did not take this run's events")
         import requests
@@ -246,12 +323,18 @@ class RemoteRecorder(_Guarded):
         self._token = token
         self._serve_token = serve_token
         self._timeout = timeout
+        self._local = local
+        self._on_cancel = on_cancel
+        self._cancel_heard = False
+        #: The console reads this run from its own store: events are not sent.
+        self.shared_store = False
         self._start: RunStart | None = None
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._down_since: float | None = None
+        self._last_post = 0.0
         self._thread = threading.Thread(target=self._loop, name="nocrud-report", daemon=True)
         self._thread.start()
 
@@ -261,6 +344,8 @@ class RemoteRecorder(_Guarded):
 
     def _event(self, kind: str, **data: Any) -> None:
         with self._lock:
+            if self.shared_store:
+                return  # the console reads this run from the store it shares with us
             self._pending.append({"type": kind, "at": time.time(), **data})
         self._wake.set()
 
@@ -287,12 +372,20 @@ class RemoteRecorder(_Guarded):
     def log(self, lines: Sequence[str]) -> None:
         self._event("log", lines=list(lines))
 
-    def run_finished(self, result: RunResult | None, exit_code: int, message: str = "") -> None:
+    def run_finished(
+        self,
+        result: RunResult | None,
+        exit_code: int,
+        message: str = "",
+        *,
+        cancelled: bool = False,
+    ) -> None:
         self._event(
             "run_finished",
             result=result.to_dict() if result is not None else None,
             exit_code=exit_code,
             message=message,
+            cancelled=cancelled,
         )
 
     def close(self) -> None:
@@ -323,11 +416,23 @@ class RemoteRecorder(_Guarded):
 
         with self._lock:
             batch = list(self._pending)
-        if not batch:
+        asking = (
+            self._run_id
+            and self._on_cancel is not None
+            and not self._cancel_heard
+            and not self._closed.is_set()
+            and time.time() - self._last_post >= self.heartbeat
+        )
+        if not batch and not asking:
             return
         try:
             if not self._run_id:
-                self._register()
+                recorded = self._register()
+                with self._lock:
+                    self.shared_store = recorded
+                    if recorded:
+                        self._pending.clear()
+                        batch = []
             answer = self._session.post(
                 f"{self._url}/api/runs/{self._run_id}/events",
                 json={"events": batch},
@@ -335,22 +440,30 @@ class RemoteRecorder(_Guarded):
                 timeout=self._timeout,
             )
             answer.raise_for_status()
+            cancel = answer.status_code == 200 and bool(answer.json().get("cancel"))
         except (requests.RequestException, RuntimeError, ValueError):
             if self._down_since is None:
                 self._down_since = time.time()
             return
         self._down_since = None
+        self._last_post = time.time()
         with self._lock:
             del self._pending[: len(batch)]
+        if cancel and self._on_cancel is not None and not self._cancel_heard:
+            self._cancel_heard = True
+            self._on_cancel(f"the console at {self._url}")
 
-    def _register(self) -> None:
+    def _register(self) -> bool:
+        """Get an id and token from the console; True when it shares our local store."""
         start = self._start
+        local = self._local
         headers = {"Authorization": f"Bearer {self._serve_token}"} if self._serve_token else {}
         answer = self._session.post(
             f"{self._url}/api/reports",
             json={
                 "project": start.project if start else "unknown",
-                "run_id": start.nocrud_run_id if start else "",
+                "run_id": local.run_id if local else "",
+                "token": local.token if local else "",
                 "selection": start.selection if start else {},
                 "parallel": start.parallel if start else 1,
                 "strategy": start.strategy if start else "",
@@ -361,6 +474,7 @@ class RemoteRecorder(_Guarded):
         answer.raise_for_status()
         data = answer.json()
         self._run_id, self._token = str(data["run_id"]), str(data["token"])
+        return bool(data.get("recorded"))
 
 
 class Fanout:
@@ -385,81 +499,71 @@ class Fanout:
         for r in self.recorders:
             r.log(lines)
 
-    def run_finished(self, result: RunResult | None, exit_code: int, message: str = "") -> None:
+    def run_finished(
+        self,
+        result: RunResult | None,
+        exit_code: int,
+        message: str = "",
+        *,
+        cancelled: bool = False,
+    ) -> None:
         for r in self.recorders:
-            r.run_finished(result, exit_code, message)
+            r.run_finished(result, exit_code, message, cancelled=cancelled)
 
     def close(self) -> None:
         for r in self.recorders:
             r.close()
 
 
-#: Environment variables of the run store (the CLI's flags win over them).
-STORE_ENV: dict[str, str] = {
-    "NOCRUD_STORE_URL": "the history database (default: sqlite under .nocrud/)",
-    "NOCRUD_STORE_KEEP_RUNS": "runs kept (default 1000)",
-    "NOCRUD_STORE_KEEP_DAYS": "days runs are kept (default 90)",
-}
-
-
 @dataclass(frozen=True)
 class StoreSettings:
-    """Where the history lives and how much of it is kept."""
+    """Where the history lives and how much of it is kept (nocrud.yaml's ``store`` section)."""
 
     url: str
     keep_runs: int = 1000
     keep_days: float = 90.0
 
 
-def store_settings(root: Path, env: Mapping[str, str], url: str | None = None) -> StoreSettings:
-    """The store of the project in ``root``: ``url``, else ``NOCRUD_STORE_URL``, else SQLite.
-
-    Raises:
-        UsageError: A retention variable is not a positive number (named, with the fix).
-    """
-    from nocrud.store.core import default_url
-
-    def number(var: str, default: float, kind: type[float] | type[int]) -> float:
-        raw = env.get(var, "").strip()
-        if not raw:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            value = -1
-        if value <= 0:
-            raise UsageError(f"{var}={raw!r}: must be a positive {kind.__name__}, e.g. {var}=30")
-        return value
-
+def store_settings(config: Config) -> StoreSettings:
+    """The store settings of a loaded configuration (its precedence already applied)."""
     return StoreSettings(
-        url=url or env.get("NOCRUD_STORE_URL", "").strip() or default_url(root),
-        keep_runs=int(number("NOCRUD_STORE_KEEP_RUNS", 1000, int)),
-        keep_days=number("NOCRUD_STORE_KEEP_DAYS", 90.0, float),
+        url=config.store_url, keep_runs=config.store.keep_runs, keep_days=config.store.keep_days
     )
 
 
 def recorder_for(
-    root: Path,
+    settings: StoreSettings | None,
     *,
-    record: bool,
     report_to: str | None,
     say: Callable[[str], None],
     env: Mapping[str, str],
+    on_cancel: OnCancel | None = None,
 ) -> Recorder | None:
     """The recorders ``nocrud up`` asked for: the local store, a console, both or none.
+
+    Args:
+        settings: The store to record into; None with ``--no-record``.
+        report_to: The console to stream to (``--report-to``), or None.
+        say: Prints one line for the user.
+        env: The environment (a console that started this run passes its id and token).
+        on_cancel: Called once when the console asks the run to stop. Not for a run a
+            console started itself: that console stops its process directly.
 
     A store that cannot be opened is one warning, never a failed run.
     """
     recorders: list[Recorder] = []
-    if record:
-        settings = store_settings(root, env)
+    local: StoreRecorder | None = None
+    started_by_console = bool(env.get("NOCRUD_REPORT_RUN", ""))
+    listen = None if started_by_console else on_cancel
+    if settings is not None:
         try:
             store = RunStore(settings.url)
             store.retain(keep_runs=settings.keep_runs, keep_days=settings.keep_days)
         except StoreError as exc:
             say(f"warning: this run is not recorded: {exc}")
         else:
-            recorders.append(StoreRecorder(store, say=say))
+            local = StoreRecorder(store, say=say, on_cancel=listen)
+            recorders.append(local)
     if report_to:
         recorders.append(
             RemoteRecorder(
@@ -468,6 +572,8 @@ def recorder_for(
                 run_id=env.get("NOCRUD_REPORT_RUN", ""),
                 token=env.get("NOCRUD_REPORT_TOKEN", ""),
                 serve_token=env.get("NOCRUD_SERVE_TOKEN", ""),
+                local=local,
+                on_cancel=listen,
             )
         )
     if not recorders:
@@ -480,13 +586,21 @@ class Recording:
 
     The final results are read back from the results file the run wrote (``results``)
     when it wrote one; a run that ended in an error (a build that failed, Ctrl-C) is
-    finished with that error's exit code and message, and the error goes on.
+    finished with that error's exit code and message, and the error goes on. A run
+    stopped (exit 130) after ``cancelled`` was set is recorded as cancelled.
     """
 
-    def __init__(self, recorder: Recorder | None, start: RunStart, results: Path) -> None:
+    def __init__(
+        self,
+        recorder: Recorder | None,
+        start: RunStart,
+        results: Path,
+        cancelled: threading.Event | None = None,
+    ) -> None:
         self._recorder = recorder
         self._start = start
         self._results = results
+        self._cancelled = cancelled or threading.Event()
         self._t0 = time.time()
         self.exit_code = 0
 
@@ -506,8 +620,11 @@ class Recording:
         elif exc is not None:
             code = int(getattr(exc, "exit_code", 1))
             message = str(exc)
+        cancelled = self._cancelled.is_set() and code == 130
+        if cancelled:
+            message = "cancelled from the console"
         try:
-            self._recorder.run_finished(self._read_results(), code, message)
+            self._recorder.run_finished(self._read_results(), code, message, cancelled=cancelled)
         finally:
             self._recorder.close()
 

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: The newest migration; a test checks it against Alembic's head.
-HEAD: Final = "0001"
+HEAD: Final = "0002"
 
 #: Lines per stored chunk of a large log: one page of the console's log viewer.
 CHUNK_LINES: Final = 200
@@ -67,6 +67,9 @@ runs = sa.Table(
     # unique index makes "one active run per project" the database's rule, race-free.
     sa.Column("active_lock", sa.String(64), nullable=True, unique=True),
     sa.Column("updated_at", sa.Float, nullable=False, index=True),
+    # When someone asked the console to cancel the run; the run's own process (a CLI or CI
+    # run polling the store or its console) stops when it sees it. NULL: never asked.
+    sa.Column("cancel_requested", sa.Float, nullable=True),
 )
 
 flows = sa.Table(

@@ -7,13 +7,17 @@ active), turns SIGTERM into exit 130 like the workflow, and answers ``clean``.
 
 from __future__ import annotations
 
+import socket
 import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from nocrud.console.app import create_app
@@ -107,3 +111,25 @@ def client(settings: ConsoleSettings, store: RunStore) -> Iterator[TestClient]:
     app = create_app(settings, store=store)
     with TestClient(app) as test_client:
         yield csrf_client(test_client)
+
+
+@pytest.fixture
+def served(settings: ConsoleSettings, store: RunStore) -> Iterator[str]:
+    """The console on uvicorn on a free loopback port, over ``store``; its base URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

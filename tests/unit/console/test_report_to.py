@@ -2,39 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
 
-import pytest
-import uvicorn
-
-from nocrud.console.app import create_app
-from nocrud.console.settings import ConsoleSettings
 from nocrud.results import FlowResult, RunResult, Status
 from nocrud.store import RemoteRecorder, RunStart, RunStore
-
-
-@pytest.fixture
-def served(settings: ConsoleSettings, store: RunStore) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, store=store), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_a_cli_run_registers_and_streams_its_events(served: str, store: RunStore) -> None:

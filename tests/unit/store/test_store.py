@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from nocrud.errors import UsageError
 from nocrud.results import FlowResult, RunResult, Status, StepResult, Timings
 from nocrud.store import (
     ActiveRunError,
@@ -21,7 +20,6 @@ from nocrud.store import (
     RunStore,
     StoreError,
     StoreRecorder,
-    store_settings,
 )
 from nocrud.store.schema import CHUNK_LINES, HEAD
 
@@ -177,6 +175,33 @@ def test_reopening_keeps_history_and_the_schema_is_alembics_head(tmp_path: Path)
     assert again.get_run(run_id) is not None
 
 
+def test_a_history_of_the_first_schema_opens_and_upgrades_with_its_runs(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+    from alembic import command
+    from alembic.config import Config
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", "nocrud.store:migrations")
+    with engine.begin() as conn:  # what an older nocrud left: schema 0001 and a run
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (id, project, status, trigger, selection, created_at, "
+                "updated_at) VALUES ('old1', 'demo', 'running', 'cli', '{}', 1.0, 1.0)"
+            )
+        )
+    engine.dispose()
+    store = RunStore(url)
+    assert store.schema_version() == HEAD
+    assert store.get_run("old1") is not None
+    assert not store.cancel_requested("old1")
+    assert store.request_cancel("old1") and store.cancel_requested("old1")
+    store.close()
+
+
 def test_a_store_that_cannot_be_opened_says_which_and_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"not a database URL.*sqlite:///"):
         RunStore("not a url")
@@ -184,13 +209,6 @@ def test_a_store_that_cannot_be_opened_says_which_and_what_to_do(tmp_path: Path)
     blocker.write_text("")
     with pytest.raises(StoreError, match=r"cannot open the run store.*--no-record"):
         RunStore(f"sqlite:///{blocker / 'sub' / 'h.db'}")
-
-
-def test_store_settings_name_the_variable_and_the_fix(tmp_path: Path) -> None:
-    settings = store_settings(tmp_path, {"NOCRUD_STORE_KEEP_RUNS": "10"})
-    assert settings.url.endswith(".nocrud/history.db") and settings.keep_runs == 10
-    with pytest.raises(UsageError, match=r"NOCRUD_STORE_KEEP_DAYS='soon'.*positive"):
-        store_settings(tmp_path, {"NOCRUD_STORE_KEEP_DAYS": "soon"})
 
 
 def _start(names: tuple[str, ...] = ("a", "b")) -> RunStart:
@@ -285,16 +303,16 @@ def test_an_unreachable_console_drops_events_with_one_warning() -> None:
 
 
 def test_recorder_for_gives_what_no_record_and_report_to_ask_for(tmp_path: Path) -> None:
-    from nocrud.store import Fanout, recorder_for
+    from nocrud.store import Fanout, StoreSettings, recorder_for
 
     said: list[str] = []
-    assert recorder_for(tmp_path, record=False, report_to=None, say=said.append, env={}) is None
-    local = recorder_for(tmp_path, record=True, report_to=None, say=said.append, env={})
+    settings = StoreSettings(url=f"sqlite:///{tmp_path / '.nocrud' / 'history.db'}")
+    assert recorder_for(None, report_to=None, say=said.append, env={}) is None
+    local = recorder_for(settings, report_to=None, say=said.append, env={})
     assert isinstance(local, StoreRecorder)
     assert (tmp_path / ".nocrud" / "history.db").is_file()
     both = recorder_for(
-        tmp_path,
-        record=True,
+        settings,
         report_to="http://127.0.0.1:9",
         say=said.append,
         env={"NOCRUD_REPORT_RUN": "abc", "NOCRUD_REPORT_TOKEN": "t"},
@@ -303,12 +321,10 @@ def test_recorder_for_gives_what_no_record_and_report_to_ask_for(tmp_path: Path)
     assert [type(r).__name__ for r in both.recorders] == ["StoreRecorder", "RemoteRecorder"]
     both.close()
     local.close()
-    broken = recorder_for(
-        tmp_path, record=True, report_to=None, say=said.append, env={"NOCRUD_STORE_URL": "nope"}
-    )
+    broken = recorder_for(StoreSettings(url="nope"), report_to=None, say=said.append, env={})
     assert broken is None
     assert said == [
         "warning: this run is not recorded: run store URL 'nope' is not a database URL: set "
-        "NOCRUD_STORE_URL (or serve --store) to sqlite:///path/history.db or "
-        "postgresql://user:password@host:5432/db"
+        "store.url in nocrud.yaml (or NOCRUD_STORE_URL, or serve --store) to "
+        "sqlite:///path/history.db or postgresql://user:password@host:5432/db"
     ]

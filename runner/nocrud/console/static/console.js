@@ -112,7 +112,7 @@ if (run) {
     message.textContent = "";
     const {status, data} = await post(url);
     if (status === 201) { location.href = data.url; return; }
-    if (status === 202) { message.textContent = "cancelling: tearing down its environments"; return; }
+    if (status === 202) { message.textContent = data.detail || "cancelling"; return; }
     message.innerHTML = "";
     message.textContent = data.detail || `HTTP ${status}`;
     if (data.url) {

@@ -1,0 +1,177 @@
+"""`nocrud up --broker` is recorded in the run store like a local run, flow by flow as it goes.
+
+The real CLI is the coordinator, on a real Redis (Debian's ``redis-server``); the worker is
+the real task body (:meth:`WorkerService.run_task`) fed the Celery messages from the broker's
+queue, with a provisioner stand-in: the one Docker seam. No Docker.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from nocrud.config import load_config
+from nocrud.docker.postgres import DatabaseAddress
+from nocrud.scheduler.celery_backend import queue_name, redis_client
+from nocrud.store import RunStore
+from nocrud.worker.service import WorkerOptions, WorkerService
+
+NOCRUD = str(Path(sys.executable).parent / "nocrud")
+
+FLOWS = '''
+from nocrud import flow
+
+
+@flow
+def quick(ctx):
+    """Passes."""
+
+
+@flow
+def failing(ctx):
+    assert 1 == 2, "one is not two"
+'''
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed: apt-get install redis-server (.ci/run does)")
+    sock = tmp_path / "redis.sock"
+    proc = subprocess.Popen(
+        [server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"unix://{sock}?db=0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    package = f"brokerflows_{uuid.uuid4().hex[:8]}"  # flows are imported by name
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "two.py").write_text(FLOWS)
+    (tmp_path / "nocrud.yaml").write_text(
+        'project: demo\napp:\n  image: demo/app:1\ndatabase:\n  migrate: ["true"]\n'
+        f"flows:\n  path: {package}\ntimeouts:\n  db_ready: 5\n  app_ready: 5\n  flow: 20\n"
+    )
+    return tmp_path
+
+
+@dataclass
+class FakeTarget:
+    """One environment, as far as the executor can tell."""
+
+    killed: bool = False
+    base_url: str = "http://127.0.0.1:9"
+    database: DatabaseAddress = field(
+        default_factory=lambda: DatabaseAddress("127.0.0.1", 9, "d", "u", "p")
+    )
+
+    def app_logs(self, tail: int = 50) -> str:
+        return "app log line"
+
+    def casualties(self) -> list[str]:
+        return []
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def keep(self) -> str:
+        return ""
+
+
+class FakeProvisioner:
+    name = "fake"
+
+    @contextlib.contextmanager
+    def acquire(self, flow: str) -> Iterator[FakeTarget]:
+        yield FakeTarget()
+
+    def kill_all(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+class Daemon:
+    def ping(self) -> bool:
+        return True
+
+
+def serve_tasks(project: Path, redis_url: str, stop: threading.Event) -> None:
+    """A worker without Docker: the real task body for every task the broker queues."""
+    from nocrud.flows import discover
+
+    config = load_config(project / "nocrud.yaml")
+    options = WorkerOptions(broker=redis_url, name="w1@test", concurrency=1, visibility_timeout=60)
+    service = WorkerService(config, options, say=lambda _line: None)
+    service._redis = redis_client(redis_url)
+    service._provisioner = FakeProvisioner()  # type: ignore[assignment]
+    service._engine = type("Engine", (), {"client": Daemon()})()
+    service.flows = {f.name: f for f in discover(config.flows.path)}
+    broker = redis_client(redis_url)
+    while not stop.is_set():
+        popped = broker.brpop(queue_name(config.project), timeout=1)
+        if popped is None:
+            continue
+        message = json.loads(popped[1])
+        _args, kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+        time.sleep(0.3)  # the run is seen running before each flow ends
+        service.run_task(**kwargs)
+
+
+def test_a_broker_run_is_recorded_flow_by_flow(project: Path, redis_url: str) -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=serve_tasks, args=(project, redis_url, stop), daemon=True)
+    worker.start()
+    try:
+        done = subprocess.run(
+            [NOCRUD, "up", "--broker", redis_url, "-j", "1"],
+            cwd=project,
+            env={**os.environ, "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        stop.set()
+        worker.join(10)
+    assert done.returncode == 1, done.stdout + done.stderr  # one flow fails on purpose
+
+    store = RunStore(f"sqlite:///{project / '.nocrud' / 'history.db'}")
+    (run,), total = store.list_runs()
+    assert total == 1
+    assert (run["trigger"], run["status"], run["exit_code"]) == ("cli", "failed", 1)
+    assert (run["total"], run["passed"], run["failed"]) == (2, 1, 1)
+    flows = {f["name"]: f for f in store.run_flows(run["id"])}
+    assert {n: f["status"] for n, f in flows.items()} == {"quick": "passed", "failing": "failed"}
+    assert flows["failing"]["message"].startswith("one is not two")
+    # Heard live, as a local run is: each flow's start was recorded when it started, and
+    # its result line went into the run's log when it finished (not only at the end).
+    assert all(f["started_at"] is not None for f in flows.values())
+    log = [line for _, line in store.log_lines(run["id"])]
+    assert [line.split()[0] for line in log] == ["started", "PASSED", "started", "FAILED"], log
+    assert store.flow_history("failing")[0]["run_id"] == run["id"]
+    store.close()
