@@ -3,7 +3,9 @@
 One story, as a user lives it, kept to two small runs for CI's budget: start a run from
 the form, watch its flows change without reloading, open the failing flow and read its
 request, response and curl line; start a long run, get the 409 for a second one, cancel
-the first, and find nothing left behind. The screenshots in docs/ are taken here.
+the first, and find nothing left behind. The screenshots in docs/ are taken here. Then a
+run started from a terminal (`nocrud up --report-to`, recording into the same store): it
+shows once, and the console's Cancel stops it like Ctrl-C, leaving nothing behind.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ def console_url(harness: Harness) -> Iterator[str]:
         run__parallel=2,
         timeouts__app_ready=300,
         timeouts__db_ready=300,
+        # The store from nocrud.yaml, relative to it: `nocrud serve` and `nocrud up` share it.
+        store__url="sqlite:///history/runs.db",
     )
     port = _free_port()
     log = (harness.dir / "serve.log").open("w")
@@ -246,3 +250,53 @@ def test_console_in_a_browser(harness: Harness, console_url: str, browser: Any) 
     rows = browser.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")
     assert [r.find_element(By.CSS_SELECTOR, ".badge").text for r in rows] == ["cancelled", "failed"]
     _shot(browser, "console-runs.png")
+
+
+def test_a_cli_run_shows_once_and_is_cancelled_from_the_console(
+    harness: Harness, console_url: str
+) -> None:
+    """A terminal's `nocrud up --report-to`, recording into the console's store (store.url)."""
+    log = harness.dir / "up.log"
+    with log.open("w") as out:
+        up = subprocess.Popen(
+            [*NOCRUD, "up", "-f", "console_slow", "-j", "1", "--report-to", console_url],
+            cwd=harness.dir,
+            env={**os.environ, "NO_COLOR": "1"},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        api = requests.Session()
+
+        def running() -> str:
+            runs = api.get(f"{console_url}/api/runs", timeout=10).json()["runs"]
+            for run in runs:
+                state = api.get(f"{console_url}/api/runs/{run['id']}", timeout=10).json()
+                if [f["status"] for f in state["flows"]] == ["running"]:
+                    return str(run["id"])
+            assert up.poll() is None, log.read_text()
+            return ""
+
+        run_id = _until(running, 600, "the CLI run's flow to run")
+        listed = api.get(f"{console_url}/api/runs", timeout=10).json()
+        assert listed["total"] == 1, listed  # recorded and reported: one run, not two
+        assert (listed["runs"][0]["trigger"], listed["runs"][0]["status"]) == ("cli", "running")
+        assert (harness.dir / "history" / "runs.db").is_file()  # store.url, beside nocrud.yaml
+
+        csrf = api.get(f"{console_url}/api/csrf", timeout=10).json()["token"]
+        asked = api.post(
+            f"{console_url}/api/runs/{run_id}/cancel", headers={"X-CSRF-Token": csrf}, timeout=10
+        )
+        assert asked.status_code == 202, asked.text
+        assert up.wait(timeout=180) == 130, log.read_text()
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    said = log.read_text()
+    assert f"cancelled by the console (run {run_id}): stopping like Ctrl-C" in said, said
+    assert "tearing down running environments" in said, said
+    run = api.get(f"{console_url}/api/runs/{run_id}", timeout=10).json()
+    assert (run["run"]["status"], run["run"]["exit_code"]) == ("cancelled", 130), run
+    assert api.get(f"{console_url}/api/runs", timeout=10).json()["total"] == 1
+    _until(lambda: not harness.leftovers(), 60, "the cancelled run's containers to go")

@@ -70,7 +70,7 @@ def recording(
     say: Callable[[str], None],
 ) -> Iterator[tuple[Recording, RunListener | None]]:
     """Record the run of ``options``; yields the bracket (set its ``exit_code``) and a listener."""
-    from nocrud import __version__, workflow
+    from nocrud import __version__
     from nocrud.store import GitInfo, Recording, RunStart, git_info, recorder_for, store_settings
 
     cancel = ConsoleCancel(say)
@@ -81,7 +81,7 @@ def recording(
         env=os.environ,
         on_cancel=cancel,
     )
-    names = tuple(f.name for f in workflow.collect(config, options)) if recorder else ()
+    names = _flow_names(config, options) if recorder else ()
     start = RunStart(
         project=config.project,
         flow_names=names,
@@ -97,3 +97,14 @@ def recording(
             yield bracket, recorder
     finally:
         cancel.over.set()
+
+
+def _flow_names(config: Config, options: UpOptions) -> tuple[str, ...]:
+    """The flows this run will run: the selection, and of a CI shard only its part."""
+    from nocrud import workflow
+    from nocrud.sharding import load_durations, select_shard
+
+    flows = workflow.collect(config, options)
+    if options.shard is not None:  # the same split the workflow makes, from the same files
+        flows = select_shard(flows, options.shard, load_durations(options.durations))
+    return tuple(f.name for f in flows)

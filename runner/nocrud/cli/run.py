@@ -193,6 +193,8 @@ def up(
         "tags": selection.tags or "",
         "crud": bool(selection.kinds),
     }
+    if chosen_shard is not None:
+        selection_shown["shard"] = str(chosen_shard)
     with recording(
         config,
         options,

@@ -418,6 +418,7 @@ class RemoteRecorder(_Guarded):
             batch = list(self._pending)
         asking = (
             self._run_id
+            and not self.shared_store  # then the local recorder asks the store itself
             and self._on_cancel is not None
             and not self._cancel_heard
             and not self._closed.is_set()

@@ -138,6 +138,8 @@ def test_cancel_reaches_a_cli_run_through_the_store_it_records_into(
     assert asked.status_code == 202, asked.text
     assert "asked to stop" in asked.json()["detail"]
     assert not client.get(f"/api/runs/{run_id}").json()["cancellable"]  # asked once
+    page = client.get(f"/runs/{run_id}").text
+    assert "cancel requested" in page and '<button id="cancel" class="danger" hidden>' in page
     _until(lambda: heard, "the run to hear the cancel", timeout=5)
     assert heard == [f"the console (run {run_id})"]
     # It stops like Ctrl-C (exit 130) and says it was cancelled.
@@ -239,3 +241,33 @@ def test_after_the_run_a_late_cancel_sends_nothing() -> None:
     cancel("the console")
     assert not cancel.requested.is_set()
     assert os.getpid() > 0  # still here
+
+
+def test_a_ci_shard_records_only_its_own_flows(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nocrud.cli._record import recording
+    from nocrud.config import load_config
+    from nocrud.sharding import Shard, select_shard
+    from nocrud.workflow import UpOptions, collect
+
+    monkeypatch.delenv("NOCRUD_REPORT_RUN", raising=False)
+    config = load_config(project_dir / "nocrud.yaml", env={})
+    options = UpOptions(shard=Shard(2, 2), durations=(project_dir / "none.json",))
+    mine = [f.name for f in select_shard(collect(config, options), Shard(2, 2), {})]
+    assert len(mine) == 1  # of the two flows
+    with recording(
+        config,
+        options,
+        record=True,
+        report_to=None,
+        results=project_dir / "results.json",
+        selection={"shard": "2/2"},
+        say=print,
+    ) as (bracket, _listener):
+        bracket.exit_code = 0
+    store = RunStore(config.store_url)
+    (run,), _ = store.list_runs()
+    assert [f["name"] for f in store.run_flows(run["id"])] == mine
+    assert run["selection"] == {"shard": "2/2"} and run["total"] == 1
+    store.close()
