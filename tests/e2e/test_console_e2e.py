@@ -1,11 +1,12 @@
 """`nocrud serve` in a real browser: headless Chromium driven by Selenium, real runs in Docker.
 
-One story, as a user lives it, kept to two small runs for CI's budget: start a run from
+One story, as a user lives it, kept to small runs for CI's budget: start a run from
 the form, watch its flows change without reloading, open the failing flow and read its
 request, response and curl line; start a long run, get the 409 for a second one, cancel
-the first, and find nothing left behind. The screenshots in docs/ are taken here. Then a
-run started from a terminal (`nocrud up --report-to`, recording into the same store): it
-shows once, and the console's Cancel stops it like Ctrl-C, leaving nothing behind.
+the first, and find nothing left behind; a run started from a terminal (`nocrud up
+--report-to`, recording into the same store) shows once, and the console's Cancel stops it
+like Ctrl-C, leaving nothing behind; a run from the form passes, next to it in the history.
+The screenshots in docs/ are taken here.
 """
 
 from __future__ import annotations
@@ -246,16 +247,36 @@ def test_console_in_a_browser(harness: Harness, console_url: str, browser: Any) 
     )
     _until(lambda: not harness.leftovers(), 60, "the cancelled run's containers to go")
 
+    _cli_run_cancelled_from_the_browser(harness, console_url, browser)
+
+    # A run from the form that passes, live, next to the terminal's run in the history.
+    _start(browser, console_url, keyword="health", parallel="1")
+    _until(lambda: "/runs/" in browser.current_url and browser.current_url != slow_url, 30, "run 4")
+    _until(lambda: _text(browser, "run-status") == "passed", 600, "the passing run")
+    assert _statuses(browser) == {"console_health_answers": "passed"}
+
     browser.get(console_url)
     rows = browser.find_elements(By.CSS_SELECTOR, "table.runs tbody tr")
-    assert [r.find_element(By.CSS_SELECTOR, ".badge").text for r in rows] == ["cancelled", "failed"]
+    assert [
+        (r.find_element(By.CSS_SELECTOR, ".badge").text, r.find_elements(By.TAG_NAME, "td")[2].text)
+        for r in rows
+    ] == [
+        ("passed", "console"),
+        ("cancelled", "cli"),
+        ("cancelled", "console"),
+        ("failed", "console"),
+    ]
     _shot(browser, "console-runs.png")
 
 
-def test_a_cli_run_shows_once_and_is_cancelled_from_the_console(
-    harness: Harness, console_url: str
-) -> None:
-    """A terminal's `nocrud up --report-to`, recording into the console's store (store.url)."""
+def _cli_run_cancelled_from_the_browser(harness: Harness, console_url: str, browser: Any) -> None:
+    """A terminal's `nocrud up --report-to`, recording into the same store (store.url).
+
+    It shows once (recorded and reported: one run), and the console's Cancel stops it
+    like Ctrl-C: exit 130, its environment torn down, recorded as cancelled.
+    """
+    from selenium.webdriver.common.by import By
+
     log = harness.dir / "up.log"
     with log.open("w") as out:
         up = subprocess.Popen(
@@ -269,25 +290,24 @@ def test_a_cli_run_shows_once_and_is_cancelled_from_the_console(
         api = requests.Session()
 
         def running() -> str:
-            runs = api.get(f"{console_url}/api/runs", timeout=10).json()["runs"]
-            for run in runs:
+            for run in api.get(f"{console_url}/api/runs", timeout=10).json()["runs"]:
+                if run["trigger"] != "cli":
+                    continue
                 state = api.get(f"{console_url}/api/runs/{run['id']}", timeout=10).json()
                 if [f["status"] for f in state["flows"]] == ["running"]:
                     return str(run["id"])
             assert up.poll() is None, log.read_text()
             return ""
 
-        run_id = _until(running, 600, "the CLI run's flow to run")
-        listed = api.get(f"{console_url}/api/runs", timeout=10).json()
-        assert listed["total"] == 1, listed  # recorded and reported: one run, not two
-        assert (listed["runs"][0]["trigger"], listed["runs"][0]["status"]) == ("cli", "running")
+        run_id = _until(running, 600, "the terminal's run to run its flow")
+        listed = api.get(f"{console_url}/api/runs", params={"status": "running"}, timeout=10)
+        assert [r["id"] for r in listed.json()["runs"]] == [run_id]  # one run, not two
         assert (harness.dir / "history" / "runs.db").is_file()  # store.url, beside nocrud.yaml
 
-        csrf = api.get(f"{console_url}/api/csrf", timeout=10).json()["token"]
-        asked = api.post(
-            f"{console_url}/api/runs/{run_id}/cancel", headers={"X-CSRF-Token": csrf}, timeout=10
-        )
-        assert asked.status_code == 202, asked.text
+        browser.get(f"{console_url}/runs/{run_id}")
+        assert "cli run of" in browser.find_element(By.CSS_SELECTOR, "p.meta").text
+        _until(lambda: browser.find_element(By.ID, "cancel").is_displayed(), 30, "Cancel")
+        browser.find_element(By.ID, "cancel").click()
         assert up.wait(timeout=180) == 130, log.read_text()
     finally:
         if up.poll() is None:
@@ -296,7 +316,11 @@ def test_a_cli_run_shows_once_and_is_cancelled_from_the_console(
     said = log.read_text()
     assert f"cancelled by the console (run {run_id}): stopping like Ctrl-C" in said, said
     assert "tearing down running environments" in said, said
-    run = api.get(f"{console_url}/api/runs/{run_id}", timeout=10).json()
-    assert (run["run"]["status"], run["run"]["exit_code"]) == ("cancelled", 130), run
-    assert api.get(f"{console_url}/api/runs", timeout=10).json()["total"] == 1
+    _until(
+        lambda: browser.find_element(By.ID, "run-status").text == "cancelled",
+        30,
+        "the terminal's run to show cancelled",
+    )
+    run = api.get(f"{console_url}/api/runs/{run_id}", timeout=10).json()["run"]
+    assert (run["status"], run["exit_code"], run["trigger"]) == ("cancelled", 130, "cli")
     _until(lambda: not harness.leftovers(), 60, "the cancelled run's containers to go")
