@@ -153,6 +153,8 @@ class StoreRecorder(_Guarded):
 
     With ``on_cancel``, a thread asks the store every ``poll`` seconds whether the
     console was asked to cancel this run, and calls ``on_cancel`` once when it was.
+    With ``keep`` (runs, days), the store's retention runs once the run is recorded,
+    so the newest ``runs`` runs, this one included, are what is left.
 
     Attributes:
         run_id: The run's id in the store, once started (empty when recording failed).
@@ -168,9 +170,11 @@ class StoreRecorder(_Guarded):
         trigger: str = "cli",
         on_cancel: OnCancel | None = None,
         poll: float = 1.0,
+        keep: tuple[int, float] | None = None,
     ) -> None:
         super().__init__(say, f"could not record this run in {mask_text(store.url)}")
         self._store = store
+        self._keep = keep
         self._trigger = trigger
         self._on_cancel = on_cancel
         self._poll = poll
@@ -266,6 +270,8 @@ class StoreRecorder(_Guarded):
                     exit_code=exit_code,
                     message=message,
                 )
+                if self._keep is not None:
+                    self._store.retain(keep_runs=self._keep[0], keep_days=self._keep[1])
             except Exception as exc:  # noqa: BLE001 - recording must not fail the run
                 self._failed(exc)
 
@@ -559,11 +565,15 @@ def recorder_for(
     if settings is not None:
         try:
             store = RunStore(settings.url)
-            store.retain(keep_runs=settings.keep_runs, keep_days=settings.keep_days)
         except StoreError as exc:
             say(f"warning: this run is not recorded: {exc}")
         else:
-            local = StoreRecorder(store, say=say, on_cancel=listen)
+            local = StoreRecorder(
+                store,
+                say=say,
+                on_cancel=listen,
+                keep=(settings.keep_runs, settings.keep_days),
+            )
             recorders.append(local)
     if report_to:
         recorders.append(

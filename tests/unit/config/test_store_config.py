@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,29 @@ def test_nocrud_config_shows_the_store_and_serve_store_wins(project: Path) -> No
     served = CliRunner().invoke(main, ["-c", str(path), "serve", "--store", "not-a-url"], env={})
     assert served.exit_code == 2, served.output
     assert "command line: store.url: 'not-a-url' is not a database URL" in served.output
+
+
+def test_nocrud_up_keeps_the_runs_store_keep_runs_says(project: Path) -> None:
+    from nocrud.cli._record import recording
+    from nocrud.workflow import UpOptions
+
+    package = f"keepflows_{uuid.uuid4().hex[:8]}"  # flows are imported by name
+    (project / package).mkdir()
+    (project / package / "__init__.py").write_text("")
+    path = _write(project, f"  keep_runs: 2\nflows:\n  path: {package}\n")
+    config = load_config(path, env={})
+    for _ in range(3):
+        with recording(
+            config,
+            UpOptions(),
+            record=True,
+            report_to=None,
+            results=project / "results.json",
+            selection={},
+            say=print,
+        ) as (bracket, _listener):
+            bracket.exit_code = 0
+    store = RunStore(config.store_url)
+    runs, total = store.list_runs()
+    assert total == 2 and all(r["status"] == "passed" for r in runs)
+    store.close()
