@@ -162,7 +162,14 @@ class Launcher:
             return "cancelling: tearing down its environments"
         run = self._store.get_run(run_id)
         where, _, pid = str(run["owner"] if run else "").rpartition(":")
-        here = run is not None and where == socket.gethostname() and pid.isdigit()
+        # A run recorded into this store from this machine (not one reporting over HTTP,
+        # whose host name may be anyone's) can be told dead by its pid.
+        here = (
+            run is not None
+            and run["trigger"] != "remote"
+            and where == socket.gethostname()
+            and pid.isdigit()
+        )
         if here and not _alive(int(pid)):
             self._store.append_log(run_id, ["nocrud serve: cancelled; its process was gone"])
             self._store.finish_run(

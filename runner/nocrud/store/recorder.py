@@ -437,9 +437,10 @@ class RemoteRecorder(_Guarded):
                 recorded = self._register()
                 with self._lock:
                     self.shared_store = recorded
-                    if recorded:
+                    if recorded:  # nothing to send: the console reads our store
                         self._pending.clear()
-                        batch = []
+                        self._down_since = None
+                        return
             answer = self._session.post(
                 f"{self._url}/api/runs/{self._run_id}/events",
                 json={"events": batch},
