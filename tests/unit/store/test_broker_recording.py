@@ -1,4 +1,5 @@
-"""`nocrud up --broker` is recorded in the run store like a local run, flow by flow as it goes.
+"""`nocrud up --broker` is recorded in the run store like a local run, flow by flow as it goes,
+and the console's Cancel stops it like Ctrl-C.
 
 The real CLI is the coordinator, on a real Redis (Debian's ``redis-server``); the worker is
 the real task body (:meth:`WorkerService.run_task`) fed the Celery messages from the broker's
@@ -174,4 +175,38 @@ def test_a_broker_run_is_recorded_flow_by_flow(project: Path, redis_url: str) ->
     log = [line for _, line in store.log_lines(run["id"])]
     assert [line.split()[0] for line in log] == ["started", "PASSED", "started", "FAILED"], log
     assert store.flow_history("failing")[0]["run_id"] == run["id"]
+    store.close()
+
+
+def test_a_broker_run_cancelled_from_the_console_stops_like_ctrl_c(
+    project: Path, redis_url: str
+) -> None:
+    # No worker takes the tasks: the run waits, as one whose flows are queued does.
+    up = subprocess.Popen(
+        [NOCRUD, "up", "--broker", redis_url],
+        cwd=project,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        store = RunStore(f"sqlite:///{project / '.nocrud' / 'history.db'}")
+        deadline = time.monotonic() + 60
+        while not (runs := store.list_runs()[0]):
+            assert up.poll() is None and time.monotonic() < deadline, "the run was not recorded"
+            time.sleep(0.1)
+        run_id = runs[0]["id"]
+        assert store.request_cancel(run_id)  # what the console's Cancel does for a CLI run
+        out, _ = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.communicate()
+    assert up.returncode == 130, out
+    assert f"cancelled by the console (run {run_id}): stopping like Ctrl-C" in out, out
+    assert "queued flows revoked" in out, out
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run["status"], run["exit_code"], run["skipped"]) == ("cancelled", 130, 2)
     store.close()
