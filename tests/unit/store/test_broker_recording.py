@@ -105,7 +105,7 @@ class FakeProvisioner:
     name = "fake"
 
     @contextlib.contextmanager
-    def acquire(self, flow: str) -> Iterator[FakeTarget]:
+    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[FakeTarget]:
         yield FakeTarget()
 
     def kill_all(self) -> int:
