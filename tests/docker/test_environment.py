@@ -15,7 +15,7 @@ from nocrud.config import Config, load_config
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Engine, detect_connection
 from nocrud.docker.resources import DaemonGate
-from nocrud.environment import ProvisionError, Run
+from nocrud.environment import MisconfigurationError, ProvisionError, Run
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.image import FreshPair
 from nocrud.environment.pair import Pair
@@ -71,6 +71,9 @@ def test_environment_is_ready_labelled_on_loopback_and_gone_after(
             for port in container["Ports"]:
                 if "PublicPort" in port:
                     assert port["IP"] == "127.0.0.1"
+            # nocrud/postgres has a HEALTHCHECK; nocrud polls readiness itself instead.
+            health = client.api.inspect_container(container["Id"])["Config"].get("Healthcheck")
+            assert health is None or health["Test"] == ["NONE"], health
         run_id = containers[0]["Labels"]["nocrud.run"]
     assert client.api.containers(all=True, filters={"label": f"nocrud.run={run_id}"}) == []
     assert client.api.networks(filters={"label": f"nocrud.run={run_id}"}) == []
@@ -292,6 +295,34 @@ def test_a_pool_reset_by_signal_forks_new_workers_and_forgets_rows(
         finally:
             conn.close()
         assert requests.get(pair.base_url + "/health", timeout=5).status_code == 200
+    if bridge is not None:
+        bridge.close()
+    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
+
+
+def test_a_signal_reload_refuses_an_app_without_workers(
+    built: tuple[Any, Config, BuiltImages],
+) -> None:
+    """One process serving requests would keep its state across a signal: a config error."""
+    client, config, images = built
+    single = ("python3", "-m", "flask", "--app", "inventory:create_app", "run")
+    config = config.model_copy(
+        update={
+            "run": config.run.model_copy(update={"pool_app_reload": "HUP"}),
+            "app": config.app.model_copy(
+                update={"command": (*single, "--host", "0.0.0.0", "--port", "8000")}
+            ),
+        }
+    )
+    run = _run(config, images, client)
+    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
+    gate = DaemonGate(2)
+    bridge = SharedBridge(run, labels, gate) if run.engine.connection.uses_published_ports else None
+    pair = Pair(run, f"nocrud-{run.run_id}-pool", labels, gate=gate, bridge=bridge, resettable=True)
+    with pytest.raises(MisconfigurationError) as info:
+        pair.__enter__()
+    assert "runs a single process" in str(info.value)
+    assert "run.pool_app_reload: restart" in str(info.value)
     if bridge is not None:
         bridge.close()
     assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []

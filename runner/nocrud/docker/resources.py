@@ -175,6 +175,10 @@ class Container(_Resource):
         self.aliases = tuple(aliases)
         self.ports = dict(ports or {})
         self.gate = gate
+        # nocrud polls readiness itself; an image's HEALTHCHECK is an exec every few
+        # seconds in every container it keeps (nocrud/postgres: every 2 s), daemon CPU
+        # that competes with the flows, most of all for the pool's long-lived pairs.
+        options.setdefault("healthcheck", {"test": ["NONE"]})
         self.options = options
         self.obj: Any = None
 

@@ -32,7 +32,7 @@ from pydantic import SecretStr
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import PORT, DatabaseAddress, new_password, replace_passwords
 from nocrud.docker.resources import Container, DaemonGate, Network
-from nocrud.environment import ProvisionError, Run, describe_kept
+from nocrud.environment import MisconfigurationError, ProvisionError, Run, describe_kept
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.lifecycle import EnvironmentLifecycle
 from nocrud.environment.memory import in_memory_options, keep_as_template, reset_database
@@ -149,6 +149,8 @@ class Pair(EnvironmentLifecycle):
             keep_as_template(self._superuser(), dbc.name)
             self._app.start()
         self._wait_for_app()
+        if self.resettable and run.config.run.pool_app_reload != "restart":
+            self._check_app_forks_workers(run.config.run.pool_app_reload)
 
     def reset(self) -> None:
         """Make this pair as new for the next flow: app stopped, database cloned, app started.
@@ -324,6 +326,16 @@ class Pair(EnvironmentLifecycle):
         processes = self._app.processes()
         pids = {pid for pid, _ in processes}
         return {pid for pid, parent in processes if parent in pids}
+
+    def _check_app_forks_workers(self, reload: str) -> None:
+        """A signal renews nothing in an app without workers: its one process would survive."""
+        if not self._app_workers():
+            raise MisconfigurationError(
+                f"run.pool_app_reload is {reload}, but the app's container runs a single "
+                "process (no workers to replace, so its state would pass from one flow to "
+                "the next): use run.pool_app_reload: restart, or a server that forks workers "
+                "(gunicorn --preload)"
+            )
 
     def _wait_for_new_workers(self, old: set[int], reload: str) -> None:
         """After the reload signal: every worker that served the last flow has exited.
