@@ -299,6 +299,12 @@ def clean(
     try:
         report = cleanup.sweep(client, kept=True, live=everything, project=project)
         removed_images = cleanup.remove_cached_images(client, project) if images else 0
+        if config is not None and config.database.external.url is not None:
+            from nocrud.environment.external import sweep_server
+
+            server = sweep_server(config, live=everything, client=client)
+        else:
+            server = None
     finally:
         client.close()
     scope = f"project {project}" if project else "every project"
@@ -311,7 +317,5 @@ def clean(
             f"left {report.spared} object(s) of runs still going or of other hosts: "
             "`nocrud clean --all` removes them too"
         )
-    if config is not None and config.database.external.url is not None:
-        from nocrud.environment.external import sweep_server
-
-        click.echo(sweep_server(config, live=everything))
+    if server is not None:
+        click.echo(server)

@@ -317,7 +317,13 @@ def database_comment(run_id: str, *, keep: bool = False) -> str:
     return f"nocrud run={run_id} owner={owner()}" + (" keep=true" if keep else "")
 
 
-def sweep_databases(admin: Any, *, kept: bool = False, live: bool = False) -> list[str]:
+def sweep_databases(
+    admin: Any,
+    *,
+    kept: bool = False,
+    live: bool = False,
+    client: docker.DockerClient | None = None,
+) -> list[str]:
     """Drop the databases on a user's server whose run is over; return their names.
 
     The same rules as :func:`sweep`, read from each database's comment (written with
@@ -327,6 +333,8 @@ def sweep_databases(admin: Any, *, kept: bool = False, live: bool = False) -> li
 
     Args:
         admin: A :class:`~nocrud.docker.postgres.DatabaseAddress` of a role that owns them.
+        client: The Docker daemon that judges owners which are containers (a CI job's);
+            without it their databases are spared.
     """
     from psycopg2 import sql
 
@@ -348,7 +356,7 @@ def sweep_databases(admin: Any, *, kept: bool = False, live: bool = False) -> li
                 fields = own if "owner" in own else runs.get(_run_of(name), {})
                 if "owner" not in fields or (own.get("keep") == "true" and not kept):
                     continue
-                if live or owner_is_gone(fields["owner"]):
+                if live or owner_is_gone(fields["owner"], client):
                     cur.execute(
                         sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
                             sql.Identifier(name)

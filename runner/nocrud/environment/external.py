@@ -143,7 +143,7 @@ class _Server:
     def start(self) -> None:
         run = self.run
         check_server(run.config, timeout=run.config.timeouts.db_ready)
-        dropped = cleanup.sweep_databases(self.admin)
+        dropped = cleanup.sweep_databases(self.admin, client=run.engine.client)
         if dropped:
             run.say(f"dropped {len(dropped)} database(s) left by runs that are no longer running")
         self._join_network()
@@ -288,17 +288,18 @@ class ExternalProvisioner:
             server.remove(network=not self._envs.kept)
 
 
-def sweep_server(config: Config, *, live: bool = False) -> str:
+def sweep_server(config: Config, *, live: bool = False, client: Any = None) -> str:
     """``nocrud clean`` on the external server: drop dead runs' (and kept) databases; one line.
 
     Args:
         config: The configuration naming the server (``database.external.url``).
         live: Also drop databases of runs still going (``nocrud clean --all``).
+        client: The Docker daemon, to judge runs owned by (CI job) containers.
     """
     admin = server_address(config)
     where = f"external server {admin.host}:{admin.port}"
     try:
-        dropped = cleanup.sweep_databases(admin, kept=True, live=live)
+        dropped = cleanup.sweep_databases(admin, kept=True, live=live, client=client)
     except psycopg2.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"{where}: not reached ({first}): its nocrud_* databases were not checked"
