@@ -36,6 +36,8 @@ FIGURES = (
     "docker_ops_per_flow",
 )
 STRATEGIES = ["image", "pool", "template", "migrate", "external", "compose"]
+#: Their environments are removed (image) or reset (pool) after the flow has reported.
+BACKGROUND_TEARDOWN = {"image", "pool"}
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +130,10 @@ def test_bench_runs_every_strategy_on_the_django_example_and_leaves_nothing(
     for name, row in rows.items():
         assert (row["flows"], row["passed"], row["left_behind"]) == (8, 8, 0), (name, row)
         for figure in FIGURES:
-            assert row[figure] > 0, (name, figure, row)
+            if figure == "teardown_p50" and name in BACKGROUND_TEARDOWN:
+                assert row[figure] >= 0, (name, figure, row)  # the worker does not wait for it
+            else:
+                assert row[figure] > 0, (name, figure, row)
     assert any(line.startswith("migrate / image wall time:") for line in data["context"]["ratios"])
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| template |" in (out / "bench.md").read_text()

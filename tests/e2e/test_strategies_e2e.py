@@ -177,6 +177,16 @@ def test_a_dump_source_gives_every_flow_the_dumped_schema(harness: Any, tmp_path
 
     _passed(harness, proc, 2)
 
+    # The compose-per-flow baseline loads the same dump with psql, as a team would.
+    out = tmp_path / "bench"
+    bench = harness.run(
+        "bench", "--flows", "2", "-j", "2", "-k", "isolation_01 or site_crud",
+        "--strategies", "compose", "--out", str(out), timeout=900,
+    )  # fmt: skip
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    (row,) = json.loads((out / "bench.json").read_text())["strategies"]
+    assert (row["strategy"], row["passed"], row["left_behind"]) == ("compose", 2, 0), row
+
 
 def _dump_of_the_migrated_example(harness: Any, tmp_path: Path) -> Path:
     """pg_dump (plain SQL, no owners) of the example's migrated database image."""

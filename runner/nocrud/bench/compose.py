@@ -3,8 +3,9 @@
 :class:`ComposeProvisioner` is a :class:`~nocrud.environment.Provisioner`, so the
 bench runs the same flows through the same executor under it as under nocrud's
 own strategies. Per flow it writes a Compose file (services ``db`` from
-``database.image``, ``init`` creating the project's role and database, ``migrate``
-running ``database.migrate`` from the app image, ``app``; each waiting for the one
+``database.image``, ``init`` creating the project's role and database, ``schema``
+running ``database.migrate`` from the app image or loading ``database.dump`` with
+``psql``, ``app``; each waiting for the one
 before it with ``depends_on`` conditions), runs ``docker-compose up -d``, polls the
 app's health path (docker-compose 1.29 has no ``--wait``), and after the flow runs
 ``docker-compose down -v``. Every object carries the run's labels, so the reaper
@@ -41,10 +42,30 @@ def compose_file(run: Run, flow: str) -> dict[str, Any]:
     """The Compose project of one flow, as a team would write it for its app."""
     config = run.config
     dbc = config.database
-    if dbc.schema_source == "dump" or dbc.migrate is None:
+    if dbc.schema_source == "dump":
+        assert dbc.dump is not None
+        # What a team would write: psql loads the dump, bind-mounted from the checkout.
+        schema = {
+            "image": dbc.image,
+            "labels": {**flow_labels(run, flow, role="compose"), cleanup.LABEL_ROLE: "load"},
+            "environment": {"PGPASSWORD": dbc.password.get_secret_value()},
+            "volumes": [f"{dbc.dump}:/nocrud/dump.sql:ro"],
+            "command": [
+                *("psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", ALIAS),
+                *("-U", dbc.user, "-d", dbc.name, "-f", "/nocrud/dump.sql"),
+            ],
+        }
+    elif dbc.migrate is not None:
+        schema = {
+            "image": run.images.app,
+            "labels": {**flow_labels(run, flow, role="compose"), cleanup.LABEL_ROLE: "migrate"},
+            "environment": config.render_app_env(ALIAS, PORT),
+            "command": list(dbc.migrate),
+        }
+    else:
         raise PrepareError(
-            "the compose-per-flow baseline runs database.migrate: it needs a migrate command "
-            "(database.source: migrate)"
+            "the compose-per-flow baseline makes the schema with database.migrate or "
+            "database.dump: set one of them"
         )
     labels = flow_labels(run, flow, role="compose")
     env = config.render_app_env(ALIAS, PORT)
@@ -86,11 +107,8 @@ def compose_file(run: Run, flow: str) -> dict[str, Any]:
                 ],
                 "depends_on": {"db": {"condition": "service_healthy"}},
             },
-            "migrate": {
-                "image": run.images.app,
-                "labels": {**labels, cleanup.LABEL_ROLE: "migrate"},
-                "environment": env,
-                "command": list(dbc.migrate),
+            "schema": {
+                **schema,
                 "depends_on": {"init": {"condition": "service_completed_successfully"}},
             },
             "app": {
@@ -99,7 +117,7 @@ def compose_file(run: Run, flow: str) -> dict[str, Any]:
                 "environment": env,
                 "ports": [f"127.0.0.1::{config.app.port}"],
                 **({"command": list(config.app.command)} if config.app.command else {}),
-                "depends_on": {"migrate": {"condition": "service_completed_successfully"}},
+                "depends_on": {"schema": {"condition": "service_completed_successfully"}},
             },
         },
         "networks": {"default": {"labels": labels}},

@@ -41,6 +41,8 @@ from nocrud.environment.readiness import poll, wait_for_app
 __all__ = ["APP_LOG_LINES", "Pair"]
 
 APP_LOG_LINES = 200
+#: How often a signal reload looks whether the last flow's workers have exited.
+WORKERS_INTERVAL = 0.1
 #: How the app reaches its database: the same network namespace.
 LOCALHOST = "127.0.0.1"
 
@@ -353,7 +355,15 @@ class Pair(EnvironmentLifecycle):
                 return "no new worker yet"
             return None
 
-        last = poll(replaced, self._app, timeout, check_interrupted=self._check_not_killed)
+        # Each look is a `docker top`, a `ps` the daemon runs: old workers take a few
+        # hundred ms to exit, so look every 100 ms, not at the readiness poll's pace.
+        last = poll(
+            replaced,
+            self._app,
+            timeout,
+            check_interrupted=self._check_not_killed,
+            interval=WORKERS_INTERVAL,
+        )
         if last is not None:
             raise ProvisionError(
                 f"the app did not renew its workers within {timeout:g}s of SIG{reload} "

@@ -135,6 +135,7 @@ class Pool(Generic[E]):
         self._counter = itertools.count(1)
         self._background = 0
         self._warming: set[Slot[E]] = set()  # started ahead of demand, not for a caller
+        self._waiting = 0  # callers in acquire()
         #: The last error of a background start, shown when a flow waits in vain.
         self.last_error: BaseException | None = None
 
@@ -152,24 +153,33 @@ class Pool(Generic[E]):
         """
         renew = False
         with self._cond:
-            while True:
-                if self._stopping:
-                    raise ProvisionError("not started: run interrupted")
-                ready = [s for s in self._slots if s.state is State.READY]
-                slot = next((s for s in ready if not fresh or s.uses == 0), None)
-                if slot is not None:
-                    slot.move(State.IN_USE)
-                    break
-                if len(self._slots) < self.capacity:
-                    slot = Slot(next(self._counter), self._make(), State.STARTING)
-                    slot.move(State.STARTING)
-                    self._slots.append(slot)
-                    break
-                if ready:  # fresh, and every ready slot has been used: renew one
-                    slot, renew = ready[0], True
-                    slot.move(State.REBUILDING)
-                    break
-                self._cond.wait(0.5)
+            self._waiting += 1
+            try:
+                while True:
+                    if self._stopping:
+                        raise ProvisionError("not started: run interrupted")
+                    ready = [s for s in self._slots if s.state is State.READY]
+                    slot = next((s for s in ready if not fresh or s.uses == 0), None)
+                    if slot is not None:
+                        slot.move(State.IN_USE)
+                        break
+                    # Start one here only when the background work under way (warm starts,
+                    # resets, rebuilds) will not serve every caller waiting: a start queued
+                    # behind the warm ones would finish after them and idle.
+                    if len(self._slots) < self.capacity and (
+                        fresh or self._coming() < self._waiting
+                    ):
+                        slot = Slot(next(self._counter), self._make(), State.STARTING)
+                        slot.move(State.STARTING)
+                        self._slots.append(slot)
+                        break
+                    if ready:  # fresh, and every ready slot has been used: renew one
+                        slot, renew = ready[0], True
+                        slot.move(State.REBUILDING)
+                        break
+                    self._cond.wait(0.5)
+            finally:
+                self._waiting -= 1
         if renew:
             _quietly(slot.env.teardown)
             slot.env, slot.uses = self._make(), 0
@@ -247,6 +257,14 @@ class Pool(Generic[E]):
                 coming += 1
         for slot in starts:
             self._spawn(functools.partial(self._start_warm, slot))
+
+    def _coming(self) -> int:
+        """Slots that background work will make ready (call with the lock held)."""
+        return sum(
+            s.state in (State.DIRTY, State.REBUILDING)
+            or (s.state is State.STARTING and s in self._warming)
+            for s in self._slots
+        )
 
     # ------------------------------------------------------------------ stopping
 

@@ -39,8 +39,9 @@ def poll(
     timeout: float,
     *,
     check_interrupted: Interrupted,
+    interval: float = POLL_INTERVAL,
 ) -> str | None:
-    """Call ``ready`` every POLL_INTERVAL until it returns None (ready) or time runs out.
+    """Call ``ready`` every ``interval`` until it returns None (ready) or time runs out.
 
     Every STATUS_INTERVAL it also asks Docker whether ``container`` died, so a crash is
     reported at once instead of after the whole timeout.
@@ -64,7 +65,7 @@ def poll(
             raise_if_dead(container, check_interrupted)
         if now > deadline:
             return last
-        time.sleep(POLL_INTERVAL)
+        time.sleep(interval)
 
 
 def raise_if_dead(container: Container, check_interrupted: Interrupted) -> None:

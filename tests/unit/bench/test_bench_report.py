@@ -74,7 +74,7 @@ def test_the_chart_is_a_png(tmp_path: Path) -> None:
     assert (tmp_path / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_compose_baseline_waits_for_each_step_and_labels_every_object(tmp_path: Path) -> None:
+def _compose_run(tmp_path: Path, database: dict[str, object]) -> SimpleNamespace:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "flows").mkdir()
@@ -83,13 +83,13 @@ def test_the_compose_baseline_waits_for_each_step_and_labels_every_object(tmp_pa
             {
                 "project": "shop",
                 "app": {"build": "app", "env": {"DATABASE_URL": "{database_url}"}},
-                "database": {"migrate": "python3 manage.py migrate", "name": "shop"},
+                "database": {"name": "shop", **database},
                 "flows": {"path": "flows"},
             }
         )
     )
     config = load_config(tmp_path / "nocrud.yaml", env={})
-    run = SimpleNamespace(
+    return SimpleNamespace(
         config=config,
         run_id="0123456789",
         images=BuiltImages(
@@ -98,16 +98,35 @@ def test_the_compose_baseline_waits_for_each_step_and_labels_every_object(tmp_pa
         keep_failed=False,
     )
 
+
+def test_the_compose_baseline_waits_for_each_step_and_labels_every_object(tmp_path: Path) -> None:
+    run = _compose_run(tmp_path, {"migrate": "python3 manage.py migrate"})
+
     project = compose_file(run, "a_flow")
 
     services = project["services"]
-    assert list(services) == ["db", "init", "migrate", "app"]
+    assert list(services) == ["db", "init", "schema", "app"]
     assert services["init"]["depends_on"] == {"db": {"condition": "service_healthy"}}
-    assert services["migrate"]["command"] == ["python3", "manage.py", "migrate"]
+    assert services["schema"]["command"] == ["python3", "manage.py", "migrate"]
+    assert services["schema"]["image"] == "shop-app:1"
     assert services["app"]["depends_on"] == {
-        "migrate": {"condition": "service_completed_successfully"}
+        "schema": {"condition": "service_completed_successfully"}
     }
     assert services["app"]["environment"]["DATABASE_URL"].endswith("@db:5432/shop")
     for service in services.values():
         assert service["labels"]["nocrud.run"] == "0123456789"
     assert project["networks"]["default"]["labels"]["nocrud.run"] == "0123456789"
+
+
+def test_the_compose_baseline_loads_a_dump_with_psql_as_the_apps_role(tmp_path: Path) -> None:
+    (tmp_path / "schema.sql").write_text("CREATE TABLE site (id int);\n")
+    run = _compose_run(tmp_path, {"source": "dump", "dump": "schema.sql", "user": "shop"})
+
+    schema = compose_file(run, "a_flow")["services"]["schema"]
+
+    assert schema["image"] == "nocrud/postgres:15"
+    assert schema["volumes"] == [f"{tmp_path / 'schema.sql'}:/nocrud/dump.sql:ro"]
+    command = schema["command"]
+    assert command[0] == "psql" and command[-2:] == ["-f", "/nocrud/dump.sql"]
+    assert command[command.index("-U") + 1] == "shop"
+    assert schema["labels"]["nocrud.role"] == "load"

@@ -192,6 +192,34 @@ def test_warm_slots_are_started_ahead_and_handed_over_without_starting() -> None
     assert _counts(pool) == {"in use": 3, "starting": 1}
 
 
+def test_a_caller_waits_for_a_warm_start_under_way_instead_of_starting_its_own() -> None:
+    """Its own start would queue behind the warm ones, finish later and then idle."""
+    pool, jobs, made = _pool(capacity=4, warm=2)
+    pool.fill()  # two warm starts queued in the background
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(pool.acquire()))
+    waiter.start()
+    waiter.join(0.05)
+    assert got == [] and len(made) == 2  # waiting, nothing of its own started
+    jobs.run_all()
+    waiter.join(5)
+    assert got and got[0].env is made[0]  # type: ignore[attr-defined]
+    # Three callers, two warm starts under way: the third starts one itself.
+    pool2, jobs2, made2 = _pool(capacity=4, warm=2)
+    pool2.fill()
+    waiters = [threading.Thread(target=pool2.acquire) for _ in range(3)]
+    for thread in waiters:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while len(made2) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(made2) == 3 and made2[2].events == ["start"]
+    jobs2.run_all()
+    for thread in waiters:
+        thread.join(5)
+    assert _counts(pool2)["in use"] == 3
+
+
 def test_acquire_waits_for_a_reset_when_the_pool_is_full() -> None:
     pool, jobs, _made = _pool(capacity=1)
     slot = pool.acquire()
