@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,22 +149,44 @@ def _run(config: Config, images: BuiltImages, client: Any) -> Run:
     )
 
 
+@contextlib.contextmanager
+def _pool_pairs(config: Config, images: BuiltImages, client: Any) -> Iterator[Callable[[], Pair]]:
+    """Makes resettable pairs of one run, as the pool does; nothing of the run is left after."""
+    run = _run(config, images, client)
+    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
+    gate = DaemonGate(2)
+    bridge = SharedBridge(run, labels, gate) if run.engine.connection.uses_published_ports else None
+    numbers = itertools.count(1)
+
+    def make() -> Pair:
+        name = f"nocrud-{run.run_id}-pool-{next(numbers)}"
+        return Pair(run, name, labels, gate=gate, bridge=bridge, resettable=True)
+
+    try:
+        yield make
+    finally:
+        if bridge is not None:
+            bridge.close()
+    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
+    assert client.api.networks(filters={"label": f"nocrud.run={run.run_id}"}) == []
+
+
+def _hup(config: Config, **app: Any) -> Config:
+    """``config`` with ``run.pool_app_reload: HUP`` (and ``app`` settings changed)."""
+    return config.model_copy(
+        update={
+            "run": config.run.model_copy(update={"pool_app_reload": "HUP"}),
+            "app": config.app.model_copy(update=app),
+        }
+    )
+
+
 def test_pool_pair_reset_forgets_rows_and_the_app_process_but_keeps_app_files(
     built: tuple[Any, Config, BuiltImages],
 ) -> None:
     """What survives a reset is what docs/config.md says: files in the app's filesystem."""
     client, config, images = built
-    run = _run(config, images, client)
-    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
-    bridge = (
-        SharedBridge(run, labels, DaemonGate(2))
-        if run.engine.connection.uses_published_ports
-        else None
-    )
-    pair = Pair(
-        run, f"nocrud-{run.run_id}-pool", labels, gate=DaemonGate(2), bridge=bridge, resettable=True
-    )
-    with pair:
+    with _pool_pairs(config, images, client) as make, make() as pair:
         conn = pair.database.connect()
         try:
             conn.autocommit = True
@@ -192,10 +216,6 @@ def test_pool_pair_reset_forgets_rows_and_the_app_process_but_keeps_app_files(
         assert requests.get(pair.base_url + "/health", timeout=5).status_code == 200
         survived = app.exec_run(["cat", "/tmp/written-by-the-app"]).output.decode().strip()
         assert survived == "from-flow-one"  # the documented survivor
-    if bridge is not None:
-        bridge.close()
-    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
-    assert client.api.networks(filters={"label": f"nocrud.run={run.run_id}"}) == []
 
 
 def test_a_fresh_flow_under_the_pool_gets_a_pair_without_the_last_flows_files(
@@ -203,48 +223,29 @@ def test_a_fresh_flow_under_the_pool_gets_a_pair_without_the_last_flows_files(
 ) -> None:
     """``@flow(fresh=True)``: the one thing a reset keeps (app files) is gone for it."""
     client, config, images = built
-    run = _run(config, images, client)
-    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
-    gate = DaemonGate(2)
-    bridge = SharedBridge(run, labels, gate) if run.engine.connection.uses_published_ports else None
-    names = iter(range(1, 10))
+    with _pool_pairs(config, images, client) as make:
+        pool: Pool[Pair] = Pool(make, capacity=1)
+        try:
+            first = pool.acquire()
+            first_env = first.env  # the slot stays; its environment is what a renewal replaces
+            app = client.containers.get(f"{first.env.name}-app")
+            app.exec_run(["sh", "-c", "echo from-flow-one > /tmp/written-by-the-app"])
+            pool.release(first)
 
-    def make() -> Pair:
-        return Pair(
-            run,
-            f"nocrud-{run.run_id}-pool-{next(names)}",
-            labels,
-            gate=gate,
-            bridge=bridge,
-            resettable=True,
-        )
+            again = pool.acquire()  # a plain flow: the same pair, reset, the file still there
+            assert again.env is first_env
+            assert app.exec_run(["cat", "/tmp/written-by-the-app"]).exit_code == 0
+            pool.release(again)
 
-    pool: Pool[Pair] = Pool(make, capacity=1)
-    try:
-        first = pool.acquire()
-        first_env = first.env  # the slot stays; its environment is what a renewal replaces
-        app = client.containers.get(f"{first.env.name}-app")
-        app.exec_run(["sh", "-c", "echo from-flow-one > /tmp/written-by-the-app"])
-        pool.release(first)
-
-        again = pool.acquire()  # a plain flow: the same pair, reset, the file still there
-        assert again.env is first_env
-        assert app.exec_run(["cat", "/tmp/written-by-the-app"]).exit_code == 0
-        pool.release(again)
-
-        fresh = pool.acquire(fresh=True)
-        assert fresh.env is not first_env
-        new_app = client.containers.get(f"{fresh.env.name}-app")
-        assert new_app.id != app.id
-        assert new_app.exec_run(["cat", "/tmp/written-by-the-app"]).exit_code != 0
-        assert requests.get(fresh.env.base_url + "/health", timeout=5).status_code == 200
-        pool.release(fresh)
-    finally:
-        pool.close()
-        if bridge is not None:
-            bridge.close()
-    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
-    assert client.api.networks(filters={"label": f"nocrud.run={run.run_id}"}) == []
+            fresh = pool.acquire(fresh=True)
+            assert fresh.env is not first_env
+            new_app = client.containers.get(f"{fresh.env.name}-app")
+            assert new_app.id != app.id
+            assert new_app.exec_run(["cat", "/tmp/written-by-the-app"]).exit_code != 0
+            assert requests.get(fresh.env.base_url + "/health", timeout=5).status_code == 200
+            pool.release(fresh)
+        finally:
+            pool.close()
 
 
 def test_a_pool_reset_by_signal_forks_new_workers_and_forgets_rows(
@@ -252,14 +253,6 @@ def test_a_pool_reset_by_signal_forks_new_workers_and_forgets_rows(
 ) -> None:
     """``run.pool_app_reload: HUP``: gunicorn --preload forks every worker anew, no restart."""
     client, config, images = built
-    config = config.model_copy(
-        update={"run": config.run.model_copy(update={"pool_app_reload": "HUP"})}
-    )
-    run = _run(config, images, client)
-    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
-    gate = DaemonGate(2)
-    bridge = SharedBridge(run, labels, gate) if run.engine.connection.uses_published_ports else None
-    pair = Pair(run, f"nocrud-{run.run_id}-pool", labels, gate=gate, bridge=bridge, resettable=True)
 
     def processes() -> tuple[set[int], set[int]]:
         top = app.top(ps_args="-o pid,ppid")["Processes"]
@@ -267,7 +260,7 @@ def test_a_pool_reset_by_signal_forks_new_workers_and_forgets_rows(
         workers = {int(pid) for pid, ppid in top if int(ppid) in pids}
         return pids - workers, workers
 
-    with pair:
+    with _pool_pairs(_hup(config), images, client) as make, make() as pair:
         app = client.containers.get(f"{pair.name}-app")
         started_before = app.attrs["State"]["StartedAt"]
         master, workers = processes()
@@ -295,9 +288,6 @@ def test_a_pool_reset_by_signal_forks_new_workers_and_forgets_rows(
         finally:
             conn.close()
         assert requests.get(pair.base_url + "/health", timeout=5).status_code == 200
-    if bridge is not None:
-        bridge.close()
-    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
 
 
 def test_a_signal_reload_refuses_an_app_without_workers(
@@ -306,23 +296,8 @@ def test_a_signal_reload_refuses_an_app_without_workers(
     """One process serving requests would keep its state across a signal: a config error."""
     client, config, images = built
     single = ("python3", "-m", "flask", "--app", "inventory:create_app", "run")
-    config = config.model_copy(
-        update={
-            "run": config.run.model_copy(update={"pool_app_reload": "HUP"}),
-            "app": config.app.model_copy(
-                update={"command": (*single, "--host", "0.0.0.0", "--port", "8000")}
-            ),
-        }
-    )
-    run = _run(config, images, client)
-    labels = cleanup.run_labels(run.run_id, config.project, role="pool")
-    gate = DaemonGate(2)
-    bridge = SharedBridge(run, labels, gate) if run.engine.connection.uses_published_ports else None
-    pair = Pair(run, f"nocrud-{run.run_id}-pool", labels, gate=gate, bridge=bridge, resettable=True)
-    with pytest.raises(MisconfigurationError) as info:
-        pair.__enter__()
+    config = _hup(config, command=(*single, "--host", "0.0.0.0", "--port", "8000"))
+    with _pool_pairs(config, images, client) as make, pytest.raises(MisconfigurationError) as info:
+        make().__enter__()
     assert "runs a single process" in str(info.value)
     assert "run.pool_app_reload: restart" in str(info.value)
-    if bridge is not None:
-        bridge.close()
-    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []
