@@ -41,13 +41,17 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 NOCRUD = [str(Path(sys.executable).parent / "nocrud")]
 DIND_IMAGE = "nocrud/dind:1"
-#: Per-flow limits of the rig's flows; the workers' visibility timeout must exceed their sum.
-TIMEOUTS = {"db_ready": 45, "app_ready": 45, "flow": 20}
-VISIBILITY_TIMEOUT = 135
+#: Per-flow limits of the rig's flows; the workers' visibility timeout must exceed their sum
+#: plus the worker's teardown margin (15 s). ``flow`` exceeds the long flows' pause.
+TIMEOUTS = {"db_ready": 45, "app_ready": 45, "flow": 120}
+VISIBILITY_TIMEOUT = sum(TIMEOUTS.values()) + 15 + 30
+#: The long flows' pause: longer than a dead coordinator's heartbeat takes to lapse (30 s)
+#: plus the 60 s docs/workers.md promises, so only a teardown on that lapse ends them in time.
+LONG_PAUSE = 100.0
 DAEMON_READY = 60.0
 WORKER_READY = 240.0
 
-FLOWS = '''"""The rig's flows: quick ones (one request), slow ones (a request, a pause, another)."""
+FLOWS = '''"""The rig's flows: quick (one request), slow and long (a request, a pause, another)."""
 
 import time
 
@@ -68,9 +72,19 @@ def slow_{i:02d}(ctx):
     time.sleep({pause})
     ctx.api.get("/health", expect=200)
 """
+LONG = """
+
+@flow(tags=["long"])
+def long_{i:02d}(ctx):
+    ctx.api.get("/health", expect=200)
+    time.sleep({pause})
+    ctx.api.get("/health", expect=200)
+"""
 
 
-def write_project(directory: Path, project: str, *, quick: int, slow: int, pause: float) -> Path:
+def write_project(
+    directory: Path, project: str, *, quick: int, slow: int, pause: float, long: int = 0
+) -> Path:
     """A nocrud.yaml for example_app under ``project``, with the rig's flows package."""
     data = yaml.safe_load((REPO / "nocrud.yaml").read_text())
     data["project"] = project
@@ -81,6 +95,7 @@ def write_project(directory: Path, project: str, *, quick: int, slow: int, pause
     (package / "__init__.py").write_text("")
     defs = "".join(QUICK.format(i=i) for i in range(quick))
     defs += "".join(SLOW.format(i=i, pause=pause) for i in range(slow))
+    defs += "".join(LONG.format(i=i, pause=LONG_PAUSE) for i in range(long))
     (package / "test_rig.py").write_text(FLOWS.format(defs=defs))
     data["flows"] = {"path": str(package)}
     data["timeouts"] = {**data.get("timeouts", {}), **TIMEOUTS}
@@ -112,6 +127,8 @@ class Host:
     log: Path
     worker: subprocess.Popen[bytes] | None = None
     log_handles: list[Any] = field(default_factory=list)
+    #: Where the log of the worker started last begins.
+    log_start: int = 0
 
     @property
     def pid(self) -> int:
@@ -133,7 +150,7 @@ class Rig:
         directory: Where the config, flows, logs, socket and image archive go.
         hosts: How many daemons and workers.
         concurrency: Each worker's ``-j``.
-        quick, slow, pause: The flows package (see :func:`write_project`).
+        quick, slow, pause, long: The flows package (see :func:`write_project`).
         say: Progress lines.
     """
 
@@ -148,6 +165,7 @@ class Rig:
         quick: int = 16,
         slow: int = 2,
         pause: float = 6.0,
+        long: int = 0,
         say: Any = print,
     ) -> None:
         self.client = client
@@ -157,7 +175,9 @@ class Rig:
         self.concurrency = concurrency
         self.say = say
         self.labels = {"nocrud.e2e": project}
-        self.config = write_project(directory, project, quick=quick, slow=slow, pause=pause)
+        self.config = write_project(
+            directory, project, quick=quick, slow=slow, pause=pause, long=long
+        )
         self.hosts: list[Host] = []
         self.redis_port = _free_port()
         self.socket = directory / "redis.sock"
@@ -283,6 +303,7 @@ class Rig:
         """``nocrud worker`` in the daemon's network namespace, talking to it at 127.0.0.1."""
         out = host.log.open("ab")
         host.log_handles.append(out)
+        host.log_start = out.tell()
         host.worker = subprocess.Popen(
             [
                 "nsenter", "-t", str(host.pid), "-n", "--",
@@ -301,14 +322,19 @@ class Rig:
     def wait_for_worker(self, host: Host) -> None:
         ready = f"worker {host.name}: up to"
         deadline = time.monotonic() + WORKER_READY
-        while ready not in host.log.read_text(errors="replace"):
+        while ready not in self.worker_log(host):
             assert host.worker is not None
             if host.worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker {host.name} did not start:\n{self.worker_log(host)}")
+                raise RuntimeError(
+                    f"worker {host.name} did not start:\n{self.worker_log(host)[-4000:]}"
+                )
             time.sleep(0.2)
 
     def worker_log(self, host: Host) -> str:
-        return host.log.read_text(errors="replace")[-4000:]
+        """What the worker started last has written."""
+        with host.log.open("rb") as log:
+            log.seek(host.log_start)
+            return log.read().decode(errors="replace")
 
     def stop_worker(self, host: Host, sig: int = signal.SIGTERM) -> None:
         """Stop the worker (warm shutdown on SIGTERM); SIGKILL it if it lingers."""
@@ -367,10 +393,29 @@ class Rig:
             check=False,
         )
 
+    def start_up(self, *args: str, output: Path) -> subprocess.Popen[bytes]:
+        """``nocrud up --broker`` in the background, its output going to ``output``."""
+        with output.open("wb") as out:
+            return subprocess.Popen(
+                self.up_command(*args), cwd=self.dir, env=_env(), stdout=out, stderr=out
+            )
+
     def redis(self) -> Any:
         import redis
 
         return redis.Redis(host="127.0.0.1", port=self.redis_port, decode_responses=True)
+
+    def running_on(self, host: Host) -> list[str]:
+        """The flows whose attempt runs on ``host`` now: their lease names its worker."""
+        client = self.redis()
+        try:
+            return sorted(
+                str(key).rsplit(":", 1)[1]
+                for key in client.scan_iter("nocrud:*:lease:*")
+                if str(client.get(key) or "").endswith(f" {host.name}")
+            )
+        finally:
+            client.close()
 
     def leftovers(self, host: Host) -> list[str]:
         """Containers and networks of this project still on a nested daemon."""
