@@ -11,8 +11,9 @@ on this machine. The tests, in this order (the last one kills a daemon for good)
   as attempt 2 with the reason, nothing left on the killed worker's daemon;
 * the coordinator SIGKILLed mid-run: the workers tear their flows down, and nothing
   is left on either daemon within the 60 s docs/workers.md promises;
-* a DinD daemon killed mid-run (``docker kill``): its flow's attempt is ERROR with
-  that cause, and the flow runs again on the other worker.
+* a DinD daemon killed mid-run (``docker kill``, once a flow's containers run there):
+  that flow's attempt is ERROR with the cause, and the flow runs again on the other
+  worker.
 
 Every object carries ``nocrud.e2e=<project>`` and the rig removes it all.
 """
