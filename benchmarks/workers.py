@@ -52,11 +52,22 @@ LONG_PAUSE = 100.0
 DAEMON_READY = 60.0
 WORKER_READY = 240.0
 
-FLOWS = '''"""The rig's flows: quick (one request), slow and long (a request, a pause, another)."""
+FLOWS = '''"""The rig's flows: quick (one request), slow and long (a request, a pause, another).
+
+Slow and long flows leave a marker file once their pause begins, so the tests can
+strike while a flow runs, not while its environment starts.
+"""
 
 import time
+from pathlib import Path
 
 from nocrud import flow
+
+MARKERS = Path({markers!r})
+
+
+def pausing(name):
+    (MARKERS / name).touch()
 {defs}
 '''
 QUICK = """
@@ -70,6 +81,7 @@ SLOW = """
 @flow(tags=["slow"])
 def slow_{i:02d}(ctx):
     ctx.api.get("/health", expect=200)
+    pausing("slow_{i:02d}")
     time.sleep({pause})
     ctx.api.get("/health", expect=200)
 """
@@ -78,6 +90,7 @@ LONG = """
 @flow(tags=["long"])
 def long_{i:02d}(ctx):
     ctx.api.get("/health", expect=200)
+    pausing("long_{i:02d}")
     time.sleep({pause})
     ctx.api.get("/health", expect=200)
 """
@@ -97,7 +110,9 @@ def write_project(
     defs = "".join(QUICK.format(i=i) for i in range(quick))
     defs += "".join(SLOW.format(i=i, pause=pause) for i in range(slow))
     defs += "".join(LONG.format(i=i, pause=LONG_PAUSE) for i in range(long))
-    (package / "test_rig.py").write_text(FLOWS.format(defs=defs))
+    markers = directory / "markers"
+    markers.mkdir(exist_ok=True)
+    (package / "test_rig.py").write_text(FLOWS.format(defs=defs, markers=str(markers)))
     data["flows"] = {"path": str(package)}
     data["timeouts"] = {**data.get("timeouts", {}), **TIMEOUTS}
     path = directory / "nocrud.yaml"
@@ -447,6 +462,14 @@ class Rig:
         import redis
 
         return redis.Redis(host="127.0.0.1", port=self.redis_port, decode_responses=True)
+
+    def pausing_on(self, host: Host) -> list[str]:
+        """The slow or long flows in their pause on ``host``: running there, marker left."""
+        return [f for f in self.running_on(host) if (self.dir / "markers" / f).exists()]
+
+    def clear_markers(self) -> None:
+        for marker in (self.dir / "markers").iterdir():
+            marker.unlink()
 
     def running_on(self, host: Host) -> list[str]:
         """The flows whose attempt runs on ``host`` now: their lease names its worker."""

@@ -11,9 +11,11 @@ on this machine. The tests, in this order (the last one kills a daemon for good)
   as attempt 2 with the reason, nothing left on the killed worker's daemon;
 * the coordinator SIGKILLed mid-run: the workers tear their flows down, and nothing
   is left on either daemon within the 60 s docs/workers.md promises;
-* a DinD daemon killed mid-run (``docker kill``, once a flow's containers run there):
-  that flow's attempt is ERROR with the cause, and the flow runs again on the other
-  worker.
+* a DinD daemon killed mid-flow (``docker kill``): that flow's attempt is ERROR with
+  the cause, and the flow runs again on the other worker.
+
+"Mid-flow" is exact: the slow and long flows leave a marker when their pause begins
+(after their first request), and the tests strike only then.
 
 Every object carries ``nocrud.e2e=<project>`` and the rig removes it all.
 """
@@ -109,11 +111,6 @@ def _selected(*names: str) -> list[str]:
     return [arg for name in names for arg in ("-f", name)]
 
 
-def _containers(host: Any) -> int:
-    """Running containers on ``host``'s daemon: a database and an app per flow."""
-    return len(host.client.api.containers(filters={"status": "running", "label": "nocrud.flow"}))
-
-
 def _nothing_left(rig: Any, hosts: list[Any], timeout: float) -> float:
     """Seconds until no labelled object of the project is left on ``hosts``' daemons."""
     started = time.monotonic()
@@ -151,12 +148,12 @@ def test_a_worker_killed_mid_flow_runs_its_flows_again_once_each(rig: Any) -> No
     first, second = rig.hosts
     results = rig.dir / "killed-worker.json"
     names = [f"slow_{i:02d}" for i in range(6)]
+    rig.clear_markers()
     proc = rig.start_up(*_selected(*names), "--json", str(results), output=rig.dir / "k.out")
     try:
         victims = _wait(
-            "a flow running on the first worker", lambda: rig.running_on(first), 120, proc
+            "a flow in its pause on the first worker", lambda: rig.pausing_on(first), 120, proc
         )
-        time.sleep(1.0)  # well inside the flow (it pauses 6 s between its requests)
         assert first.worker is not None
         first.worker.send_signal(signal.SIGKILL)
         killed = time.monotonic()
@@ -188,15 +185,15 @@ def test_a_worker_killed_mid_flow_runs_its_flows_again_once_each(rig: Any) -> No
 def test_a_killed_coordinator_leaves_nothing_on_the_workers(rig: Any) -> None:
     results = rig.dir / "orphan.json"
     names = [f"long_{i:02d}" for i in range(6)]  # four run, two wait in the queue
+    rig.clear_markers()
     proc = rig.start_up(*_selected(*names), "--json", str(results), output=rig.dir / "o.out")
     try:
         _wait(
             "two long flows in their pause on each worker",
-            lambda: all(len(rig.running_on(h)) == 2 and _containers(h) >= 4 for h in rig.hosts),
+            lambda: all(len(rig.pausing_on(h)) == 2 for h in rig.hosts),
             120,
             proc,
         )
-        time.sleep(2.0)  # their first request made, the pause begun
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -226,15 +223,12 @@ def test_a_dead_docker_daemon_is_an_error_with_its_cause_then_runs_elsewhere(
     first, second = rig.hosts
     results = rig.dir / "dead-daemon.json"
     names = [f"slow_{i:02d}" for i in range(4)]
+    rig.clear_markers()
     proc = rig.start_up(*_selected(*names), "--json", str(results), output=rig.dir / "d.out")
     try:
         victims = _wait(
-            "a flow in its pause on the second worker",
-            lambda: _containers(second) >= 2 and rig.running_on(second),
-            120,
-            proc,
+            "a flow in its pause on the second worker", lambda: rig.pausing_on(second), 120, proc
         )
-        time.sleep(1.5)  # its first request made, the pause begun
         docker_client.api.kill(second.container.id)
         code = proc.wait(RUN_TIMEOUT)
     finally:

@@ -248,7 +248,15 @@ class WorkerService:
             return self._finish(keys, replace(base, message=refusal))
         self._renew(keys, flow, attempt)
         self._event(keys, type="started", flow=flow, attempt=attempt, retried=retried)
-        result = self._execute(self.flows[flow], keys, attempt)
+        try:
+            result = self._execute(self.flows[flow], keys, attempt)
+        except Exception as exc:
+            if self._docker_answers():
+                raise  # a bug: run_task reports it as the flow's result
+            # Gathering the flow's evidence (its containers' state) died with the daemon.
+            result = FlowResult(
+                name=flow, status=Status.ERROR, message=f"{type(exc).__name__}: {exc}"
+            )
         result = replace(result, host=self.node, attempt=attempt, retried=retried)
         if not result.status.ok and not self._docker_answers():
             reason = f"{result.status.name}: {result.message}; {self._docker_down()}"

@@ -399,6 +399,27 @@ def test_a_dead_docker_daemon_is_an_error_with_its_cause_then_another_worker_run
     assert "the Docker daemon of worker w1@a" in result.retried
 
 
+def test_a_daemon_dying_while_the_flow_is_examined_hands_the_flow_back(
+    project: Path, redis_url: str, redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = RecordingApp()
+    service = worker(project, redis_url, "w1@a", app)
+    alive(redis, "r10")
+    service._engine.client.answers = 1  # answers before the flow, then is gone
+
+    def examine(*_args: Any) -> FlowResult:
+        # As the executor does when a failed flow's containers cannot be inspected.
+        raise ConnectionError("inspect: connection refused")
+
+    monkeypatch.setattr(service, "_execute", examine)
+    outcome = service.run_task(**task(service, "r10", "slow"))
+    assert outcome == "handed back: Docker stopped answering during the flow"
+    failed = events(redis, "r10")[-1]
+    assert failed["reason"].startswith("ERROR: ConnectionError: inspect: connection refused; ")
+    assert app.sent[0]["kwargs"]["flow"] == "slow"
+    assert not redis.exists(Keys("r10").done("slow"))
+
+
 def test_a_worker_with_another_checkout_refuses_saying_which_part(
     project: Path, redis_url: str, redis: Any
 ) -> None:
