@@ -9,11 +9,12 @@ daemon's network namespace (``nsenter -n``), so it reaches its daemon and the po
 flows publish on that namespace's 127.0.0.1, like a worker on its own host; the
 coordinator (``nocrud up --broker``) runs on this machine.
 
-On one 2-core machine the two daemons compete for the same CPUs, so the script also
-measures what each flow costs: the machine's busy CPU seconds (``/proc/stat``), the
-seconds the nested daemons themselves used (their containers' CPU accounting) and the
-coordinator's. N separate hosts each run what one worker runs alone here; this machine
-can run at most (cores / CPU seconds per flow) flows per second, whatever the workers.
+On one 2-core machine the two daemons compete for the same CPUs (and, on a shared
+machine, with everyone else's work), so the script also measures what each flow costs
+the rig itself: the containers each nested daemon ran (a cgroup of their own, given by
+``dockerd --cgroup-parent``), the nested daemon (its container's CPU accounting), the
+worker process and the coordinator. A separate host runs what one worker runs alone
+here, at most (its cores / those CPU seconds) flows per second.
 
     v/bin/python benchmarks/workers.py --flows 24 --concurrency 2
 """
@@ -41,17 +42,32 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 NOCRUD = [str(Path(sys.executable).parent / "nocrud")]
 DIND_IMAGE = "nocrud/dind:1"
-#: Per-flow limits of the rig's flows; the workers' visibility timeout must exceed their sum.
-TIMEOUTS = {"db_ready": 45, "app_ready": 45, "flow": 20}
-VISIBILITY_TIMEOUT = 135
+#: Per-flow limits of the rig's flows; the workers' visibility timeout must exceed their sum
+#: plus the worker's teardown margin (15 s). ``flow`` exceeds the long flows' pause.
+TIMEOUTS = {"db_ready": 45, "app_ready": 45, "flow": 120}
+VISIBILITY_TIMEOUT = sum(TIMEOUTS.values()) + 15 + 30
+#: The long flows' pause: longer than a dead coordinator's heartbeat takes to lapse (30 s)
+#: plus the 60 s docs/workers.md promises, so only a teardown on that lapse ends them in time.
+LONG_PAUSE = 100.0
 DAEMON_READY = 60.0
 WORKER_READY = 240.0
 
-FLOWS = '''"""The rig's flows: quick ones (one request), slow ones (a request, a pause, another)."""
+FLOWS = '''"""The rig's flows: quick (one request), slow and long (a request, a pause, another).
+
+Slow and long flows leave a marker file once their pause begins, so the tests can
+strike while a flow runs, not while its environment starts.
+"""
 
 import time
+from pathlib import Path
 
 from nocrud import flow
+
+MARKERS = Path({markers!r})
+
+
+def pausing(name):
+    (MARKERS / name).touch()
 {defs}
 '''
 QUICK = """
@@ -65,12 +81,24 @@ SLOW = """
 @flow(tags=["slow"])
 def slow_{i:02d}(ctx):
     ctx.api.get("/health", expect=200)
+    pausing("slow_{i:02d}")
+    time.sleep({pause})
+    ctx.api.get("/health", expect=200)
+"""
+LONG = """
+
+@flow(tags=["long"])
+def long_{i:02d}(ctx):
+    ctx.api.get("/health", expect=200)
+    pausing("long_{i:02d}")
     time.sleep({pause})
     ctx.api.get("/health", expect=200)
 """
 
 
-def write_project(directory: Path, project: str, *, quick: int, slow: int, pause: float) -> Path:
+def write_project(
+    directory: Path, project: str, *, quick: int, slow: int, pause: float, long: int = 0
+) -> Path:
     """A nocrud.yaml for example_app under ``project``, with the rig's flows package."""
     data = yaml.safe_load((REPO / "nocrud.yaml").read_text())
     data["project"] = project
@@ -81,7 +109,10 @@ def write_project(directory: Path, project: str, *, quick: int, slow: int, pause
     (package / "__init__.py").write_text("")
     defs = "".join(QUICK.format(i=i) for i in range(quick))
     defs += "".join(SLOW.format(i=i, pause=pause) for i in range(slow))
-    (package / "test_rig.py").write_text(FLOWS.format(defs=defs))
+    defs += "".join(LONG.format(i=i, pause=LONG_PAUSE) for i in range(long))
+    markers = directory / "markers"
+    markers.mkdir(exist_ok=True)
+    (package / "test_rig.py").write_text(FLOWS.format(defs=defs, markers=str(markers)))
     data["flows"] = {"path": str(package)}
     data["timeouts"] = {**data.get("timeouts", {}), **TIMEOUTS}
     path = directory / "nocrud.yaml"
@@ -112,16 +143,51 @@ class Host:
     log: Path
     worker: subprocess.Popen[bytes] | None = None
     log_handles: list[Any] = field(default_factory=list)
+    #: Where the log of the worker started last begins.
+    log_start: int = 0
 
     @property
     def pid(self) -> int:
         self.container.reload()
         return int(self.container.attrs["State"]["Pid"])
 
-    def cpu_seconds(self) -> float:
-        """CPU the nested daemon's container used so far (dockerd, containerd, shims)."""
+    @property
+    def cgroup_parent(self) -> str:
+        """The cgroup the nested daemon puts its containers in (``dockerd --cgroup-parent``)."""
+        return f"/{self.container.name}"
+
+    def cpu(self) -> HostCpu:
+        """CPU seconds this "host" used so far, by part."""
         stats = self.container.stats(stream=False)
-        return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
+        return HostCpu(
+            daemon=float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9,
+            flows=_cgroup_cpu_seconds(self.cgroup_parent),
+            worker=_process_cpu_seconds(self.worker.pid) if self.worker is not None else 0.0,
+        )
+
+
+@dataclass(frozen=True)
+class HostCpu:
+    """CPU seconds of one rig host: its nested daemon (dockerd, containerd, shims), the
+    containers it ran (PostgreSQL and the app of each flow), and its ``nocrud worker``."""
+
+    daemon: float = 0.0
+    flows: float = 0.0
+    worker: float = 0.0
+
+    def __add__(self, other: HostCpu) -> HostCpu:
+        return HostCpu(
+            self.daemon + other.daemon, self.flows + other.flows, self.worker + other.worker
+        )
+
+    def __sub__(self, other: HostCpu) -> HostCpu:
+        return HostCpu(
+            self.daemon - other.daemon, self.flows - other.flows, self.worker - other.worker
+        )
+
+    @property
+    def total(self) -> float:
+        return self.daemon + self.flows + self.worker
 
 
 class Rig:
@@ -133,7 +199,7 @@ class Rig:
         directory: Where the config, flows, logs, socket and image archive go.
         hosts: How many daemons and workers.
         concurrency: Each worker's ``-j``.
-        quick, slow, pause: The flows package (see :func:`write_project`).
+        quick, slow, pause, long: The flows package (see :func:`write_project`).
         say: Progress lines.
     """
 
@@ -148,6 +214,7 @@ class Rig:
         quick: int = 16,
         slow: int = 2,
         pause: float = 6.0,
+        long: int = 0,
         say: Any = print,
     ) -> None:
         self.client = client
@@ -157,7 +224,9 @@ class Rig:
         self.concurrency = concurrency
         self.say = say
         self.labels = {"nocrud.e2e": project}
-        self.config = write_project(directory, project, quick=quick, slow=slow, pause=pause)
+        self.config = write_project(
+            directory, project, quick=quick, slow=slow, pause=pause, long=long
+        )
         self.hosts: list[Host] = []
         self.redis_port = _free_port()
         self.socket = directory / "redis.sock"
@@ -261,9 +330,18 @@ class Rig:
         # `--security-opt systempaths=unconfined`, as the API spells it (docs/ci/dind.md).
         host_config["MaskedPaths"] = []
         host_config["ReadonlyPaths"] = []
+        # The nested containers' CPU adds up in a cgroup of their own (cgroup v1 charges
+        # every ancestor, so removed containers still count), to be told from the rest of
+        # the machine's load.
         created = self.client.api.create_container(
-            DIND_IMAGE, name=name, labels=self.labels, ports=[2375], host_config=host_config
+            DIND_IMAGE,
+            command=[f"--cgroup-parent=/{name}"],
+            name=name,
+            labels=self.labels,
+            ports=[2375],
+            host_config=host_config,
         )
+        self._stack.callback(_remove_cgroup, f"/{name}")
         container = self.client.containers.get(created["Id"])
         self._stack.callback(container.remove, force=True, v=True)
         container.start()
@@ -283,6 +361,7 @@ class Rig:
         """``nocrud worker`` in the daemon's network namespace, talking to it at 127.0.0.1."""
         out = host.log.open("ab")
         host.log_handles.append(out)
+        host.log_start = out.tell()
         host.worker = subprocess.Popen(
             [
                 "nsenter", "-t", str(host.pid), "-n", "--",
@@ -301,14 +380,19 @@ class Rig:
     def wait_for_worker(self, host: Host) -> None:
         ready = f"worker {host.name}: up to"
         deadline = time.monotonic() + WORKER_READY
-        while ready not in host.log.read_text(errors="replace"):
+        while ready not in self.worker_log(host):
             assert host.worker is not None
             if host.worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"worker {host.name} did not start:\n{self.worker_log(host)}")
+                raise RuntimeError(
+                    f"worker {host.name} did not start:\n{self.worker_log(host)[-4000:]}"
+                )
             time.sleep(0.2)
 
     def worker_log(self, host: Host) -> str:
-        return host.log.read_text(errors="replace")[-4000:]
+        """What the worker started last has written."""
+        with host.log.open("rb") as log:
+            log.seek(host.log_start)
+            return log.read().decode(errors="replace")
 
     def stop_worker(self, host: Host, sig: int = signal.SIGTERM) -> None:
         """Stop the worker (warm shutdown on SIGTERM); SIGKILL it if it lingers."""
@@ -367,10 +451,37 @@ class Rig:
             check=False,
         )
 
+    def start_up(self, *args: str, output: Path) -> subprocess.Popen[bytes]:
+        """``nocrud up --broker`` in the background, its output going to ``output``."""
+        with output.open("wb") as out:
+            return subprocess.Popen(
+                self.up_command(*args), cwd=self.dir, env=_env(), stdout=out, stderr=out
+            )
+
     def redis(self) -> Any:
         import redis
 
         return redis.Redis(host="127.0.0.1", port=self.redis_port, decode_responses=True)
+
+    def pausing_on(self, host: Host) -> list[str]:
+        """The slow or long flows in their pause on ``host``: running there, marker left."""
+        return [f for f in self.running_on(host) if (self.dir / "markers" / f).exists()]
+
+    def clear_markers(self) -> None:
+        for marker in (self.dir / "markers").iterdir():
+            marker.unlink()
+
+    def running_on(self, host: Host) -> list[str]:
+        """The flows whose attempt runs on ``host`` now: their lease names its worker."""
+        client = self.redis()
+        try:
+            return sorted(
+                str(key).rsplit(":", 1)[1]
+                for key in client.scan_iter("nocrud:*:lease:*")
+                if str(client.get(key) or "").endswith(f" {host.name}")
+            )
+        finally:
+            client.close()
 
     def leftovers(self, host: Host) -> list[str]:
         """Containers and networks of this project still on a nested daemon."""
@@ -426,6 +537,46 @@ def build_dind_image(client: Any) -> bool:
 # ---------------------------------------------------------------- measuring
 
 
+def _cgroup_dirs(parent: str) -> list[Path]:
+    root = Path("/sys/fs/cgroup")
+    return [
+        d for d in [root / parent.lstrip("/"), *root.glob(f"*/{parent.lstrip('/')}")] if d.is_dir()
+    ]
+
+
+def _cgroup_cpu_seconds(parent: str) -> float:
+    """CPU used in cgroup ``parent`` and below: cgroup v1's cpuacct, or v2's cpu.stat."""
+    for directory in _cgroup_dirs(parent):
+        if (directory / "cpuacct.usage").exists():
+            return int((directory / "cpuacct.usage").read_text()) / 1e9
+        if (directory / "cpu.stat").exists():
+            for line in (directory / "cpu.stat").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+    return 0.0  # no container ran there yet
+
+
+def _remove_cgroup(parent: str) -> None:
+    """Remove the (by now empty) cgroup directories a nested daemon made, deepest first."""
+    for directory in _cgroup_dirs(parent):
+        for sub in sorted(directory.rglob("*"), key=lambda d: len(d.parts), reverse=True):
+            if sub.is_dir():
+                with contextlib.suppress(OSError):
+                    sub.rmdir()
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User and system CPU of a live process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _busy_cpu_seconds() -> float:
     """Seconds all CPUs of this machine spent not idle, since boot."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -441,14 +592,22 @@ class Measurement:
     workers: int
     flows: int
     wall: float
-    busy_cpu: float
-    daemon_cpu: float
+    #: What the rig itself used: the active hosts' daemons, flow containers and workers.
+    host_cpu: HostCpu
     coordinator_cpu: float
+    #: The whole machine's busy CPU seconds, other people's work included (context only).
+    busy_cpu: float
+    load: float
     per_host: dict[str, int]
 
     @property
     def per_minute(self) -> float:
         return 60 * self.flows / self.wall
+
+    @property
+    def cpu_per_flow(self) -> float:
+        """CPU seconds one flow costs, coordinator included."""
+        return (self.host_cpu.total + self.coordinator_cpu) / self.flows
 
 
 def measure(rig: Rig, workers: int, flows: int) -> Measurement:
@@ -459,9 +618,10 @@ def measure(rig: Rig, workers: int, flows: int) -> Measurement:
         if host.worker is None:
             rig.start_worker(host)
             rig.wait_for_worker(host)
+    active = rig.hosts[:workers]
     names = [arg for i in range(flows) for arg in ("-f", f"quick_{i:02d}")]
     results = rig.dir / f"measure-{workers}.json"
-    daemon_before = sum(h.cpu_seconds() for h in rig.hosts[:workers])
+    cpu_before = sum((h.cpu() for h in active), HostCpu())
     busy_before = _busy_cpu_seconds()
     children_before = os.times()
     start = time.monotonic()
@@ -475,7 +635,9 @@ def measure(rig: Rig, workers: int, flows: int) -> Measurement:
     output, _ = proc.communicate(timeout=1800)
     wall = time.monotonic() - start
     busy = _busy_cpu_seconds() - busy_before
-    daemon = sum(h.cpu_seconds() for h in rig.hosts[:workers]) - daemon_before
+    load = os.getloadavg()[0]
+    time.sleep(2)  # the workers remove the last environments in the background
+    host_cpu = sum((h.cpu() for h in active), HostCpu()) - cpu_before
     if proc.returncode != 0:
         raise RuntimeError(f"the measured run exited {proc.returncode}:\n{output.decode()[-3000:]}")
     data = json.loads(results.read_text())
@@ -490,41 +652,50 @@ def measure(rig: Rig, workers: int, flows: int) -> Measurement:
         workers=workers,
         flows=flows,
         wall=wall,
-        busy_cpu=busy,
-        daemon_cpu=daemon,
+        host_cpu=host_cpu,
         coordinator_cpu=coordinator,
+        busy_cpu=busy,
+        load=load,
         per_host=per_host,
     )
 
 
-def report(one: Measurement, two: Measurement, cores: int, say: Any = print) -> None:
-    """Print the two rates and what N separate hosts would give."""
+def report(
+    one: Measurement, two: Measurement, cores: int, concurrency: int, say: Any = print
+) -> None:
+    """Print the two rates, what a flow costs, and what N separate hosts would give."""
     for m in (one, two):
         spread = ", ".join(f"{h}: {n}" for h, n in sorted(m.per_host.items()))
+        cpu = m.host_cpu
         say(
             f"{m.workers} worker(s): {m.flows} flows in {m.wall:.1f} s = {m.per_minute:.1f} "
-            f"flows/min  ({spread})"
+            f"flows/min  ({spread}); load average {m.load:.1f}"
         )
-    per_flow_cpu = two.busy_cpu / two.flows
-    per_flow_daemon = two.daemon_cpu / two.flows
-    say(
-        f"per flow (2-worker run): {per_flow_cpu:.2f} CPU s on this machine, of which the "
-        f"nested daemons {per_flow_daemon:.2f} s and the coordinator "
-        f"{two.coordinator_cpu / two.flows:.3f} s"
-    )
-    ceiling = 60 * cores / per_flow_cpu
-    say(
-        f"this {cores}-core machine can run at most {ceiling:.1f} flows/min ({cores} cores / "
-        f"{per_flow_cpu:.2f} CPU s per flow): two workers reached {two.per_minute / ceiling:.0%}"
-        " of it"
-    )
+        say(
+            f"  per flow: {m.cpu_per_flow:.2f} CPU s = containers {cpu.flows / m.flows:.2f} + "
+            f"nested daemon {cpu.daemon / m.flows:.2f} + worker {cpu.worker / m.flows:.2f} + "
+            f"coordinator {m.coordinator_cpu / m.flows:.3f}; the whole machine was busy "
+            f"{m.busy_cpu / m.flows:.2f} CPU s per flow (other work on it included)"
+        )
     ratio = two.per_minute / one.per_minute
-    say(f"ratio 2 workers / 1 worker on one machine: {ratio:.2f}")
+    say(f"ratio 2 workers / 1 worker on this one {cores}-core machine: {ratio:.2f}")
+    host_cpu = one.host_cpu.total / one.flows
+    ceiling = 60 * cores / host_cpu
+    coordinator = one.coordinator_cpu / one.flows
+    say(
+        f"one {cores}-core host of its own: {one.per_minute:.0f} flows/min measured here with "
+        f"one worker at -j {concurrency}, at most {ceiling:.0f} when its {cores} "
+        f"cores do nothing else ({cores} / {host_cpu:.2f} CPU s per flow)"
+    )
     for hosts in (2, 5, 10):
         say(
-            f"{hosts} separate hosts like this one: ~{hosts * one.per_minute:.0f} flows/min "
-            f"({hosts} x one worker alone; each host brings its own {cores} cores and daemon)"
+            f"{hosts} separate hosts: ~{hosts * one.per_minute:.0f} flows/min ({hosts} x one "
+            f"worker alone), at most {hosts * ceiling:.0f}"
         )
+    say(
+        f"the coordinator's {coordinator:.3f} CPU s per flow caps one run at "
+        f"{60 / coordinator:.0f} flows/min on one core"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -546,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nocrud workers benchmark: {args.flows} quick flows, -j {args.concurrency} each")
             one = measure(rig, 1, args.flows)
             two = measure(rig, 2, args.flows)
-            report(one, two, os.cpu_count() or 1)
+            report(one, two, os.cpu_count() or 1, args.concurrency)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
         for image in client.images.list(filters={"label": f"nocrud.project={project}"}):

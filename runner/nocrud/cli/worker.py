@@ -42,7 +42,8 @@ __all__ = ["worker"]
     type=click.FloatRange(min=1),
     default=3600.0,
     show_default=True,
-    help="Seconds after which the broker gives a lost worker's task to another worker; "
+    help="Seconds after which the broker gives a task that a lost worker had taken to "
+    "another worker (a flow it was running goes sooner, when its lease lapses); "
     "must exceed the longest a flow may take.",
 )
 @click.pass_context

@@ -16,6 +16,10 @@ Failure semantics (docs/workers.md states them for users):
   of one, so a task whose worker dies is delivered again (by Redis, once the broker's
   visibility timeout has passed since its delivery); workers refuse to start when
   their hard time limit per task is not below that timeout;
+* a running attempt renews its lease in Redis; when the lease lapses (the worker was
+  killed, its host vanished) the coordinator sends the flow again at once, without
+  waiting the visibility timeout, which stays the backstop for a task a worker had
+  taken but not started;
 * every delivery increments the flow's attempt counter in Redis and records its host;
   the first result of a flow counts (``done`` is set once), so a redelivered task
   never counts twice, and a third attempt is not made;
@@ -43,6 +47,7 @@ from nocrud.scheduler.pool import FAIL_FAST_MESSAGE, FlowLike, RunListener, Sche
 
 __all__ = [
     "HEARTBEAT_TTL",
+    "LEASE_TTL",
     "MAX_ATTEMPTS",
     "TASK_NAME",
     "BrokerError",
@@ -66,6 +71,11 @@ MAX_ATTEMPTS = 2
 HEARTBEAT_TTL = 30.0
 #: How often the coordinator sends a flow again that a worker dropped for a lapsed heartbeat.
 MAX_RESENDS = 3
+#: Seconds a running attempt's lease lives without renewal (its worker renews it every half
+#: second); when it lapses the worker is taken for lost and the flow is sent again.
+LEASE_TTL = 20.0
+#: How often the coordinator looks for lapsed leases while no event arrives.
+LEASE_CHECK = 2.0
 #: How long run state stays in Redis after the last write (for late and redelivered tasks).
 STATE_TTL = 24 * 3600
 #: Default broker visibility timeout (Celery's for Redis): a lost task is redelivered after it.
@@ -136,7 +146,13 @@ def make_app(broker: str, *, visibility_timeout: float = DEFAULT_VISIBILITY_TIME
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": visibility_timeout},
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            # Kombu scans for tasks whose visibility timeout has passed only every
+            # interval x throttle seconds (10 x 10 by default): every 10 s here.
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        },
         broker_connection_retry_on_startup=True,
         task_ignore_result=True,
         task_serializer="json",
@@ -175,6 +191,10 @@ class Keys:
 
     def done(self, flow: str) -> str:
         return f"nocrud:{self.run}:done:{flow}"
+
+    def lease(self, flow: str) -> str:
+        """``ATTEMPT HOST`` of the attempt running now, renewed while it runs."""
+        return f"nocrud:{self.run}:lease:{flow}"
 
 
 class CeleryBackend:
@@ -229,6 +249,9 @@ class CeleryBackend:
         self._tasks: dict[str, dict[str, Any]] = {}
         self._resent: dict[str, int] = {}
         self._sender: Any = None
+        # Flows whose attempt runs on a worker now: flow -> (attempt, host).
+        self._running: dict[str, tuple[int, str]] = {}
+        self._lost: set[tuple[str, int]] = set()
 
     def stop(self, reason: str = "interrupted") -> None:
         """Send no more results to the listener than those already running; revoke the rest."""
@@ -285,6 +308,7 @@ class CeleryBackend:
     ) -> None:
         """Handle events until every flow finished, the run halts, or ``until`` passes."""
         waiting = _WorkerWatch(app, self._queue, self._say)
+        next_lease_check = time.monotonic() + LEASE_CHECK
         while len(results) < len(names):
             if until is None and self._halted():
                 return
@@ -298,6 +322,9 @@ class CeleryBackend:
             if item is None:
                 if until is None and not started:
                     waiting.check()
+                if until is None and time.monotonic() >= next_lease_check:
+                    next_lease_check = time.monotonic() + LEASE_CHECK
+                    self._check_leases(redis)
                 continue
             self._handle(json.loads(item[1]), started, results)
 
@@ -313,12 +340,14 @@ class CeleryBackend:
         if kind == "started":
             started[name] = host
             attempt = int(event.get("attempt", 1))
+            self._running[name] = (attempt, host)
             if attempt > 1:
                 self._say(f"{name}: attempt {attempt} on {host}: {event.get('retried', '')}")
             self._notify("flow_started", name, worker)
         elif kind == "dropped":
             self._resend(name, host, str(event.get("reason", "")))
         elif kind == "attempt_failed":
+            self._running.pop(name, None)  # its worker sent the task again itself
             self._say(
                 f"{name}: attempt {event.get('attempt')} on {host} did not count: "
                 f"{event.get('reason', '')}; it runs again on another worker"
@@ -326,6 +355,7 @@ class CeleryBackend:
         elif kind == "finished":
             result = replace(FlowResult.from_dict(event["result"]), worker=worker, host=host)
             results[name] = result
+            self._running.pop(name, None)
             started.setdefault(name, host)
             if self._fail_fast and result.status in (Status.FAILED, Status.ERROR):
                 self._fail_fast_tripped = True
@@ -344,6 +374,31 @@ class CeleryBackend:
             task_id=f"{self._run_id}.{self._tasks[name]['index']}.s{count}",
             queue=self._queue,
         )
+
+    def _check_leases(self, redis: Any) -> None:
+        """Send again each running flow whose attempt's lease lapsed: its worker is lost."""
+        running = list(self._running.items())
+        if not running or self._halted():
+            return
+        try:
+            leases = redis.mget([self._keys.lease(name) for name, _ in running])
+        except Exception:  # noqa: BLE001 - a broker hiccup; the next check sees it
+            return
+        for (name, (attempt, host)), lease in zip(running, leases, strict=True):
+            if lease is not None or (name, attempt) in self._lost or name not in self._tasks:
+                continue
+            self._lost.add((name, attempt))
+            self._running.pop(name, None)
+            self._say(
+                f"{name}: attempt {attempt} on {host} stopped renewing its lease "
+                f"({LEASE_TTL:g} s): its worker is lost; sending the flow again"
+            )
+            self._sender.send_task(
+                TASK_NAME,
+                kwargs=self._tasks[name],
+                task_id=f"{self._run_id}.{self._tasks[name]['index']}.l{attempt}",
+                queue=self._queue,
+            )
 
     def _revoke(self, redis: Any, app: Any, task_ids: list[str]) -> None:
         """Queued tasks will not run; running ones are torn down by their workers."""

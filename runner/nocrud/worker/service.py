@@ -9,11 +9,13 @@ runs one flow through a :class:`~nocrud.execute.FlowExecutor`, exactly as a loca
 and pushes its events to the run's list in Redis (the protocol and the failure settings
 are in :mod:`nocrud.scheduler.celery_backend`).
 
-A task is refused, with a message in the flow's result, when the coordinator's checkout
-differs from the worker's. A flow is torn down when its run is cancelled (Ctrl-C) or its
-coordinator stops renewing its heartbeat (killed). When the worker's Docker daemon stops
-answering, the flow's attempt is recorded as ERROR with that cause, the task is sent
-again for another worker, and this worker stops taking tasks.
+While a flow runs, its worker renews the attempt's lease in Redis, so that the
+coordinator can tell a lost worker from a slow one. A task is refused, with a message
+in the flow's result, when the coordinator's checkout differs from the worker's. A flow
+is torn down when its run is cancelled (Ctrl-C) or its coordinator stops renewing its
+heartbeat (killed). When the worker's Docker daemon stops answering, the flow's attempt
+is recorded as ERROR with that cause, the task is sent again for another worker, and
+this worker stops taking tasks.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from nocrud.execute.capture import install_output_capture
 from nocrud.flows import Flow, discover
 from nocrud.results import FlowResult, Status
 from nocrud.scheduler.celery_backend import (
+    LEASE_TTL,
     MAX_ATTEMPTS,
     STATE_TTL,
     TASK_NAME,
@@ -227,6 +230,13 @@ class WorkerService:
             return dropped
         attempt = int(redis.incr(keys.attempt(flow)))
         redis.expire(keys.attempt(flow), STATE_TTL)
+        if attempt > MAX_ATTEMPTS:
+            running = redis.get(keys.lease(flow))
+            if running:
+                # A late delivery (the visibility timeout's) while the flow runs again
+                # elsewhere: that attempt's result will count, this one runs nothing.
+                number, _, where = str(running).partition(" ")
+                return f"dropped: attempt {number} of the flow runs on {where}"
         earlier = redis.hgetall(keys.attempts(flow))
         self._record(keys, flow, attempt, {"host": self.node, "state": "running"})
         retried = _retried(earlier, attempt)
@@ -236,13 +246,23 @@ class WorkerService:
         refusal = self._refusal(flow, attempt, retried, checkout, coordinator)
         if refusal:
             return self._finish(keys, replace(base, message=refusal))
+        self._renew(keys, flow, attempt)
         self._event(keys, type="started", flow=flow, attempt=attempt, retried=retried)
-        result = self._execute(self.flows[flow], keys)
+        try:
+            result = self._execute(self.flows[flow], keys, attempt)
+        except Exception as exc:
+            if self._docker_answers():
+                raise  # a bug: run_task reports it as the flow's result
+            # Gathering the flow's evidence (its containers' state) died with the daemon.
+            result = FlowResult(
+                name=flow, status=Status.ERROR, message=f"{type(exc).__name__}: {exc}"
+            )
         result = replace(result, host=self.node, attempt=attempt, retried=retried)
         if not result.status.ok and not self._docker_answers():
             reason = f"{result.status.name}: {result.message}; {self._docker_down()}"
             self._record(keys, flow, attempt, {"host": self.node, "state": "failed", "why": reason})
             self._hand_back(task, keys, attempt=attempt, reason=reason)
+            self._release(keys, flow, attempt)
             return "handed back: Docker stopped answering during the flow"
         return self._finish(keys, result)
 
@@ -251,13 +271,13 @@ class WorkerService:
         redis = self._redis
         if redis.exists(keys.cancel):
             return "dropped: the run was stopped"
+        if redis.exists(keys.done(task["flow"])):
+            return "dropped: the flow already has a result"
         if not redis.exists(keys.alive):
             # A coordinator that still lives (starved, not dead) hears it and sends it again.
             reason = "the coordinator's heartbeat had lapsed"
             self._event(keys, type="dropped", flow=task["flow"], reason=reason)
             return "dropped: the coordinator is gone"
-        if redis.exists(keys.done(task["flow"])):
-            return "dropped: the flow already has a result"
         if not self._docker_answers():
             self._hand_back(task, keys, attempt=None, reason=self._docker_down())
             return "handed back: Docker is not answering"
@@ -285,7 +305,16 @@ class WorkerService:
             return f"worker {self.node} has no flow {flow!r} in {self.config.flows.path}"
         return ""
 
-    def _execute(self, flow: Flow, keys: Keys) -> FlowResult:
+    def _renew(self, keys: Keys, flow: str, attempt: int) -> None:
+        """Keep this attempt's lease: while it lives, no one sends the flow again."""
+        self._redis.set(keys.lease(flow), f"{attempt} {self.node}", px=int(LEASE_TTL * 1000))
+
+    def _release(self, keys: Keys, flow: str, attempt: int) -> None:
+        """Drop this attempt's lease, unless another attempt holds it by now."""
+        if self._redis.get(keys.lease(flow)) == f"{attempt} {self.node}":
+            self._redis.delete(keys.lease(flow))
+
+    def _execute(self, flow: Flow, keys: Keys, attempt: int) -> FlowResult:
         """The flow on this host, torn down if its run is cancelled or its coordinator dies."""
         assert self._provisioner is not None
         executor = FlowExecutor(_OneFlow(self._provisioner), flow_timeout=self.config.timeouts.flow)
@@ -294,6 +323,7 @@ class WorkerService:
         def watch() -> None:
             while not done.wait(WATCH_INTERVAL):
                 try:
+                    self._renew(keys, flow.name, attempt)
                     gone = self._redis.exists(keys.cancel) or not self._redis.exists(keys.alive)
                 except Exception:  # noqa: BLE001, S112 - a broker hiccup is not a stop
                     continue
@@ -313,6 +343,7 @@ class WorkerService:
         self._record(
             keys, result.name, result.attempt, {"host": self.node, "state": result.status.value}
         )
+        self._release(keys, result.name, result.attempt)
         if not self._redis.set(keys.done(result.name), result.attempt, nx=True, ex=STATE_TTL):
             return "not counted: the flow already has a result"
         self._event(keys, type="finished", flow=result.name, result=result.to_dict())
@@ -373,8 +404,8 @@ def _retried(earlier: Mapping[str, str], attempt: int) -> str:
             lines.append(f"attempt {number} on {host}: {state.get('why', 'failed')}")
         elif state.get("state") == "running":
             lines.append(
-                f"attempt {number} on {host} did not finish: its worker was lost, and the "
-                "broker delivered the task again"
+                f"attempt {number} on {host} did not finish: its worker was lost (its "
+                "lease lapsed, or the broker delivered the task again)"
             )
         else:
             lines.append(f"attempt {number} on {host} ended {state.get('state', '?')}")

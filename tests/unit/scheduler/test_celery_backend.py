@@ -30,6 +30,8 @@ from nocrud.docker.postgres import DatabaseAddress
 from nocrud.errors import UsageError
 from nocrud.results import FlowResult, Status
 from nocrud.scheduler.celery_backend import (
+    LEASE_CHECK,
+    LEASE_TTL,
     TASK_NAME,
     BrokerError,
     CeleryBackend,
@@ -95,7 +97,10 @@ def test_the_app_carries_the_failure_settings() -> None:
     assert conf.task_acks_late is True
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.broker_transport_options == {"visibility_timeout": 120}
+    options = conf.broker_transport_options
+    assert options["visibility_timeout"] == 120
+    # A lost task is looked for every 10 s, not kombu's default 10 x 10 s.
+    assert options["unacked_restore_interval"] * options["unacked_restore_throttle"] == 10
 
 
 # ---------------------------------------------------------------- the checkout
@@ -338,6 +343,39 @@ def test_a_lost_workers_flow_runs_again_once_saying_why(
     assert third.message.startswith("not run a third time: attempt 1 on w1@a")
 
 
+def test_a_late_delivery_while_another_attempt_runs_counts_nothing(
+    project: Path, redis_url: str, redis: Any
+) -> None:
+    first = worker(project, redis_url, "w1@a", RecordingApp())
+    alive(redis, "r8")
+    keys = Keys("r8")
+    # Attempt 2 runs on w2 (its lease is fresh) when the broker's visibility timeout
+    # hands the original task to w1 once more.
+    redis.set(keys.attempt("quick"), 2)
+    redis.set(keys.lease("quick"), "2 w2@b", ex=20)
+    outcome = first.run_task(**task(first, "r8", "quick"))
+    assert outcome == "dropped: attempt 2 of the flow runs on w2@b"
+    assert events(redis, "r8") == []
+    assert not redis.exists(keys.done("quick"))
+
+
+def test_a_running_attempt_renews_its_lease(project: Path, redis_url: str, redis: Any) -> None:
+    service = worker(project, redis_url, "w1@a", RecordingApp())
+    alive(redis, "r9")
+    keys = Keys("r9")
+    seen: list[tuple[Any, int]] = []
+
+    def look() -> None:
+        seen.append((redis.get(keys.lease("slow")), redis.pttl(keys.lease("slow"))))
+        redis.set(keys.cancel, "interrupted")
+
+    threading.Timer(1.5, look).start()
+    assert service.run_task(**task(service, "r9", "slow")) == "error"
+    ((lease, ttl),) = seen
+    assert lease == "1 w1@a"
+    assert ttl > (LEASE_TTL - 1.5) * 1000  # renewed since the flow started
+
+
 def test_a_dead_docker_daemon_is_an_error_with_its_cause_then_another_worker_runs_it(
     project: Path, redis_url: str, redis: Any
 ) -> None:
@@ -359,6 +397,27 @@ def test_a_dead_docker_daemon_is_an_error_with_its_cause_then_another_worker_run
     assert result.attempt == 2
     assert result.retried.startswith("attempt 1 on w1@a: FAILED: one is not two")
     assert "the Docker daemon of worker w1@a" in result.retried
+
+
+def test_a_daemon_dying_while_the_flow_is_examined_hands_the_flow_back(
+    project: Path, redis_url: str, redis: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = RecordingApp()
+    service = worker(project, redis_url, "w1@a", app)
+    alive(redis, "r10")
+    service._engine.client.answers = 1  # answers before the flow, then is gone
+
+    def examine(*_args: Any) -> FlowResult:
+        # As the executor does when a failed flow's containers cannot be inspected.
+        raise ConnectionError("inspect: connection refused")
+
+    monkeypatch.setattr(service, "_execute", examine)
+    outcome = service.run_task(**task(service, "r10", "slow"))
+    assert outcome == "handed back: Docker stopped answering during the flow"
+    failed = events(redis, "r10")[-1]
+    assert failed["reason"].startswith("ERROR: ConnectionError: inspect: connection refused; ")
+    assert app.sent[0]["kwargs"]["flow"] == "slow"
+    assert not redis.exists(Keys("r10").done("slow"))
 
 
 def test_a_worker_with_another_checkout_refuses_saying_which_part(
@@ -466,6 +525,10 @@ def play(redis: Any, run: str, script: list[dict[str, Any]], delay: float = 0.2)
     threading.Thread(target=push, daemon=True).start()
 
 
+def push(redis: Any, run: str, event: dict[str, Any]) -> None:
+    redis.rpush(Keys(run).events, json.dumps(event))
+
+
 def finished(name: str, host: str, status: str = "passed", attempt: int = 1) -> dict[str, Any]:
     result = FlowResult(name=name, status=Status(status), attempt=attempt).to_dict()
     return {"type": "finished", "flow": name, "host": host, "result": result}
@@ -498,6 +561,30 @@ def test_the_coordinator_sends_one_task_per_flow_and_reports_like_a_local_run(
     assert heard.started == [("b", 1), ("a", 2)]
     assert [r.name for r in heard.finished] == ["b", "a"]
     assert not redis.exists(Keys("c1").alive)  # the heartbeat ends with the run
+
+
+def test_a_lapsed_lease_sends_the_flow_again_at_once(redis_url: str, redis: Any) -> None:
+    app, heard = RecordingApp(), Heard()
+    backend = coordinator(redis_url, app, heard, run_id="c6")
+    keys = Keys("c6")
+
+    def worker_lost() -> None:
+        # w1 started attempt 1, renewed its lease once, and was SIGKILLed.
+        redis.set(keys.lease("a"), "1 w1@a", px=300)
+        push(redis, "c6", {"type": "started", "flow": "a", "host": "w1@a", "attempt": 1})
+        deadline = time.monotonic() + 10
+        while len(app.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        redis.set(keys.lease("a"), "2 w2@b", ex=20)
+        push(redis, "c6", {"type": "started", "flow": "a", "host": "w2@b", "attempt": 2})
+        push(redis, "c6", finished("a", "w2@b", attempt=2))
+
+    threading.Thread(target=worker_lost, daemon=True).start()
+    started = time.monotonic()
+    schedule = backend.run([Named("a")])
+    assert [s["task_id"] for s in app.sent] == ["c6.0", "c6.0.l1"]
+    assert time.monotonic() - started < 3 * LEASE_CHECK + 1  # not the visibility timeout
+    assert (schedule.results[0].status, schedule.results[0].attempt) == (Status.PASSED, 2)
 
 
 def test_stop_revokes_what_is_queued_and_waits_for_what_runs(redis_url: str, redis: Any) -> None:
