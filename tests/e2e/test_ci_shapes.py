@@ -293,20 +293,37 @@ def test_dood_runner_on_the_host_network_uses_published_ports(
     # `network_mode = "host"` in a GitLab runner's config.toml, `docker run --network host`
     # for a Jenkins agent: the job shares the host's 127.0.0.1, where ports are published,
     # and cannot join other networks, so it must use local mode, not container-network.
+    import docker.errors
+
+    from nocrud.docker import cleanup
+
     config = harness.config()
     out = harness.dir / "out"
     out.mkdir()
-
-    outcome = run_runner(
-        docker_client,
-        harness,
-        config=config,
-        name=f"nocrud-e2e-{harness.project}-dood-host",
-        out=out,
-        environment={},
-        mounts={SOCKET: {"bind": SOCKET, "mode": "rw"}},
-        network_mode="host",
+    # A run of this host still going (owned by this test's process): the job has the host's
+    # hostname but pids of its own, and its start-up sweep once took that run for dead.
+    labels = cleanup.run_labels("hostrun", harness.project, role="bridge")
+    live = docker_client.networks.create(
+        f"nocrud-e2e-{harness.project}-hostrun", labels={**labels, TEST_LABEL: harness.project}
     )
+    try:
+        outcome = run_runner(
+            docker_client,
+            harness,
+            config=config,
+            name=f"nocrud-e2e-{harness.project}-dood-host",
+            out=out,
+            environment={},
+            mounts={SOCKET: {"bind": SOCKET, "mode": "rw"}},
+            network_mode="host",
+        )
+        try:
+            live.reload()
+        except docker.errors.NotFound:
+            pytest.fail(f"the job's sweep removed a live run of the host:\n{outcome.output}")
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            live.remove()
 
     assert_both_flows_passed(outcome, out / "results.json")
     assert "container-network" not in outcome.output, outcome.output
