@@ -15,8 +15,9 @@ makes carries the ``nocrud.e2e`` label and is removed in a ``finally``.
 
 The CI recipes of docs/ci are run as written, their script lines in order: GitHub's
 on this machine's daemon, and GitLab's in a job container whose Docker service is
-missing, to see it stop at its first step with the cause. (GitLab's full run beside a
-DinD service is in pending_ci_faults.py until it passes.)
+missing, to see it stop at its first step with the cause. GitLab's full run beside a
+DinD service, with the image cache, is in test_ci_faults_e2e.py, whose DinD cases share
+one service.
 """
 
 from __future__ import annotations
@@ -27,17 +28,25 @@ import os
 import shlex
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import PROJECT
+
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
-RUNNER_IMAGE = "nocrud/runner:test"
-DIND_IMAGE = "nocrud/dind:1"
+#: The tags images/runner/build.sh and images/dind build: shared with whoever else runs these
+#: tests on the same daemon, who may remove them when their session ends.
+RUNNER_TAG = "nocrud/runner:test"
+DIND_TAG = "nocrud/dind:1"
+#: What this session's containers run: its own tags on the same images, so another session
+#: removing the shared tags cannot take the image away mid-test.
+RUNNER_IMAGE = f"{RUNNER_TAG}-{PROJECT}"
+DIND_IMAGE = f"nocrud/dind:1-{PROJECT}"
 REAPER_IMAGE = "nocrud/reaper:1"
 SELECTION = "isolation_01 or isolation_02"
 FLOWS = {"isolation_01", "isolation_02"}
@@ -78,12 +87,30 @@ def _remove_if_new(client: Any, tag: str, existed: bool) -> None:
             client.images.remove(tag, force=True)
 
 
-@pytest.fixture(scope="module")
+@contextlib.contextmanager
+def _session_tag(client: Any, shared: str, own: str, build: Callable[[], str]) -> Iterator[str]:
+    """Build ``shared`` (cheap when current), tag it ``own`` for this session; untag both after.
+
+    ``shared`` is removed only when this session built it: one that was here before is the
+    developer's cache.
+    """
+    existed = _present(client, shared)
+    repository, _, tag = own.rpartition(":")
+    client.images.get(build()).tag(repository, tag)
+    try:
+        yield own
+    finally:
+        _remove_if_new(client, own, existed=False)
+        _remove_if_new(client, shared, existed)
+
+
+#: The image fixtures are session-scoped: test_ci_faults_e2e imports them too, and finds
+#: the images still built (removing them after each module cost a rebuild in the next).
+@pytest.fixture(scope="session")
 def runner_image(docker_client: Any, base_images: None) -> Iterator[str]:
-    """nocrud/runner:test from this working tree, removed afterwards if this module built it."""
-    existed = _present(docker_client, RUNNER_IMAGE)
-    yield _build_runner_image()
-    _remove_if_new(docker_client, RUNNER_IMAGE, existed)
+    """nocrud/runner:test from this working tree, as this session's own tag."""
+    with _session_tag(docker_client, RUNNER_TAG, RUNNER_IMAGE, _build_runner_image) as image:
+        yield image
 
 
 def _build_runner_image() -> str:
@@ -91,17 +118,17 @@ def _build_runner_image() -> str:
     script = REPO / "images" / "runner" / "build.sh"
     try:
         proc = subprocess.run(
-            [str(script), RUNNER_IMAGE],
+            [str(script), RUNNER_TAG],
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT,
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        _skip_unbuilt(RUNNER_IMAGE, f"{script} did not finish within {exc.timeout:.0f} s")
+        _skip_unbuilt(RUNNER_TAG, f"{script} did not finish within {exc.timeout:.0f} s")
     if proc.returncode != 0:
-        _skip_unbuilt(RUNNER_IMAGE, proc.stdout + proc.stderr)
-    return RUNNER_IMAGE
+        _skip_unbuilt(RUNNER_TAG, proc.stdout + proc.stderr)
+    return RUNNER_TAG
 
 
 def _build_image(client: Any, tag: str, directory: str) -> str:
@@ -126,14 +153,16 @@ def _build_image(client: Any, tag: str, directory: str) -> str:
     return tag
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dind_image(docker_client: Any, base_images: None) -> Iterator[str]:
-    existed = _present(docker_client, DIND_IMAGE)
-    yield _build_image(docker_client, DIND_IMAGE, "dind")
-    _remove_if_new(docker_client, DIND_IMAGE, existed)
+    def build() -> str:
+        return _build_image(docker_client, DIND_TAG, "dind")
+
+    with _session_tag(docker_client, DIND_TAG, DIND_IMAGE, build) as image:
+        yield image
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reaper_image(docker_client: Any, base_images: None) -> str:
     """nocrud's Ryuk stand-in: in GitLab, testcontainers would pull Ryuk into the DinD service."""
     return _build_image(docker_client, REAPER_IMAGE, "reaper")
@@ -264,20 +293,37 @@ def test_dood_runner_on_the_host_network_uses_published_ports(
     # `network_mode = "host"` in a GitLab runner's config.toml, `docker run --network host`
     # for a Jenkins agent: the job shares the host's 127.0.0.1, where ports are published,
     # and cannot join other networks, so it must use local mode, not container-network.
+    import docker.errors
+
+    from nocrud.docker import cleanup
+
     config = harness.config()
     out = harness.dir / "out"
     out.mkdir()
-
-    outcome = run_runner(
-        docker_client,
-        harness,
-        config=config,
-        name=f"nocrud-e2e-{harness.project}-dood-host",
-        out=out,
-        environment={},
-        mounts={SOCKET: {"bind": SOCKET, "mode": "rw"}},
-        network_mode="host",
+    # A run of this host still going (owned by this test's process): the job has the host's
+    # hostname but pids of its own, and its start-up sweep once took that run for dead.
+    labels = cleanup.run_labels("hostrun", harness.project, role="bridge")
+    live = docker_client.networks.create(
+        f"nocrud-e2e-{harness.project}-hostrun", labels={**labels, TEST_LABEL: harness.project}
     )
+    try:
+        outcome = run_runner(
+            docker_client,
+            harness,
+            config=config,
+            name=f"nocrud-e2e-{harness.project}-dood-host",
+            out=out,
+            environment={},
+            mounts={SOCKET: {"bind": SOCKET, "mode": "rw"}},
+            network_mode="host",
+        )
+        try:
+            live.reload()
+        except docker.errors.NotFound:
+            pytest.fail(f"the job's sweep removed a live run of the host:\n{outcome.output}")
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            live.remove()
 
     assert_both_flows_passed(outcome, out / "results.json")
     assert "container-network" not in outcome.output, outcome.output
@@ -459,12 +505,23 @@ OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels/app /wheels/deps"
 PATIENT = {"timeouts__db_ready": 120, "timeouts__app_ready": 120}
 
 
-def gitlab_job() -> tuple[dict[str, str], list[str]]:
-    """The GitLab recipe's variables and its script lines, in the order GitLab runs them."""
+def gitlab_job(
+    recipe: str = "gitlab-ci.yml", name: str | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """A GitLab job's variables and its script lines, in the order GitLab runs them.
+
+    ``name`` picks the job when the recipe has several; ``extends`` is followed (one level
+    of keys, as GitLab merges them: the job's own win).
+    """
     import yaml
 
-    document = yaml.safe_load((DOCS_CI / "gitlab-ci.yml").read_text())
-    (job,) = (v for v in document.values() if isinstance(v, dict) and "script" in v)
+    document = yaml.safe_load((DOCS_CI / recipe).read_text())
+    if name is None:
+        (job,) = (v for v in document.values() if isinstance(v, dict) and "script" in v)
+    else:
+        job = document[name]
+    if "extends" in job:
+        job = {**document[job["extends"]], **job}
     variables = {**document.get("variables", {}), **job.get("variables", {})}
     return {k: str(v) for k, v in variables.items()}, [
         *job.get("before_script", []),
@@ -472,12 +529,17 @@ def gitlab_job() -> tuple[dict[str, str], list[str]]:
     ]
 
 
-def github_job() -> tuple[dict[str, str], list[str]]:
-    """The GitHub recipe's env and its ``run:`` lines in order (``uses:`` steps are GitHub's)."""
+def github_job(
+    recipe: str = "github-actions.yml", name: str | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """A GitHub job's env and its ``run:`` lines in order (``uses:`` steps are GitHub's)."""
     import yaml
 
-    document = yaml.safe_load((DOCS_CI / "github-actions.yml").read_text())
-    (job,) = document["jobs"].values()
+    document = yaml.safe_load((DOCS_CI / recipe).read_text())
+    if name is None:
+        (job,) = document["jobs"].values()
+    else:
+        job = document["jobs"][name]
     lines = [line for step in job["steps"] for line in step.get("run", "").splitlines() if line]
     return {k: str(v) for k, v in job.get("env", {}).items()}, lines
 
@@ -525,10 +587,15 @@ def assert_in_order(output: str, lines: list[str]) -> None:
     assert positions == sorted(positions), output
 
 
+@pytest.mark.parametrize(
+    ("recipe", "job"), [("gitlab-ci.yml", None), ("gitlab-ci-sharded.yml", "api-flows")]
+)
 def test_the_gitlab_recipe_without_its_service_fails_first_naming_the_alias(
-    docker_client: Any, harness: Any, runner_image: str
+    docker_client: Any, harness: Any, runner_image: str, recipe: str, job: str | None
 ) -> None:
-    variables, lines = gitlab_job()
+    variables, lines = gitlab_job(recipe, job)
+    assert lines[0].startswith("pip install")
+    assert lines[1].startswith("nocrud doctor --wait 30"), lines
     harness.config()
     network = docker_client.networks.create(
         f"nocrud-e2e-{harness.project}-noservice",
@@ -565,6 +632,8 @@ def test_the_github_recipe_runs_as_written_on_this_machines_daemon(
     env, lines = github_job()
     assert lines[0].startswith("pip install")
     assert lines[1] == "nocrud doctor --wait 30", lines
+    # The sharded recipe starts the same way (its shards' lines need GitHub's matrix).
+    assert github_job("github-actions-sharded.yml", "flows")[1][:2] == lines[:2]
     harness.flows(QUICK_FLOWS)
     harness.config(flows__path=str(harness.dir / "e2eflows"), **PATIENT)
     path = f"{Path(harness.command[0]).parent}{os.pathsep}{os.environ['PATH']}"

@@ -9,7 +9,11 @@ and ``nocrud clean`` remove what it left.
 The owner is something whoever sweeps can check:
 
 * on a host, ``<host>:<pid>:<process start tick>``: the process, judged on that host
-  only (another host's objects are never judged gone from here);
+  only (another host's objects are never judged gone from here). A pid means something
+  only in its pid namespace, so outside the host's initial one (a container the daemon
+  does not know) the host is ``<hostname>/<pid namespace inode>``: a container on the
+  host's network has the host's hostname, and must neither judge the host's processes
+  by its own pids nor have its own judged by theirs;
 * in a container the Docker daemon knows (a CI job with the host's socket mounted,
   Docker-outside-of-Docker), ``container:<container id>:<pid>:<start tick>``: every job
   container has a new hostname, so a hostname says nothing; the daemon says whether the
@@ -90,6 +94,21 @@ def claim_container(container_id: str | None) -> None:
     _own_container = container_id
 
 
+#: The inode of the kernel's initial pid namespace (PROC_PID_INIT_INO), the host's own.
+_INIT_PID_NAMESPACE = 0xEFFFFFFC
+
+
+@cache
+def _host() -> str:
+    """This host as owner labels name it: the hostname, and the pid namespace unless initial."""
+    name = socket.gethostname()
+    try:
+        namespace = Path("/proc/self/ns/pid").stat().st_ino
+    except OSError:
+        return name  # not Linux: pids are the host's
+    return name if namespace == _INIT_PID_NAMESPACE else f"{name}/{namespace}"
+
+
 @cache
 def _process() -> str:
     pid = os.getpid()
@@ -100,7 +119,7 @@ def owner() -> str:
     """This process as an owner label value: ``container:id:pid:start`` or ``host:pid:start``."""
     if _own_container is not None:
         return f"{CONTAINER_OWNER}{_own_container}:{_process()}"
-    return f"{socket.gethostname()}:{_process()}"
+    return f"{_host()}:{_process()}"
 
 
 def run_labels(run_id: str, project: str, *, flow: str | None = None, role: str) -> dict[str, str]:
@@ -132,7 +151,9 @@ def owner_is_gone(owner_label: str, client: docker.DockerClient | None = None) -
             return _process_is_gone(process)
         return client is not None and bool(container) and _container_is_gone(client, container)
     host, _, rest = owner_label.partition(":")
-    if host != socket.gethostname():
+    if host != _host() or _own_container is not None:
+        # Another host's, or another pid namespace's; and a process in a container the
+        # daemon knows owns its objects as that container, so a host label is not its own.
         return False
     return _process_is_gone(rest)
 

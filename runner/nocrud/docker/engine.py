@@ -288,12 +288,53 @@ def _connect_once(timeout: float, pool_size: int) -> docker.DockerClient:
         client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)
     except docker.errors.DockerException as exc:
         raise DockerUnavailableError(unreachable(exc)) from exc
+    notice_dead_peers(client.api)
     try:
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
         client.close()
         raise DockerUnavailableError(unreachable(exc)) from exc
     return client
+
+
+#: How long a daemon reached over TCP may leave our bytes unacknowledged, or be silent on
+#: keepalive probes, before the connection counts as dead (see notice_dead_peers).
+DEAD_PEER_SECONDS = 10
+
+
+def notice_dead_peers(api: Any) -> None:
+    """Make a TCP daemon's vanishing an error within seconds, not after the call's timeout.
+
+    A killed Docker-in-Docker service sends no reset: a request on a kept-alive
+    connection to it waits out the client's whole timeout (60 s), which is what
+    made a lost daemon take a minute to report. TCP keepalive probes and
+    ``TCP_USER_TIMEOUT`` let the kernel drop such a connection after
+    :data:`DEAD_PEER_SECONDS`; a daemon that is merely slow still acknowledges at
+    the TCP level, so long calls (builds, loads, waits) are not cut short. Unix
+    sockets are left alone: their peer cannot vanish that way.
+
+    Args:
+        api: A docker-py ``APIClient`` (``DockerClient.api``).
+    """
+    from urllib3.connection import HTTPConnection
+
+    if not str(getattr(api, "base_url", "")).startswith(("http://", "https://")):
+        return
+    tcp = socket.IPPROTO_TCP
+    options = [*HTTPConnection.default_socket_options, (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (
+        ("TCP_KEEPIDLE", 5),
+        ("TCP_KEEPINTVL", 2),
+        ("TCP_KEEPCNT", 3),
+        ("TCP_USER_TIMEOUT", DEAD_PEER_SECONDS * 1000),
+    ):
+        if hasattr(socket, name):  # Linux; other systems keep their defaults
+            options.append((tcp, getattr(socket, name), value))
+    for adapter in api.adapters.values():
+        manager = getattr(adapter, "poolmanager", None)
+        if manager is not None:
+            manager.connection_pool_kw["socket_options"] = options
+            manager.clear()  # the connection that asked for the API version had none
 
 
 def unreachable(exc: BaseException, env: Mapping[str, str] | None = None) -> str:
