@@ -255,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
             Path(tmp), args.project, args.trivial, args.parallel, args.warm
         )
         cold = config.model_copy(update={"run": config.run.model_copy(update={"warm": 0})})
+        restart = config.model_copy(
+            update={"run": config.run.model_copy(update={"pool_app_reload": "restart"})}
+        )
         engine = prepare_docker(config, console)
         counter = CallCounter(engine.client.api)
         try:
@@ -270,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_classic:
                 paths.append(("image-classic", ClassicImageProvisioner, cold))
             paths.append(("image", ImageProvisioner, cold))
-            paths.append((f"pool --warm {args.warm}", PoolProvisioner, config))
+            paths.append((f"pool --warm {args.warm}", PoolProvisioner, restart))
             if not args.skip_reload:
                 # gunicorn --preload (both examples): a new worker per flow without a restart.
                 hup = config.model_copy(
