@@ -131,8 +131,9 @@ def _flows_running(harness: Any) -> bool:
     )
 
 
-def test_a_sigkilled_template_run_leaves_nothing_after_clean(harness: Any) -> None:
-    harness.config(run__strategy="template", **PATIENT)
+@pytest.mark.parametrize("strategy", ["template", "migrate"])
+def test_a_sigkilled_run_leaves_nothing_after_clean(harness: Any, strategy: str) -> None:
+    harness.config(run__strategy=strategy, **PATIENT)
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("NOCRUD_CONFIG", None)
 
