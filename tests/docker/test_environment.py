@@ -171,11 +171,11 @@ def _pool_pairs(config: Config, images: BuiltImages, client: Any) -> Iterator[Ca
     assert client.api.networks(filters={"label": f"nocrud.run={run.run_id}"}) == []
 
 
-def _hup(config: Config, **app: Any) -> Config:
-    """``config`` with ``run.pool_app_reload: HUP`` (and ``app`` settings changed)."""
+def _reloading(config: Config, how: str, **app: Any) -> Config:
+    """``config`` with ``run.pool_app_reload: how`` (and ``app`` settings changed)."""
     return config.model_copy(
         update={
-            "run": config.run.model_copy(update={"pool_app_reload": "HUP"}),
+            "run": config.run.model_copy(update={"pool_app_reload": how}),
             "app": config.app.model_copy(update=app),
         }
     )
@@ -186,6 +186,7 @@ def test_pool_pair_reset_forgets_rows_and_the_app_process_but_keeps_app_files(
 ) -> None:
     """What survives a reset is what docs/config.md says: files in the app's filesystem."""
     client, config, images = built
+    config = _reloading(config, "restart")
     with _pool_pairs(config, images, client) as make, make() as pair:
         conn = pair.database.connect()
         try:
@@ -260,7 +261,7 @@ def test_a_pool_reset_by_signal_forks_new_workers_and_forgets_rows(
         workers = {int(pid) for pid, ppid in top if int(ppid) in pids}
         return pids - workers, workers
 
-    with _pool_pairs(_hup(config), images, client) as make, make() as pair:
+    with _pool_pairs(_reloading(config, "HUP"), images, client) as make, make() as pair:
         app = client.containers.get(f"{pair.name}-app")
         started_before = app.attrs["State"]["StartedAt"]
         master, workers = processes()
@@ -296,7 +297,7 @@ def test_a_signal_reload_refuses_an_app_without_workers(
     """One process serving requests would keep its state across a signal: a config error."""
     client, config, images = built
     single = ("python3", "-m", "flask", "--app", "inventory:create_app", "run")
-    config = _hup(config, command=(*single, "--host", "0.0.0.0", "--port", "8000"))
+    config = _reloading(config, "HUP", command=(*single, "--host", "0.0.0.0", "--port", "8000"))
     with _pool_pairs(config, images, client) as make, pytest.raises(MisconfigurationError) as info:
         make().__enter__()
     assert "runs a single process" in str(info.value)
