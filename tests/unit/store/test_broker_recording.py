@@ -9,7 +9,6 @@ queue, with a provisioner stand-in: the one Docker seam. No Docker.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import shutil
@@ -19,16 +18,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from nocrud.config import load_config
-from nocrud.docker.postgres import DatabaseAddress
 from nocrud.scheduler.celery_backend import queue_name, redis_client
 from nocrud.store import RunStore
 from nocrud.worker.service import WorkerOptions, WorkerService
+from tests.unit.scheduler.test_celery_backend import FakeProvisioner
 
 NOCRUD = str(Path(sys.executable).parent / "nocrud")
 
@@ -76,43 +74,6 @@ def project(tmp_path: Path) -> Path:
         f"flows:\n  path: {package}\ntimeouts:\n  db_ready: 5\n  app_ready: 5\n  flow: 20\n"
     )
     return tmp_path
-
-
-@dataclass
-class FakeTarget:
-    """One environment, as far as the executor can tell."""
-
-    killed: bool = False
-    base_url: str = "http://127.0.0.1:9"
-    database: DatabaseAddress = field(
-        default_factory=lambda: DatabaseAddress("127.0.0.1", 9, "d", "u", "p")
-    )
-
-    def app_logs(self, tail: int = 50) -> str:
-        return "app log line"
-
-    def casualties(self) -> list[str]:
-        return []
-
-    def kill(self) -> None:
-        self.killed = True
-
-    def keep(self) -> str:
-        return ""
-
-
-class FakeProvisioner:
-    name = "fake"
-
-    @contextlib.contextmanager
-    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[FakeTarget]:
-        yield FakeTarget()
-
-    def kill_all(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
 
 
 class Daemon:
