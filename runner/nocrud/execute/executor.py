@@ -39,6 +39,8 @@ __all__ = ["ENGINE_LOST_REASON", "FlowExecutor"]
 
 #: Why flows did not run or finish once the infrastructure went away; completes "run ...".
 ENGINE_LOST_REASON = "lost its Docker daemon"
+#: Seconds a flow that did not pass waits before its app's logs are read (see _run).
+LOG_SETTLE = 0.3
 
 
 class FlowExecutor:
@@ -169,6 +171,9 @@ class FlowExecutor:
             result = self._run_flow(flow, target, base)
             ran = time.monotonic()
             if not result.status.ok:
+                # The app writes the access log line of the request that failed after it
+                # sent the response, and Docker copies it into the log a moment later.
+                time.sleep(LOG_SETTLE)
                 result = replace(result, app_logs=target.app_logs())
                 if self.keep_failed:
                     result = replace(result, message=f"{result.message}\n{target.keep()}")
