@@ -73,9 +73,6 @@ def test_environment_is_ready_labelled_on_loopback_and_gone_after(
             for port in container["Ports"]:
                 if "PublicPort" in port:
                     assert port["IP"] == "127.0.0.1"
-            # nocrud/postgres has a HEALTHCHECK; nocrud polls readiness itself instead.
-            health = client.api.inspect_container(container["Id"])["Config"].get("Healthcheck")
-            assert health is None or health["Test"] == ["NONE"], health
         run_id = containers[0]["Labels"]["nocrud.run"]
     assert client.api.containers(all=True, filters={"label": f"nocrud.run={run_id}"}) == []
     assert client.api.networks(filters={"label": f"nocrud.run={run_id}"}) == []
@@ -188,6 +185,10 @@ def test_pool_pair_reset_forgets_rows_and_the_app_process_but_keeps_app_files(
     client, config, images = built
     config = _reloading(config, "restart")
     with _pool_pairs(config, images, client) as make, make() as pair:
+        for role in ("db", "app"):
+            # nocrud/postgres has a HEALTHCHECK; nocrud polls readiness itself instead.
+            config_of = client.api.inspect_container(f"{pair.name}-{role}")["Config"]
+            assert config_of["Healthcheck"]["Test"] == ["NONE"], config_of.get("Healthcheck")
         conn = pair.database.connect()
         try:
             conn.autocommit = True

@@ -65,6 +65,8 @@ class FreshPair(EnvironmentLifecycle):
             network=self.name,
             aliases=[ALIAS],
             ports=link.ports(PORT),
+            # The path as released: the image's HEALTHCHECK runs (None: the image's own).
+            healthcheck=None,
         )
         # Every environment gets its own password: the app learns it from its environment
         # now, the database once it accepts connections (see wait_for_database).

@@ -166,10 +166,15 @@ class Pair(EnvironmentLifecycle):
         if not self.resettable:
             raise RuntimeError("reset() of a pair made without resettable=True")
         reload = self.run.config.run.pool_app_reload
-        workers = self._app_workers() if reload != "restart" else set()
+        workers: set[int] = set()
+        self._logs_since = time.time()
         if reload == "restart":
             self._app.kill()
-        self._logs_since = time.time()
+        else:
+            # The server replaces its workers while the database is reset: the new ones
+            # open no connection before a request, and none comes before the health check.
+            workers = self._app_workers()
+            self._app.signal(reload)
         try:
             reset_database(self._superuser(), self.run.config.database.name, self._db_owner())
         except psycopg2.Error as exc:
@@ -179,7 +184,6 @@ class Pair(EnvironmentLifecycle):
         if reload == "restart":
             self._app.start()
         else:
-            self._app.signal(reload)
             self._wait_for_new_workers(workers, reload)
         self._wait_for_app()
 
