@@ -38,7 +38,8 @@ __all__ = ["build", "clean", "up"]
     "--warm",
     type=click.IntRange(min=0),
     default=None,
-    help="Keep up to N environments ready ahead of demand (default: run.warm, else 0).",
+    help="Keep up to N environments ready ahead of demand (default: run.warm, else 0). "
+    "They cost CPU while they start: worth it where the Docker host has more cores than -j.",
 )
 @selection_options
 @click.option(
