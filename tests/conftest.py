@@ -163,6 +163,19 @@ class Harness:
     def leftovers(self, project: str | None = None) -> list[str]:
         return labelled(self.client, project or self.project)
 
+    def benchmark(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run ``benchmarks/<name>.py`` (at the reduced size ``args`` ask for); it must pass."""
+        proc = subprocess.run(
+            [sys.executable, str(self.repo / "benchmarks" / f"{name}.py"), *args],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
 
 @pytest.fixture(scope="session")
 def example_config(project: str, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import time
 from typing import Any
 
@@ -114,17 +113,8 @@ def test_sigkill_under_pool_with_warm_pairs_leaves_nothing_15_seconds_later(
 
 def test_environments_benchmark_prints_every_figure_at_reduced_size(harness: Any) -> None:
     """benchmarks/environments.py at two trivial flows: every path measured, figures positive."""
-    script = harness.repo / "benchmarks" / "environments.py"
     args = ["--trivial", "2", "--parallel", "1", "--warm", "1", "--project", harness.project]
-    proc = subprocess.run(
-        [sys.executable, str(script), *args, "--keep-images"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = harness.benchmark("environments", *args, "--keep-images")
     lines = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()}
     for path in ("image-classic", "image", "pool --warm 1", "pool --warm 1, HUP"):
         figures = re.findall(r"(\d+(?:\.\d+)?)(?:s|ms)?\b", lines[path].split(path, 1)[1])

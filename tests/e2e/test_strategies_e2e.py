@@ -17,7 +17,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -221,16 +220,7 @@ def _dump_of_the_migrated_example(harness: Any, tmp_path: Path) -> Path:
 def test_boot_cost_benchmark_prints_each_part_at_reduced_size(harness: Any) -> None:
     """benchmarks/boot_cost.py, one sample: every part measured, CPU and ratios printed."""
     config = harness.config(**PATIENT)
-    script = harness.repo / "benchmarks" / "boot_cost.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "-c", str(config), "--samples", "1"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = harness.benchmark("boot_cost", "-c", str(config), "--samples", "1")
     for part in ("postgres", "app", "migrate"):
         line = next(row for row in proc.stdout.splitlines() if row.startswith(part))
         took, cpu = (float(x) for x in re.findall(r"(\d+\.\d+) (?:s to ready|CPU s)", line))
