@@ -25,6 +25,22 @@ PROJECT = f"t{uuid.uuid4().hex[:8]}"
 NOCRUD = [str(Path(sys.executable).parent / "nocrud")]
 
 
+#: Eight flows that each hold their environment for a minute: runs to interrupt or kill.
+SLOW_FLOWS = """
+import time
+from nocrud.flows import flow
+
+for _i in range(8):
+    def _make(i):
+        @flow(name=f"slow_{i}")
+        def slow(ctx):
+            ctx.api.get("/health")
+            time.sleep(60)
+        globals()[f"slow_{i}"] = slow
+    _make(_i)
+"""
+
+
 def _docker() -> Any:
     import docker
 

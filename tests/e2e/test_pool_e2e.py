@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import SLOW_FLOWS
+
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 CRASH_THEN_PASS = '''
@@ -36,20 +38,6 @@ def b_next_flow_gets_a_working_pair(ctx):
         cur.execute("SELECT count(*) FROM site")
         assert cur.fetchone() == (0,)
 '''
-
-SLOW_FLOWS = """
-import time
-from nocrud.flows import flow
-
-for _i in range(8):
-    def _make(i):
-        @flow(name=f"slow_{i}")
-        def slow(ctx):
-            ctx.api.get("/health")
-            time.sleep(60)
-        globals()[f"slow_{i}"] = slow
-    _make(_i)
-"""
 
 
 def _running(harness: Any, role: str) -> list[Any]:

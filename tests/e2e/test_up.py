@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import SLOW_FLOWS
+
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 FAILING_FLOWS = '''
@@ -40,20 +42,6 @@ def database_is_reachable(ctx):
         cur.execute("SELECT 1")
         assert cur.fetchone() == (1,)
 '''
-
-SLOW_FLOWS = """
-import time
-from nocrud.flows import flow
-
-for _i in range(8):
-    def _make(i):
-        @flow(name=f"slow_{i}")
-        def slow(ctx):
-            ctx.api.get("/health")
-            time.sleep(60)
-        globals()[f"slow_{i}"] = slow
-    _make(_i)
-"""
 
 
 @pytest.fixture(scope="module")
