@@ -122,25 +122,27 @@ def measure(
         "out": str(out),
     }
     counter = OperationCounter(client, run_id)
-    with log.open("w") as handle:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "nocrud.bench.child", json.dumps(request)],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                child.kill()
-                pid, status, usage = os.wait4(child.pid, 0)
-                break
-            time.sleep(0.2)
-    child.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
-    ops = counter.stop()
+    try:
+        with log.open("w") as handle:
+            child = subprocess.Popen(
+                [sys.executable, "-m", "nocrud.bench.child", json.dumps(request)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+            deadline = time.monotonic() + timeout
+            while True:
+                pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    child.kill()
+                    pid, status, usage = os.wait4(child.pid, 0)
+                    break
+                time.sleep(0.2)
+        child.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
+    finally:
+        ops = counter.stop()
     if not out.is_file():
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(
