@@ -31,6 +31,7 @@ from nocrud.docker import cleanup
 from nocrud.docker.postgres import ALIAS, BUILT_IN_PASSWORD, PORT, SUPERUSER, DatabaseAddress
 from nocrud.environment import PrepareError, ProvisionError, Run
 from nocrud.environment.app import EnvironmentSet, flow_labels
+from nocrud.environment.lifecycle import EnvironmentLifecycle
 
 __all__ = ["COMPOSE", "ComposeProvisioner", "compose_file"]
 
@@ -124,7 +125,7 @@ def compose_file(run: Run, flow: str) -> dict[str, Any]:
     }
 
 
-class _Project:
+class _Project(EnvironmentLifecycle):
     """One flow's Compose project; the flow's Target."""
 
     def __init__(self, run: Run, flow: str, index: int, workdir: Path) -> None:
@@ -138,7 +139,7 @@ class _Project:
         self._killed = False
         self._lock = threading.Lock()
         self._down = False
-        self._logs = ""
+        self._logs_at_teardown = ""
 
     def _compose(self, *args: str, timeout: float = 300) -> str:
         command = [COMPOSE, "-p", self.name, "-f", str(self.file), *args]
@@ -152,17 +153,6 @@ class _Project:
     def _port(self, service: str, port: int) -> int:
         out = self._compose("port", service, str(port)).strip()
         return int(out.rsplit(":", 1)[1])
-
-    def __enter__(self) -> _Project:
-        try:
-            self.start()
-        except BaseException:
-            self.down()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.down()
 
     def start(self) -> None:
         import requests
@@ -189,37 +179,25 @@ class _Project:
                 )
             time.sleep(0.05)
 
-    def down(self) -> None:
+    def teardown(self) -> None:
         with self._lock:
             if self._down:
                 return
             self._down = True
         with contextlib.suppress(Exception):
-            self._logs = self._compose("logs", "--no-color", "--tail", "200", "app", timeout=60)
+            self._logs_at_teardown = self._compose(
+                "logs", "--no-color", "--tail", "200", "app", timeout=60
+            )
         self._compose("down", "-v", "--remove-orphans", "-t", "2")
 
     # The Target protocol.
-    @property
-    def base_url(self) -> str:
-        return self._base_url
-
-    @property
-    def database(self) -> DatabaseAddress:
-        if self._database is None:
-            raise RuntimeError("the environment has not started")
-        return self._database
-
-    @property
-    def killed(self) -> bool:
-        return self._killed
-
     @property
     def kept(self) -> bool:
         return False
 
     def app_logs(self, tail: int = 200) -> str:
         if self._down:
-            return self._logs
+            return self._logs_at_teardown
         try:
             return self._compose("logs", "--no-color", "--tail", str(tail), "app", timeout=60)
         except ProvisionError as exc:
@@ -227,10 +205,6 @@ class _Project:
 
     def casualties(self) -> list[str]:
         return []
-
-    def kill(self) -> None:
-        self._killed = True
-        self.down()
 
     def keep(self) -> str:
         return "(the compose baseline does not keep environments)"

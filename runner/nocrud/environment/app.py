@@ -182,11 +182,6 @@ class AppEnvironment(EnvironmentLifecycle):
         if errors:
             raise errors[0]
 
-    def kill(self) -> None:
-        """Tear down from another thread (interrupt, timeout): the flow's requests fail fast."""
-        self._killed = True
-        self.teardown()
-
     def keep(self) -> str:
         """Leave the app and database after the flow; return how to reach them."""
         self._kept = True
@@ -210,18 +205,10 @@ class AppEnvironment(EnvironmentLifecycle):
     # ------------------------------------------------------------------ the Target protocol
 
     @property
-    def base_url(self) -> str:
-        return self._base_url
-
-    @property
     def database(self) -> DatabaseAddress:
         if self._db is None:
             raise RuntimeError("the environment has not started")
         return self._db.address
-
-    @property
-    def killed(self) -> bool:
-        return self._killed
 
     @property
     def kept(self) -> bool:

@@ -142,11 +142,6 @@ class FreshPair(EnvironmentLifecycle):
         if errors:
             raise errors[0]
 
-    def kill(self) -> None:
-        """Tear down from another thread (interrupt, timeout): the flow's requests fail fast."""
-        self._killed = True
-        self.teardown()
-
     def keep(self) -> str:
         """Leave this pair running after the flow; return how to reach it, ready to paste."""
         self._kept = True
@@ -159,20 +154,6 @@ class FreshPair(EnvironmentLifecycle):
         )
 
     # ------------------------------------------------------------------ the Target protocol
-
-    @property
-    def base_url(self) -> str:
-        return self._base_url
-
-    @property
-    def database(self) -> DatabaseAddress:
-        if self._database is None:
-            raise RuntimeError("the environment has not started")
-        return self._database
-
-    @property
-    def killed(self) -> bool:
-        return self._killed
 
     def casualties(self) -> list[str]:
         """Containers of this environment that stopped while it should run, as sentences."""

@@ -2,8 +2,11 @@
 
 ``__enter__`` starts the environment; when starting fails it tears down what had
 started, and a :class:`~nocrud.environment.ProvisionError` leaves carrying the app's
-log lines saved at teardown. ``__exit__`` always tears down. Subclasses provide
-:meth:`start`, :meth:`teardown` and the ``_logs_at_teardown`` that teardown fills.
+log lines saved at teardown. ``__exit__`` always tears down. :meth:`kill` tears down
+from another thread. The part of the :class:`~nocrud.environment.Target` protocol every
+environment answers the same way (``base_url``, ``database``, ``killed``) is here too.
+Subclasses provide :meth:`start`, :meth:`teardown`, the ``_logs_at_teardown`` that
+teardown fills, and ``_base_url``, ``_database`` and ``_killed``, which start fills.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
+from nocrud.docker.postgres import DatabaseAddress
 from nocrud.environment import ProvisionError
 
 __all__ = ["EnvironmentLifecycle"]
@@ -20,6 +24,9 @@ class EnvironmentLifecycle:
     """Start on enter (cleaning up a half-started environment), tear down on exit."""
 
     _logs_at_teardown: str
+    _base_url: str
+    _database: DatabaseAddress | None
+    _killed: bool
 
     def start(self) -> None:
         raise NotImplementedError
@@ -44,3 +51,22 @@ class EnvironmentLifecycle:
         tb: TracebackType | None,
     ) -> None:
         self.teardown()
+
+    def kill(self) -> None:
+        """Tear down from another thread (interrupt, timeout): the flow's requests fail fast."""
+        self._killed = True
+        self.teardown()
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def database(self) -> DatabaseAddress:
+        if self._database is None:
+            raise RuntimeError("the environment has not started")
+        return self._database
+
+    @property
+    def killed(self) -> bool:
+        return self._killed
