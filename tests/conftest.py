@@ -179,6 +179,43 @@ class Harness:
     def leftovers(self, project: str | None = None) -> list[str]:
         return labelled(self.client, project or self.project)
 
+    def running(self, role: str) -> list[Any]:
+        """This project's running containers of ``role`` (``db``, ``app``, ...)."""
+        labels = [f"nocrud.project={self.project}", f"nocrud.role={role}"]
+        # The low-level list does not inspect each container, so it cannot race a removal.
+        return list(self.client.api.containers(filters={"label": labels}))
+
+    def sigkill_leaves_nothing(
+        self, *up_args: str, role: str, count: int, timeout: float, waiting_for: str
+    ) -> None:
+        """SIGKILL ``nocrud up`` once ``count`` ``role`` containers run; 15 s later none is left.
+
+        Only the reaper cleans up: no later command runs.
+        """
+        self.run("build")
+        proc = subprocess.Popen(
+            [*self.command, "up", *up_args],
+            cwd=self.dir,
+            env={**os.environ, "NO_COLOR": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while len(self.running(role)) < count:
+                assert time.monotonic() < deadline, f"{waiting_for} never came up"
+                time.sleep(0.2)
+        finally:
+            proc.kill()
+            proc.wait()
+        killed = time.monotonic()
+        assert self.leftovers(), (
+            "the run had nothing up when it was killed: the test proves nothing"
+        )
+        while self.leftovers() and time.monotonic() - killed < 15:
+            time.sleep(0.25)
+        assert self.leftovers() == [], f"still there 15 s after SIGKILL: {self.leftovers()}"
+
     def benchmark(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
         """Run ``benchmarks/<name>.py`` (at the reduced size ``args`` ask for); it must pass."""
         proc = subprocess.run(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import time
 from typing import Any
 
 import pytest
@@ -40,12 +37,6 @@ def b_next_flow_gets_a_working_pair(ctx):
 '''
 
 
-def _running(harness: Any, role: str) -> list[Any]:
-    labels = [f"nocrud.project={harness.project}", f"nocrud.role={role}"]
-    # The low-level list does not inspect each container, so it cannot race a removal.
-    return list(harness.client.api.containers(filters={"label": labels}))
-
-
 def test_bundled_flows_pass_under_pool_with_warm_pairs_at_j8(harness: Any) -> None:
     harness.config(run__strategy="pool")
     proc = harness.run("up", "-j", "8", "--warm", "4")
@@ -75,28 +66,10 @@ def test_sigkill_under_pool_with_warm_pairs_leaves_nothing_15_seconds_later(
         flows__path=str(harness.flows(SLOW_FLOWS)),
         timeouts__db_ready=120,  # eight servers start at once on two cores
     )
-    harness.run("build")
-    proc = subprocess.Popen(
-        [*harness.command, "up", "-j", "4", "--warm", "4"],
-        cwd=harness.dir,
-        env={**os.environ, "NO_COLOR": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    # Four pairs for the running flows and at least one warm one ahead of them.
+    harness.sigkill_leaves_nothing(
+        "-j", "4", "--warm", "4", role="db", count=5, timeout=300, waiting_for="the warm pairs"
     )
-    try:
-        deadline = time.monotonic() + 300
-        # Four pairs for the running flows and at least one warm one ahead of them.
-        while len(_running(harness, "db")) < 5:
-            assert time.monotonic() < deadline, "the warm pairs never came up"
-            time.sleep(0.2)
-    finally:
-        proc.kill()
-        proc.wait()
-    killed = time.monotonic()
-    assert harness.leftovers(), "the run had nothing up when it was killed: the test proves nothing"
-    while harness.leftovers() and time.monotonic() - killed < 15:
-        time.sleep(0.25)
-    assert harness.leftovers() == [], f"still there 15 s after SIGKILL: {harness.leftovers()}"
 
 
 def test_environments_benchmark_prints_every_figure_at_reduced_size(harness: Any) -> None:

@@ -184,33 +184,9 @@ def test_build_is_cached_and_a_changed_migration_rebuilds_only_the_db_image(harn
 def test_sigkill_leaves_nothing_15_seconds_later(harness: Any) -> None:
     """The reaper removes a killed run's containers and networks without any later command."""
     harness.config(flows__path=str(harness.flows(SLOW_FLOWS)))
-    harness.run("build")
-    proc = subprocess.Popen(
-        [*harness.command, "up", "-j", "4"],
-        cwd=harness.dir,
-        env={**os.environ, "NO_COLOR": "1"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    harness.sigkill_leaves_nothing(
+        "-j", "4", role="app", count=4, timeout=120, waiting_for="four environments"
     )
-    try:
-        deadline = time.monotonic() + 120
-        while len(_running_apps(harness)) < 4:
-            assert time.monotonic() < deadline, "four environments never came up"
-            time.sleep(0.2)
-    finally:
-        proc.kill()
-        proc.wait()
-    killed = time.monotonic()
-    assert harness.leftovers(), "the run had nothing up when it was killed: the test proves nothing"
-    while harness.leftovers() and time.monotonic() - killed < 15:
-        time.sleep(0.25)
-    assert harness.leftovers() == [], f"still there 15 s after SIGKILL: {harness.leftovers()}"
-
-
-def _running_apps(harness: Any) -> list[Any]:
-    labels = [f"nocrud.project={harness.project}", "nocrud.role=app"]
-    # The low-level list does not inspect each container, so it cannot race a removal.
-    return list(harness.client.api.containers(filters={"label": labels}))
 
 
 def test_keep_failed_keeps_only_failed_environments_until_nocrud_clean(harness: Any) -> None:
