@@ -29,6 +29,7 @@ import enum
 import functools
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -274,23 +275,21 @@ class Pool(Generic[E]):
             self._stopping = True
             slots, self._slots = self._slots, []
             self._cond.notify_all()
-        threads = [threading.Thread(target=_quietly, args=(s.env.kill,)) for s in slots]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=15)
+        _side_by_side([s.env.kill for s in slots], 15)
         return len(slots)
 
     def close(self, timeout: float = 60) -> None:
-        """Wait for background work, then remove every environment. Idempotent."""
+        """Wait for background work, then remove every environment, all at once. Idempotent.
+
+        A pair waiting for its reset is removed instead; the removals run side by side
+        (the daemon gate still bounds them), since the run's end waits for the last one.
+        """
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
             self._cond.wait_for(lambda: self._background == 0, timeout)
             slots, self._slots = self._slots, []
-        for slot in slots:
-            if not slot.env.kept:
-                _quietly(slot.env.teardown)
+        _side_by_side([s.env.teardown for s in slots if not s.env.kept], timeout)
 
     def states(self) -> dict[State, int]:
         """How many slots are in each state (for tests and benchmarks)."""
@@ -313,6 +312,9 @@ class Pool(Generic[E]):
         self._finish(slot, State.READY)
 
     def _recycle(self, slot: Slot[E], *, rebuild: bool) -> None:
+        if self._stopping_now():  # the run is over: close() removes it
+            self._finish(slot, State.READY)
+            return
         if not rebuild:
             try:
                 slot.env.reset()
@@ -347,15 +349,19 @@ class Pool(Generic[E]):
     def _finish(self, slot: Slot[E], state: State | None) -> None:
         """End of one background job: the slot becomes ``state`` (None: it leaves the pool)."""
         with self._cond:
-            self._background -= 1
-            self._warming.discard(slot)
+            leaves = state is None or self._stopping
             if state is None or self._stopping:
                 if slot in self._slots:
                     self._slots.remove(slot)
-                if state is not None:
-                    _quietly(slot.env.teardown)
             else:
                 slot.move(state)
+        if leaves and state is not None:
+            # Outside the lock, so the pairs of a stopping run go side by side; before the
+            # count drops, so close() returns only when they are gone.
+            _quietly(slot.env.teardown)
+        with self._cond:
+            self._background -= 1
+            self._warming.discard(slot)
             self._cond.notify_all()
 
     def _drop(self, slot: Slot[E]) -> None:
@@ -380,6 +386,16 @@ def _quietly(action: Callable[[], None]) -> None:
     """A teardown on a path that must go on; the run's label sweep removes what this misses."""
     with contextlib.suppress(Exception):
         action()
+
+
+def _side_by_side(actions: list[Callable[[], None]], timeout: float) -> None:
+    """Run each of ``actions`` quietly in a thread of its own; wait up to ``timeout`` for all."""
+    threads = [threading.Thread(target=_quietly, args=(action,)) for action in actions]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _daemon_cpus(run: Run) -> int:

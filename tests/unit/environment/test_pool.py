@@ -6,6 +6,7 @@ through its states one job at a time and checks where every slot is.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 import time
@@ -304,8 +305,27 @@ def test_close_waits_for_background_work_then_removes_everything() -> None:
     jobs.run_all()
     closer.join(5)
     assert not closer.is_alive()
-    assert all(env.events[-1] == "teardown" for env in made)
+    # The run is over: the pairs waiting for a reset are removed without one.
+    assert [env.events for env in made] == [["start", "teardown"]] * 2
     assert _counts(pool) == {}
+
+
+def test_close_removes_the_pairs_side_by_side() -> None:
+    """Each teardown waits for the others to begin: only removals run at once can finish."""
+    pool, _jobs, made = _pool(capacity=3)
+    for _ in range(3):
+        pool.acquire()
+    together = threading.Barrier(3, timeout=5)
+
+    def teardown_together(env: FakeEnv) -> None:
+        together.wait()
+        FakeEnv.teardown(env)
+
+    for env in made:
+        env.teardown = functools.partial(teardown_together, env)  # type: ignore[method-assign]
+    pool.close(timeout=10)
+    assert not together.broken
+    assert all(env.torn_down for env in made)
 
 
 def test_remover_runs_teardowns_in_the_background_and_drains() -> None:
