@@ -8,11 +8,18 @@ through the real pipeline once per path:
 * ``image``: the improved fresh pair (app in the database container's network namespace,
   one shared bridge with inter-container traffic off, a bound on concurrent daemon
   operations, teardown in the background);
-* ``pool``: the recycled warm pool (``--warm`` pairs ahead of demand), its app container
-  restarted between flows, and again with ``run.pool_app_reload: HUP`` (gunicorn
-  ``--preload`` forks new workers; ``--skip-reload`` leaves that out);
+* ``pool``: the recycled pool, its app container restarted between flows; ``pool, HUP``
+  with ``run.pool_app_reload: HUP`` instead (gunicorn ``--preload`` forks new workers);
+  and ``pool --warm N, HUP`` with ``--warm`` pairs ahead of demand (``--skip-reload``
+  leaves out both HUP runs, ``--warm 0`` the last);
 * with ``--gates 0,1,2,4``, also the improved ``image`` path at each bound on
-  concurrent daemon operations (0: none), which is how that bound was chosen.
+  concurrent daemon operations (0: none), which is how that bound was chosen;
+* ``pool, flows waiting``: the HUP pool again on ``--steady`` one-request flows that each
+  wait ``--think`` seconds, as API tests waiting on something do. The bundled flows
+  spend less CPU than a reset does (about 0.1 CPU s), so on two cores every pool is
+  reset-bound and a flow's handoff is the wait for a reset; flows that leave the CPU
+  to the resets show what ``--warm`` gives when it can work ahead of demand: a handoff
+  that is a queue pop. ``--steady 0`` leaves this out.
 
 For each: wall time (provisioner prepared to provisioner closed, so deferred teardown
 counts), handoff p50/p95 (a worker asking for an environment to the flow starting),
@@ -22,8 +29,8 @@ seam; every request, inspections included, in brackets) and daemon CPU seconds p
 flow (utime+stime of ``dockerd`` from /proc, when the daemon runs on this machine).
 Then the ratios the targets are stated in. Usage::
 
-    v/bin/python benchmarks/environments.py --parallel 4 --warm 4
-    v/bin/python benchmarks/environments.py --trivial 4 --parallel 2 --warm 1  # quick
+    v/bin/python benchmarks/environments.py --parallel 4 --warm 2
+    v/bin/python benchmarks/environments.py --trivial 4 --parallel 2 --warm 1 --steady 4  # quick
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ from nocrud.workflow import UpOptions, prepare_docker, run_flows
 
 REPO = Path(__file__).resolve().parent.parent
 TRIVIAL_FLOW = """
+import time
+
 from nocrud.flows import flow
 
 for _i in range({n}):
@@ -65,6 +74,7 @@ for _i in range({n}):
         @flow(name=f"trivial_{{i:03d}}")
         def trivial(ctx):
             assert ctx.api.get("/health").status == 200
+            time.sleep({think})
         globals()[f"trivial_{{i:03d}}"] = trivial
     _make(_i)
 """
@@ -91,7 +101,8 @@ class Figures:
             else "n/a (remote daemon)"
         )
         return (
-            f"{self.label:<24} wall {self.wall:6.1f}s  handoff p50 {self.handoff_p50 * 1000:7.0f}ms"
+            f"{self.label:<24}  wall {self.wall:6.1f}s"
+            f"  handoff p50 {self.handoff_p50 * 1000:7.0f}ms"
             f"  p95 {self.handoff_p95 * 1000:7.0f}ms  docker ops/flow "
             f"{self.operations / self.flows:4.1f} (calls {self.api_calls / self.flows:5.1f})"
             f"  daemon cpu/flow {cpu}"
@@ -207,6 +218,15 @@ def remove_images(engine: Engine, project: str) -> None:
                 cleanup.ignore_gone(client.images.remove, tag, force=True)
 
 
+def trivial_flows(root: Path, n: int, think: float = 0.0) -> Path:
+    """A package of ``n`` flows that each make one request, then wait ``think`` seconds."""
+    package = root / f"benchflows_{n}_{str(think).replace('.', '_')}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "trivial.py").write_text(TRIVIAL_FLOW.format(n=n, think=think))
+    return package
+
+
 def project_config(
     root: Path, project: str, trivial: int, parallel: int, warm: int
 ) -> tuple[Config, Path]:
@@ -215,12 +235,7 @@ def project_config(
     data["project"] = project
     data["app"]["build"] = str(REPO / "example_app")
     data["database"]["migrations"] = [str(REPO / "example_app" / "migrations")]
-    package = REPO / "flows"
-    if trivial:
-        package = root / "benchflows"
-        package.mkdir()
-        (package / "__init__.py").write_text("")
-        (package / "trivial.py").write_text(TRIVIAL_FLOW.format(n=trivial))
+    package = trivial_flows(root, trivial) if trivial else REPO / "flows"
     data["flows"]["path"] = str(package)
     data.setdefault("run", {}).update(parallel=parallel, warm=warm)
     # Generous: a busy shared machine must slow the figures down, not fail the flows.
@@ -232,9 +247,17 @@ def project_config(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parallel", "-j", type=int, default=4)
-    parser.add_argument("--warm", type=int, default=4, help="warm environments for pool")
+    parser.add_argument(
+        "--warm", type=int, default=2, help="warm pairs of the pool --warm runs (0: none)"
+    )
     parser.add_argument("--trivial", type=int, default=0, help="N trivial flows instead")
     parser.add_argument("--gates", default="", help="e.g. 0,1,2,4: image path at each bound")
+    parser.add_argument(
+        "--steady", type=int, default=96, help="flows of the waiting-flows pool run (0: none)"
+    )
+    parser.add_argument(
+        "--think", type=float, default=0.5, help="seconds each of those flows waits"
+    )
     parser.add_argument("--skip-classic", action="store_true")
     parser.add_argument(
         "--skip-reload", action="store_true", help="leave out pool with pool_app_reload: HUP"
@@ -254,12 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         config, package = project_config(
             Path(tmp), args.project, args.trivial, args.parallel, args.warm
         )
-        cold = config.model_copy(update={"run": config.run.model_copy(update={"warm": 0})})
-        restart = config.model_copy(
-            update={"run": config.run.model_copy(update={"pool_app_reload": "restart"})}
-        )
+
+        def variant(**run: Any) -> Config:
+            return config.model_copy(update={"run": config.run.model_copy(update=run)})
+
+        cold = variant(warm=0)
         engine = prepare_docker(config, console)
         counter = CallCounter(engine.client.api)
+        steady: Figures | None = None
         try:
             images = build_images(
                 engine.client,
@@ -273,13 +298,14 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_classic:
                 paths.append(("image-classic", ClassicImageProvisioner, cold))
             paths.append(("image", ImageProvisioner, cold))
-            paths.append((f"pool --warm {args.warm}", PoolProvisioner, restart))
+            paths.append(("pool", PoolProvisioner, variant(warm=0, pool_app_reload="restart")))
             if not args.skip_reload:
                 # gunicorn --preload (both examples): a new worker per flow without a restart.
-                hup = config.model_copy(
-                    update={"run": config.run.model_copy(update={"pool_app_reload": "HUP"})}
-                )
-                paths.append((f"pool --warm {args.warm}, HUP", PoolProvisioner, hup))
+                hup = variant(warm=0, pool_app_reload="HUP")
+                paths.append(("pool, HUP", PoolProvisioner, hup))
+                if args.warm:
+                    warm = variant(pool_app_reload="HUP")
+                    paths.append((f"pool --warm {args.warm}, HUP", PoolProvisioner, warm))
             for gate in [int(g) for g in args.gates.split(",") if g.strip()]:
                 paths.append(
                     (
@@ -292,6 +318,11 @@ def main(argv: list[str] | None = None) -> int:
                 measure(label, make, cfg, engine, images, flows, counter)
                 for label, make, cfg in paths
             ]
+            if args.steady:
+                waiting = discover(trivial_flows(Path(tmp), args.steady, args.think))
+                label = f"pool --warm {args.warm}, HUP, {args.steady} flows waiting {args.think:g}s"
+                hup = variant(pool_app_reload="HUP")
+                steady = measure(label, PoolProvisioner, hup, engine, images, waiting, counter)
         finally:
             if not args.keep_images:
                 remove_images(engine, args.project)
@@ -303,9 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for figure in figures:
         print(figure.line())
+    if steady is not None:
+        print(steady.line())
     by_label = {f.label: f for f in figures}
     pools = [f for f in figures if f.label.startswith("pool")]
-    for each in pools:
+    for each in [*pools, *([steady] if steady is not None else [])]:
         print(f"{each.label} handoff p50: {each.handoff_p50 * 1000:.0f} ms (target <= 50 ms)")
     classic = by_label.get("image-classic")
     if classic is not None:
@@ -317,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wall image-classic / image: {classic.wall / image.wall:.2f}x (target >= 1.5x)")
     # A flow that did not pass makes the figures doubtful (a machine too busy to start
     # PostgreSQL in time, usually): they are printed, and the exit code says so.
-    return 1 if any(f.failed for f in figures) else 0
+    everything = [*figures, *([steady] if steady is not None else [])]
+    return 1 if any(f.failed for f in everything) else 0
 
 
 if __name__ == "__main__":

@@ -75,15 +75,19 @@ def test_sigkill_under_pool_with_warm_pairs_leaves_nothing_15_seconds_later(
 def test_environments_benchmark_prints_every_figure_at_reduced_size(harness: Any) -> None:
     """benchmarks/environments.py at two trivial flows: every path measured, figures positive."""
     args = ["--trivial", "2", "--parallel", "1", "--warm", "1", "--project", harness.project]
-    proc = harness.benchmark("environments", *args, "--keep-images")
+    steady = ["--steady", "2", "--think", "0.1"]
+    proc = harness.benchmark("environments", *args, *steady, "--keep-images")
     lines = {line.split("  ")[0].strip(): line for line in proc.stdout.splitlines()}
-    for path in ("image-classic", "image", "pool --warm 1", "pool --warm 1, HUP"):
+    waiting = "pool --warm 1, HUP, 2 flows waiting 0.1s"
+    pools = ("pool", "pool, HUP", "pool --warm 1, HUP")
+    for path in ("image-classic", "image", *pools, waiting):
         figures = re.findall(r"(\d+(?:\.\d+)?)(?:s|ms)?\b", lines[path].split(path, 1)[1])
         assert len(figures) >= 5, lines[path]
         wall, p50, p95, calls = (float(f) for f in figures[:4])
-        assert wall > 0 and p50 > 0 and p95 >= p50 and calls > 0, lines[path]
-    assert re.search(r"pool --warm 1 handoff p50: \d+ ms", proc.stdout), proc.stdout
-    assert re.search(r"pool --warm 1, HUP handoff p50: \d+ ms", proc.stdout), proc.stdout
-    assert re.search(r"wall image-classic / pool --warm 1: \d+\.\d+x", proc.stdout), proc.stdout
+        assert wall > 0 and p50 >= 0 and p95 >= p50 and calls > 0, lines[path]
+    for path in (*pools, waiting):
+        assert re.search(rf"^{re.escape(path)} handoff p50: \d+ ms", proc.stdout, re.M), path
+    for path in pools:
+        assert re.search(rf"wall image-classic / {re.escape(path)}: \d+\.\d+x", proc.stdout)
     assert re.search(r"wall image-classic / image: \d+\.\d+x", proc.stdout), proc.stdout
     assert harness.leftovers() == []
