@@ -42,9 +42,13 @@ def in_memory_options() -> dict[str, Any]:
     """``containers.create`` options that run the image's PostgreSQL with PGDATA on a tmpfs.
 
     Runs as the image's own user; the directory is made with the mode PostgreSQL requires.
+    The copy keeps each file's mode and takes the owner from that user, which is all
+    PostgreSQL needs: ``cp -a`` would also read every file's extended attributes and
+    times through the daemon's storage driver, which on fuse-overlayfs made a pair's start
+    cost 0.3 CPU s and 0.3 s more (1.76 against 1.43 CPU s, 1.94 against 1.59 s).
     """
     script = (
-        f'mkdir -m 700 {MEMORY_PGDATA} && cp -a "$PGDATA"/. {MEMORY_PGDATA}/ '
+        f'mkdir -m 700 {MEMORY_PGDATA} && cp -R "$PGDATA"/. {MEMORY_PGDATA}/ '
         f"&& exec postgres -D {MEMORY_PGDATA}"
     )
     return {"tmpfs": {MEMORY_MOUNT: "rw,mode=1777"}, "command": ["sh", "-c", script]}
