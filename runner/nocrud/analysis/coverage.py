@@ -296,6 +296,7 @@ def capture_openapi(base_url: str, directory: Path, where: str | None = None) ->
     tried: list[dict[str, str]] = []
     found: str | None = None
     with requests.Session() as session:
+        session.trust_env = False  # the app under test, never through a proxy
         for path in (where,) if where is not None else OPENAPI_PATHS:
             answer, document = _try_openapi(session, base_url.rstrip("/") + path)
             tried.append({"path": path, "answer": answer})

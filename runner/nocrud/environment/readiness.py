@@ -134,6 +134,10 @@ def wait_for_app(
     url = base_url + health_path
     wrong_since: float | None = None
     with requests.Session() as session:
+        # The app is reached directly, never through the HTTP(S)_PROXY a CI job may set
+        # (requests would send even 127.0.0.1 there); and so the proxy variables are not
+        # read again on every poll.
+        session.trust_env = False
 
         def ready() -> str | None:
             nonlocal wrong_since

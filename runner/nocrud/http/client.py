@@ -127,6 +127,9 @@ class ApiClient:
         self.log = log
         self.recorder = recorder if recorder is not None else RequestRecorder()
         self.session = requests.Session()
+        # The app under test is reached directly, never through the HTTP(S)_PROXY a CI job
+        # may set: requests would send even 127.0.0.1 (or the DinD host) there.
+        self.session.trust_env = False
         self.session.headers["Accept"] = "application/json"
         self.session.headers.update(headers or {})
         self._auth: Auth | requests.auth.AuthBase | None = None

@@ -96,3 +96,14 @@ def test_a_server_error_is_not_ready_unless_any_answer_will_do(answers_500: str)
     assert not isinstance(caught.value, MisconfigurationError)
     assert "GET /healthz gave HTTP 500" in str(caught.value)
     _wait(answers_500, "listening")
+
+
+def test_the_app_is_polled_directly_even_when_a_proxy_is_set(
+    answers_404: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI job's HTTP_PROXY (and no NO_PROXY) must not swallow the polls of 127.0.0.1."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # the discard port: nothing answers
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    _wait(answers_404, "answers", timeout=5)

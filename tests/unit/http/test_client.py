@@ -726,3 +726,14 @@ def test_close_is_idempotent_and_context_manager_closes(server: str) -> None:
     with ApiClient(server) as client:
         assert client.get("/echo").status == 200
     client.close()
+
+
+def test_the_app_is_reached_directly_even_when_a_proxy_is_set(
+    make_client: Callable[..., ApiClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CI job's HTTP_PROXY (and no NO_PROXY) must not take the flows' requests away."""
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")  # the discard port: nothing answers
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert make_client().get("/echo").status == 200
