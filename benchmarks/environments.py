@@ -209,6 +209,17 @@ def measure(
     )
 
 
+def quiet_build(engine: Engine, config: Config) -> BuiltImages:
+    """The project's images, built (or found in the cache) without a word."""
+    return build_images(
+        engine.client,
+        config,
+        say=lambda _line: None,
+        run_id=cleanup.new_run_id(),
+        connection=engine.connection,
+    )
+
+
 def remove_images(engine: Engine, project: str) -> None:
     """Remove the images this benchmark built under its own project name."""
     client = engine.client
@@ -286,13 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         counter = CallCounter(engine.client.api)
         steady: Figures | None = None
         try:
-            images = build_images(
-                engine.client,
-                config,
-                say=lambda _line: None,
-                run_id=cleanup.new_run_id(),
-                connection=engine.connection,
-            )
+            images = quiet_build(engine, config)
             flows = discover(package)
             paths: list[tuple[str, Callable[[], Provisioner], Config]] = []
             if not args.skip_classic:

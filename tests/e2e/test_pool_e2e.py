@@ -91,3 +91,19 @@ def test_environments_benchmark_prints_every_figure_at_reduced_size(harness: Any
         assert re.search(rf"wall image-classic / {re.escape(path)}: \d+\.\d+x", proc.stdout)
     assert re.search(r"wall image-classic / image: \d+\.\d+x", proc.stdout), proc.stdout
     assert harness.leftovers() == []
+
+
+def test_pair_cost_benchmark_prints_every_figure_at_reduced_size(harness: Any) -> None:
+    """benchmarks/pair_cost.py at one sample: each environment's CPU, split by process."""
+    args = ["--samples", "1", "--hold", "0", "--project", harness.project, "--keep-images"]
+    proc = harness.benchmark("pair_cost", *args)
+    for label in ("image-classic", "image", "pool start", "pool reset, restart", "pool reset, HUP"):
+        found = re.search(
+            rf"^{re.escape(label)} +(\d+\.\d+) CPU s +(\d+\.\d+) s  \((.*)\)$", proc.stdout, re.M
+        )
+        assert found, proc.stdout
+        total, wall = float(found[1]), float(found[2])
+        assert total > 0 and wall > 0, found[0]
+        assert "dockerd" in found[3], found[0]  # every one of them is daemon work
+    assert re.search(r"^CPU image-classic / image: \d+\.\d+x", proc.stdout, re.M), proc.stdout
+    assert harness.leftovers() == []

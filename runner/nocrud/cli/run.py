@@ -38,8 +38,9 @@ __all__ = ["build", "clean", "up"]
     "--warm",
     type=click.IntRange(min=0),
     default=None,
-    help="Keep up to N environments ready ahead of demand (default: run.warm, else 0). "
-    "They cost CPU while they start: worth it where the Docker host has more cores than -j.",
+    help="Keep up to N environments ready ahead of demand (default: run.warm, else 0), so "
+    "a flow's handoff is a queue pop. Each costs CPU to start: worth it where flows leave "
+    "CPU to spare or the Docker host has more cores than -j.",
 )
 @selection_options
 @click.option(

@@ -1,0 +1,206 @@
+"""Benchmark: what one environment costs in CPU, by process, one at a time.
+
+The provisioning paths are CPU-bound on a 2-core machine, so their wall times at ``-j 4``
+compare as their CPU per flow does. This measures, one environment at a time on a quiet
+machine, the CPU every process on this host spends on it (``/proc``: the Docker daemon,
+containerd, the shims, fuse-overlayfs, the containers' own processes and this runner),
+for:
+
+* ``image-classic``: today's ``image`` path as it was: a network, a PostgreSQL container
+  and an app container (with the image's health check), started, then removed;
+* ``image``: the improved fresh pair (the app in the database's network namespace, on the
+  run's shared bridge), started, then removed;
+* ``pool start``: a pool pair started (PGDATA copied to a tmpfs, the template made);
+* ``pool reset``: that pair reset with a container restart, and with a HUP.
+
+Each sample holds its environment ``--hold`` seconds before removing it, as a flow would.
+``containers`` is what the processes that started during the sample spent (the
+containers' own, but for a reset the pair's old processes count under ``other``).
+``total`` is the host's CPU over the sample (``/proc/stat``); ``other`` is what no process
+named here kept: processes that exited before they were seen (the shims' ``runc`` calls, a
+removed container's last moments), the kernel's work. Needs the
+Docker daemon on this host. Usage::
+
+    v/bin/python benchmarks/pair_cost.py --samples 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from rich.console import Console
+
+from nocrud.docker import cleanup
+from nocrud.docker.resources import DaemonGate
+from nocrud.environment import Run
+from nocrud.environment.bridge import SharedBridge
+from nocrud.environment.image import FreshPair
+from nocrud.environment.pair import Pair
+from nocrud.workflow import prepare_docker
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from environments import project_config, quiet_build, remove_images  # the benchmark beside this one
+
+TICK = os.sysconf("SC_CLK_TCK")
+#: Processes reported by name; the rest of the host's CPU is ``other``.
+DAEMONS = ("dockerd", "containerd", "containerd-shim", "fuse-overlayfs", "docker-proxy")
+Snapshot = dict[int, tuple[str, float]]
+
+
+def processes() -> Snapshot:
+    """Every process's name and CPU seconds so far."""
+    found: Snapshot = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        # A shim reaps its container's processes: their CPU would count twice. The daemons
+        # keep their children's (iptables, runc, the proxies), the rest only their own.
+        used = fields[11:15] if name in ("dockerd", "containerd") else fields[11:13]
+        found[int(entry.name)] = (name, sum(int(f) for f in used) / TICK)
+    return found
+
+
+def host_cpu() -> float:
+    """CPU seconds the host spent so far, idle and I/O wait left out."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / TICK
+
+
+def spent(before: Snapshot, after: Snapshot) -> tuple[Counter[str], float]:
+    """CPU seconds between two snapshots: per name of the daemons, and of processes that are new.
+
+    A process seen before counts what it spent since (kernel workers rename themselves);
+    a new one all it spent. This process is left out: it is the ``runner``. Processes
+    that are neither daemons nor new (the kernel's, other work on the host) are left to
+    ``other``.
+    """
+    daemons: Counter[str] = collections.Counter()
+    new = 0.0
+    for pid, (name, cpu) in after.items():
+        if pid == os.getpid():
+            continue
+        earlier = before.get(pid)
+        if name in DAEMONS:
+            daemons[name] += cpu - (earlier[1] if earlier else 0.0)
+        elif earlier is None:
+            new += cpu
+    return daemons, new
+
+
+def sample(start: Callable[[], None], end: Callable[[], None], hold: float) -> dict[str, float]:
+    """The CPU of one start-hold-end by process name, ``total`` and ``wall``."""
+    me = os.getpid()
+    before, total_before, wall_before = processes(), host_cpu(), time.perf_counter()
+    start()
+    time.sleep(hold)
+    # The environment's own processes are seen while they run; the daemons after the end.
+    running, containers = spent(before, processes())
+    end()
+    finished, _gone = spent(before, processes())
+    figures: dict[str, float] = {name: finished[name] for name in DAEMONS}
+    # fuse-overlayfs exits with its container: what it had spent was seen while it ran.
+    figures["fuse-overlayfs"] = max(finished["fuse-overlayfs"], running["fuse-overlayfs"])
+    figures["containers"] = containers
+    figures["runner"] = processes()[me][1] - before[me][1]
+    figures["total"] = host_cpu() - total_before
+    figures["other"] = figures["total"] - sum(v for k, v in figures.items() if k != "total")
+    figures["wall"] = time.perf_counter() - wall_before
+    return figures
+
+
+def average(samples: list[dict[str, float]]) -> dict[str, float]:
+    return {key: sum(s[key] for s in samples) / len(samples) for key in samples[0]}
+
+
+def line(label: str, figures: dict[str, float]) -> str:
+    parts = "  ".join(
+        f"{name} {figures[name]:.3f}"
+        for name in (*DAEMONS, "containers", "runner", "other")
+        if abs(figures[name]) >= 0.0005
+    )
+    return f"{label:<20} {figures['total']:6.3f} CPU s {figures['wall']:6.3f} s  ({parts})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--hold", type=float, default=0.3, help="seconds each pair is kept")
+    parser.add_argument(
+        "--project", default=f"paircost{os.getpid()}", help="project name of the images built"
+    )
+    parser.add_argument("--keep-images", action="store_true")
+    args = parser.parse_args(argv)
+    if not any(name == "dockerd" for name, _ in processes().values()):
+        print("pair_cost needs the Docker daemon on this host (it reads its /proc)")
+        return 2
+    results: list[tuple[str, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory(prefix="nocrud-paircost-") as tmp:
+        config, _package = project_config(Path(tmp), args.project, 1, 1, 0)
+        engine = prepare_docker(config, Console(stderr=True, highlight=False))
+        try:
+            images = quiet_build(engine, config)
+            run_id = cleanup.new_run_id()
+            run = Run(config=config, run_id=run_id, engine=engine, images=images, say=print)
+            labels = cleanup.run_labels(run_id, config.project, role="bench")
+            gate = DaemonGate(2)
+            bridge = SharedBridge(run, labels, gate)
+            bridge.lease()
+            numbers = iter(range(1, 10_000))
+            try:
+
+                def fresh(*, resettable: bool = False) -> Pair:
+                    name = cleanup.object_name(run_id, next(numbers), "bench")
+                    return Pair(run, name, labels, gate=gate, bridge=bridge, resettable=resettable)
+
+                classic = []
+                for _ in range(args.samples):
+                    pair = FreshPair(run, "bench", next(numbers))
+                    classic.append(sample(pair.start, pair.teardown, args.hold))
+                results.append(("image-classic", average(classic)))
+                image = []
+                for _ in range(args.samples):
+                    pair = fresh()
+                    image.append(sample(pair.start, pair.teardown, args.hold))
+                results.append(("image", average(image)))
+                pool = fresh(resettable=True)
+                try:
+                    results.append(("pool start", sample(pool.start, lambda: None, 0)))
+                    for reload in ("restart", "HUP"):
+                        settings = config.run.model_copy(update={"pool_app_reload": reload})
+                        pool.run = replace(run, config=config.model_copy(update={"run": settings}))
+                        resets = [sample(pool.reset, lambda: None, 0) for _ in range(args.samples)]
+                        results.append((f"pool reset, {reload}", average(resets)))
+                finally:
+                    pool.teardown()
+            finally:
+                bridge.release()
+                bridge.close()
+        finally:
+            if not args.keep_images:
+                remove_images(engine, args.project)
+            engine.close()
+    print(f"nocrud pair cost: CPU per environment, one at a time, {args.samples} samples each")
+    for label, figures in results:
+        print(line(label, figures))
+    by_label = dict(results)
+    ratio = by_label["image-classic"]["total"] / by_label["image"]["total"]
+    print(f"CPU image-classic / image: {ratio:.2f}x (the wall-time ratio a CPU-bound run allows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
