@@ -30,7 +30,14 @@ import docker.errors
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Connection
 
-__all__ = ["Container", "DaemonGate", "Network", "image_id"]
+__all__ = ["Container", "DaemonGate", "Network", "ProcessListError", "image_id"]
+
+
+class ProcessListError(RuntimeError):
+    """The Docker host cannot list a container's processes: ``docker top`` runs ``ps`` there.
+
+    Some hosts have none (Bottlerocket, minimal Docker-in-Docker images).
+    """
 
 
 class DaemonGate:
@@ -226,8 +233,19 @@ class Container(_Resource):
         """``(pid, parent pid)`` of every process in it, as the daemon's host numbers them.
 
         ``docker top`` runs ``ps`` on the daemon's side: the image needs none.
+
+        Raises:
+            ProcessListError: The daemon's host has no ``ps`` (or it failed).
         """
-        top = self.obj.top(ps_args="-o pid,ppid")
+        try:
+            top = self.obj.top(ps_args="-o pid,ppid")
+        except docker.errors.NotFound:
+            raise
+        except docker.errors.APIError as exc:
+            raise ProcessListError(
+                f"the Docker host could not list the {self.what} container's processes "
+                f"(docker top: {exc.explanation or exc})"
+            ) from exc
         return [(int(pid), int(ppid)) for pid, ppid in top.get("Processes") or []]
 
     def _make(self) -> None:

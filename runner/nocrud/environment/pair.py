@@ -31,7 +31,7 @@ from pydantic import SecretStr
 
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import PORT, DatabaseAddress, new_password, replace_passwords
-from nocrud.docker.resources import Container, DaemonGate, Network
+from nocrud.docker.resources import Container, DaemonGate, Network, ProcessListError
 from nocrud.environment import MisconfigurationError, ProvisionError, Run, describe_kept
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.lifecycle import EnvironmentLifecycle
@@ -310,7 +310,15 @@ class Pair(EnvironmentLifecycle):
 
     def _app_workers(self) -> set[int]:
         """The app container's processes but its main one (a server's workers)."""
-        processes = self._app.processes()
+        try:
+            processes = self._app.processes()
+        except ProcessListError as exc:
+            # Without the list a reset cannot tell when the last flow's workers are gone.
+            raise MisconfigurationError(
+                f"run.pool_app_reload is {self.run.config.run.pool_app_reload}, which needs "
+                f"the app's processes, but {exc}. Install procps (ps) on the Docker host, "
+                "or use run.pool_app_reload: restart"
+            ) from exc
         pids = {pid for pid, _ in processes}
         return {pid for pid, parent in processes if parent in pids}
 
