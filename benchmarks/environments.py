@@ -149,9 +149,14 @@ class CallCounter:
         api.request = counted
 
 
-def dockerd_ticks() -> int | None:
-    """utime+stime of the local dockerd in clock ticks, or None when it is not on this host."""
-    for entry in Path("/proc").iterdir():
+def dockerd_ticks(pid: int | None = None) -> int | None:
+    """utime+stime of the daemon in clock ticks, or None when it is not on this host.
+
+    The daemon is process ``pid``, or else the first ``dockerd`` found (under DinD on
+    this host there are two: give the nested one's).
+    """
+    entries = [Path(f"/proc/{pid}")] if pid else Path("/proc").iterdir()
+    for entry in entries:
         if not entry.name.isdigit():
             continue
         try:
@@ -172,11 +177,12 @@ def measure(
     images: BuiltImages,
     flows: list[Flow],
     counter: CallCounter,
+    dockerd: int | None = None,
 ) -> Figures:
     quiet = Console(file=open(os.devnull, "w"), highlight=False)  # noqa: SIM115, PTH123
     run_id = cleanup.new_run_id()
     provisioner = make()
-    calls_before, ticks_before = counter.calls, dockerd_ticks()
+    calls_before, ticks_before = counter.calls, dockerd_ticks(dockerd)
     operations_before = counter.operations
     started = time.perf_counter()
     try:
@@ -190,7 +196,7 @@ def measure(
     finally:
         quiet.file.close()
     wall = time.perf_counter() - started
-    ticks_after = dockerd_ticks()
+    ticks_after = dockerd_ticks(dockerd)
     failed = sum(f.status is not Status.PASSED for f in result.flows)
     handoffs = [f.timings.provision for f in result.flows]
     cpu = None
@@ -269,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--think", type=float, default=0.5, help="seconds each of those flows waits"
     )
+    parser.add_argument(
+        "--dockerd-pid", type=int, default=None, help="the daemon's pid, when there are two"
+    )
     parser.add_argument("--skip-classic", action="store_true")
     parser.add_argument(
         "--skip-reload", action="store_true", help="leave out pool with pool_app_reload: HUP"
@@ -320,14 +329,16 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             figures = [
-                measure(label, make, cfg, engine, images, flows, counter)
+                measure(label, make, cfg, engine, images, flows, counter, args.dockerd_pid)
                 for label, make, cfg in paths
             ]
             if args.steady:
                 waiting = discover(trivial_flows(Path(tmp), args.steady, args.think))
                 label = f"pool --warm {args.warm}, HUP, {args.steady} flows waiting {args.think:g}s"
                 hup = variant(pool_app_reload="HUP")
-                steady = measure(label, PoolProvisioner, hup, engine, images, waiting, counter)
+                steady = measure(
+                    label, PoolProvisioner, hup, engine, images, waiting, counter, args.dockerd_pid
+                )
         finally:
             if not args.keep_images:
                 remove_images(engine, args.project)

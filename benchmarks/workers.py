@@ -312,43 +312,8 @@ class Rig:
             time.sleep(0.05)
 
     def _start_daemon(self, index: int, network: str) -> Host:
-
         name = f"nocrud-rig-{self.project}-{index}"
-        volume = self.client.volumes.create(name=f"{name}-lib", labels=self.labels)
-        self._stack.callback(volume.remove, force=True)
-        host_config = self.client.api.create_host_config(
-            cap_add=["ALL"],
-            cap_drop=["SYS_RESOURCE"],
-            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-            binds={
-                "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-                volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
-            },
-            port_bindings={2375: ("127.0.0.1", None)},
-            network_mode=network,
-        )
-        # `--security-opt systempaths=unconfined`, as the API spells it (docs/ci/dind.md).
-        host_config["MaskedPaths"] = []
-        host_config["ReadonlyPaths"] = []
-        # The nested containers' CPU adds up in a cgroup of their own (cgroup v1 charges
-        # every ancestor, so removed containers still count), to be told from the rest of
-        # the machine's load.
-        created = self.client.api.create_container(
-            DIND_IMAGE,
-            command=[f"--cgroup-parent=/{name}"],
-            name=name,
-            labels=self.labels,
-            ports=[2375],
-            host_config=host_config,
-        )
-        self._stack.callback(_remove_cgroup, f"/{name}")
-        container = self.client.containers.get(created["Id"])
-        self._stack.callback(container.remove, force=True, v=True)
-        container.start()
-        container.reload()
-        port = int(container.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"])
-        nested = _wait_for_daemon(f"tcp://127.0.0.1:{port}", container)
-        self._stack.callback(nested.close)
+        container, port, nested = start_dind(self.client, self._stack, name, self.labels, network)
         host = Host(
             f"w{index}@rig-{index}", container, port, nested, self.dir / f"worker{index}.log"
         )
@@ -494,6 +459,52 @@ class Rig:
             f"network {n['Name']}" for n in host.client.api.networks(filters={"label": label})
         ]
         return found
+
+
+def start_dind(
+    client: Any, stack: contextlib.ExitStack, name: str, labels: dict[str, str], network: str
+) -> tuple[Any, int, Any]:
+    """A DinD daemon (overlay2, on a volume of its own) as docs/ci/dind.md starts it.
+
+    Returns its container, the port its API is published on at 127.0.0.1, and a client of
+    it; ``stack`` removes them all (and the cgroup of its containers).
+    """
+    volume = client.volumes.create(name=f"{name}-lib", labels=labels)
+    stack.callback(volume.remove, force=True)
+    host_config = client.api.create_host_config(
+        cap_add=["ALL"],
+        cap_drop=["SYS_RESOURCE"],
+        security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+        binds={
+            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+            volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
+        },
+        port_bindings={2375: ("127.0.0.1", None)},
+        network_mode=network,
+    )
+    # `--security-opt systempaths=unconfined`, as the API spells it (docs/ci/dind.md).
+    host_config["MaskedPaths"] = []
+    host_config["ReadonlyPaths"] = []
+    # The nested containers' CPU adds up in a cgroup of their own (cgroup v1 charges
+    # every ancestor, so removed containers still count), to be told from the rest of
+    # the machine's load.
+    created = client.api.create_container(
+        DIND_IMAGE,
+        command=[f"--cgroup-parent=/{name}"],
+        name=name,
+        labels=labels,
+        ports=[2375],
+        host_config=host_config,
+    )
+    stack.callback(_remove_cgroup, f"/{name}")
+    container = client.containers.get(created["Id"])
+    stack.callback(container.remove, force=True, v=True)
+    container.start()
+    container.reload()
+    port = int(container.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"])
+    nested = _wait_for_daemon(f"tcp://127.0.0.1:{port}", container)
+    stack.callback(nested.close)
+    return container, port, nested
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

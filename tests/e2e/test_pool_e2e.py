@@ -107,3 +107,23 @@ def test_pair_cost_benchmark_prints_every_figure_at_reduced_size(harness: Any) -
         assert "dockerd" in found[3], found[0]  # every one of them is daemon work
     assert re.search(r"^CPU image-classic / image: \d+\.\d+x", proc.stdout, re.M), proc.stdout
     assert harness.leftovers() == []
+
+
+def test_overlay2_benchmark_runs_the_environments_benchmark_in_dind(harness: Any) -> None:
+    """benchmarks/overlay2.py at one trivial flow: measured on a nested overlay2 daemon."""
+    proc = harness.benchmark(
+        "overlay2", "--project", harness.project, "--",
+        "--trivial", "1", "--parallel", "1", "--warm", "0", "--steady", "0", "--skip-reload",
+    )  # fmt: skip
+    assert "on a Docker-in-Docker daemon, storage driver overlay2" in proc.stdout, proc.stdout
+    for path in ("image-classic", "image", "pool"):
+        line = re.search(
+            rf"^{re.escape(path)} +wall +(\d+\.\d+)s.*daemon cpu/flow (\S+)s$", proc.stdout, re.M
+        )
+        assert line and float(line[1]) > 0 and float(line[2]) > 0, proc.stdout
+    label = f"nocrud.e2e={harness.project}"
+    client = harness.client.api
+    assert client.containers(all=True, filters={"label": label}) == []
+    assert client.networks(filters={"label": label}) == []
+    assert client.volumes(filters={"label": label})["Volumes"] in (None, [])
+    assert harness.leftovers() == []
