@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -462,12 +463,24 @@ class Rig:
 
 
 def start_dind(
-    client: Any, stack: contextlib.ExitStack, name: str, labels: dict[str, str], network: str
+    client: Any,
+    stack: contextlib.ExitStack,
+    name: str,
+    labels: dict[str, str],
+    network: str,
+    *,
+    image: str = DIND_IMAGE,
+    aliases: Sequence[str] = (),
+    own_cgroup: bool = True,
 ) -> tuple[Any, int, Any]:
     """A DinD daemon (overlay2, on a volume of its own) as docs/ci/dind.md starts it.
 
+    Also the stand-in for GitLab's ``docker:dind`` service in tests/e2e/test_ci_shapes.py
+    (``aliases=["docker"]``). With ``own_cgroup``, the containers it runs are charged to
+    a cgroup of their own, ``/<name>``.
+
     Returns its container, the port its API is published on at 127.0.0.1, and a client of
-    it; ``stack`` removes them all (and the cgroup of its containers).
+    it; ``stack`` removes them all (and that cgroup).
     """
     volume = client.volumes.create(name=f"{name}-lib", labels=labels)
     stack.callback(volume.remove, force=True)
@@ -489,14 +502,20 @@ def start_dind(
     # every ancestor, so removed containers still count), to be told from the rest of
     # the machine's load.
     created = client.api.create_container(
-        DIND_IMAGE,
-        command=[f"--cgroup-parent=/{name}"],
+        image,
+        command=[f"--cgroup-parent=/{name}"] if own_cgroup else None,
         name=name,
         labels=labels,
         ports=[2375],
         host_config=host_config,
+        networking_config=client.api.create_networking_config(
+            {network: client.api.create_endpoint_config(aliases=list(aliases))}
+        )
+        if aliases
+        else None,
     )
-    stack.callback(_remove_cgroup, f"/{name}")
+    if own_cgroup:
+        stack.callback(_remove_cgroup, f"/{name}")
     container = client.containers.get(created["Id"])
     stack.callback(container.remove, force=True, v=True)
     container.start()

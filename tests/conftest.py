@@ -8,6 +8,7 @@ from anything else on the machine, and everything it built is removed at the end
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,11 +17,27 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module (loaded once), for tests that share its code."""
+    key = f"nocrud_bench_{name}"
+    if key in sys.modules:
+        return sys.modules[key]
+    spec = importlib.util.spec_from_file_location(key, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[key] = module  # dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
 PROJECT = f"t{uuid.uuid4().hex[:8]}"
 NOCRUD = [str(Path(sys.executable).parent / "nocrud")]
 

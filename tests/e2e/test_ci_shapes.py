@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, benchmark_module
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -54,10 +54,11 @@ FLOWS = {"isolation_01", "isolation_02"}
 TEST_LABEL = "nocrud.e2e"
 #: One `nocrud up` of two flows in a job container, image builds included (~30-60 s here).
 RUN_TIMEOUT = 420
-DIND_READY_TIMEOUT = 60
 BUILD_TIMEOUT = 900
 SOCKET = "/var/run/docker.sock"
 REPO = Path(__file__).resolve().parents[2]
+#: benchmarks/workers.py, whose DinD daemon start stands in for GitLab's docker:dind here.
+bench = benchmark_module("workers")
 
 
 # ---------------------------------------------------------------- images
@@ -337,71 +338,19 @@ def test_dood_runner_on_the_host_network_uses_published_ports(
 def dind_service(client: Any, name: str, labels: dict[str, str]) -> Iterator[tuple[Any, Any]]:
     """GitLab's ``services: [docker:dind]``: a nested daemon on a network of our own, alias docker.
 
-    Yields the network and a client of the nested daemon (through its API port,
-    published on 127.0.0.1 only). Everything is removed on the way out.
+    Started as benchmarks/workers.py starts its rig's daemons (the flags ENVIRONMENT.md
+    gives where --privileged fails). Yields the network and a client of the nested daemon
+    (through its API port, published on 127.0.0.1 only). Everything is removed on the way
+    out.
     """
     with contextlib.ExitStack() as stack:
         network = client.networks.create(name, driver="bridge", labels=labels)
         stack.callback(network.remove)
-        volume = client.volumes.create(name=f"{name}-lib", labels=labels)
-        stack.callback(volume.remove, force=True)
-        # The flags ENVIRONMENT.md gives for a nested dockerd where --privileged fails.
-        host_config = client.api.create_host_config(
-            cap_add=["ALL"],
-            cap_drop=["SYS_RESOURCE"],
-            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-            binds={
-                "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-                volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
-            },
-            port_bindings={2375: ("127.0.0.1", None)},
-            network_mode=network.name,
-        )
-        # `--security-opt systempaths=unconfined` is the CLI's spelling of these two;
-        # the API (and so docker-py) only knows them as fields.
-        host_config["MaskedPaths"] = []
-        host_config["ReadonlyPaths"] = []
-        created = client.api.create_container(
-            DIND_IMAGE,
-            name=name,
-            labels=labels,
-            ports=[2375],
-            host_config=host_config,
-            networking_config=client.api.create_networking_config(
-                {network.name: client.api.create_endpoint_config(aliases=["docker"])}
-            ),
-        )
-        dind = client.containers.get(created["Id"])
-        stack.callback(dind.remove, force=True, v=True)
-        dind.start()
-        dind.reload()
-        port = dind.attrs["NetworkSettings"]["Ports"]["2375/tcp"][0]["HostPort"]
-        nested = _wait_for_daemon(f"tcp://127.0.0.1:{port}", dind)
-        stack.callback(nested.close)
+        _dind, _port, nested = bench.start_dind(
+            client, stack, name, labels, network.name,
+            image=DIND_IMAGE, aliases=["docker"], own_cgroup=False,
+        )  # fmt: skip
         yield network, nested
-
-
-def _wait_for_daemon(base_url: str, dind: Any) -> Any:
-    """A client of the nested daemon once it answers; fails with its log when it never does."""
-    import docker
-    import docker.errors
-    import requests.exceptions
-
-    deadline = time.monotonic() + DIND_READY_TIMEOUT
-    while True:
-        try:
-            # The client asks the daemon for its API version as it is made.
-            return docker.DockerClient(base_url=base_url, timeout=120)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            problem = f"{type(exc).__name__}: {exc}"
-        dind.reload()
-        if dind.status in ("exited", "dead") or time.monotonic() > deadline:
-            logs = dind.logs(tail=40).decode(errors="replace")
-            pytest.fail(
-                f"the DinD daemon did not answer within {DIND_READY_TIMEOUT} s "
-                f"(state {dind.status}; last error {problem}); its log:\n{logs}"
-            )
-        time.sleep(0.2)
 
 
 def _copy_images(source: Any, target: Any, refs: list[str]) -> None:

@@ -22,40 +22,27 @@ Every object carries ``nocrud.e2e=<project>`` and the rig removes it all.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from tests.conftest import benchmark_module
+
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
-REPO = Path(__file__).resolve().parents[2]
 #: docs/workers.md: "Nothing of the run is left on any worker within 60 s of the
 #: coordinator's death."
 ORPHAN_TEARDOWN = 60.0
 RUN_TIMEOUT = 300
 
 
-def _bench() -> ModuleType:
-    """benchmarks/workers.py, whose Rig these tests share with the benchmark."""
-    spec = importlib.util.spec_from_file_location(
-        "nocrud_bench_workers", REPO / "benchmarks" / "workers.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _bench()
+#: benchmarks/workers.py, whose Rig these tests share with the benchmark.
+bench = benchmark_module("workers")
 
 
 @pytest.fixture(scope="module")
