@@ -3,8 +3,9 @@
 The ``pool`` strategy resets a pair's database between flows instead of starting a new
 server. Two facts make that cheap: the server's PGDATA lives on a tmpfs
 (:func:`in_memory_options`; a tmpfs mounted over the image's PGDATA would hide the
-migrated data, so it is copied there at start, tens of milliseconds for a small schema),
-and the flow's database is cloned from a copy of the migrated one with
+migrated data, so it is copied there at start, a few tenths of a second for a small
+schema read through the daemon's storage driver), and the flow's database is cloned
+from a copy of the migrated one with
 ``STRATEGY FILE_COPY`` (:func:`keep_as_template` once per server, :func:`reset_database`
 per flow). On tmpfs the checkpoints ``FILE_COPY`` forces cost next to nothing: a reset
 takes tens of milliseconds, against hundreds on the container's overlay filesystem.

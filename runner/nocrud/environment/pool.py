@@ -312,7 +312,7 @@ class Pool(Generic[E]):
         self._finish(slot, State.READY)
 
     def _recycle(self, slot: Slot[E], *, rebuild: bool) -> None:
-        if self._stopping_now():  # the run is over: close() removes it
+        if self._stopping_now():  # the run is over: _finish removes the pair, no reset
             self._finish(slot, State.READY)
             return
         if not rebuild:
@@ -350,11 +350,10 @@ class Pool(Generic[E]):
         """End of one background job: the slot becomes ``state`` (None: it leaves the pool)."""
         with self._cond:
             leaves = state is None or self._stopping
-            if state is None or self._stopping:
-                if slot in self._slots:
-                    self._slots.remove(slot)
-            else:
+            if state is not None and not leaves:
                 slot.move(state)
+            elif slot in self._slots:
+                self._slots.remove(slot)
         if leaves and state is not None:
             # Outside the lock, so the pairs of a stopping run go side by side; before the
             # count drops, so close() returns only when they are gone.
