@@ -110,12 +110,13 @@ def sample(start: Callable[[], None], end: Callable[[], None], hold: float) -> d
     # The environment's own processes are seen while they run; the daemons after the end.
     running, containers = spent(before, processes())
     end()
-    finished, _gone = spent(before, processes())
+    after = processes()
+    finished, _new = spent(before, after)
     figures: dict[str, float] = {name: finished[name] for name in DAEMONS}
     # fuse-overlayfs exits with its container: what it had spent was seen while it ran.
     figures["fuse-overlayfs"] = max(finished["fuse-overlayfs"], running["fuse-overlayfs"])
     figures["containers"] = containers
-    figures["runner"] = processes()[me][1] - before[me][1]
+    figures["runner"] = after[me][1] - before[me][1]
     figures["total"] = host_cpu() - total_before
     figures["other"] = figures["total"] - sum(v for k, v in figures.items() if k != "total")
     figures["wall"] = time.perf_counter() - wall_before
