@@ -10,10 +10,18 @@ for:
   and an app container (with the image's health check), started, then removed;
 * ``image``: the improved fresh pair (the app in the database's network namespace, on the
   run's shared bridge), started, then removed;
+* ``bare pair``: the same two containers in the same arrangement (bridge, published ports,
+  shared namespace) running the same commands, started with one call each, left for as
+  long as an ``image`` pair took to be ready, then removed: nothing of nocrud's (no
+  readiness polls, no connection, no new passwords);
 * ``pool start``: a pool pair started (PGDATA copied to a tmpfs, the template made);
 * ``pool reset``: that pair reset with a container restart, and with a HUP.
 
 Each sample holds its environment ``--hold`` seconds before removing it, as a flow would.
+The bare pair is the *floor* of a fresh pair: PostgreSQL and the app boot in new
+containers and nothing else happens, so no path that starts a new database container and
+a new app container per flow costs less, and ``image-classic / bare pair`` is the most a
+CPU-bound run can gain over today's path while it keeps that promise.
 ``containers`` is what the processes that started during the sample spent (the
 containers' own, but for a reset the pair's old processes count under ``other``).
 ``total`` is the host's CPU over the sample (``/proc/stat``); ``other`` is what no process
@@ -40,7 +48,8 @@ from pathlib import Path
 from rich.console import Console
 
 from nocrud.docker import cleanup
-from nocrud.docker.resources import DaemonGate
+from nocrud.docker.postgres import PORT
+from nocrud.docker.resources import Container, DaemonGate
 from nocrud.environment import Run
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.image import FreshPair
@@ -101,6 +110,17 @@ def spent(before: Snapshot, after: Snapshot) -> tuple[Counter[str], float]:
     return daemons, new
 
 
+def timed(start: Callable[[], None], durations: list[float]) -> Callable[[], None]:
+    """``start``, adding how long it took to ``durations``."""
+
+    def run() -> None:
+        began = time.perf_counter()
+        start()
+        durations.append(time.perf_counter() - began)
+
+    return run
+
+
 def sample(start: Callable[[], None], end: Callable[[], None], hold: float) -> dict[str, float]:
     """The CPU of one start-hold-end by process name, ``total`` and ``wall``."""
     me = os.getpid()
@@ -121,6 +141,48 @@ def sample(start: Callable[[], None], end: Callable[[], None], hold: float) -> d
     figures["other"] = figures["total"] - sum(v for k, v in figures.items() if k != "total")
     figures["wall"] = time.perf_counter() - wall_before
     return figures
+
+
+class BarePair:
+    """A fresh pair's two containers, booting on their own: the floor of any fresh-pair path."""
+
+    def __init__(
+        self,
+        run: Run,
+        name: str,
+        labels: dict[str, str],
+        gate: DaemonGate,
+        bridge: SharedBridge,
+        boot: float,
+    ) -> None:
+        link, client, app = run.engine.connection, run.engine.client, run.config.app
+        self.boot = boot
+        ports = {**link.ports(PORT), **link.ports(app.port)}
+        self.db = Container(
+            client, run.images.db, what="database", name=f"{name}-db", labels=labels,
+            network=bridge.name, ports=ports, gate=gate,
+        )  # fmt: skip
+        # The app's environment is the one of its first pair: it only has to boot.
+        env = run.config.render_app_env("127.0.0.1", PORT)
+        command = list(app.command) if app.command is not None else None
+        self.app = Container(
+            client, run.images.app, what="app", name=f"{name}-app", labels=labels,
+            environment=env, command=command, gate=gate,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        try:
+            self.db.start()
+            self.app.options["network_mode"] = f"container:{self.db.obj.id}"
+            self.app.start()
+        except BaseException:
+            self.end()
+            raise
+        time.sleep(self.boot)
+
+    def end(self) -> None:
+        for container in (self.app, self.db):
+            container.remove()
 
 
 def average(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -172,11 +234,18 @@ def main(argv: list[str] | None = None) -> int:
                     pair = FreshPair(run, "bench", next(numbers))
                     classic.append(sample(pair.start, pair.teardown, args.hold))
                 results.append(("image-classic", average(classic)))
-                image = []
+                image, ready = [], []
                 for _ in range(args.samples):
                     pair = fresh()
-                    image.append(sample(pair.start, pair.teardown, args.hold))
+                    image.append(sample(timed(pair.start, ready), pair.teardown, args.hold))
                 results.append(("image", average(image)))
+                boot = sum(ready) / len(ready)
+                bare = []
+                for _ in range(args.samples):
+                    name = cleanup.object_name(run_id, next(numbers), "bare")
+                    bare_pair = BarePair(run, name, labels, gate, bridge, boot)
+                    bare.append(sample(bare_pair.start, bare_pair.end, args.hold))
+                results.append(("bare pair", average(bare)))
                 pool = fresh(resettable=True)
                 try:
                     results.append(("pool start", sample(pool.start, lambda: None, 0)))
@@ -200,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     by_label = dict(results)
     ratio = by_label["image-classic"]["total"] / by_label["image"]["total"]
     print(f"CPU image-classic / image: {ratio:.2f}x (the wall-time ratio a CPU-bound run allows)")
+    floor = by_label["image-classic"]["total"] / by_label["bare pair"]["total"]
+    print(
+        f"CPU image-classic / bare pair: {floor:.2f}x (the most a path that starts a new database "
+        "and app container per flow allows)"
+    )
     return 0
 
 

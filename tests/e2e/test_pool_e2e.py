@@ -97,7 +97,8 @@ def test_pair_cost_benchmark_prints_every_figure_at_reduced_size(harness: Any) -
     """benchmarks/pair_cost.py at one sample: each environment's CPU, split by process."""
     args = ["--samples", "1", "--hold", "0", "--project", harness.project, "--keep-images"]
     proc = harness.benchmark("pair_cost", *args)
-    for label in ("image-classic", "image", "pool start", "pool reset, restart", "pool reset, HUP"):
+    labels = ("image-classic", "image", "bare pair", "pool start", "pool reset, restart")
+    for label in (*labels, "pool reset, HUP"):
         found = re.search(
             rf"^{re.escape(label)} +(\d+\.\d+) CPU s +(\d+\.\d+) s  \((.*)\)$", proc.stdout, re.M
         )
@@ -106,6 +107,8 @@ def test_pair_cost_benchmark_prints_every_figure_at_reduced_size(harness: Any) -
         assert total > 0 and wall > 0, found[0]
         assert "dockerd" in found[3], found[0]  # every one of them is daemon work
     assert re.search(r"^CPU image-classic / image: \d+\.\d+x", proc.stdout, re.M), proc.stdout
+    floor = r"^CPU image-classic / bare pair: \d+\.\d+x \(the most a path that starts a new"
+    assert re.search(floor, proc.stdout, re.M), proc.stdout
     assert harness.leftovers() == []
 
 
