@@ -509,29 +509,42 @@ class Config(_Section):
         path = Path(written).expanduser()
         return f"{scheme}:///{path if path.is_absolute() else self.root / path}"
 
-    def render_app_env(self, db_host: str, db_port: int) -> dict[str, str]:
+    def render_app_env(
+        self,
+        db_host: str,
+        db_port: int,
+        *,
+        name: str | None = None,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> dict[str, str]:
         """The app container's environment, placeholders filled for one database.
 
         Args:
             db_host: Host name (or address) under which the app reaches the database.
             db_port: Port of the database at that host.
+            name: The flow's own database name, when not ``database.name``.
+            user: The flow's own role, when not ``database.user``.
+            password: The environment's own password, when not ``database.password``.
 
         Returns:
             ``app.env`` with ``{database_url}``, ``{db_host}``, ``{db_port}``,
             ``{db_name}``, ``{db_user}`` and ``{db_password}`` replaced.
         """
         db = self.database
-        password = db.password.get_secret_value()
+        name = db.name if name is None else name
+        user = db.user if user is None else user
+        password = db.password.get_secret_value() if password is None else password
         host = f"[{db_host}]" if ":" in db_host else db_host  # an IPv6 address
         values = {
             "database_url": (
-                f"postgresql://{quote(db.user, safe='')}:{quote(password, safe='')}"
-                f"@{host}:{db_port}/{db.name}"
+                f"postgresql://{quote(user, safe='')}:{quote(password, safe='')}"
+                f"@{host}:{db_port}/{name}"
             ),
             "db_host": db_host,
             "db_port": str(db_port),
-            "db_name": db.name,
-            "db_user": db.user,
+            "db_name": name,
+            "db_user": user,
             "db_password": password,
         }
         return {name: value.format_map(values) for name, value in self.app.env.items()}

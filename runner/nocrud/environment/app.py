@@ -24,27 +24,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pydantic import SecretStr
-
 from nocrud.config import Config
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import DatabaseAddress
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container
 from nocrud.environment import ProvisionError, Run, describe_kept
-from nocrud.environment.lifecycle import EnvironmentLifecycle
+from nocrud.environment.lifecycle import APP_LOG_LINES, EnvironmentLifecycle, kill_in_parallel
 from nocrud.environment.readiness import wait_for_app
 
 __all__ = [
-    "APP_LOG_LINES",
     "AppDatabase",
     "AppEnvironment",
     "EnvironmentSet",
-    "app_environment",
     "flow_labels",
 ]
-
-APP_LOG_LINES = 200
 
 
 @dataclass(frozen=True)
@@ -65,19 +59,16 @@ class AppDatabase:
     network: str
     watch: tuple[Container, ...] = ()
 
-
-def app_environment(
-    config: Config, database: DatabaseAddress, host: str, port: int
-) -> dict[str, str]:
-    """``app.env`` rendered for ``database`` (its name, role and password) at ``host:port``."""
-    db = config.database.model_copy(
-        update={
-            "name": database.dbname,
-            "user": database.user,
-            "password": SecretStr(database.password),
-        }
-    )
-    return config.model_copy(update={"database": db}).render_app_env(host, port)
+    def app_env(self, config: Config) -> dict[str, str]:
+        """``app.env`` rendered for this database (its name, role and password)."""
+        address = self.address
+        return config.render_app_env(
+            self.app_host,
+            self.app_port,
+            name=address.dbname,
+            user=address.user,
+            password=address.password,
+        )
 
 
 def flow_labels(run: Run, flow: str, *, role: str = "flow") -> dict[str, str]:
@@ -101,6 +92,7 @@ class AppEnvironment(EnvironmentLifecycle):
     """
 
     def __init__(self, run: Run, flow: str, index: int) -> None:
+        super().__init__()
         self.run = run
         self.flow = flow
         self.index = index
@@ -108,12 +100,6 @@ class AppEnvironment(EnvironmentLifecycle):
         self.labels = flow_labels(run, flow)
         self._app: Container | None = None
         self._db: AppDatabase | None = None
-        self._lock = threading.Lock()
-        self._torn_down = False
-        self._killed = False
-        self._kept = False
-        self._base_url = ""
-        self._logs_at_teardown = ""
 
     # ------------------------------------------------------------------ the strategy's part
 
@@ -144,7 +130,7 @@ class AppEnvironment(EnvironmentLifecycle):
             labels={**self.labels, cleanup.LABEL_ROLE: "app"},
             network=db.network,
             ports=run.engine.connection.ports(config.app.port),
-            environment=app_environment(config, db.address, db.app_host, db.app_port),
+            environment=db.app_env(config),
             command=list(config.app.command) if config.app.command is not None else None,
         )
         self._app.start()
@@ -166,21 +152,9 @@ class AppEnvironment(EnvironmentLifecycle):
 
     def teardown(self) -> None:
         """Remove the app, then the database, once, whatever state they are in."""
-        with self._lock:
-            if self._torn_down:
-                return
-            self._torn_down = True
-        if self._kept:
-            return
-        app = self._app
-        if app is not None:
-            with contextlib.suppress(Exception):
-                self._logs_at_teardown = app.logs(APP_LOG_LINES)
-        errors = cleanup.remove_all(
-            [app.remove if app is not None else lambda: None, self.close_database]
-        )
-        if errors:
-            raise errors[0]
+        if self._claim_teardown():
+            app = self._app
+            self._remove([app.remove if app is not None else lambda: None, self.close_database])
 
     def keep(self) -> str:
         """Leave the app and database after the flow; return how to reach them."""
@@ -195,13 +169,6 @@ class AppEnvironment(EnvironmentLifecycle):
             where,
         )
 
-    def check_not_killed(self) -> None:
-        """Raise ProvisionError when the environment was torn down while starting."""
-        if self._killed:
-            raise ProvisionError(
-                "environment torn down while starting (run interrupted or timed out)"
-            )
-
     # ------------------------------------------------------------------ the Target protocol
 
     @property
@@ -210,11 +177,6 @@ class AppEnvironment(EnvironmentLifecycle):
             raise RuntimeError("the environment has not started")
         return self._db.address
 
-    @property
-    def kept(self) -> bool:
-        """:meth:`keep` was called: the environment outlives the run."""
-        return self._kept
-
     def casualties(self) -> list[str]:
         """Containers of this environment that stopped while it should run, as sentences."""
         watched = [*(self._db.watch if self._db else ()), *([self._app] if self._app else [])]
@@ -222,13 +184,10 @@ class AppEnvironment(EnvironmentLifecycle):
 
     def app_logs(self, tail: int = APP_LOG_LINES) -> str:
         """The app's last log lines (stdout and stderr), or what was saved at teardown."""
-        if self._app is None or not self._app.created:
-            return self._logs_at_teardown
-        logs = self._app.logs(tail)
-        return self._logs_at_teardown if logs.startswith("(no logs") else logs
+        return self._app_logs(self._app, tail)
 
 
-E = TypeVar("E", bound=AppEnvironment)
+E = TypeVar("E", bound=EnvironmentLifecycle)
 
 
 class EnvironmentSet(Generic[E]):
@@ -266,15 +225,5 @@ class EnvironmentSet(Generic[E]):
         self.stopping.set()
         with self._lock:
             live = list(self._live)
-        threads = [threading.Thread(target=_kill_quietly, args=(e,), daemon=True) for e in live]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=10)
+        kill_in_parallel(live)
         return len(live)
-
-
-def _kill_quietly(env: AppEnvironment) -> None:
-    """Kill one environment on the interrupt path; the label sweep removes what this misses."""
-    with contextlib.suppress(Exception):
-        env.kill()

@@ -40,7 +40,7 @@ from nocrud.docker.postgres import DatabaseAddress, clone_database, drop_databas
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Network
 from nocrud.environment import PrepareError, Run
-from nocrud.environment.app import AppDatabase, AppEnvironment, EnvironmentSet, app_environment
+from nocrud.environment.app import AppDatabase, AppEnvironment, EnvironmentSet
 from nocrud.images.build import BuildError, make_schema, run_in_app_image
 
 __all__ = ["ExternalProvisioner", "check_server", "server_address", "sweep_server"]
@@ -198,7 +198,7 @@ class _Server:
             },
             timeout=config.timeouts.build,
             say=run.say,
-            environment=app_environment(config, own, self.app_host, self.app_port),
+            environment=self.for_app(own).app_env(config),
         )
         run.say(f"external: making the template {self.template} on {self.admin.host}")
         try:

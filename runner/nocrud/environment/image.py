@@ -20,40 +20,31 @@ import itertools
 import threading
 from collections.abc import Iterator
 
-from pydantic import SecretStr
-
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import ALIAS, PORT, DatabaseAddress, new_password
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container, DaemonGate, Network
 from nocrud.environment import ProvisionError, Run, describe_kept
+from nocrud.environment.app import EnvironmentSet, flow_labels
 from nocrud.environment.bridge import SharedBridge
-from nocrud.environment.lifecycle import EnvironmentLifecycle
+from nocrud.environment.lifecycle import APP_LOG_LINES, EnvironmentLifecycle, kill_in_parallel
 from nocrud.environment.pair import Pair
 from nocrud.environment.pool import DAEMON_OPERATIONS, Pool
 from nocrud.environment.readiness import wait_for_app, wait_for_database
 from nocrud.environment.remover import Remover
 
-__all__ = ["APP_LOG_LINES", "ClassicImageProvisioner", "FreshPair", "ImageProvisioner"]
-
-APP_LOG_LINES = 200
+__all__ = ["ClassicImageProvisioner", "FreshPair", "ImageProvisioner"]
 
 
 class FreshPair(EnvironmentLifecycle):
     """Network + PostgreSQL + app for one flow. Use as a context manager."""
 
     def __init__(self, run: Run, flow: str, index: int) -> None:
+        super().__init__()
         self.run = run
         self.flow = flow
         self.name = cleanup.object_name(run.run_id, index, flow)
-        labels = {
-            **cleanup.run_labels(run.run_id, run.config.project, flow=flow, role="flow"),
-            **session_labels(),
-        }
-        if run.keep_failed:
-            # Which flows will fail is not known yet: every object is marked, and the
-            # pairs of passing flows are removed as usual.
-            labels[cleanup.LABEL_KEEP] = "true"
+        labels = flow_labels(run, flow)
         client, link = run.engine.client, run.engine.connection
         self._network = Network(client, self.name, labels=labels, connection=link)
         self._db = Container(
@@ -72,8 +63,7 @@ class FreshPair(EnvironmentLifecycle):
         # now, the database once it accepts connections (see wait_for_database).
         self._password = new_password()
         config = run.config
-        private = config.database.model_copy(update={"password": SecretStr(self._password)})
-        env = config.model_copy(update={"database": private}).render_app_env(ALIAS, PORT)
+        env = config.render_app_env(ALIAS, PORT, password=self._password)
         command = list(config.app.command) if config.app.command is not None else None
         self._app = Container(
             client,
@@ -86,13 +76,6 @@ class FreshPair(EnvironmentLifecycle):
             environment=env,
             command=command,
         )
-        self._lock = threading.Lock()
-        self._torn_down = False
-        self._killed = False
-        self._kept = False
-        self._base_url = ""
-        self._database: DatabaseAddress | None = None
-        self._logs_at_teardown = ""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -100,9 +83,9 @@ class FreshPair(EnvironmentLifecycle):
         """Create the network, start the database and the app, and wait until both are ready."""
         run = self.run
         self._network.create()
-        self._check_not_killed()
+        self.check_not_killed()
         self._db.start()
-        self._check_not_killed()
+        self.check_not_killed()
         self._app.start()
         db_host, db_port = self._address(self._db, PORT)
         app_host, app_port = self._address(self._app, run.config.app.port)
@@ -117,30 +100,21 @@ class FreshPair(EnvironmentLifecycle):
             self._db,
             timeouts.db_ready,
             configured_password=dbc.password.get_secret_value(),
-            check_interrupted=self._check_not_killed,
+            check_interrupted=self.check_not_killed,
         )
         wait_for_app(
             self._base_url,
             run.config.app.health_path,
             self._app,
             timeouts.app_ready,
-            check_interrupted=self._check_not_killed,
+            check_interrupted=self.check_not_killed,
             ready_when=run.config.app.ready_when,
         )
 
     def teardown(self) -> None:
         """Remove containers and network, once, whatever state they are in."""
-        with self._lock:
-            if self._torn_down:
-                return
-            self._torn_down = True
-        if self._kept:
-            return
-        with contextlib.suppress(Exception):
-            self._logs_at_teardown = self.app_logs()
-        errors = cleanup.remove_all([self._app.remove, self._db.remove, self._network.remove])
-        if errors:
-            raise errors[0]
+        if self._claim_teardown():
+            self._remove([self._app.remove, self._db.remove, self._network.remove])
 
     def keep(self) -> str:
         """Leave this pair running after the flow; return how to reach it, ready to paste."""
@@ -161,18 +135,9 @@ class FreshPair(EnvironmentLifecycle):
 
     def app_logs(self, tail: int = APP_LOG_LINES) -> str:
         """The app's last log lines (stdout and stderr), or what was saved at teardown."""
-        if not self._app.created:
-            return self._logs_at_teardown
-        logs = self._app.logs(tail)
-        return self._logs_at_teardown if logs.startswith("(no logs") else logs
+        return self._app_logs(self._app, tail)
 
     # ------------------------------------------------------------------ helpers
-
-    def _check_not_killed(self) -> None:
-        if self._killed:
-            raise ProvisionError(
-                "environment torn down while starting (run interrupted or timed out)"
-            )
 
     def _address(self, container: Container, port: int) -> tuple[str, int]:
         try:
@@ -203,36 +168,21 @@ class ClassicImageProvisioner:
 
     def __init__(self) -> None:
         self._run: Run | None = None
-        self._live: set[FreshPair] = set()
-        self._lock = threading.Lock()
-        self._counter = itertools.count(1)
-        self._stopping = threading.Event()
+        self._pairs: EnvironmentSet[FreshPair] = EnvironmentSet()
 
     def prepare(self, run: Run) -> None:
         self._run = run
 
-    @contextlib.contextmanager
-    def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[FreshPair]:
-        if self._run is None:
+    def acquire(
+        self, flow: str, *, fresh: bool = False
+    ) -> contextlib.AbstractContextManager[FreshPair]:
+        run = self._run
+        if run is None:
             raise RuntimeError("ClassicImageProvisioner.acquire() before prepare()")
-        pair = FreshPair(self._run, flow, next(self._counter))
-        with self._lock:
-            self._live.add(pair)
-        try:
-            if self._stopping.is_set():
-                raise ProvisionError("not started: run interrupted")
-            with pair:
-                yield pair
-        finally:
-            with self._lock:
-                self._live.discard(pair)
+        return self._pairs.enter(lambda index: FreshPair(run, flow, index))
 
     def kill_all(self) -> int:
-        self._stopping.set()
-        with self._lock:
-            live = list(self._live)
-        _kill_in_parallel(live)
-        return len(live)
+        return self._pairs.kill_all()
 
     def close(self) -> None:
         self._run = None
@@ -288,15 +238,7 @@ class ImageProvisioner:
         if run is None:
             raise RuntimeError("ImageProvisioner.acquire() before prepare()")
         name = cleanup.object_name(run.run_id, next(self._counter), flow)
-        labels = {
-            **cleanup.run_labels(run.run_id, run.config.project, flow=flow, role="flow"),
-            **session_labels(),
-        }
-        if run.keep_failed:
-            # Which flows will fail is not known yet: every object is marked, and the
-            # pairs of passing flows are removed as usual.
-            labels[cleanup.LABEL_KEEP] = "true"
-        return Pair(run, name, labels, gate=self._gate, bridge=self._bridge)
+        return Pair(run, name, flow_labels(run, flow), gate=self._gate, bridge=self._bridge)
 
     @contextlib.contextmanager
     def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[Pair]:
@@ -339,7 +281,7 @@ class ImageProvisioner:
         self._stopping.set()
         with self._lock:
             live = list(self._live)
-        _kill_in_parallel(live)
+        kill_in_parallel(live)
         warm = self._warm.kill_all() if self._warm is not None else 0
         if self._remover is not None:
             self._remover.drain(15)
@@ -401,17 +343,3 @@ class _Fresh:
 
     def alive(self) -> bool:
         return self.pair is not None
-
-
-def _kill_in_parallel(pairs: list[FreshPair] | list[Pair]) -> None:
-    threads = [threading.Thread(target=_kill_quietly, args=(pair,), daemon=True) for pair in pairs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-
-
-def _kill_quietly(pair: FreshPair | Pair) -> None:
-    """Kill one pair on the interrupt path; the run's label sweep removes what this misses."""
-    with contextlib.suppress(Exception):
-        pair.kill()

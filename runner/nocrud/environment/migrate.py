@@ -30,7 +30,7 @@ from nocrud.docker.postgres import (
 )
 from nocrud.docker.resources import Container, Network
 from nocrud.environment import ProvisionError, Run
-from nocrud.environment.app import AppDatabase, AppEnvironment, EnvironmentSet, app_environment
+from nocrud.environment.app import AppDatabase, AppEnvironment, EnvironmentSet
 from nocrud.environment.readiness import raise_if_dead
 from nocrud.images.build import BuildError, ensure_image, make_schema, run_in_app_image
 
@@ -85,6 +85,9 @@ class _Migrated(AppEnvironment):
                 f"{str(exc).strip()}\nLast database log lines:\n{self._server.logs(30)}"
             ) from exc
         own = DatabaseAddress(host, port, dbc.name, dbc.user, password)
+        database = AppDatabase(
+            address=own, app_host=ALIAS, app_port=PORT, network=self.name, watch=(self._server,)
+        )
         run_in_app = functools.partial(
             run_in_app_image,
             run.engine.client,
@@ -94,7 +97,7 @@ class _Migrated(AppEnvironment):
             labels={**self.labels, cleanup.LABEL_ROLE: "migrate"},
             timeout=config.timeouts.build,
             say=lambda _line: None,  # the output is in the error when the command fails
-            environment=app_environment(config, own, ALIAS, PORT),
+            environment=database.app_env(config),
         )
         try:
             make_schema(own, config, run_in_app, say=lambda _line: None)
@@ -109,9 +112,7 @@ class _Migrated(AppEnvironment):
                     cur.execute("ALTER ROLE postgres PASSWORD %s", (new_password(),))
             finally:
                 conn.close()
-        return AppDatabase(
-            address=own, app_host=ALIAS, app_port=PORT, network=self.name, watch=(self._server,)
-        )
+        return database
 
     def close_database(self) -> None:
         errors = cleanup.remove_all([self._server.remove, self._network.remove])

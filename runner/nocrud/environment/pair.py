@@ -21,26 +21,22 @@ of resetting it) without the executor knowing anything about strategies.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable
 
 import psycopg2
-from pydantic import SecretStr
 
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import PORT, DatabaseAddress, new_password, replace_passwords
 from nocrud.docker.resources import Container, DaemonGate, Network, ProcessListError
 from nocrud.environment import MisconfigurationError, ProvisionError, Run, describe_kept
 from nocrud.environment.bridge import SharedBridge
-from nocrud.environment.lifecycle import EnvironmentLifecycle
+from nocrud.environment.lifecycle import APP_LOG_LINES, EnvironmentLifecycle
 from nocrud.environment.memory import in_memory_options, keep_as_template, reset_database
 from nocrud.environment.readiness import poll, wait_for_app
 
-__all__ = ["APP_LOG_LINES", "Pair"]
+__all__ = ["Pair"]
 
-APP_LOG_LINES = 200
 #: How often a signal reload looks whether the last flow's workers have exited.
 WORKERS_INTERVAL = 0.1
 #: How the app reaches its database: the same network namespace.
@@ -71,6 +67,7 @@ class Pair(EnvironmentLifecycle):
         bridge: SharedBridge | None,
         resettable: bool = False,
     ) -> None:
+        super().__init__()
         self.run = run
         self.name = name
         self.flow = labels.get(cleanup.LABEL_FLOW, name)
@@ -101,8 +98,7 @@ class Pair(EnvironmentLifecycle):
         # now, the database once it accepts connections.
         self._password = new_password()
         self._superuser_password = new_password()
-        private = config.database.model_copy(update={"password": SecretStr(self._password)})
-        env = config.model_copy(update={"database": private}).render_app_env(LOCALHOST, PORT)
+        env = config.render_app_env(LOCALHOST, PORT, password=self._password)
         command = list(config.app.command) if config.app.command is not None else None
         self._app = Container(
             client,
@@ -114,14 +110,7 @@ class Pair(EnvironmentLifecycle):
             command=command,
             gate=gate,
         )
-        self._lock = threading.Lock()
-        self._torn_down = False
-        self._killed = False
-        self._kept = False
         self.spoiled = False
-        self._base_url = ""
-        self._database: DatabaseAddress | None = None
-        self._logs_at_teardown = ""
         #: A reset pair's log lines before this Unix time belong to earlier flows.
         self._logs_since: float | None = None
 
@@ -131,10 +120,10 @@ class Pair(EnvironmentLifecycle):
         """Start the database and the app in its namespace, and wait until both are ready."""
         run = self.run
         network = self._join_network()
-        self._check_not_killed()
+        self.check_not_killed()
         self._db.network = network
         self._db.start()
-        self._check_not_killed()
+        self.check_not_killed()
         db_host, db_port = self._address(PORT)
         app_host, app_port = self._address(run.config.app.port)
         dbc = run.config.database
@@ -189,21 +178,8 @@ class Pair(EnvironmentLifecycle):
 
     def teardown(self) -> None:
         """Remove both containers and the network (or the bridge lease), once, in any state."""
-        with self._lock:
-            if self._torn_down:
-                return
-            self._torn_down = True
-        if self._kept:
-            return
-        with contextlib.suppress(Exception):
-            self._logs_at_teardown = self.app_logs()
-        errors = cleanup.remove_all([self._app.remove, self._db.remove, self._leave_network])
-        if errors:
-            raise errors[0]
-
-    @property
-    def torn_down(self) -> bool:
-        return self._torn_down
+        if self._claim_teardown():
+            self._remove([self._app.remove, self._db.remove, self._leave_network])
 
     def keep(self) -> str:
         """Leave this pair running after the flow; return how to reach it, ready to paste."""
@@ -212,10 +188,6 @@ class Pair(EnvironmentLifecycle):
         return describe_kept(
             self.base_url, self.run.config.app.health_path, db, f"{self.name}-db, {self.name}-app"
         )
-
-    @property
-    def kept(self) -> bool:
-        return self._kept
 
     # ------------------------------------------------------------------ the Target protocol
 
@@ -227,10 +199,7 @@ class Pair(EnvironmentLifecycle):
     def app_logs(self, tail: int = APP_LOG_LINES) -> str:
         """The app's last log lines (stdout and stderr), or what was saved at teardown."""
         self.spoiled = True
-        if not self._app.created:
-            return self._logs_at_teardown
-        logs = self._app.logs(tail, since=self._logs_since)
-        return self._logs_at_teardown if logs.startswith("(no logs") else logs
+        return self._app_logs(self._app, tail, since=self._logs_since)
 
     def alive(self) -> bool:
         """Both containers still run (two API calls)."""
@@ -258,12 +227,6 @@ class Pair(EnvironmentLifecycle):
     def _network_name(self) -> str:
         return self._bridge.name if self._bridge is not None else self.name
 
-    def _check_not_killed(self) -> None:
-        if self._killed:
-            raise ProvisionError(
-                "environment torn down while starting (run interrupted or timed out)"
-            )
-
     def _superuser(self) -> DatabaseAddress:
         db = self.database
         if db.user == "postgres":
@@ -290,7 +253,7 @@ class Pair(EnvironmentLifecycle):
                 return str(exc).strip()
             return None
 
-        last = poll(ready, self._db, timeout, check_interrupted=self._check_not_killed)
+        last = poll(ready, self._db, timeout, check_interrupted=self.check_not_killed)
         if last is not None:
             raise ProvisionError(
                 f"database not ready after {timeout:g}s (last error: {last}); raise "
@@ -304,7 +267,7 @@ class Pair(EnvironmentLifecycle):
             self.run.config.app.health_path,
             self._app,
             self.run.config.timeouts.app_ready,
-            check_interrupted=self._check_not_killed,
+            check_interrupted=self.check_not_killed,
             ready_when=self.run.config.app.ready_when,
         )
 
@@ -354,7 +317,7 @@ class Pair(EnvironmentLifecycle):
             replaced,
             self._app,
             timeout,
-            check_interrupted=self._check_not_killed,
+            check_interrupted=self.check_not_killed,
             interval=WORKERS_INTERVAL,
         )
         if last is not None:

@@ -428,6 +428,23 @@ def test_render_app_env_fills_placeholders_and_quotes_the_password(project: Path
     }
 
 
+def test_render_app_env_takes_one_environment_s_own_database_role_and_password(
+    project: Path,
+) -> None:
+    env = {"DATABASE_URL": "{database_url}", "DSN": "dbname={db_name} user={db_user}"}
+    config = load(project, settings(app__env=env))
+
+    own = config.render_app_env("127.0.0.1", 5432, name="flow_0007", user="u", password="n#w")
+    only_password = config.render_app_env("127.0.0.1", 5432, password="n#w")
+
+    assert own == {
+        "DATABASE_URL": "postgresql://u:n%23w@127.0.0.1:5432/flow_0007",
+        "DSN": "dbname=flow_0007 user=u",
+    }
+    assert only_password["DATABASE_URL"] == "postgresql://inventory:n%23w@127.0.0.1:5432/inventory"
+    assert config.database.password.get_secret_value() != "n#w"  # the config is left as it was
+
+
 def test_display_dict_masks_secrets(project: Path) -> None:
     env = {
         "DATABASE_URL": "{database_url}",
