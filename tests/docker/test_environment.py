@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import threading
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from nocrud.environment import MisconfigurationError, ProvisionError, Run
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.image import FreshPair
 from nocrud.environment.pair import Pair
-from nocrud.environment.pool import Pool
+from nocrud.environment.pool import Pool, PoolProvisioner
 from nocrud.images import BuiltImages, build_images
 
 pytestmark = pytest.mark.docker
@@ -303,3 +304,28 @@ def test_a_signal_reload_refuses_an_app_without_workers(
         make().__enter__()
     assert "runs a single process" in str(info.value)
     assert "run.pool_app_reload: restart" in str(info.value)
+
+
+@pytest.mark.parametrize("workers", [True, False], ids=["gunicorn workers", "single process"])
+def test_the_pool_suggests_a_signal_reload_once_and_only_for_an_app_with_workers(
+    built: tuple[Any, Config, BuiltImages], workers: bool
+) -> None:
+    """Under ``restart``, an app that forks workers gets one line pointing at HUP."""
+    client, config, images = built
+    single = ("python3", "-m", "flask", "--app", "inventory:create_app", "run")
+    app = {} if workers else {"command": (*single, "--host", "0.0.0.0", "--port", "8000")}
+    said: list[str] = []
+    run = dataclasses.replace(
+        _run(_reloading(config, "restart", **app), images, client), say=said.append
+    )
+    provisioner = PoolProvisioner()
+    provisioner.prepare(run)
+    try:
+        for flow in ("first", "second"):  # the second gets the first's pair, reset
+            with provisioner.acquire(flow) as pair:
+                assert requests.get(pair.base_url + "/health", timeout=5).status_code == 200
+    finally:
+        provisioner.close()
+    hints = [line for line in said if "run.pool_app_reload: HUP" in line]
+    assert len(hints) == (1 if workers else 0), said
+    assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []

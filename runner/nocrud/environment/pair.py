@@ -271,6 +271,16 @@ class Pair(EnvironmentLifecycle):
             ready_when=self.run.config.app.ready_when,
         )
 
+    def forks_workers(self) -> bool | None:
+        """Whether the app's main process has children (workers); None when unknown.
+
+        One ``docker top``; unknown when the Docker host has no ``ps``.
+        """
+        try:
+            return bool(_workers(self._app.processes()))
+        except ProcessListError:
+            return None
+
     def _app_workers(self) -> set[int]:
         """The app container's processes but its main one (a server's workers)."""
         try:
@@ -282,8 +292,7 @@ class Pair(EnvironmentLifecycle):
                 f"the app's processes, but {exc}. Install procps (ps) on the Docker host, "
                 "or use run.pool_app_reload: restart"
             ) from exc
-        pids = {pid for pid, _ in processes}
-        return {pid for pid, parent in processes if parent in pids}
+        return _workers(processes)
 
     def _check_app_forks_workers(self, reload: str) -> None:
         """A signal renews nothing in an app without workers: its one process would survive."""
@@ -342,6 +351,12 @@ class Pair(EnvironmentLifecycle):
             f"the database container is unreachable: {problem}.\n"
             f"Last database log lines:\n{self._db.logs(40)}"
         )
+
+
+def _workers(processes: list[tuple[int, int]]) -> set[int]:
+    """Of ``(pid, parent pid)`` pairs, the processes whose parent is among them."""
+    pids = {pid for pid, _ in processes}
+    return {pid for pid, parent in processes if parent in pids}
 
 
 #: A function making the pair for one flow or one pool slot.

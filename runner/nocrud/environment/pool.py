@@ -420,9 +420,13 @@ class PoolProvisioner:
         self._pool: Pool[Pair] | None = None
         self._bridge: SharedBridge | None = None
         self._counter = itertools.count(1)
+        self._hint_lock = threading.Lock()
+        self._reload_hinted = False
 
     def prepare(self, run: Run) -> None:
         self._run = run
+        # With a signal chosen already there is nothing to suggest.
+        self._reload_hinted = run.config.run.pool_app_reload != "restart"
         config = run.config
         gate = DaemonGate(self._daemon_operations)
         labels = {
@@ -457,9 +461,34 @@ class PoolProvisioner:
             raise RuntimeError("PoolProvisioner.acquire() before prepare()")
         slot = self._pool.acquire(fresh=fresh)
         try:
+            self._suggest_reload(slot.env)
             yield slot.env
         finally:
             self._pool.release(slot)
+
+    def _suggest_reload(self, pair: Pair) -> None:
+        """Once a run, under ``restart``: say so when the app forks workers a signal could renew.
+
+        A restart boots the app again for every flow; a signal to a server that forks
+        its workers from a master that never served costs a few times less (see
+        ``run.pool_app_reload`` in docs/config.md). Whether the server does that is not
+        visible from outside, so this is a suggestion, made once from the first pair.
+        """
+        with self._hint_lock:
+            run, hinted, self._reload_hinted = self._run, self._reload_hinted, True
+        if hinted or run is None:
+            return
+        try:
+            forks = pair.forks_workers()
+        except Exception:  # noqa: BLE001 - a suggestion never costs a flow
+            return
+        if forks:
+            run.say(
+                "pool: the app runs worker processes: if its server replaces them on a signal "
+                "from a master that serves no requests (gunicorn: HUP), run.pool_app_reload: "
+                "HUP resets a pair without restarting the app's container, several times "
+                "cheaper (see docs/config.md)"
+            )
 
     def kill_all(self) -> int:
         killed = self._pool.kill_all() if self._pool is not None else 0
