@@ -22,7 +22,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from nocrud.config import Config
 from nocrud.docker import cleanup
@@ -36,6 +36,7 @@ from nocrud.environment.readiness import wait_for_app
 __all__ = [
     "AppDatabase",
     "AppEnvironment",
+    "CloningProvisioner",
     "EnvironmentSet",
     "flow_labels",
 ]
@@ -227,3 +228,59 @@ class EnvironmentSet(Generic[E]):
             live = list(self._live)
         kill_in_parallel(live)
         return len(live)
+
+
+class _Server(Protocol):
+    def start(self) -> None: ...
+
+    def remove(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Server)
+
+
+class CloningProvisioner(Generic[S, E]):
+    """A strategy whose flows clone their databases on one server the run prepares.
+
+    ``template`` (a PostgreSQL container of the run's) and ``external`` (the user's
+    server) differ in the server and in what a flow's environment does on it; the
+    rest lives here: the server started in :meth:`prepare` (and removed again when
+    starting fails), every flow's environment tracked and killed together.
+    Subclasses make the server (:meth:`open_server`) and a flow's environment
+    (:meth:`environment`), and remove the server in ``close``.
+    """
+
+    name: str
+    needs_db_image: bool
+
+    def __init__(self) -> None:
+        self._run: Run | None = None
+        self._server: S | None = None
+        self._envs: EnvironmentSet[E] = EnvironmentSet()
+
+    def open_server(self, run: Run) -> S:
+        """The run's server, not started yet."""
+        raise NotImplementedError
+
+    def environment(self, run: Run, flow: str, index: int, server: S) -> E:
+        """One flow's environment on ``server``."""
+        raise NotImplementedError
+
+    def prepare(self, run: Run) -> None:
+        server = self.open_server(run)
+        try:
+            server.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                server.remove()
+            raise
+        self._run, self._server = run, server
+
+    def acquire(self, flow: str, *, fresh: bool = False) -> contextlib.AbstractContextManager[E]:
+        run, server = self._run, self._server
+        if run is None or server is None:
+            raise RuntimeError(f"{type(self).__name__}.acquire() before prepare()")
+        return self._envs.enter(lambda index: self.environment(run, flow, index, server))
+
+    def kill_all(self) -> int:
+        return self._envs.kill_all()

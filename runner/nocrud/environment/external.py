@@ -24,7 +24,6 @@ network of the run's own.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import threading
 from typing import Any
@@ -40,7 +39,7 @@ from nocrud.docker.postgres import DatabaseAddress, clone_database, drop_databas
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Network
 from nocrud.environment import PrepareError, Run
-from nocrud.environment.app import AppDatabase, AppEnvironment, EnvironmentSet
+from nocrud.environment.app import AppDatabase, AppEnvironment, CloningProvisioner
 from nocrud.images.build import BuildError, make_schema, run_in_app_image
 
 __all__ = ["ExternalProvisioner", "check_server", "server_address", "sweep_server"]
@@ -248,37 +247,17 @@ class _Server:
             raise errors[0]
 
 
-class ExternalProvisioner:
+class ExternalProvisioner(CloningProvisioner[_Server, _ExternalClone]):
     """The ``external`` strategy: see the module docstring."""
 
     name = "external"
     needs_db_image = False
 
-    def __init__(self) -> None:
-        self._run: Run | None = None
-        self._server: _Server | None = None
-        self._envs: EnvironmentSet[_ExternalClone] = EnvironmentSet()
+    def open_server(self, run: Run) -> _Server:
+        return _Server(run)
 
-    def prepare(self, run: Run) -> None:
-        server = _Server(run)
-        try:
-            server.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                server.remove()
-            raise
-        self._run, self._server = run, server
-
-    def acquire(
-        self, flow: str, *, fresh: bool = False
-    ) -> contextlib.AbstractContextManager[_ExternalClone]:
-        run, server = self._run, self._server
-        if run is None or server is None:
-            raise RuntimeError("ExternalProvisioner.acquire() before prepare()")
-        return self._envs.enter(lambda index: _ExternalClone(run, flow, index, server))
-
-    def kill_all(self) -> int:
-        return self._envs.kill_all()
+    def environment(self, run: Run, flow: str, index: int, server: _Server) -> _ExternalClone:
+        return _ExternalClone(run, flow, index, server)
 
     def close(self) -> None:
         server, self._server = self._server, None

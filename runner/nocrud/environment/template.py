@@ -23,7 +23,6 @@ process with others (server settings, ``pg_stat`` counters, roles) wants ``image
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 import psycopg2
@@ -42,7 +41,7 @@ from nocrud.docker.postgres import (
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container, Network
 from nocrud.environment import PrepareError, Run
-from nocrud.environment.app import AppDatabase, AppEnvironment, EnvironmentSet
+from nocrud.environment.app import AppDatabase, AppEnvironment, CloningProvisioner
 from nocrud.environment.memory import in_memory_options
 from nocrud.environment.readiness import poll
 
@@ -185,41 +184,25 @@ class _Clone(AppEnvironment):
         return f"(database {self.dbname} on the run's server {self.server.container.name})"
 
 
-class TemplateProvisioner:
+class TemplateProvisioner(CloningProvisioner[_Server, _Clone]):
     """The ``template`` strategy: see the module docstring."""
 
     name = "template"
     needs_db_image = True
 
-    def __init__(self) -> None:
-        self._run: Run | None = None
-        self._server: _Server | None = None
-        self._envs: EnvironmentSet[_Clone] = EnvironmentSet()
+    def open_server(self, run: Run) -> _Server:
+        return _Server(run)
+
+    def environment(self, run: Run, flow: str, index: int, server: _Server) -> _Clone:
+        return _Clone(run, flow, index, server)
 
     def prepare(self, run: Run) -> None:
-        server = _Server(run)
-        try:
-            server.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                server.remove()
-            raise
-        self._run, self._server = run, server
+        super().prepare(run)
+        assert self._server is not None
         run.say(
             f"template: one PostgreSQL for the run ({run.images.db}); "
-            f"each flow gets a clone of {server.template}"
+            f"each flow gets a clone of {self._server.template}"
         )
-
-    def acquire(
-        self, flow: str, *, fresh: bool = False
-    ) -> contextlib.AbstractContextManager[_Clone]:
-        run, server = self._run, self._server
-        if run is None or server is None:
-            raise RuntimeError("TemplateProvisioner.acquire() before prepare()")
-        return self._envs.enter(lambda index: _Clone(run, flow, index, server))
-
-    def kill_all(self) -> int:
-        return self._envs.kill_all()
 
     def close(self) -> None:
         server, self._server = self._server, None
