@@ -92,6 +92,7 @@ def test_environments_benchmark_prints_every_figure_at_reduced_size(harness: Any
         assert re.search(rf"wall image-classic / {re.escape(path)}: \d+\.\d+x", proc.stdout)
     rounds = r"wall image-classic / image: \d+\.\d+x \(target >= 1\.5x; median of 2 rounds, each: "
     assert re.search(rounds + r"\d+\.\d+x, \d+\.\d+x\)", proc.stdout), proc.stdout
+    assert re.search(r"^image-classic median wall over 2 rounds: \d+\.\ds$", proc.stdout, re.M)
     assert harness.leftovers() == []
 
 
