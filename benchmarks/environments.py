@@ -30,7 +30,8 @@ counts), handoff p50/p95 (a worker asking for an environment to the flow startin
 Docker operations per flow (the client's requests that create, start, restart,
 stop or remove a container or network, or connect one to the other, counted at the
 seam; every request, inspections included, in brackets) and daemon CPU seconds per
-flow (utime+stime of ``dockerd`` from /proc, when the daemon runs on this machine).
+flow (utime+stime of ``dockerd`` from /proc, when the daemon runs on this machine), with
+how many of this host's cores were busy meanwhile (CPU-bound on two cores: about 1.9).
 Then the ratios the targets are stated in. Usage::
 
     v/bin/python benchmarks/environments.py --parallel 4 --warm 2
@@ -96,6 +97,8 @@ class Figures:
     api_calls: int
     operations: int
     daemon_cpu: float | None
+    #: This host's busy CPU over the wall time, in cores (None when the daemon is remote).
+    host_cores: float | None = None
     failed: int = 0
 
     def line(self) -> str:
@@ -109,7 +112,8 @@ class Figures:
             f"  handoff p50 {self.handoff_p50 * 1000:7.0f}ms"
             f"  p95 {self.handoff_p95 * 1000:7.0f}ms  docker ops/flow "
             f"{self.operations / self.flows:4.1f} (calls {self.api_calls / self.flows:5.1f})"
-            f"  daemon cpu/flow {cpu}"
+            + (f"  host busy {self.host_cores:.2f} cores" if self.host_cores is not None else "")
+            + f"  daemon cpu/flow {cpu}"
             + (f"  ({self.failed} of {self.flows} flows did not pass)" if self.failed else "")
         )
 
@@ -173,6 +177,12 @@ def dockerd_ticks(pid: int | None = None) -> int | None:
     return None
 
 
+def host_cpu() -> float:
+    """CPU seconds this host has spent so far, idle and I/O wait left out (``/proc/stat``)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     label: str,
     make: Callable[[], Provisioner],
@@ -188,6 +198,7 @@ def measure(
     provisioner = make()
     calls_before, ticks_before = counter.calls, dockerd_ticks(dockerd)
     operations_before = counter.operations
+    busy_before = host_cpu()
     started = time.perf_counter()
     try:
         provisioner.prepare(
@@ -200,6 +211,7 @@ def measure(
     finally:
         quiet.file.close()
     wall = time.perf_counter() - started
+    busy = host_cpu() - busy_before
     ticks_after = dockerd_ticks(dockerd)
     failed = sum(f.status is not Status.PASSED for f in result.flows)
     handoffs = [f.timings.provision for f in result.flows]
@@ -215,6 +227,8 @@ def measure(
         api_calls=counter.calls - calls_before,
         operations=counter.operations - operations_before,
         daemon_cpu=cpu,
+        # Only the daemon's host tells whether provisioning was CPU-bound.
+        host_cores=busy / wall if cpu is not None else None,
         failed=failed,
     )
 

@@ -57,7 +57,8 @@ from nocrud.environment.pair import Pair
 from nocrud.workflow import prepare_docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from environments import project_config, quiet_build, remove_images  # the benchmark beside this one
+# The benchmark beside this one:
+from environments import host_cpu, project_config, quiet_build, remove_images
 
 TICK = os.sysconf("SC_CLK_TCK")
 #: Processes reported by name; the rest of the host's CPU is ``other``.
@@ -81,12 +82,6 @@ def processes() -> Snapshot:
         used = fields[11:15] if name in ("dockerd", "containerd") else fields[11:13]
         found[int(entry.name)] = (name, sum(int(f) for f in used) / TICK)
     return found
-
-
-def host_cpu() -> float:
-    """CPU seconds the host spent so far, idle and I/O wait left out."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / TICK
 
 
 def spent(before: Snapshot, after: Snapshot) -> tuple[Counter[str], float]:

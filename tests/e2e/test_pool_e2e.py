@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -86,6 +87,8 @@ def test_environments_benchmark_prints_every_figure_at_reduced_size(harness: Any
         assert len(figures) >= 5, lines[path]
         wall, p50, p95, calls = (float(f) for f in figures[:4])
         assert wall > 0 and p50 >= 0 and p95 >= p50 and calls > 0, lines[path]
+        busy = re.search(r"  host busy (\d+\.\d\d) cores  ", lines[path])
+        assert busy and 0 < float(busy[1]) <= (os.cpu_count() or 1) + 0.05, lines[path]
     for path in (*pools, waiting):
         assert re.search(rf"^{re.escape(path)} handoff p50: \d+ ms", proc.stdout, re.M), path
     for path in pools:
