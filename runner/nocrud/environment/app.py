@@ -8,8 +8,10 @@ app container on a given network with ``app.env`` rendered for the flow's
 database, waits for its health path, and is the flow's
 :class:`~nocrud.environment.Target`. A strategy subclasses it and fills in two
 steps, :meth:`~AppEnvironment.open_database` and
-:meth:`~AppEnvironment.close_database`. (The ``image`` strategy keeps its own
-code: its database and app come and go together.)
+:meth:`~AppEnvironment.close_database`. ``template`` and ``external``, whose flows
+clone their databases on the run's one server, also share their provisioner,
+:class:`CloningProvisioner`. (The ``image`` and ``pool`` strategies build on
+:mod:`nocrud.environment.pair` instead: their database and app come and go together.)
 
 Teardown order is app first, then database: an app still connected would block a
 ``DROP DATABASE`` and log errors for nothing.
