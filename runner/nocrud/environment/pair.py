@@ -271,15 +271,13 @@ class Pair(EnvironmentLifecycle):
             ready_when=self.run.config.app.ready_when,
         )
 
-    def forks_workers(self) -> bool | None:
-        """Whether the app's main process has children (workers); None when unknown.
+    def forks_workers(self) -> bool:
+        """Whether the app's main process has children (workers): one ``docker top``.
 
-        One ``docker top``; unknown when the Docker host has no ``ps``.
+        Raises:
+            ProcessListError: The Docker host has no ``ps``.
         """
-        try:
-            return bool(_workers(self._app.processes()))
-        except ProcessListError:
-            return None
+        return bool(_workers(self._app.processes()))
 
     def _app_workers(self) -> set[int]:
         """The app container's processes but its main one (a server's workers)."""

@@ -480,7 +480,7 @@ class PoolProvisioner:
             return
         try:
             forks = pair.forks_workers()
-        except Exception:  # noqa: BLE001 - a suggestion never costs a flow
+        except Exception:  # noqa: BLE001 - no ps on the host, or the app gone: never cost a flow
             return
         if forks:
             run.say(
