@@ -354,6 +354,10 @@ class RunStore:
         if not masked:
             return
         with self._begin() as conn:
+            # Touch the run first: that write locks its row (PostgreSQL) or the database
+            # (SQLite) until commit, so the last number is read after any other writer's
+            # lines are in, and two writers never number a line alike.
+            self._touch(conn, run_id, _now())
             last = conn.execute(
                 sa.select(sa.func.max(run_log.c.seq)).where(run_log.c.run_id == run_id)
             ).scalar()
@@ -365,7 +369,6 @@ class RunStore:
                     for i, line in enumerate(masked)
                 ],
             )
-            self._touch(conn, run_id, _now())
 
     def finish_run(
         self,
