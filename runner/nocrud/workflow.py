@@ -39,6 +39,7 @@ from nocrud.execute import FlowExecutor
 from nocrud.execute.capture import install_output_capture
 from nocrud.flows import Flow, discover, select
 from nocrud.images import BuiltImages, build_images
+from nocrud.images.own import ensure_own_image
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.report.terminal import running
 from nocrud.results import FlowResult, RunResult
@@ -85,6 +86,9 @@ def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> 
         say=lambda line: console.print(line, soft_wrap=True),
         disabled=not reaper,
         connection=engine.connection,
+        build=lambda ref: ensure_own_image(
+            engine.client, ref, say=lambda line: console.print(line, soft_wrap=True)
+        ),
     )
     if swept.total:
         console.print(

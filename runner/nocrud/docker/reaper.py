@@ -132,6 +132,7 @@ def start_reaper(
     say: Callable[[str], None],
     disabled: bool = False,
     connection: Connection | None = None,
+    build: Callable[[str], object] | None = None,
 ) -> str | None:
     """Start the reaper for this process, or explain why there is none. Call once, early.
 
@@ -143,6 +144,9 @@ def start_reaper(
         say: Prints one line for the user.
         disabled: No reaper (``--keep-failed``: kept containers must outlive the process).
         connection: How this process reaches containers (detected when omitted).
+        build: Builds an image of nocrud's own by reference; when no reaper image is
+            here or pullable, ``nocrud/reaper:1`` is built with it (once per engine), so
+            a fresh engine's first run has its backstop too.
 
     Returns:
         A one-line description of the reaper, or None when it is off.
@@ -154,13 +158,8 @@ def start_reaper(
         return _started.description
     if disabled or disabled_by_user(os.environ, tc.tc_properties):
         return None
-    try:
-        image = _choose_with_docker(client, say)
-    except Exception as exc:  # noqa: BLE001 - no reaper is a degraded mode, not an error
-        say(f"could not look for a reaper image ({one_line(exc)}): {BACKSTOP}")
-        return None
+    image = _find_or_build(client, say, build)
     if image is None:
-        say(NO_IMAGE)
         return None
     timeout = os.environ.get("RYUK_RECONNECTION_TIMEOUT", "").strip() or RECONNECTION_TIMEOUT
     try:
@@ -172,6 +171,29 @@ def start_reaper(
     return started.description
 
 
+def _find_or_build(
+    client: docker.DockerClient,
+    say: Callable[[str], None],
+    build: Callable[[str], object] | None,
+) -> str | None:
+    """The reaper image to start, or None after saying why there is none."""
+    try:
+        image = _choose_with_docker(client, say)
+    except Exception as exc:  # noqa: BLE001 - no reaper is a degraded mode, not an error
+        say(f"could not look for a reaper image ({one_line(exc)}): {BACKSTOP}")
+        return None
+    if image is None and build is not None:
+        try:
+            build(REAPER_IMAGE)
+        except Exception as exc:  # noqa: BLE001 - same: the sweep stays the backstop
+            say(f"could not build {REAPER_IMAGE} ({one_line(exc)}): {BACKSTOP}")
+            return None
+        image = REAPER_IMAGE
+    if image is None:
+        say(NO_IMAGE)
+    return image
+
+
 def _choose_with_docker(client: docker.DockerClient, say: Callable[[str], None]) -> str | None:
     from nocrud.docker.resources import image_id
 
@@ -179,6 +201,10 @@ def _choose_with_docker(client: docker.DockerClient, say: Callable[[str], None])
         try:
             client.api.pull(image)
         except Exception:  # noqa: BLE001 - no registry, no image: both mean "no"
+            return False
+        # Podman's compat API answers a failed pull with 200 and the error in the
+        # stream: only an image now present counts.
+        if image_id(client, image) is None:
             return False
         say(f"pulled {image}")
         return True

@@ -33,6 +33,13 @@ from nocrud.docker.engine import Connection
 __all__ = ["Container", "DaemonGate", "Network", "ProcessListError", "image_id"]
 
 
+#: ``ps_args`` of ``docker top`` asking for pid and parent pid: Docker runs ``ps -o pid,ppid``
+#: on its host; Podman parses its own descriptor list (``pid,ppid``) and answers the first
+#: form with an empty body. Tried in this order; the one that worked is kept per engine.
+_TOP_FORMS = ("-o pid,ppid", "pid,ppid")
+_top_form: dict[str, str] = {}
+
+
 class ProcessListError(RuntimeError):
     """The Docker host cannot list a container's processes: ``docker top`` runs ``ps`` there.
 
@@ -237,16 +244,28 @@ class Container(_Resource):
         Raises:
             ProcessListError: The daemon's host has no ``ps`` (or it failed).
         """
-        try:
-            top = self.obj.top(ps_args="-o pid,ppid")
-        except docker.errors.NotFound:
-            raise
-        except docker.errors.APIError as exc:
-            raise ProcessListError(
-                f"the Docker host could not list the {self.what} container's processes "
-                f"(docker top: {exc.explanation or exc})"
-            ) from exc
-        return [(int(pid), int(ppid)) for pid, ppid in top.get("Processes") or []]
+        key = self.client.api.base_url
+        forms = _TOP_FORMS if key not in _top_form else (_top_form[key],)
+        last = ""
+        for ps_args in forms:
+            try:
+                top = self.obj.top(ps_args=ps_args)
+            except docker.errors.NotFound:
+                raise
+            except docker.errors.APIError as exc:
+                last = str(exc.explanation or exc)
+                continue
+            except ValueError:
+                # Podman's compat API answers 200 with an empty body to ps's own `-o`
+                # syntax; it takes the descriptors alone (`pid,ppid`) instead.
+                last = "an empty answer"
+                continue
+            _top_form[key] = ps_args
+            return [(int(pid), int(ppid)) for pid, ppid in top.get("Processes") or []]
+        raise ProcessListError(
+            f"the Docker host could not list the {self.what} container's processes "
+            f"(docker top: {last})"
+        )
 
     def _make(self) -> None:
         self.start()

@@ -485,3 +485,74 @@ def test_register_names_the_address_when_nothing_answers(monkeypatch: pytest.Mon
     monkeypatch.setattr(runner_reaper, "CONFIRM_TIMEOUT", 0.0)
     with pytest.raises(runner_reaper.ReaperError, match=f"no ACK from 127.0.0.1:{port}"):
         runner_reaper._register("127.0.0.1", port, {"k": "v"})
+
+
+def test_no_image_is_built_on_demand_when_a_builder_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fresh engine (Podman's store, a new CI machine): the first run builds its backstop."""
+    monkeypatch.setattr(runner_reaper, "_started", None)
+    monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
+    monkeypatch.setattr(runner_reaper, "_choose_with_docker", lambda _client, _say: None)
+    started: list[str] = []
+
+    def fake_start(_client: Any, image: str, _timeout: str, _link: Any) -> Any:
+        started.append(image)
+        return runner_reaper._Started(description=f"reaper {image}")
+
+    monkeypatch.setattr(runner_reaper, "_start", fake_start)
+    built: list[str] = []
+    said: list[str] = []
+    client: Any = _UntouchableDocker()
+    described = runner_reaper.start_reaper(client, say=said.append, build=built.append)
+    assert (described, built, started) == (
+        f"reaper {runner_reaper.REAPER_IMAGE}",
+        [runner_reaper.REAPER_IMAGE],
+        [runner_reaper.REAPER_IMAGE],
+    )
+    assert said == []
+
+
+def test_a_failed_build_leaves_the_reaper_off_with_the_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner_reaper, "_started", None)
+    monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
+    monkeypatch.setattr(runner_reaper, "_choose_with_docker", lambda _client, _say: None)
+
+    def broken(_ref: str) -> None:
+        raise RuntimeError("apt-get failed")
+
+    said: list[str] = []
+    client: Any = _UntouchableDocker()
+    assert runner_reaper.start_reaper(client, say=said.append, build=broken) is None
+    assert said == [
+        f"could not build {runner_reaper.REAPER_IMAGE} (RuntimeError: apt-get failed): "
+        f"{runner_reaper.BACKSTOP}"
+    ]
+
+
+class _PodmanLikeDocker:
+    """Answers every pull with success (Podman's compat API: 200, error in the stream)."""
+
+    def __init__(self) -> None:
+        self.api = self
+        self.images = self
+
+    def pull(self, image: str) -> None:
+        del image
+
+    def get(self, image: str) -> Any:
+        import docker.errors
+
+        raise docker.errors.ImageNotFound(image)
+
+
+def test_a_pull_that_answers_ok_but_brings_no_image_is_no_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RYUK_CONTAINER_IMAGE", raising=False)
+    said: list[str] = []
+    client: Any = _PodmanLikeDocker()
+    assert runner_reaper._choose_with_docker(client, said.append) is None
+    assert said == []
