@@ -45,6 +45,7 @@ from nocrud.docker.engine import (
     detect_connection,
     in_container,
 )
+from nocrud.docker.podman import EngineKind, engine_kind
 from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK, one_line
 
 #: Images every nocrud setup builds on (images/build-all.sh makes them offline).
@@ -168,15 +169,17 @@ def run_checks(
         checks += [config_check, _workdir_disk(host)]
         return checks
     try:
-        checks.append(_docker(client, host))
+        version: dict[str, Any] = client.version()
         before = host.now()
         info: dict[str, Any] = client.info()
         after = host.now()
+        kind = engine_kind(version, info)
+        checks.append(_docker(client, host, version, kind))
         checks.append(_connection(client, host, info))
         checks.append(config_check)
         checks += _strategy(host, config_path)
         checks += [_image(client, ref, role) for ref, role in images]
-        checks.append(_reaper(client, host))
+        checks.append(_reaper(client, host, kind))
         checks.append(_docker_disk(host, info))
         checks.append(_workdir_disk(host))
         checks.append(_clock(info, (before + after) / 2))
@@ -194,10 +197,9 @@ def exit_code(checks: list[Check]) -> int:
 # ---------------------------------------------------------------- the checks
 
 
-def _docker(client: Any, host: Host) -> Check:
+def _docker(client: Any, host: Host, version: Mapping[str, Any], kind: EngineKind) -> Check:
     import docker
 
-    version: dict[str, Any] = client.version()
     server = version.get("Version", "?")
     api = version.get("ApiVersion", "?")
     platform = f"{version.get('Os', '?')}/{version.get('Arch', '?')}"
@@ -205,8 +207,10 @@ def _docker(client: Any, host: Host) -> Check:
     return Check(
         "docker",
         CheckStatus.OK,
-        f"engine {server} (API {api}, {platform}) at {describe_docker_host(host.env)}; "
-        f"docker-py {docker.__version__} speaking API {negotiated}",
+        f"{kind.name} engine {server} (API {api}, {platform}) at "
+        f"{describe_docker_host(host.env)}; docker-py {docker.__version__} speaking API "
+        f"{negotiated}"
+        + (f"; {kind.describe()}, through its Docker-compatible API" if kind.podman else ""),
     )
 
 
@@ -385,7 +389,7 @@ def _image(client: Any, ref: str, role: str) -> Check:
     return Check(name, CheckStatus.FAIL, f"not present and not pullable ({role}): {why}", fix)
 
 
-def _reaper(client: Any, host: Host) -> Check:
+def _reaper(client: Any, host: Host, kind: EngineKind) -> Check:
 
     from nocrud.docker import reaper
 
@@ -396,6 +400,17 @@ def _reaper(client: Any, host: Host) -> Check:
             "disabled by TESTCONTAINERS_RYUK_DISABLED: a run killed with SIGKILL leaves its "
             "containers until the next run or `nocrud clean`",
             "unset TESTCONTAINERS_RYUK_DISABLED",
+        )
+
+    problem = _podman_socket_problem(host) if kind.podman else None
+    if problem is not None:
+        return Check(
+            "reaper",
+            CheckStatus.FAIL,
+            problem,
+            "point DOCKER_HOST at Podman's socket (rootful: unix:///run/podman/podman.sock; "
+            "rootless: unix://$XDG_RUNTIME_DIR/podman/podman.sock), or set "
+            "TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE to the socket's path on Podman's host",
         )
 
     from nocrud.docker.resources import image_id
@@ -418,12 +433,42 @@ def _reaper(client: Any, host: Host) -> Check:
             f"{chosen}{source} {how}: a killed run's containers are removed within seconds",
         )
     missing = chosen or f"{reaper.default_ryuk_image()} or {reaper.REAPER_IMAGE}"
+    if kind.podman:
+        return _podman_reaper_missing(host, missing)
     return Check(
         "reaper",
         CheckStatus.WARN,
         f"no reaper image ({missing} neither present nor pullable): a run killed with SIGKILL "
         "leaves its containers until the next run or `nocrud clean`",
         f"build {reaper.REAPER_IMAGE} with images/build-all.sh (no registry needed), or set "
+        "RYUK_CONTAINER_IMAGE to a Ryuk-compatible image you have",
+    )
+
+
+def _podman_socket_problem(host: Host) -> str | None:
+    """Why the reaper could not reach Podman from its container, or None.
+
+    The reaper mounts the engine's socket. Podman has no ``/var/run/docker.sock`` of its
+    own, so over ``tcp://`` the reaper would find nothing to mount unless told the path.
+    """
+    where = host.env.get("DOCKER_HOST", "")
+    if host.env.get("TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE") or where.startswith("unix://"):
+        return None
+    return (
+        f"DOCKER_HOST is {where or 'unset'}: the reaper mounts Podman's socket and has "
+        "none to mount"
+    )
+
+
+def _podman_reaper_missing(host: Host, missing: str) -> Check:
+    """On Podman no reaper image fails: a killed run's containers would stay up."""
+    return Check(
+        "reaper",
+        CheckStatus.FAIL,
+        f"no reaper image in Podman's store ({missing} neither present nor pullable): a run "
+        "killed with SIGKILL would leave its containers running",
+        "`nocrud build` builds nocrud/reaper:1 into Podman's store (no registry needed), or "
+        "`docker save nocrud/reaper:1 | podman load` copies Docker's; or set "
         "RYUK_CONTAINER_IMAGE to a Ryuk-compatible image you have",
     )
 
