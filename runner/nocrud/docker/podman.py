@@ -9,11 +9,12 @@ benchmarks, from the answers to ``/version`` and ``/info`` a caller already has.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EngineKind", "engine_kind"]
+__all__ = ["EngineKind", "engine_kind", "is_podman"]
 
 #: The ``/version`` component Podman's service names itself with.
 PODMAN_COMPONENT = "Podman Engine"
@@ -63,3 +64,19 @@ def engine_kind(version: Mapping[str, Any], info: Mapping[str, Any]) -> EngineKi
     if isinstance(options, list):
         rootless_docker = any("name=rootless" in str(option) for option in options)
     return EngineKind("Docker", str(version.get("Version", "?")), rootless_docker)
+
+
+_known: dict[str, bool] = {}
+_known_lock = threading.Lock()
+
+
+def is_podman(client: Any) -> bool:
+    """Whether ``client`` talks to Podman; one ``/version`` call per engine and process."""
+    key = str(client.api.base_url)
+    with _known_lock:
+        if key in _known:
+            return _known[key]
+    answer = engine_kind(client.version(), {}).podman
+    with _known_lock:
+        _known[key] = answer
+    return answer

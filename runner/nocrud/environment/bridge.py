@@ -13,7 +13,10 @@ In ``container-network`` mode (this process in a container beside the daemon) th
 bridge would cut this process off too, since it reaches containers on their network
 addresses; there every pair gets its own network, which this process joins, as before.
 So does every pair of a ``--keep-failed`` run: a kept pair must keep its network (and
-with it its published ports) after the run has removed everything else.
+with it its published ports) after the run has removed everything else. And so does
+every pair on Podman: its compat API accepts the ICC option and drops it (netavark has
+no such switch), so a shared bridge there would let one flow's app reach another's
+database (:func:`share_bridge` says when to share one).
 
 :class:`SharedBridge` is leased by pairs and removed when the last lease ends (and
 by :meth:`SharedBridge.close`), so no labelled network outlives the pairs that used it.
@@ -23,13 +26,21 @@ from __future__ import annotations
 
 import threading
 
+from nocrud.docker.podman import is_podman
 from nocrud.docker.resources import DaemonGate, Network
 from nocrud.environment import Run
 
-__all__ = ["ICC_OFF", "SharedBridge"]
+__all__ = ["ICC_OFF", "SharedBridge", "share_bridge"]
 
 #: Docker's bridge option that drops traffic between containers on the same bridge.
 ICC_OFF = {"com.docker.network.bridge.enable_icc": "false"}
+
+
+def share_bridge(run: Run) -> bool:
+    """Whether this run's pairs share one bridge (else each gets a network of its own)."""
+    if not run.engine.connection.uses_published_ports or run.keep_failed:
+        return False
+    return not is_podman(run.engine.client)
 
 
 class SharedBridge:

@@ -26,7 +26,7 @@ from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container, DaemonGate, Network
 from nocrud.environment import ProvisionError, Run, describe_kept
 from nocrud.environment.app import EnvironmentSet, flow_labels
-from nocrud.environment.bridge import SharedBridge
+from nocrud.environment.bridge import SharedBridge, share_bridge
 from nocrud.environment.lifecycle import APP_LOG_LINES, EnvironmentLifecycle, kill_in_parallel
 from nocrud.environment.pair import Pair
 from nocrud.environment.pool import DAEMON_OPERATIONS, Pool
@@ -216,7 +216,7 @@ class ImageProvisioner:
     def prepare(self, run: Run) -> None:
         self._run = run
         self._remover = Remover()
-        if run.engine.connection.uses_published_ports and not run.keep_failed:
+        if share_bridge(run):
             labels = {
                 **cleanup.run_labels(run.run_id, run.config.project, role="bridge"),
                 **session_labels(),

@@ -38,7 +38,7 @@ from nocrud.docker import cleanup
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import DaemonGate
 from nocrud.environment import ProvisionError, Run
-from nocrud.environment.bridge import SharedBridge
+from nocrud.environment.bridge import SharedBridge, share_bridge
 from nocrud.environment.pair import Pair
 
 __all__ = ["DAEMON_OPERATIONS", "Pool", "PoolProvisioner", "Recyclable", "Slot", "State"]
@@ -435,7 +435,7 @@ class PoolProvisioner:
         }
         if run.keep_failed:
             labels[cleanup.LABEL_KEEP] = "true"
-        if run.engine.connection.uses_published_ports and not run.keep_failed:
+        if share_bridge(run):
             # Held for the whole run: pairs come and go, the bridge stays until close().
             self._bridge = SharedBridge(run, labels, gate)
             self._bridge.lease()
