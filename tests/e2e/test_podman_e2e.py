@@ -14,6 +14,7 @@ building them again); otherwise nocrud builds them into Podman's store on first 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +33,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.podman]
 SELECTION = "isolation_01 or isolation_02 or site_crud"
 #: A shared 2-core machine can take a minute to start PostgreSQL or gunicorn under load.
 PATIENT = {"timeouts__app_ready": 240, "timeouts__db_ready": 120}
+#: The Docker daemon's address before any test here pointed DOCKER_HOST at Podman.
+DOCKER_HOST = os.environ.get("DOCKER_HOST")
 #: Images a run needs that nocrud would otherwise build into Podman's store.
 BASE_IMAGES = ("debian:bookworm-slim", "nocrud/postgres:15", "nocrud/reaper:1")
 
@@ -202,3 +205,25 @@ def test_sigkill_under_pool_warm_2_leaves_nothing_on_podman(podman: Harness) -> 
     podman.sigkill_leaves_nothing(
         "-j", "2", "--warm", "2", role="db", count=3, timeout=300, waiting_for="the warm pairs"
     )
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("podman_images", "docker_client")
+def test_engines_benchmark_compares_docker_and_podman_at_reduced_size(
+    podman: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """benchmarks/engines.py with one flow, one round: both engines timed, a ratio printed."""
+    # Docker as the session found it; Podman: a service the script starts on its own socket.
+    if DOCKER_HOST is None:
+        monkeypatch.delenv("DOCKER_HOST")
+    else:
+        monkeypatch.setenv("DOCKER_HOST", DOCKER_HOST)
+    proc = podman.benchmark(
+        "engines", "--strategies", "image", "-k", "isolation_01", "--rounds", "1"
+    )
+    lines = proc.stdout.splitlines()
+    timed = [line.split() for line in lines if line.startswith("round 1")]
+    assert [(row[2], row[3]) for row in timed] == [("image", "docker"), ("image", "podman")]
+    assert all(float(row[4]) > 0 for row in timed), lines
+    summary = next(line for line in lines if line.startswith("image "))
+    assert "podman/docker speed-up" in summary, lines
