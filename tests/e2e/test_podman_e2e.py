@@ -120,9 +120,9 @@ def podman_images(podman_client: Any) -> None:
     )
     if present.returncode != 0:
         return  # nocrud builds them into Podman on first use
-    save = subprocess.Popen(["docker", "save", *missing], stdout=subprocess.PIPE)
-    subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, check=True)
-    save.wait()
+    with subprocess.Popen(["docker", "save", *missing], stdout=subprocess.PIPE) as save:
+        subprocess.run(["podman", "load"], stdin=save.stdout, capture_output=True, check=True)
+    assert save.returncode == 0, f"docker save {' '.join(missing)} failed"
     for ref in missing:
         # `podman load` of an unqualified name keeps it under localhost/; the Docker API
         # (and so nocrud) looks short names up under docker.io/library/ too.
