@@ -65,6 +65,9 @@ class UpOptions:
     durations: Sequence[Path] = ()
     #: Send the flows to Celery workers through this Redis broker instead of running them here.
     broker: str | None = None
+    #: The run's one id (terminal, reports, Docker labels, store, console, Celery tasks);
+    #: empty: a new one. The CLI chooses it before the run is recorded, so all agree.
+    run_id: str = ""
 
 
 def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> Engine:
@@ -133,7 +136,7 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
     if options.broker is not None:
         return _up_remote(config, flows, options, console)
     provisioner = provisioner_for(config)  # an unknown strategy stops here, before Docker
-    run_id = cleanup.new_run_id()
+    run_id = options.run_id or cleanup.new_run_id()
     # Kept environments must outlive this process, so a --keep-failed run has no reaper.
     engine = prepare_docker(config, console, reaper=not options.keep_failed)
     try:
@@ -199,7 +202,7 @@ def _shard(flows: list[Flow], options: UpOptions, console: Console) -> list[Flow
 
 def _empty_run(config: Config, options: UpOptions) -> RunResult:
     return RunResult(
-        run_id=cleanup.new_run_id(),
+        run_id=options.run_id or cleanup.new_run_id(),
         project=config.project,
         flows=(),
         started_at=time.time(),
@@ -336,7 +339,7 @@ def run_remote(
     from nocrud.worker.checkout import fingerprint
 
     assert options.broker is not None
-    run_id = cleanup.new_run_id()
+    run_id = options.run_id or cleanup.new_run_id()
     reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
     runner: Backend[Flow] = BACKENDS["celery"](
         None,

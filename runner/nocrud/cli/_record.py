@@ -87,7 +87,7 @@ def recording(
         flow_names=names,
         parallel=config.parallel,
         strategy=str(config.run.strategy),
-        nocrud_run_id="",
+        nocrud_run_id=options.run_id,
         nocrud_version=__version__,
         selection=selection,
         git=git_info(config.root) if recorder else GitInfo(),

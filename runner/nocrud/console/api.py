@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -290,9 +291,13 @@ def register(request: Request, body: ReportRequest) -> dict[str, Any]:
             "url": f"/runs/{body.run_id}",
             "recorded": True,  # the same store: the console reads it, events are not needed
         }
+    # The run's own id (the one its terminal, reports and Docker labels show) when no run
+    # has it yet, so `/runs/<that id>` opens it; taken, the console gives it a new one.
+    free = bool(re.fullmatch(r"[0-9a-z]{4,32}", body.run_id)) and store.get_run(body.run_id) is None
     run_id, token = store.create_run(
         project=body.project,
         trigger="remote",
+        run_id=body.run_id if free else None,
         selection=body.selection,
         parallel=body.parallel,
         strategy=body.strategy,

@@ -35,3 +35,23 @@ def test_a_cli_run_registers_and_streams_its_events(served: str, store: RunStore
         "r-cli",
     )
     assert said == []
+
+
+def test_a_cli_run_is_recorded_under_its_own_id_when_the_console_has_none_such(
+    served: str, store: RunStore
+) -> None:
+    said: list[str] = []
+    recorder = RemoteRecorder(served, say=said.append)
+    recorder.run_started(RunStart("demo", ("alpha",), 1, "image", "a11a210f18", "0.1.0", {}))
+    recorder.flow_started("alpha", 0)
+    recorder.close()
+    assert recorder.run_id == "a11a210f18", said
+    run = store.get_run("a11a210f18")
+    assert run is not None and run["nocrud_run_id"] == "a11a210f18"
+    # The same id again (another store's run that reports here) gets a new one, not the first.
+    second = RemoteRecorder(served, say=said.append)
+    second.run_started(RunStart("demo", ("alpha",), 1, "image", "a11a210f18", "0.1.0", {}))
+    second.flow_started("alpha", 0)
+    second.close()
+    assert second.run_id not in ("", "a11a210f18")
+    assert said == []
