@@ -10,6 +10,7 @@ build (which removes its temporary container and network) the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import threading
 import time
@@ -41,9 +42,9 @@ from nocrud.flows import Flow, discover, select
 from nocrud.images import BuiltImages, build_images
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.report.terminal import running
-from nocrud.results import FlowResult, RunResult
+from nocrud.results import FlowResult, RunResult, ShardPlan
 from nocrud.scheduler import BACKENDS, Backend, RunListener
-from nocrud.sharding import Shard, load_durations, select_shard
+from nocrud.sharding import Shard, plan_of
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class UpOptions:
     durations: Sequence[Path] = ()
     #: Send the flows to Celery workers through this Redis broker instead of running them here.
     broker: str | None = None
+    #: The split of a CI shard; set by :func:`up` from ``shard`` and ``durations``.
+    plan: ShardPlan | None = None
     #: The run's one id (terminal, reports, Docker labels, store, console, Celery tasks);
     #: empty: a new one. The CLI chooses it before the run is recorded, so all agree.
     run_id: str = ""
@@ -128,7 +131,8 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
         console.print("no flows selected: check -f/-k, or `nocrud list` to see the flows there are")
         return EXIT_USAGE
     if options.shard is not None:
-        flows = _shard(flows, options, console)
+        flows, plan = _shard(flows, options, console)
+        options = dataclasses.replace(options, plan=plan)
         if not flows:
             # More jobs than flows: this job passes, and its empty files keep the merge whole.
             _write_reports(_empty_run(config, options), options, console)
@@ -181,23 +185,23 @@ def _verdict(result: RunResult, console: Console) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def _shard(flows: list[Flow], options: UpOptions, console: Console) -> list[Flow]:
-    """This CI job's part of ``flows``, balanced by the durations of earlier runs."""
+def _shard(flows: list[Flow], options: UpOptions, console: Console) -> tuple[list[Flow], ShardPlan]:
+    """This CI job's part of ``flows``, balanced by ``--durations``, and the plan it is part of."""
     assert options.shard is not None
-    durations = load_durations(options.durations)
-    chosen = select_shard(flows, options.shard, durations)
+    chosen, plan, durations = plan_of(flows, options.shard, options.durations)
     known = sum(1 for f in flows if f.name in durations)
     estimate = sum(durations.get(f.name, 0.0) for f in chosen)
     history = (
         f"{known} of {len(flows)} with recorded durations, ~{estimate:.0f} s of them here"
         if known
-        else "no recorded durations yet: split by name"
+        else "split by name; --durations FILE balances by time"
     )
     console.print(
-        f"shard {options.shard}: {len(chosen)} of {len(flows)} flow(s) ({history})",
+        f"shard {options.shard}: {len(chosen)} of {len(flows)} flow(s) ({history}; "
+        f"plan {plan.fingerprint})",
         soft_wrap=True,
     )
-    return chosen
+    return chosen, plan
 
 
 def _empty_run(config: Config, options: UpOptions) -> RunResult:
@@ -210,6 +214,7 @@ def _empty_run(config: Config, options: UpOptions) -> RunResult:
         parallel=config.parallel,
         nocrud_version=__version__,
         shard=str(options.shard or ""),
+        plan=options.plan,
     )
 
 
@@ -297,6 +302,7 @@ def run_flows(
         infrastructure=executor.engine_problem is not None,
         nocrud_version=__version__,
         shard=str(options.shard or ""),
+        plan=options.plan,
     )
     reporter.finish(result)
     return result
@@ -382,6 +388,7 @@ def run_remote(
         interrupted=schedule.interrupted or stopped.is_set(),
         nocrud_version=__version__,
         shard=str(options.shard or ""),
+        plan=options.plan,
     )
     reporter.finish(result)
     return result

@@ -130,8 +130,8 @@ def run_id_for(env: Mapping[str, str]) -> str:
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Results JSON of earlier runs to balance shards by (repeatable; "
-    "default .nocrud/last-run.json).",
+    help="Results JSON of earlier runs to balance shards by (repeatable); the same "
+    "file for every job, one no shard job writes. Without it the split is by name.",
 )
 @click.option(
     "--broker",
@@ -203,7 +203,9 @@ def up(
         names, keyword = tuple(f.name for f in chosen), None
     results = json_path or authoring.last_run_path(config.root)  # `nocrud coverage` reads it
     chosen_shard = parse_shard(shard) if shard is not None else shard_from_env()
-    history = durations or (authoring.last_run_path(config.root),)
+    # No default history: .nocrud/last-run.json is rewritten by each shard run, so jobs
+    # reading it would not share a plan (see nocrud.sharding).
+    history = durations
     options = workflow.UpOptions(
         run_id=run_id_for(os.environ),
         names=names,
