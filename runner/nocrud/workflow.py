@@ -319,7 +319,7 @@ def _lost_engine(executor: FlowExecutor) -> str:
         text = f"lost the Docker daemon at {problem.where} after {done} flow"
         text += f"{'' if done == 1 else 's'} ({problem.cause})"
     return (
-        f"{text}: the flows that did not finish are reported as not run; check the daemon "
+        f"{text}: the flows it was running are errors, the rest not run; check the daemon "
         "(`nocrud doctor`) and run again"
     )
 
