@@ -75,7 +75,8 @@ def run_id_for(env: Mapping[str, str]) -> str:
     "--perf",
     "record_perf",
     is_flag=True,
-    help="Write request timings per endpoint to .nocrud/perf/ (compare with `nocrud perf`).",
+    help="Write request timings per endpoint to .nocrud/perf/PROJECT/ (compare with "
+    "`nocrud perf`).",
 )
 @click.option("--fail-fast", "-x", is_flag=True, help="Start no new flow after the first failure.")
 @click.option(

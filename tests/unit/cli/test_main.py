@@ -245,7 +245,7 @@ def test_perf_on_a_foreign_timings_file_says_to_run_up_perf_again(
 ) -> None:
     from nocrud.analysis import perf
 
-    last = cli_project / ".nocrud" / "perf" / "last.json"
+    last = cli_project / ".nocrud" / "perf" / "demo" / "last.json"
     last.parent.mkdir(parents=True)
     last.write_text(json.dumps({"schema": perf.SCHEMA, "endpoints": endpoints}))
     for args in (("perf",), ("perf", "--baseline")):
