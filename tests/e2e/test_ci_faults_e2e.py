@@ -513,6 +513,8 @@ def test_dind_losing_the_daemon_mid_run_is_one_cause_line_exit_3_and_flows_in_fl
         if "while this flow ran" in case.findtext("error", default="")
     }
     assert in_junit == {f["name"] for f in errors}
+    reason = [p.get("value") for p in suite.iter("property") if p.get("name") == "stopped"]
+    assert reason == [results["stopped"]] and reason[0].startswith("lost the Docker daemon")
     summary = f"{passed} passed, {len(errors)} error"
     assert summary in output, output
     assert harness.leftovers() == []

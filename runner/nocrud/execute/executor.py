@@ -117,11 +117,12 @@ class FlowExecutor:
             return result
         self._stop_for_engine(problem)
         # Its environment went away under it: an error of the run, not a failure of the
-        # flow's assertions, and the message says why instead of the symptom it met.
+        # flow's assertions, and the message says why instead of the symptom it met. The
+        # cause itself is said once, by the workflow (the run's ``stopped``).
         return replace(
             result,
             status=Status.ERROR,
-            message=f"{IN_FLIGHT_MESSAGE} ({problem})",
+            message=IN_FLIGHT_MESSAGE,
             traceback="",
             app_logs="",
         )

@@ -81,10 +81,7 @@ def test_a_lost_daemon_stops_the_run_the_flow_in_flight_errs_and_the_rest_is_not
     # The flow in flight is an error that says why (no traceback of the symptom it met);
     # the flows never started are not run.
     assert results[4].status is Status.ERROR
-    assert results[4].message == (
-        "not finished: the run lost its Docker daemon while this flow ran (lost the Docker "
-        "daemon at tcp://docker:2375 ([Errno -2] Name or service not known))"
-    )
+    assert results[4].message == "not finished: the run lost its Docker daemon while this flow ran"
     assert results[4].traceback == ""
     assert {r.status for r in results[5:]} == {Status.SKIPPED}
     assert {r.message for r in results[5:]} == {"not run: run lost its Docker daemon"}
