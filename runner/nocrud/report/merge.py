@@ -74,8 +74,8 @@ def merge_runs(runs: Sequence[tuple[Path, RunResult]], *, allow_missing: bool = 
             seen[flow.name] = path
     _check_one_plan(runs)
     if not allow_missing:
-        _check_complete(runs)
         lost = missing_flows(runs)
+        _check_complete(runs, lost)
         if lost:
             raise MergeError(
                 f"{len(lost)} planned flow(s) ran in no shard: {', '.join(lost)}: a shard's "
@@ -130,8 +130,8 @@ def _shard_index(run: RunResult) -> int:
     return int(index) if index.isdigit() else 0
 
 
-def _check_complete(runs: Sequence[tuple[Path, RunResult]]) -> None:
-    """Every shard of an ``I/N`` set is present exactly once."""
+def _check_complete(runs: Sequence[tuple[Path, RunResult]], lost: Sequence[str]) -> None:
+    """Every shard of an ``I/N`` set is present exactly once; ``lost`` names what none ran."""
     sharded = [(path, run.shard) for path, run in runs if run.shard]
     if not sharded:
         return
@@ -148,9 +148,11 @@ def _check_complete(runs: Sequence[tuple[Path, RunResult]]) -> None:
         have[index] = path
     missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in have]
     if missing:
+        flows = f"; their planned flow(s) ran nowhere: {', '.join(lost)}" if lost else ""
         raise MergeError(
-            f"shard(s) {', '.join(missing)} missing: their jobs wrote no results (did they fail "
-            "before the run?); pass every shard's file, or --allow-missing to merge what is here"
+            f"shard(s) {', '.join(missing)} missing{flows}: their jobs wrote no results (did "
+            "they fail before the run?); pass every shard's file, or --allow-missing to merge "
+            "what is here"
         )
 
 

@@ -217,3 +217,17 @@ def test_the_plan_travels_in_json_and_junit(tmp_path: Path) -> None:
         for p in ET.parse(tmp_path / "1.xml").getroot().iter("property")
     }
     assert (props["plan"], props["plan.shards"], props["plan.flows"]) == ("f00d", "3", "a b")
+
+
+def test_a_missing_shard_names_the_planned_flows_it_would_have_run(tmp_path: Path) -> None:
+    planned = ("a", "b", "c")
+    one = _planned(
+        tmp_path / "1.json", shard_run(1, 3, {"a": Status.PASSED}, start=1), "p", planned
+    )
+    two = _planned(
+        tmp_path / "2.json", shard_run(2, 3, {"b": Status.PASSED}, start=1), "p", planned
+    )
+    with pytest.raises(
+        MergeError, match=r"shard\(s\) 3/3 missing; their planned flow\(s\) ran nowhere: c: "
+    ):
+        merge_runs(read_runs([one, two]))
