@@ -299,7 +299,7 @@ def run_faults(
         stack.callback(network.remove)
         container, port, nested = workers.start_dind(
             host, stack, f"nocrud-soak-{project}-dind", labels, network.name, image=dind_image,
-            own_cgroup=False,
+            own_cgroup=False, restartable=True,
         )  # fmt: skip
         container.reload()
         ip = container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
