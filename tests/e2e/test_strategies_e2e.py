@@ -256,3 +256,19 @@ def test_bench_measures_every_strategy_against_one_shared_environment(
         in bench.stdout
     ), bench.stdout
     assert harness.leftovers() == []
+
+
+def test_run_overhead_benchmark_prints_both_sides_of_the_flows(harness: Any) -> None:
+    """benchmarks/run_overhead.py, one timed run: before and after the flows, against 1 s."""
+    config = harness.config()
+
+    proc = harness.benchmark("run_overhead", "-c", str(config), "-n", "1")
+
+    lines = proc.stdout.splitlines()
+    for part in ("start -> first flow starts", "the flows", "last flow ends -> exit"):
+        (row,) = [line for line in lines if line.startswith(part)]
+        p50, low = (float(x) for x in row[len(part) :].split())
+        assert 0 < low <= p50, row
+    assert any(line.startswith("before the flows: p50 ") for line in lines), proc.stdout
+    assert any(line.startswith("after the flows: p50 ") for line in lines), proc.stdout
+    assert harness.leftovers() == []
