@@ -256,3 +256,30 @@ def test_a_failing_test_reports_its_requests_a_curl_line_and_the_app_log(project
     # The client's own frames are hidden: the message says it all.
     assert "raise UnexpectedStatus" not in out
     assert [e["event"] for e in events(project)].count("keep") == 1
+
+
+def test_the_collect_benchmark_shows_the_plugin_imports_nothing_heavy() -> None:
+    """benchmarks/pytest_collect.py at reduced size: both timings, and no heavy import."""
+    repo = Path(__file__).resolve().parents[3]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(repo / "benchmarks" / "pytest_collect.py"),
+            "-n",
+            "1",
+            "--tests",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("with nocrud ") for line in lines), proc.stdout
+    assert any(line.startswith("without (-p no:nocrud) ") for line in lines), proc.stdout
+    assert any(line.startswith("with / without: ") for line in lines), proc.stdout
+    assert "heavy packages imported: none" in lines, proc.stdout
+    assert "nocrud modules imported: nocrud nocrud.testing nocrud.testing.plugin" in lines
