@@ -169,3 +169,35 @@ def test_a_sigkilled_pytest_and_its_workers_leave_nothing(harness: Any, tmp_path
     while harness.leftovers() and time.monotonic() - killed < 15:
         time.sleep(0.25)
     assert harness.leftovers() == [], f"still there 15 s after SIGKILL: {harness.leftovers()}"
+
+
+def test_a_fastapi_projects_own_suite_converted_to_the_fixtures_passes_in_parallel(
+    harness: Any, tmp_path: Path
+) -> None:
+    """tests/e2e/strangers/fastapi_items: its pytest suite, moved onto `api`/`db` with a small
+    diff, under `pool` at -n 2: every test in its own database, even those that count rows."""
+    import shutil
+
+    import yaml
+
+    app = tmp_path / "fastapi_items"
+    shutil.copytree(harness.repo / "tests" / "e2e" / "strangers" / "fastapi_items", app)
+    project = f"{harness.project}fa"
+    config = yaml.safe_load((app / "nocrud.yaml").read_text())
+    config["project"] = project
+    (app / "nocrud.yaml").write_text(yaml.safe_dump(config))
+    try:
+        proc = subprocess.run(
+            [*_pytest(app), "-n", "2", "--nocrud-strategy", "pool", "tests_nocrud"],
+            cwd=app,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "7 passed" in proc.stdout, proc.stdout
+        assert harness.leftovers(project) == []
+    finally:
+        _remove_images(harness.client, project)

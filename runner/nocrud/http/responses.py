@@ -207,6 +207,11 @@ class Response:
         return self.raw.status_code
 
     @property
+    def status_code(self) -> int:
+        """The HTTP status code, by the name requests and Starlette's TestClient give it."""
+        return self.raw.status_code
+
+    @property
     def reason(self) -> str:
         """The reason phrase (``"Not Found"``)."""
         return self.raw.reason or ""
