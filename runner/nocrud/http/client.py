@@ -230,6 +230,8 @@ class ApiClient:
             UnexpectedStatus: The status is not the expected one.
             ApiConnectionError: The app could not be reached or did not answer in time.
         """
+        # pytest leaves this frame out of a failing test's traceback: the message has it all.
+        __tracebackhide__ = True
         method = method.upper()
         url = self.url(path)
         expectation = self._expectation(expect)
@@ -279,30 +281,37 @@ class ApiClient:
 
     def get(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """GET ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("GET", path, **options)
 
     def post(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """POST to ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("POST", path, **options)
 
     def put(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """PUT ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("PUT", path, **options)
 
     def patch(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """PATCH ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("PATCH", path, **options)
 
     def delete(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """DELETE ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("DELETE", path, **options)
 
     def head(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """HEAD ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("HEAD", path, **options)
 
     def options(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """OPTIONS ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("OPTIONS", path, **options)
 
     @contextlib.contextmanager

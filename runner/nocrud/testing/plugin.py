@@ -1,0 +1,273 @@
+"""nocrud's pytest plugin: each test that asks for it gets its own app and database.
+
+Registered as the ``nocrud`` pytest11 entry point, so ``pip install nocrud`` is enough.
+It does nothing until a test asks for one of its fixtures: no nocrud.yaml is read, no
+Docker is touched and nothing heavy is imported before then (this module imports only
+pytest and the standard library). Turn it off with ``-p no:nocrud``.
+
+Fixtures:
+    ``nocrud_env``: the test's own environment (:class:`~nocrud.testing.session.TestEnvironment`):
+        base URL, database host/port/name/user/password/URL, app logs, ``keep()``.
+    ``api`` (also ``nocrud_api``): nocrud's :class:`~nocrud.http.client.ApiClient` on that app,
+        with the auth helpers, ``expect=`` checks and request log flows have.
+    ``db`` (also ``nocrud_db``): a psycopg2 connection (autocommit) to that database as the
+        app's role, closed after the test.
+
+The first test that asks builds the images (cached by content hash, as ``nocrud up``
+does; under pytest-xdist one worker builds while the others wait) and prepares the
+configured strategy once per process. A failing test's report gains the sections
+``nocrud requests``, ``nocrud curl`` and ``nocrud app log``. docs/pytest.md has the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from nocrud.http.client import ApiClient
+    from nocrud.testing.session import EnvironmentSession, TestEnvironment
+
+__all__ = [
+    "api",
+    "db",
+    "nocrud_api",
+    "nocrud_db",
+    "nocrud_env",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_runtest_makereport",
+]
+
+#: The marker's line in ``pytest --markers``.
+MARKER = (
+    "nocrud(fresh=False): options of the test's nocrud environment; fresh=True asks for an "
+    "environment that never served another test (a new pair under the pool strategy)"
+)
+#: How many of the app's last log lines a failing test's report shows.
+LOG_LINES = 40
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nocrud", "nocrud: a database and app of its own for each test")
+    group.addoption(
+        "--nocrud-config",
+        metavar="PATH",
+        default=None,
+        help="nocrud.yaml (or its directory); default: $NOCRUD_CONFIG, else the nearest "
+        "nocrud.yaml in the rootdir or its parents.",
+    )
+    group.addoption(
+        "--nocrud-strategy",
+        metavar="NAME",
+        default=None,
+        help="Provisioning strategy for the tests' environments (image, pool, template, "
+        "migrate, external); default: run.strategy of the config.",
+    )
+    group.addoption(
+        "--nocrud-keep-failed",
+        action="store_true",
+        default=False,
+        help="Keep the environments of failed tests for inspection (remove them with "
+        "`nocrud clean`); no reaper runs.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+
+
+@dataclass
+class _Evidence:
+    """What a failing test's report shows, gathered while it runs."""
+
+    env: TestEnvironment | None = None
+    lines: list[str] = field(default_factory=list)
+    clients: list[ApiClient] = field(default_factory=list)
+
+
+_EVIDENCE = pytest.StashKey[_Evidence]()
+
+
+def _evidence(item: pytest.Item) -> _Evidence:
+    found = item.stash.get(_EVIDENCE, None)
+    if found is None:
+        found = item.stash[_EVIDENCE] = _Evidence()
+    return found
+
+
+@pytest.fixture(scope="session")
+def _nocrud_session(request: pytest.FixtureRequest) -> Iterator[EnvironmentSession]:
+    from nocrud.testing.session import EnvironmentSession, Settings
+
+    config = request.config
+    option = config.getoption
+    path = option("--nocrud-config")
+    settings = Settings(
+        config=Path(path) if path else None,
+        strategy=option("--nocrud-strategy"),
+        keep_failed=bool(option("--nocrud-keep-failed")),
+        start=config.rootpath,
+    )
+    session = EnvironmentSession(settings, say=_say(config))
+    problem = _user_error(lambda: session.config)  # a bad config: the key and the fix
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+@pytest.fixture
+def nocrud_env(
+    request: pytest.FixtureRequest, _nocrud_session: EnvironmentSession
+) -> Iterator[TestEnvironment]:
+    """This test's own app and database (see :class:`~nocrud.testing.session.TestEnvironment`)."""
+    marker = request.node.get_closest_marker("nocrud")
+    fresh = bool(marker.kwargs.get("fresh", False)) if marker is not None else False
+    evidence = _evidence(request.node)
+    context = _nocrud_session.acquire(request.node.nodeid, fresh=fresh)
+    entered: list[TestEnvironment] = []
+    problem = _user_error(lambda: entered.append(context.__enter__()))
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    env = entered[0]
+    evidence.env = env
+    try:
+        yield env
+    finally:
+        # pytest never throws the test's exception into a fixture: this is the teardown.
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def nocrud_api(request: pytest.FixtureRequest, nocrud_env: TestEnvironment) -> Iterator[ApiClient]:
+    """nocrud's HTTP client on this test's own app (anonymous until the test logs in)."""
+    from nocrud.http.client import ApiClient
+
+    evidence = _evidence(request.node)
+    client = _RecordingClient(ApiClient, nocrud_env.base_url, evidence.lines.append)
+    evidence.clients.append(client)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def api(nocrud_api: ApiClient) -> ApiClient:
+    """``nocrud_api`` under its short name (a project's own ``api`` fixture wins over it)."""
+    return nocrud_api
+
+
+@pytest.fixture
+def nocrud_db(nocrud_env: TestEnvironment) -> Iterator[Any]:
+    """A psycopg2 connection (autocommit) to this test's own database, as the app's role."""
+    connection = nocrud_env.connect()
+    connection.autocommit = True
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def db(nocrud_db: Any) -> Any:
+    """``nocrud_db`` under its short name (a project's own ``db`` fixture wins over it)."""
+    return nocrud_db
+
+
+def _RecordingClient(cls: type[ApiClient], base_url: str, log: Any) -> ApiClient:  # noqa: N802 - a class factory
+    """An :class:`ApiClient` that remembers its last response, for the failure report."""
+
+    class RecordingClient(cls):  # type: ignore[valid-type,misc]
+        last_response: Any = None
+
+        def request(self, method: str, path: str, **options: Any) -> Any:
+            from nocrud.http.responses import UnexpectedStatus
+
+            __tracebackhide__ = True
+            try:
+                response = super().request(method, path, **options)
+            except UnexpectedStatus as exc:
+                self.last_response = exc.response
+                raise
+            self.last_response = response
+            return response
+
+    return RecordingClient(base_url, log=log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    evidence = item.stash.get(_EVIDENCE, None)
+    if evidence is None or evidence.env is None or report.passed or report.when == "teardown":
+        return report
+    with contextlib.suppress(Exception):  # the report matters more than its extra sections
+        for name, text in _sections(item, evidence, call):
+            report.sections.append((name, text))
+    return report
+
+
+def _sections(
+    item: pytest.Item, evidence: _Evidence, call: pytest.CallInfo[None]
+) -> list[tuple[str, str]]:
+    from nocrud.masking import mask_text
+    from nocrud.testing.evidence import curl_for
+
+    env = evidence.env
+    assert env is not None
+    sections = []
+    if evidence.lines:
+        sections.append(("nocrud requests", "\n".join(mask_text(x) for x in evidence.lines)))
+    curl = curl_for(call.excinfo.value if call.excinfo else None, evidence.clients)
+    if curl:
+        sections.append(("nocrud curl", f"APP={env.base_url}\n{curl}"))
+    logs = env.app_logs(LOG_LINES).strip()
+    if logs:
+        sections.append(("nocrud app log", mask_text(logs)))
+    if item.config.getoption("--nocrud-keep-failed"):
+        sections.append(("nocrud kept environment", env.keep()))
+    return sections
+
+
+def _say(config: pytest.Config) -> Any:
+    """Print a line on pytest's terminal, past output capturing (no terminal: nowhere)."""
+
+    def say(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        disabled = capture.global_and_fixture_disabled() if capture is not None else _nothing()
+        with disabled:
+            reporter.write_line(f"nocrud: {line}")
+
+    return say
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _user_error(step: Callable[[], object]) -> str:
+    """Run ``step``; a user's problem (config, Docker, an app that never starts) is returned
+    as the one message the test's setup error shows, anything else is raised (a bug)."""
+    from nocrud.environment import ProvisionError
+    from nocrud.errors import NocrudError
+
+    try:
+        step()
+    except (NocrudError, ProvisionError) as exc:
+        return f"nocrud: {exc}"
+    return ""
