@@ -199,5 +199,17 @@ def test_a_fastapi_projects_own_suite_converted_to_the_fixtures_passes_in_parall
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "7 passed" in proc.stdout, proc.stdout
         assert harness.leftovers(project) == []
+
+        # benchmarks/pytest_suite.py at reduced size, on the images just built: the shared
+        # suite fails its counting tests on one database; the isolated one passes them all.
+        bench = harness.benchmark(
+            "pytest_suite", "--copies", "1", "--workers", "1", "--strategies", "pool",
+            "--project", project,
+        )  # fmt: skip
+        rows = {line.split(" -n ")[0]: line for line in bench.stdout.splitlines()[2:4]}
+        assert rows["shared"].endswith("2 failed, 5 passed"), bench.stdout
+        assert rows["pool"].endswith("7 passed"), bench.stdout
+        assert "pool -n 1 / shared -n 1: " in bench.stdout, bench.stdout
+        assert harness.leftovers(project) == []
     finally:
         _remove_images(harness.client, project)
