@@ -22,6 +22,7 @@ configured strategy once per process. A failing test's report gains the sections
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ import pytest
 
 if TYPE_CHECKING:
     from nocrud.http.client import ApiClient
-    from nocrud.testing.session import EnvironmentSession, TestEnvironment
+    from nocrud.testing.record import PytestRecording
+    from nocrud.testing.session import EnvironmentSession, Settings, TestEnvironment
 
 __all__ = [
     "api",
@@ -41,7 +43,10 @@ __all__ = [
     "nocrud_env",
     "pytest_addoption",
     "pytest_configure",
+    "pytest_runtest_logreport",
     "pytest_runtest_makereport",
+    "pytest_sessionfinish",
+    "pytest_sessionstart",
 ]
 
 #: The marker's line in ``pytest --markers``.
@@ -76,10 +81,80 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Keep the environments of failed tests for inspection (remove them with "
         "`nocrud clean`); no reaper runs.",
     )
+    group.addoption(
+        "--nocrud-report-to",
+        metavar="URL",
+        default=None,
+        help="Stream the tests that used nocrud's fixtures to a nocrud console (as "
+        "`nocrud up --report-to`).",
+    )
+    group.addoption(
+        "--nocrud-no-record",
+        action="store_true",
+        default=False,
+        help="Do not record the run in the local run store (as `nocrud up --no-record`).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+
+
+#: The recording of this run, in the process that hears every report (not an xdist worker).
+_RECORDING: pytest.StashKey[PytestRecording] = pytest.StashKey()
+
+
+def _settings(config: pytest.Config) -> Settings:
+    from nocrud.testing.session import Settings
+
+    option = config.getoption
+    path = option("--nocrud-config")
+    return Settings(
+        config=Path(path) if path else None,
+        strategy=option("--nocrud-strategy"),
+        keep_failed=bool(option("--nocrud-keep-failed")),
+        start=config.rootpath,
+    )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Record the reports of tests that used the fixtures (nothing is imported before one)."""
+    if not isinstance(getattr(report, "nocrud", None), dict):
+        return
+    config = _REPORTING.get("config")
+    if config is None or hasattr(config, "workerinput"):  # an xdist worker: its controller records
+        return
+    recording = config.stash.get(_RECORDING, None)
+    if recording is None:
+        from nocrud.testing.record import PytestRecording, selection_of
+
+        numprocesses = getattr(config.option, "numprocesses", None)
+        recording = config.stash[_RECORDING] = PytestRecording(
+            _settings(config),
+            record=not config.getoption("--nocrud-no-record"),
+            report_to=config.getoption("--nocrud-report-to"),
+            parallel=int(numprocesses) if isinstance(numprocesses, int) and numprocesses else 1,
+            selection=selection_of(config.invocation_params.args),
+            say=_say(config),
+        )
+    recording.report(report)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _REPORTING["config"] = session.config
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    recording = session.config.stash.get(_RECORDING, None)
+    if recording is not None:
+        recording.finish(exitstatus)
+        if recording.run_id:
+            _say(session.config)(f"run {recording.run_id} recorded")
+    _REPORTING.pop("config", None)
+
+
+#: pytest_runtest_logreport has no ``config`` argument: the session's, while it runs.
+_REPORTING: dict[str, pytest.Config] = {}
 
 
 @dataclass
@@ -103,18 +178,10 @@ def _evidence(item: pytest.Item) -> _Evidence:
 
 @pytest.fixture(scope="session")
 def _nocrud_session(request: pytest.FixtureRequest) -> Iterator[EnvironmentSession]:
-    from nocrud.testing.session import EnvironmentSession, Settings
+    from nocrud.testing.session import EnvironmentSession
 
     config = request.config
-    option = config.getoption
-    path = option("--nocrud-config")
-    settings = Settings(
-        config=Path(path) if path else None,
-        strategy=option("--nocrud-strategy"),
-        keep_failed=bool(option("--nocrud-keep-failed")),
-        start=config.rootpath,
-    )
-    session = EnvironmentSession(settings, say=_say(config))
+    session = EnvironmentSession(_settings(config), say=_say(config))
     problem = _user_error(lambda: session.config)  # a bad config: the key and the fix
     if problem:
         pytest.fail(problem, pytrace=False)
@@ -209,6 +276,11 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if "nocrud_env" in getattr(item, "fixturenames", ()):
+        # basic types only: pytest-xdist sends the report's attributes to its controller
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        marks = {"worker": int(worker) if worker.isdigit() else 0}
+        setattr(report, "nocrud", marks)  # noqa: B010 - an extra attribute TestReport does not declare
     evidence = item.stash.get(_EVIDENCE, None)
     if evidence is None or evidence.env is None or report.passed or report.when == "teardown":
         return report
