@@ -43,10 +43,7 @@ __all__ = [
     "nocrud_env",
     "pytest_addoption",
     "pytest_configure",
-    "pytest_runtest_logreport",
     "pytest_runtest_makereport",
-    "pytest_sessionfinish",
-    "pytest_sessionstart",
 ]
 
 #: The marker's line in ``pytest --markers``.
@@ -98,10 +95,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
-
-
-#: The recording of this run, in the process that hears every report (not an xdist worker).
-_RECORDING: pytest.StashKey[PytestRecording] = pytest.StashKey()
+    if not hasattr(config, "workerinput"):  # an xdist worker's reports go to its controller
+        config.pluginmanager.register(_RunRecorder(config), "nocrud-run-recorder")
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -117,44 +112,40 @@ def _settings(config: pytest.Config) -> Settings:
     )
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    """Record the reports of tests that used the fixtures (nothing is imported before one)."""
-    if not isinstance(getattr(report, "nocrud", None), dict):
-        return
-    config = _REPORTING.get("config")
-    if config is None or hasattr(config, "workerinput"):  # an xdist worker: its controller records
-        return
-    recording = config.stash.get(_RECORDING, None)
-    if recording is None:
-        from nocrud.testing.record import PytestRecording, selection_of
+class _RunRecorder:
+    """Records the run in the process that hears every report (pytest, or xdist's controller).
 
-        numprocesses = getattr(config.option, "numprocesses", None)
-        recording = config.stash[_RECORDING] = PytestRecording(
-            _settings(config),
-            record=not config.getoption("--nocrud-no-record"),
-            report_to=config.getoption("--nocrud-report-to"),
-            parallel=int(numprocesses) if isinstance(numprocesses, int) and numprocesses else 1,
-            selection=selection_of(config.invocation_params.args),
-            say=_say(config),
-        )
-    recording.report(report)
+    Registered by :func:`pytest_configure` except in an xdist worker, whose reports its
+    controller hears. Nothing is imported before a report of a test that used the fixtures.
+    """
 
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._recording: PytestRecording | None = None
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    _REPORTING["config"] = session.config
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not isinstance(getattr(report, "nocrud", None), dict):
+            return
+        if self._recording is None:
+            from nocrud.testing.record import PytestRecording, selection_of
 
+            config = self._config
+            workers = getattr(config.option, "numprocesses", None)
+            self._recording = PytestRecording(
+                _settings(config),
+                record=not config.getoption("--nocrud-no-record"),
+                report_to=config.getoption("--nocrud-report-to"),
+                parallel=workers if isinstance(workers, int) and workers > 0 else 1,
+                selection=selection_of(config.invocation_params.args),
+                say=_say(config),
+            )
+        self._recording.report(report)
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    recording = session.config.stash.get(_RECORDING, None)
-    if recording is not None:
-        recording.finish(exitstatus)
-        if recording.run_id:
-            _say(session.config)(f"run {recording.run_id} recorded")
-    _REPORTING.pop("config", None)
-
-
-#: pytest_runtest_logreport has no ``config`` argument: the session's, while it runs.
-_REPORTING: dict[str, pytest.Config] = {}
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        if self._recording is not None:
+            self._recording.finish(exitstatus)
+            if self._recording.run_id:
+                _say(self._config)(f"run {self._recording.run_id} recorded")
 
 
 @dataclass
