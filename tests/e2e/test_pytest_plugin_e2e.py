@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from nocrud.store import RunStore
 from tests.conftest import write_config
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -126,6 +127,15 @@ def test_xdist_workers_build_once_isolate_every_test_and_report_failures(
         assert 'curl -i -X GET "$APP"/api/sites/424242' in out
         assert '"GET /api/sites/424242 HTTP/1.1" 404' in out  # the app's access log
         assert "editor-password" not in out
+
+        # The run is in the project's run store, each test once, as nocrud serve shows it.
+        store = RunStore(f"sqlite:///{config.parent / '.nocrud' / 'history.db'}")
+        [run], _ = store.list_runs()
+        assert (run["project"], run["status"], run["exit_code"]) == (project, "failed", 1)
+        flows = {f["name"]: f for f in store.run_flows(str(run["id"]))}
+        assert sorted(f["status"] for f in flows.values()) == ["failed", "passed", "passed"]
+        failed = flows["test_suite.py::test_fails_on_a_missing_site"]
+        assert "404" in str(failed["message"])
         assert harness.leftovers(project) == []
     finally:
         _remove_images(client, project)

@@ -259,7 +259,7 @@ def blob(
     return {"text": text, "page": page, "pages": pages}
 
 
-@router.get("/flows/{name}", summary="A flow's recent results")
+@router.get("/flows/{name:path}", summary="A flow's recent results")
 def flow_history(
     request: Request, name: str, limit: Annotated[int, Query(ge=1, le=500)] = 30
 ) -> dict[str, Any]:

@@ -169,7 +169,7 @@ def flows_fragment(request: Request, run_id: str) -> HTMLResponse:
     return _page(request, "_flows_table.html", **_flows_context(request, run))
 
 
-@router.get("/flows/{name}", response_class=HTMLResponse)
+@router.get("/flows/{name:path}", response_class=HTMLResponse)
 def flow_page(request: Request, name: str) -> HTMLResponse:
     console = console_of(request)
     history = console.store.flow_history(name, limit=30, project=project_scope(console))

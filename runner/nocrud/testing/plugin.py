@@ -22,6 +22,7 @@ configured strategy once per process. A failing test's report gains the sections
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,8 @@ import pytest
 
 if TYPE_CHECKING:
     from nocrud.http.client import ApiClient
-    from nocrud.testing.session import EnvironmentSession, TestEnvironment
+    from nocrud.testing.record import PytestRecording
+    from nocrud.testing.session import EnvironmentSession, Settings, TestEnvironment
 
 __all__ = [
     "api",
@@ -76,10 +78,74 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Keep the environments of failed tests for inspection (remove them with "
         "`nocrud clean`); no reaper runs.",
     )
+    group.addoption(
+        "--nocrud-report-to",
+        metavar="URL",
+        default=None,
+        help="Stream the tests that used nocrud's fixtures to a nocrud console (as "
+        "`nocrud up --report-to`).",
+    )
+    group.addoption(
+        "--nocrud-no-record",
+        action="store_true",
+        default=False,
+        help="Do not record the run in the local run store (as `nocrud up --no-record`).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    if not hasattr(config, "workerinput"):  # an xdist worker's reports go to its controller
+        config.pluginmanager.register(_RunRecorder(config), "nocrud-run-recorder")
+
+
+def _settings(config: pytest.Config) -> Settings:
+    from nocrud.testing.session import Settings
+
+    option = config.getoption
+    path = option("--nocrud-config")
+    return Settings(
+        config=Path(path) if path else None,
+        strategy=option("--nocrud-strategy"),
+        keep_failed=bool(option("--nocrud-keep-failed")),
+        start=config.rootpath,
+    )
+
+
+class _RunRecorder:
+    """Records the run in the process that hears every report (pytest, or xdist's controller).
+
+    Registered by :func:`pytest_configure` except in an xdist worker, whose reports its
+    controller hears. Nothing is imported before a report of a test that used the fixtures.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+        self._recording: PytestRecording | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not isinstance(getattr(report, "nocrud", None), dict):
+            return
+        if self._recording is None:
+            from nocrud.testing.record import PytestRecording, selection_of
+
+            config = self._config
+            workers = getattr(config.option, "numprocesses", None)
+            self._recording = PytestRecording(
+                _settings(config),
+                record=not config.getoption("--nocrud-no-record"),
+                report_to=config.getoption("--nocrud-report-to"),
+                parallel=workers if isinstance(workers, int) and workers > 0 else 1,
+                selection=selection_of(config.invocation_params.args),
+                say=_say(config),
+            )
+        self._recording.report(report)
+
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        if self._recording is not None:
+            self._recording.finish(exitstatus)
+            if self._recording.run_id:
+                _say(self._config)(f"run {self._recording.run_id} recorded")
 
 
 @dataclass
@@ -103,18 +169,10 @@ def _evidence(item: pytest.Item) -> _Evidence:
 
 @pytest.fixture(scope="session")
 def _nocrud_session(request: pytest.FixtureRequest) -> Iterator[EnvironmentSession]:
-    from nocrud.testing.session import EnvironmentSession, Settings
+    from nocrud.testing.session import EnvironmentSession
 
     config = request.config
-    option = config.getoption
-    path = option("--nocrud-config")
-    settings = Settings(
-        config=Path(path) if path else None,
-        strategy=option("--nocrud-strategy"),
-        keep_failed=bool(option("--nocrud-keep-failed")),
-        start=config.rootpath,
-    )
-    session = EnvironmentSession(settings, say=_say(config))
+    session = EnvironmentSession(_settings(config), say=_say(config))
     problem = _user_error(lambda: session.config)  # a bad config: the key and the fix
     if problem:
         pytest.fail(problem, pytrace=False)
@@ -209,6 +267,11 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if "nocrud_env" in getattr(item, "fixturenames", ()):
+        # basic types only: pytest-xdist sends the report's attributes to its controller
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+        marks = {"worker": int(worker) if worker.isdigit() else 0}
+        setattr(report, "nocrud", marks)  # noqa: B010 - an extra attribute TestReport does not declare
     evidence = item.stash.get(_EVIDENCE, None)
     if evidence is None or evidence.env is None or report.passed or report.when == "teardown":
         return report

@@ -283,3 +283,61 @@ def test_the_collect_benchmark_shows_the_plugin_imports_nothing_heavy() -> None:
     assert any(line.startswith("with / without: ") for line in lines), proc.stdout
     assert "heavy packages imported: none" in lines, proc.stdout
     assert "nocrud modules imported: nocrud nocrud.testing nocrud.testing.plugin" in lines
+
+
+RECORDED_SUITE = """
+import os
+
+def test_ok(api):
+    assert api.get("/health").status == 200
+
+def test_missing(api):
+    api.session.headers["Authorization"] = "Bearer " + os.environ["SHOP_TOKEN"]
+    api.get("/missing", expect=200)
+
+def test_plain():
+    pass
+"""
+
+
+def recorded_runs(project: Path) -> list[tuple[dict[str, object], list[dict[str, object]]]]:
+    from nocrud.store import RunStore
+
+    store = RunStore(f"sqlite:///{project / '.nocrud' / 'history.db'}")
+    runs, _ = store.list_runs()
+    return [(run, store.run_flows(str(run["id"]))) for run in runs]
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "xdist"])
+def test_a_run_is_recorded_in_the_store_once_with_each_nocrud_test_as_a_flow(
+    project: Path, workers: tuple[str, ...]
+) -> None:
+    (project / "test_rec.py").write_text(RECORDED_SUITE)
+
+    proc = run_pytest(project, *workers)
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [(run, flows)] = recorded_runs(project)  # the xdist controller records, its workers do not
+    assert (run["project"], run["status"], run["exit_code"]) == ("shop", "failed", 1)
+    assert f"run {run['nocrud_run_id']} recorded" in proc.stdout
+    by_name = {f["name"]: f for f in flows}
+    # Only the tests that used the fixtures are flows, of kind pytest, each once.
+    assert sorted(by_name) == ["test_rec.py::test_missing", "test_rec.py::test_ok"]
+    assert {f["kind"] for f in flows} == {"pytest"}
+    assert by_name["test_rec.py::test_ok"]["status"] == "passed"
+    failed = by_name["test_rec.py::test_missing"]
+    assert failed["status"] == "failed"
+    assert "404" in str(failed["message"])
+    assert "abc123" not in str(failed["message"])  # masked as everything the store keeps
+
+
+def test_no_record_and_a_suite_without_fixtures_leave_the_store_alone(project: Path) -> None:
+    (project / "test_rec.py").write_text(RECORDED_SUITE)
+    (project / "test_plain.py").write_text("def test_plain():\n    pass\n")
+
+    recorded = run_pytest(project, "--nocrud-no-record")
+    plain = run_pytest(project, "test_plain.py")
+
+    assert recorded.returncode == 1, recorded.stdout + recorded.stderr
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert not (project / ".nocrud" / "history.db").exists()
