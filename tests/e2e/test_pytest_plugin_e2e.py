@@ -223,3 +223,62 @@ def test_a_fastapi_projects_own_suite_converted_to_the_fixtures_passes_in_parall
         assert harness.leftovers(project) == []
     finally:
         _remove_images(harness.client, project)
+
+
+FLOWS = '''
+from nocrud import crud, flow
+
+site_crud = crud(
+    "site",
+    endpoint="/api/sites",
+    create={"name": "North", "contact": "c", "address": "a", "state_or_region": "s",
+            "country": "c", "postcode_or_zip": "p"},
+    update={"contact": "Changed"},
+    auth=("editor", "editor-password"),
+)
+
+
+@flow(tags=["smoke"])
+def health_answers(ctx):
+    """The app says it is healthy."""
+    assert ctx.api.get("/health").status == 200
+
+
+@flow(tags=["smoke"])
+def a_missing_site_is_found(ctx):
+    ctx.api.get("/api/sites/424242", expect=200)
+'''
+
+
+def test_flows_run_as_pytest_items_with_markers_junit_and_last_failed(
+    harness: Any, tmp_path: Path
+) -> None:
+    flows = harness.flows(FLOWS)
+    config = harness.config(flows__path=str(flows))
+    base = [sys.executable, "-m", "pytest", "-q", "--nocrud-flows", "--nocrud-config", str(config)]
+    junit = tmp_path / "junit.xml"
+
+    def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, *args, str(flows)], cwd=tmp_path, env=_env(), capture_output=True,
+            text=True, timeout=900, check=False,
+        )  # fmt: skip
+
+    first = pytest_run("-m", "smoke or crud", "--junitxml", str(junit))
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "1 failed, 2 passed" in first.stdout, first.stdout
+    assert "a_missing_site_is_found: failed" in first.stdout
+    assert "GET /api/sites/424242" in first.stdout and "404" in first.stdout
+    cases = junit.read_text()
+    for name in ("site", "health_answers", "a_missing_site_is_found"):
+        assert f'name="{name}"' in cases, cases
+
+    smoke = pytest_run("-m", "smoke", "-k", "health")
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "1 passed, 2 deselected" in smoke.stdout, smoke.stdout
+
+    again = pytest_run("--lf")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert again.stdout.splitlines()[-1].startswith("1 failed"), again.stdout
+    assert "a_missing_site_is_found" in again.stdout and "health_answers" not in again.stdout
+    assert harness.leftovers() == []

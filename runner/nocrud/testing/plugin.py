@@ -86,6 +86,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "`nocrud up --report-to`).",
     )
     group.addoption(
+        "--nocrud-flows",
+        action="store_true",
+        default=False,
+        help="Collect the flows of flows.path (@flow and crud()) as tests, each in its own "
+        "environment; their tags become markers (pytest --nocrud-flows flows/).",
+    )
+    group.addoption(
         "--nocrud-no-record",
         action="store_true",
         default=False,
@@ -334,3 +341,85 @@ def _user_error(step: Callable[[], object]) -> str:
     except (NocrudError, ProvisionError) as exc:
         return f"nocrud: {exc}"
     return ""
+
+
+# -- flows as pytest items ----------------------------------------------------------------
+
+_FLOWS = pytest.StashKey[tuple[Path, list[Any]]]()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """Under ``--nocrud-flows``, a module of the flows package collects its flows."""
+    config = parent.config
+    if not config.getoption("--nocrud-flows") or file_path.suffix != ".py":
+        return None
+    directory, _ = _flows(config)
+    if not file_path.resolve().is_relative_to(directory):
+        return None
+    return FlowFile.from_parent(parent, path=file_path)
+
+
+def _flows(config: pytest.Config) -> tuple[Path, list[Any]]:
+    """The flows package's directory and its flows, discovered once per pytest run."""
+    found = config.stash.get(_FLOWS, None)
+    if found is None:
+        from nocrud.config import ConfigError
+        from nocrud.flows import FlowDiscoveryError, discover
+        from nocrud.testing.session import load
+
+        try:
+            loaded = load(_settings(config))
+            flows = discover(loaded.flows.path)
+        except (ConfigError, FlowDiscoveryError) as exc:
+            raise pytest.UsageError(f"nocrud: {exc}") from None
+        for tag in sorted({tag for flow in flows for tag in _markers(flow)}):
+            config.addinivalue_line("markers", f"{tag}: a nocrud flow tag (or kind)")
+        found = config.stash[_FLOWS] = (loaded.flows.path.resolve(), flows)
+    return found
+
+
+class FlowFile(pytest.File):
+    """One module of the flows package: its flows, in the order they are defined."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        _, flows = _flows(self.config)
+        here = self.path.resolve()
+        for flow in flows:
+            origin = Path(flow.origin.rpartition(":")[0] or flow.origin)
+            if origin.resolve() != here:
+                continue
+            item = pytest.Function.from_parent(self, name=flow.name, callobj=_flow_test(flow))
+            for tag in _markers(flow):
+                item.add_marker(tag)
+            yield item
+
+
+def _markers(flow: Any) -> list[str]:
+    """A flow's markers: its tags, and ``crud`` for a declared CRUD flow (as ``up --crud``)."""
+    return sorted({*flow.tags, *(["crud"] if flow.kind == "crud" else [])})
+
+
+def _flow_test(flow: Any) -> Callable[..., None]:
+    """The test function of one flow: run it as ``nocrud up`` would, then judge its result."""
+
+    def run_flow(_nocrud_session: EnvironmentSession) -> None:
+        __tracebackhide__ = True
+        from nocrud.report.terminal import format_steps
+        from nocrud.results import Status
+
+        result = _nocrud_session.run_flow(flow)
+        if result.status is Status.PASSED:
+            return
+        if result.status is Status.SKIPPED:
+            pytest.skip(result.message)
+        parts = [f"{flow.name}: {result.status.value}"]
+        if result.steps:
+            parts.append(format_steps(result.steps))
+        parts += [result.message, result.output]
+        if result.app_logs.strip():
+            tail = "\n".join(result.app_logs.strip().splitlines()[-LOG_LINES:])
+            parts.append(f"app log (last lines):\n{tail}")
+        pytest.fail("\n".join(part for part in parts if part), pytrace=False)
+
+    run_flow.__doc__ = flow.summary
+    return run_flow

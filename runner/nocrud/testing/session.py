@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from nocrud.config import Config
     from nocrud.docker.engine import Engine
     from nocrud.environment import Provisioner, Target
+    from nocrud.execute import FlowExecutor
+    from nocrud.flows import Flow
+    from nocrud.results import FlowResult
 
 __all__ = ["EnvironmentSession", "Settings", "TestEnvironment", "build_lock"]
 
@@ -157,6 +160,7 @@ class EnvironmentSession:
         self._engine: Engine | None = None
         self._provisioner: Provisioner | None = None
         self._start_error: BaseException | None = None
+        self._executor: FlowExecutor | None = None
         self.run_id = ""
 
     @property
@@ -205,9 +209,8 @@ class EnvironmentSession:
             raise
         return provisioner
 
-    @contextlib.contextmanager
-    def acquire(self, name: str, *, fresh: bool = False) -> Iterator[TestEnvironment]:
-        """One test's environment; handed back (or kept) when the block ends."""
+    def _ready(self) -> Provisioner:
+        """The prepared provisioner, started on first use; a failed start is raised again."""
         if self._start_error is not None:
             raise self._start_error  # every test would fail the same way: do not retry
         if self._provisioner is None:
@@ -217,7 +220,12 @@ class EnvironmentSession:
                 self._start_error = exc
                 raise
         assert self._provisioner is not None
-        with self._provisioner.acquire(name, fresh=fresh) as target:
+        return self._provisioner
+
+    @contextlib.contextmanager
+    def acquire(self, name: str, *, fresh: bool = False) -> Iterator[TestEnvironment]:
+        """One test's environment; handed back (or kept) when the block ends."""
+        with self._ready().acquire(name, fresh=fresh) as target:
             db = target.database
             yield TestEnvironment(
                 base_url=target.base_url,
@@ -229,6 +237,19 @@ class EnvironmentSession:
                 _target=target,
             )
 
+    def run_flow(self, flow: Flow) -> FlowResult:
+        """Run one ``@flow`` or ``crud()`` flow in an environment of its own, as ``nocrud up``
+        does (the same executor: its timeout, steps, output and app logs)."""
+        from nocrud.execute import FlowExecutor
+
+        if self._executor is None:
+            self._executor = FlowExecutor(
+                self._ready(),
+                flow_timeout=self.config.timeouts.flow,
+                keep_failed=self.settings.keep_failed,
+            )
+        return self._executor.run(flow, 0)
+
     def kill_all(self) -> int:
         """Tear every environment down now (an interrupt)."""
         return self._provisioner.kill_all() if self._provisioner is not None else 0
@@ -236,6 +257,7 @@ class EnvironmentSession:
     def close(self) -> None:
         """Remove what this process made (unless ``--nocrud-keep-failed``). Idempotent."""
         provisioner, self._provisioner = self._provisioner, None
+        self._executor = None
         engine, self._engine = self._engine, None
         try:
             if provisioner is not None:
