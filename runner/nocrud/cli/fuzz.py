@@ -105,6 +105,12 @@ __all__ = ["fuzz"]
     help="Log each environment's client in with ctx.login (JSON bearer login).",
 )
 @click.option(
+    "--login-path",
+    default="/api/auth/login",
+    show_default=True,
+    help="Where --auth posts its credentials (a JSON bearer-token login).",
+)
+@click.option(
     "--setup",
     metavar="MODULE:FUNCTION",
     default=None,
@@ -152,6 +158,7 @@ def fuzz(
     checks: tuple[str, ...],
     no_negative: bool,
     auth: str | None,
+    login_path: str,
     setup: str | None,
     replay_budget: int,
     keep_failed: bool,
@@ -203,6 +210,7 @@ def fuzz(
         keep_failed=keep_failed,
         replay_budget=replay_budget,
         auth=auth,
+        login_path=login_path,
         setup=setup,
         junit=str(junit) if junit else None,
         json=str(json_path) if json_path else None,

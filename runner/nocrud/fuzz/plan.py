@@ -73,6 +73,8 @@ class FuzzOptions:
     #: Replays a finding may spend on being minimised (the first two always run).
     replay_budget: int = 12
     auth: str | None = None
+    #: Where ``auth`` posts its credentials (``ctx.login``'s ``path``).
+    login_path: str = "/api/auth/login"
     setup: str | None = None
     junit: str | None = None
     json: str | None = None

@@ -441,10 +441,10 @@ def _setup_function(config: Config, options: FuzzOptions) -> Callable[[FlowConte
         user, sep, password = options.auth.partition(":")
         if not sep or not user:
             raise UsageError(
-                "--auth: expected USER:PASSWORD (a JSON bearer login at "
-                "/api/auth/login, as ctx.login does); for other schemes use --setup"
+                "--auth: expected USER:PASSWORD (a JSON bearer login at --login-path, "
+                "as ctx.login does); for other schemes use --setup"
             )
-        return lambda ctx: ctx.login(user, password)
+        return lambda ctx: ctx.login(user, password, path=options.login_path)
     if options.setup is None:
         return None
     return _load_setup(config.root, options.setup)
