@@ -138,7 +138,10 @@ class FuzzSchema:
         fuzz = self
         state = {"sequence": -1, "start": 0}
 
-        base = self.raw.as_state_machine()
+        chosen = {op.label for op in self.operations} - set(self.skipped)
+        # Only the chosen operations, and none Schemathesis cannot draw for: one such
+        # operation would end every sequence that reaches it with a generation error.
+        base = self.raw.include(func=lambda ctx: ctx.operation.label in chosen).as_state_machine()
 
         class Machine(base):  # type: ignore[misc,valid-type]
             rule_order_seed = unit.seed
