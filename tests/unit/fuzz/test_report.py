@@ -87,9 +87,9 @@ def test_curl_script_replays_the_sequence_and_reads_secrets_from_the_environment
     path = tmp_path / "fail.sh"
     path.write_text(script)
     # It is valid shell and refuses to run without a base URL.
-    checked = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
+    checked = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
-    missing = subprocess.run(["sh", str(path)], capture_output=True, text=True)
+    missing = subprocess.run(["sh", str(path)], capture_output=True, text=True, check=False)
     assert missing.returncode != 0
     assert "base URL" in missing.stderr
 
