@@ -84,8 +84,16 @@ class FuzzSchema:
     def labels(self) -> list[str]:
         return [op.label for op in self.operations]
 
-    def draw(self, count: int, seed: int, *, negative: bool) -> Draws:
-        """Draw ``count`` cases per operation and mode, each operation from its own seed."""
+    def draw(
+        self, count: int, seed: int, *, negative: bool, fixed: Mapping[str, str] | None = None
+    ) -> Draws:
+        """Draw ``count`` cases per operation and mode, each operation from its own seed.
+
+        ``fixed`` headers are never generated (nor left out by invalid cases): the
+        ``Authorization`` header when nocrud logs each environment in, whose real value
+        replaces the placeholder when the case is sent. Otherwise an invalid case whose
+        only fault is a missing credential would be "accepted", because the login adds it.
+        """
         from schemathesis import GenerationMode
 
         from nocrud.fuzz.plan import derive_seed
@@ -95,7 +103,8 @@ class FuzzSchema:
         for op in self.operations:
             for mode in modes:
                 got: list[Any] = []
-                collect = _collector(op, mode, count, derive_seed(seed, op.label, mode.value), got)
+                strategy = op.as_strategy(generation_mode=mode, headers=dict(fixed or {}))
+                collect = _collector(strategy, count, derive_seed(seed, op.label, mode.value), got)
                 try:
                     collect()
                 except Exception as exc:  # noqa: BLE001 - a schema Hypothesis cannot draw from
@@ -249,7 +258,7 @@ def load_schema(
     return FuzzSchema(document, operations, checks)
 
 
-def _collector(op: Any, mode: Any, count: int, seed: int, got: list[Any]) -> Callable[[], None]:
+def _collector(strategy: Any, count: int, seed: int, got: list[Any]) -> Callable[[], None]:
     """A Hypothesis test that only collects the cases it is given (no request is sent)."""
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hypothesis_seed
@@ -263,7 +272,7 @@ def _collector(op: Any, mode: Any, count: int, seed: int, got: list[Any]) -> Cal
         suppress_health_check=list(HealthCheck),
         print_blob=False,
     )
-    @given(case=op.as_strategy(generation_mode=mode))
+    @given(case=strategy)
     def collect(case: Any) -> None:
         got.append(case)
 
