@@ -211,3 +211,49 @@ def test_sigkill_mid_fuzz_leaves_nothing_15_seconds_later(app: Path) -> None:
     while labelled_now(app) and time.monotonic() - killed < 15:
         time.sleep(0.25)
     assert labelled_now(app) == [], "still there 15 s after SIGKILL"
+
+
+def test_fuzz_benchmark_prints_both_sides_at_reduced_size(app: Path) -> None:
+    """benchmarks/fuzz.py on this app at a tiny budget: both rows, figures that add up."""
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "fuzz.py"),
+            "--example",
+            str(app),
+            "--project",
+            f"{FUZZ_PROJECT}-bench",
+            "--auth",
+            "",
+            "-j",
+            "2",
+            "--seed",
+            "3",
+            "--max-examples",
+            "10",
+            "--sequences",
+            "6",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split("  ")[0]: line.split() for line in proc.stdout.splitlines()}
+    nocrud = [float(x) for x in rows["nocrud fuzz, pool -j 2"][5:11]]
+    shared = [float(x) for x in rows["shared app+DB, -j 2"][4:10]]
+    # wall, requests, examples/s, failures, confirmed, false or flaky: the same cases on
+    # both sides (the same requests while exploring), and the counts add up.
+    assert nocrud[1] == shared[1] > 0, proc.stdout
+    assert nocrud[0] > 0 and shared[0] > 0
+    assert nocrud[3] == nocrud[4] + nocrud[5], proc.stdout
+    assert shared[3] == shared[4] + shared[5], proc.stdout
+    # The four seeded bugs, seven failed checks, all confirmed by a clean replay.
+    assert nocrud[4] == 7, proc.stdout
+    assert "order-dependent" in proc.stdout
+    assert labelled_now(app) == []
