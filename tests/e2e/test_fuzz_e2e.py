@@ -247,9 +247,10 @@ def test_fuzz_benchmark_prints_both_sides_at_reduced_size(app: Path) -> None:
     rows = {line.split("  ")[0]: line.split() for line in proc.stdout.splitlines()}
     nocrud = [float(x) for x in rows["nocrud fuzz, pool -j 2"][5:11]]
     shared = [float(x) for x in rows["shared app+DB, -j 2"][4:10]]
-    # wall, requests, examples/s, failures, confirmed, false or flaky: the same cases on
-    # both sides (the same requests while exploring), and the counts add up.
-    assert nocrud[1] == shared[1] > 0, proc.stdout
+    # wall, requests, examples/s, failures, confirmed, false or flaky: both sides sent
+    # requests (the same stateless cases; stateful sequences follow the answers, so the
+    # totals may differ), and the counts add up.
+    assert nocrud[1] > 0 and shared[1] > 0, proc.stdout
     assert nocrud[0] > 0 and shared[0] > 0
     assert nocrud[3] == nocrud[4] + nocrud[5], proc.stdout
     assert shared[3] == shared[4] + shared[5], proc.stdout
