@@ -9,6 +9,7 @@ project's images once; each test names the item of issue 21 it shows.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -51,6 +52,7 @@ def binapp(
     shutil.copytree(BINAPP, root, dirs_exist_ok=True)
     _set(root / "nocrud.yaml", project=NAME)
     subprocess.run([root / "app" / "build.sh"], check=True, timeout=120)
+    assert (root / "out" / "notes").is_file()
     yield root
     run_nocrud("clean", "--all", "--images", cwd=root, timeout=300)
     for image in docker_client.images.list(filters={"label": f"nocrud.project={NAME}"}):
@@ -65,8 +67,10 @@ def test_an_app_that_connects_once_at_start_passes_under_every_strategy(
     """Item 1: the app starts only once its role has the environment's password.
 
     Before, under ``image`` the app was started before the password was set, and an app
-    that connects once at start died with `password authentication failed` (or a refused
-    connection) in most flows.
+    that connects once at start died with `password authentication failed` (or `the
+    database system is starting up`) in every flow. Item 4 too: the binary comes from
+    outside the build directory (``app.add_to_context``) and the port from a build
+    argument, so no flow could pass without both.
     """
     _set(binapp / "nocrud.yaml", run__strategy=strategy)
     done = run_nocrud("up", "-j", "2", cwd=binapp, timeout=RUN_TIMEOUT)
@@ -79,3 +83,74 @@ def test_an_app_that_connects_once_at_start_passes_under_every_strategy(
     ):
         assert re.search(rf"^PASSED  {name}", done.stdout, re.M), out
     assert "password authentication failed" not in out
+
+
+def test_the_app_key_covers_a_dockerignored_dockerfile_and_never_nocrud_state(
+    binapp: Path,
+) -> None:
+    """Item 2: app/.dockerignore lists the Dockerfile; editing it still rebuilds the image.
+
+    ``.nocrud/`` state inside the build directory changes nothing (before, the key
+    changed on every run and both images were rebuilt each time).
+    """
+    done = run_nocrud("build", cwd=binapp, timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (binapp / "app" / ".nocrud").mkdir(exist_ok=True)
+    (binapp / "app" / ".nocrud" / "last-run.json").write_text("{}")
+    done = run_nocrud("build", cwd=binapp, timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "app image up to date" in done.stdout, done.stdout
+    dockerfile = binapp / "app" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + 'LABEL binapp.edited="yes"\n')
+    done = run_nocrud("build", cwd=binapp, timeout=RUN_TIMEOUT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = re.search(r"built app image (\S+) ", done.stdout)
+    assert found, done.stdout
+    labels = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Labels}}", found.group(1)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert '"binapp.edited":"yes"' in labels, labels
+
+
+def test_a_failing_migrate_command_stops_a_migrate_run_once_with_exit_3(binapp: Path) -> None:
+    """Item 8: under ``migrate`` the app's failing migrate command stops the run once.
+
+    Before, the run exited 1 with every flow in ERROR and the command's output printed
+    once per flow (and twice in each).
+    """
+    broken = binapp / "app" / "migrations" / "002_broken.sql"
+    broken.write_text("CREATE TABLE oops (;\n")
+    _set(binapp / "nocrud.yaml", run__strategy="migrate")
+    try:
+        done = run_nocrud("up", "-j", "2", cwd=binapp, timeout=RUN_TIMEOUT)
+    finally:
+        broken.unlink()
+        _set(binapp / "nocrud.yaml", run__strategy="image")
+    out = done.stdout + done.stderr
+    assert done.returncode == 3, out
+    assert out.count("002_broken.sql failed") == 1, out
+    assert "syntax error" in out, out
+
+
+def test_doctor_refuses_a_dockerfile_path_that_up_refuses(binapp: Path) -> None:
+    """Items 9 and 10: a wrong app.dockerfile stops `up` and `doctor` alike with exit 2,
+    and the message shows that the path starts at app.build (as docs/config.md says)."""
+    _set(binapp / "nocrud.yaml", app__dockerfile="Dockerfile.missing")
+    try:
+        up = run_nocrud("up", cwd=binapp, timeout=300)
+        doctor = run_nocrud("doctor", cwd=binapp, timeout=300)
+        as_json = run_nocrud("doctor", "--json", cwd=binapp, timeout=300)
+    finally:
+        _set(binapp / "nocrud.yaml", app__dockerfile="Dockerfile")
+    assert up.returncode == 2, up.stdout + up.stderr
+    assert doctor.returncode == 2, doctor.stdout + doctor.stderr
+    assert "ready to run flows" not in doctor.stdout
+    assert "cannot run yet" in doctor.stdout, doctor.stdout
+    checks = {check["name"]: check for check in json.loads(as_json.stdout)}
+    assert checks["config"]["status"] == "fail", checks["config"]
+    assert "app.dockerfile" in checks["config"]["detail"]
+    assert str(binapp / "app" / "Dockerfile.missing") in checks["config"]["detail"]
