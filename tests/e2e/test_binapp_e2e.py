@@ -60,19 +60,16 @@ def binapp(
             docker_client.images.remove(tag, force=True)
 
 
-@pytest.mark.parametrize("strategy", ["image", "pool"])
-def test_an_app_that_connects_once_at_start_passes_under_every_strategy(
-    binapp: Path, strategy: str
-) -> None:
+def test_an_app_that_connects_once_at_start_passes_under_image(binapp: Path) -> None:
     """Item 1: the app starts only once its role has the environment's password.
 
     Before, under ``image`` the app was started before the password was set, and an app
     that connects once at start died with `password authentication failed` (or `the
     database system is starting up`) in every flow. Item 4 too: the binary comes from
     outside the build directory (``app.add_to_context``) and the port from a build
-    argument, so no flow could pass without both.
+    argument, so no flow could pass without both. (``pool``, ``template`` and ``migrate``
+    already started the app after the passwords; ``migrate`` runs below.)
     """
-    _set(binapp / "nocrud.yaml", run__strategy=strategy)
     done = run_nocrud("up", "-j", "2", cwd=binapp, timeout=RUN_TIMEOUT)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out
@@ -114,6 +111,25 @@ def test_the_app_key_covers_a_dockerignored_dockerfile_and_never_nocrud_state(
         timeout=60,
     ).stdout
     assert '"binapp.edited":"yes"' in labels, labels
+
+
+def test_an_edited_migration_is_the_one_the_migrate_command_applies(binapp: Path) -> None:
+    """Item 3: the app's Dockerfile puts its migrations in /srv/migrations, not under
+    its WORKDIR. Before, nocrud copied an edited migration to the guessed
+    ``<WORKDIR>/migrations`` and kept the app image, so the command applied the old
+    one and the build passed; now the edit rebuilds the app image and is what runs."""
+    migration = binapp / "app" / "migrations" / "001_note.sql"
+    original = migration.read_text()
+    migration.write_text(original + "SELECT no_such_function_21();\n")
+    try:
+        done = run_nocrud("build", cwd=binapp, timeout=RUN_TIMEOUT)
+    finally:
+        migration.write_text(original)
+    out = done.stdout + done.stderr
+    assert done.returncode == 3, out
+    assert "building app image" in done.stdout, out
+    assert "001_note.sql failed" in out, out
+    assert "no_such_function_21" in out, out
 
 
 def test_a_failing_migrate_command_stops_a_migrate_run_once_with_exit_3(binapp: Path) -> None:
