@@ -299,7 +299,8 @@ def run_flows(
         ),
         stopped=_lost_engine(executor)
         or ("" if executor.configuration_problem is None else str(executor.configuration_problem)),
-        infrastructure=executor.engine_problem is not None,
+        infrastructure=executor.engine_problem is not None
+        or getattr(executor.configuration_problem, "infrastructure", False),
         nocrud_version=__version__,
         shard=str(options.shard or ""),
         plan=options.plan,

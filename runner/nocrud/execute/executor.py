@@ -157,7 +157,12 @@ class FlowExecutor:
                 if self._stopping.is_set():
                     message = "environment torn down while starting (run interrupted)"
                 elif isinstance(exc, MisconfigurationError):
-                    message = str(exc)
+                    # A schema step's output is long: said once, with the run's verdict.
+                    message = (
+                        "environment did not start: its schema step failed (shown below)"
+                        if exc.infrastructure
+                        else str(exc)
+                    )
                     self._stop_for(exc)
                 elif isinstance(exc, ProvisionError):
                     message = f"environment did not start: {exc}"
