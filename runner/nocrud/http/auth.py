@@ -27,6 +27,7 @@ from nocrud.masking import MASK, mask_header, mask_mapping, mask_text
 
 if TYPE_CHECKING:
     from nocrud.http.client import ApiClient
+    from nocrud.http.responses import Response
 
 #: Methods that change state; Django wants the CSRF header on these.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -164,8 +165,40 @@ class Auth(requests.auth.AuthBase):
         return r
 
 
+class NoAuth(Auth):
+    """What ``auth=None`` on one call sends: no credentials, and no session cookie.
+
+    The session's cookie jar is left out so an anonymous call is anonymous (a session
+    cookie would also make a Django app demand a CSRF token). Cookies passed to that
+    call with ``cookies=`` are still sent.
+
+    Args:
+        cookies: The call's own cookies.
+        keep_session: Send the session's cookies after all (a login's own requests).
+    """
+
+    def __init__(
+        self, cookies: Mapping[str, str] | None = None, *, keep_session: bool = False
+    ) -> None:
+        self.cookies = dict(cookies or {})
+        self.keep_session = keep_session
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if not self.keep_session:
+            r.headers.pop("Cookie", None)
+            if self.cookies:
+                r.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return r
+
+    def __repr__(self) -> str:
+        return "None"
+
+
 class BearerToken(Auth):
     """``Authorization: Bearer <token>`` on every request.
+
+    ``BearerToken(token, scheme="Token")`` sends ``Authorization: Token <token>``, as
+    RealWorld (Conduit) apps and Django REST framework's ``TokenAuthentication`` want.
 
     Args:
         token: The token.
@@ -252,12 +285,17 @@ def bearer_login(
     token_field: str = "token",  # noqa: S107 - a field name, not a secret
     username_field: str = "username",
     password_field: str = "password",  # noqa: S107 - a field name, not a secret
+    scheme: str = "Bearer",
 ) -> BearerToken:
     """Log in with JSON credentials and use the returned token on ``client``.
 
     POSTs ``{username_field: username, password_field: password}`` to ``path``
-    (without any auth), reads the token from the JSON response and sets
-    ``client.auth`` to it.
+    (without any auth or session cookie), reads the token from the JSON response and
+    sets ``client.auth`` to it. Dots in the field names say where they sit in the body,
+    for APIs that wrap it: a RealWorld-style login is ``username_field="user.email",
+    password_field="user.password", token_field="user.token", scheme="Token"``, which
+    posts ``{"user": {"email": ..., "password": ...}}`` and sends
+    ``Authorization: Token <token>`` from then on.
 
     Args:
         client: The client to log in.
@@ -266,8 +304,9 @@ def bearer_login(
         password: The password.
         token_field: Where the token is in the response; dots walk into nested
             objects (``"data.access_token"``).
-        username_field: The JSON field for the user name.
-        password_field: The JSON field for the password.
+        username_field: The JSON field for the user name; dots nest it.
+        password_field: The JSON field for the password; dots nest it.
+        scheme: The word before the token in the ``Authorization`` header.
 
     Returns:
         The token, already set on ``client``.
@@ -276,22 +315,114 @@ def bearer_login(
         UnexpectedStatus: The login endpoint did not answer 2xx (wrong credentials).
         LoginError: The response has no string at ``token_field``.
     """
-    response = client.post(
-        path, json={username_field: username, password_field: password}, auth=None
+    body: dict[str, Any] = {}
+    _put(body, username_field, username)
+    _put(body, password_field, password)
+    response = client.post(path, json=body, auth=None)
+    token = BearerToken(_token_at(response, token_field), scheme=scheme)
+    client.auth = token
+    return token
+
+
+def oauth2_login(
+    client: ApiClient,
+    token_url: str | None = None,
+    *,
+    username: str,
+    password: str,
+    scope: str | None = None,
+    openapi: str = "/openapi.json",
+) -> BearerToken:
+    """Log in with OAuth2's password flow (FastAPI's ``OAuth2PasswordBearer``).
+
+    POSTs the form ``grant_type=password&username=...&password=...`` to the token URL
+    (without any auth or session cookie) and uses the ``access_token`` it answers,
+    with the ``token_type`` it names (``Bearer`` if none), on ``client``.
+
+    Args:
+        client: The client to log in.
+        token_url: The token endpoint. If not given, it is read from the app's
+            OpenAPI document (``GET openapi``): the ``tokenUrl`` of the password flow
+            of the first OAuth2 security scheme it declares (Swagger 2.0's
+            ``securityDefinitions`` too).
+        username: The user name.
+        password: The password.
+        scope: Space-separated scopes to ask for.
+        openapi: Where the app serves its OpenAPI document.
+
+    Returns:
+        The token, already set on ``client``.
+
+    Raises:
+        UnexpectedStatus: The token endpoint did not answer 2xx (wrong credentials), or
+            ``token_url`` is not given and the document could not be fetched.
+        LoginError: No token URL could be found, or the answer has no ``access_token``.
+    """
+    if token_url is None:
+        token_url = _declared_token_url(client, openapi)
+    form = {"grant_type": "password", "username": username, "password": password}
+    if scope:
+        form["scope"] = scope
+    response = client.post(token_url, data=form, auth=None)
+    data = response.json()
+    token_type = data.get("token_type") if isinstance(data, dict) else None
+    scheme = token_type.capitalize() if isinstance(token_type, str) and token_type else "Bearer"
+    token = BearerToken(_token_at(response, "access_token"), scheme=scheme)
+    client.auth = token
+    return token
+
+
+def _declared_token_url(client: ApiClient, openapi: str) -> str:
+    """The ``tokenUrl`` of the first OAuth2 password flow the app's document declares."""
+    document = client.get(openapi, auth=None).json()
+    schemes: Any = {}
+    if isinstance(document, dict):
+        components = document.get("components")
+        if isinstance(components, dict) and isinstance(components.get("securitySchemes"), dict):
+            schemes = components["securitySchemes"]
+        elif isinstance(document.get("securityDefinitions"), dict):  # Swagger 2.0
+            schemes = document["securityDefinitions"]
+    for scheme in schemes.values():
+        if not isinstance(scheme, dict) or scheme.get("type") != "oauth2":
+            continue
+        flows = scheme.get("flows")
+        password_flow = flows.get("password") if isinstance(flows, dict) else None
+        if isinstance(password_flow, dict) and isinstance(password_flow.get("tokenUrl"), str):
+            return str(password_flow["tokenUrl"])
+        if scheme.get("flow") == "password" and isinstance(scheme.get("tokenUrl"), str):
+            return str(scheme["tokenUrl"])
+    declared = sorted(schemes) if isinstance(schemes, dict) else []
+    raise LoginError(
+        f"the app's OpenAPI document ({openapi}) declares no OAuth2 password flow "
+        f'(security schemes: {declared or "none"}); pass token_url= (e.g. "/token"), '
+        "or openapi= if the document is served elsewhere"
     )
-    found: Any = response.json()
+
+
+def _put(body: dict[str, Any], field: str, value: str) -> None:
+    """Set ``value`` at ``field`` in ``body``; dots nest (``"user.email"``)."""
+    *outer, last = field.split(".")
+    for key in outer:
+        inner = body.setdefault(key, {})
+        if not isinstance(inner, dict):
+            raise TypeError(f"login field {field!r} nests inside {key!r}, which holds a value")
+        body = inner
+    body[last] = value
+
+
+def _token_at(response: Response, token_field: str) -> str:
+    """The string at dotted ``token_field`` of the response's JSON."""
+    data = response.json()
+    found: Any = data
     for key in token_field.split("."):
         found = found.get(key) if isinstance(found, dict) else None
     if not isinstance(found, str) or not found:
-        data = response.json()
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise LoginError(
-            f"POST {response.url} -> {response.status} has no token at {token_field!r} "
-            f"(top-level keys: {keys}); pass token_field= to say where it is"
+            f"{response.method} {response.url} -> {response.status} has no token at "
+            f"{token_field!r} (top-level keys: {keys}); pass token_field= to say where it is"
         )
-    token = BearerToken(found)
-    client.auth = token
-    return token
+    return found
 
 
 class SessionLogin(Auth):
@@ -392,7 +523,9 @@ class SessionLogin(Auth):
             LoginError: No CSRF cookie came with the login page, or no session
                 cookie came back from the POST.
         """
-        page = client.get(self.path, auth=None)
+        # The login's own requests carry the CSRF cookie the page set: no auth, cookies kept.
+        anonymous = NoAuth(keep_session=True)
+        page = client.get(self.path, auth=anonymous)
         token = _cookie(client.session.cookies, self.csrf_cookie)
         if token is None:
             raise LoginError(
@@ -409,7 +542,7 @@ class SessionLogin(Auth):
             # A successful Django login redirects to LOGIN_REDIRECT_URL, which may not
             # exist in an API-only app; the session cookie is on the redirect itself.
             allow_redirects=False,
-            auth=None,
+            auth=anonymous,
         )
         if self.session_cookie and _cookie(client.session.cookies, self.session_cookie) is None:
             raise LoginError(

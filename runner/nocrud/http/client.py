@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypedDict, Unpack
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import requests.auth
@@ -33,9 +33,11 @@ from nocrud.http.auth import (
     BasicAuth,
     BearerToken,
     LoginError,
+    NoAuth,
     Redactor,
     SessionLogin,
     bearer_login,
+    oauth2_login,
 )
 from nocrud.http.responses import (
     _INHERIT,
@@ -72,6 +74,7 @@ __all__ = [
     "SessionLogin",
     "UnexpectedStatus",
     "bearer_login",
+    "oauth2_login",
 ]
 
 
@@ -126,7 +129,7 @@ class ApiClient:
         self.name = name
         self.log = log
         self.recorder = recorder if recorder is not None else RequestRecorder()
-        self.session = requests.Session()
+        self.session = _AppSession(self._origin)
         # The app under test is reached directly, never through the HTTP(S)_PROXY a CI job
         # may set: requests would send even 127.0.0.1 (or the DinD host) there.
         self.session.trust_env = False
@@ -221,7 +224,10 @@ class ApiClient:
                 the concrete path if not given.
             **kwargs: Passed to :meth:`requests.Session.request` (``data``, ``files``,
                 ``timeout``, ``allow_redirects``...). ``auth=`` replaces the client's
-                auth for this request only; ``auth=None`` sends none.
+                auth for this request only; ``auth=None`` sends none, and no session cookie.
+                Redirects are followed on the app's own origin only; a redirect
+                elsewhere comes back as the 3xx (a FAILED status check naming its
+                ``Location`` unless ``expect=`` accepts it).
 
         Returns:
             The response.
@@ -240,6 +246,8 @@ class ApiClient:
             auth = self._auth
             if isinstance(auth, Auth):
                 auth.before_request(self)
+        elif auth is None:
+            auth = NoAuth(kwargs.get("cookies"))
         redactor = self._redactor(auth)
         send_headers = CaseInsensitiveDict(headers or {})
         if json is not None:
@@ -380,6 +388,26 @@ class ApiClient:
     def _log(self, line: str) -> None:
         if self.log is not None:
             self.log(line if self.name == "api" else f"{self.name}: {line}")
+
+
+class _AppSession(requests.Session):
+    """A session that follows redirects on the app's own origin only.
+
+    A redirect elsewhere (an anonymous POST sent to an external login page, say) is
+    returned as it is, so the call's status check reports the 3xx and its ``Location``
+    as a FAILED step instead of a connection error from a host nocrud cannot reach.
+    """
+
+    def __init__(self, origin: tuple[str, str]) -> None:
+        super().__init__()
+        self.origin = origin
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target: str | None = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        parts = urlsplit(urljoin(resp.url, target))
+        return target if (parts.scheme, parts.netloc.lower()) == self.origin else None
 
 
 def _auth_repr(auth: object) -> str:
