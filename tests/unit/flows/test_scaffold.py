@@ -169,14 +169,15 @@ def test_an_app_creating_with_put_gets_an_upsert_with_a_chosen_id() -> None:
     source = crud_source("reading", "/readings/", document=upsert_document(uuid_param, note))
     assert "    id=lambda ctx: unique_uuid(),  # the app takes ids chosen by the client\n" in source
     assert '    upsert="PUT",  # PUT /readings/{reading_id}/ creates the object\n' in source
-    assert "import unique, unique_uuid\n" in source
+    assert "from nocrud import crud, unique, unique_uuid\n" in source
     assert '"note": "ok"' in source and 'update=lambda ctx, obj: {"note": "ok (updated)"}' in source
     spec = crud_spec(source)
     assert (spec.upsert, callable(spec.chosen_id)) == ("PUT", True)
 
     int_param = {"name": "reading_id", "in": "path", "schema": {"type": "integer"}}
     numbered = crud_source("reading", "/readings/", document=upsert_document(int_param, note))
-    assert "id=lambda ctx: unique_int()," in numbered and "import unique, unique_int\n" in numbered
+    assert "id=lambda ctx: unique_int()," in numbered
+    assert "import crud, unique, unique_int\n" in numbered
 
     with_id = {"id": {"type": "string", "format": "uuid"}, **note}
     in_payload = crud_source("reading", "/readings/", document=upsert_document(uuid_param, with_id))
@@ -222,6 +223,9 @@ def test_generated_sources_are_formatted_python() -> None:
     for source in (crud_source("site", "/api/sites", document=DOCUMENT), flow_source("a_b")):
         compile(source, "<generated>", "exec")
         assert "'" not in source.replace("['id']", "")  # double quotes, like ruff format
+        # Flow authors import from nocrud, never from the modules behind it (issue 21).
+        imports = [line for line in source.splitlines() if line.startswith("from nocrud")]
+        assert imports and all(line.startswith("from nocrud import ") for line in imports)
 
 
 def test_new_commands_write_into_the_configured_flows_package(tmp_path: Path) -> None:
