@@ -111,7 +111,7 @@ class FlowContext:
             UnexpectedStatus: The login was refused (the flow is FAILED).
             LoginError: No token in the answer, or no token URL to post a form to.
         """
-        from nocrud.http.auth import bearer_login, oauth2_login
+        from nocrud.http.logins import bearer_login, oauth2_login
 
         target = client if client is not None else self.api
         if form:

@@ -1,10 +1,11 @@
 """Credentials for :class:`~nocrud.http.client.ApiClient`, and keeping them out of output.
 
-The auth helpers here (:class:`BearerToken`, :func:`bearer_login`, :class:`BasicAuth`,
-:class:`ApiKey`, :class:`SessionLogin`) are ``requests`` auth objects with two extra
-duties: they tell the client which headers, query parameters and literal values are
-secret, and they may log in lazily before the first request (Django-style cookie
-sessions). :class:`Redactor` turns a request's headers, URL and bodies into the text of
+The auth helpers here (:class:`BearerToken`, :class:`BasicAuth`, :class:`ApiKey`,
+:class:`SessionLogin`; the token logins are in :mod:`nocrud.http.logins`) are ``requests``
+auth objects with two extra duties: they tell the client which headers, query parameters
+and literal values are secret, and they may log in lazily before the first request
+(Django-style cookie sessions); :class:`NoAuth` is what ``auth=None`` on one call sends.
+:class:`Redactor` turns a request's headers, URL and bodies into the text of
 the request log, as a person may read it; what is secret there (``Authorization``,
 cookies, API keys, CSRF tokens, fields such as ``password`` or ``apiKey``, a URL's
 password) is decided by :mod:`nocrud.masking`, the policy the config display and the
@@ -27,7 +28,6 @@ from nocrud.masking import MASK, mask_header, mask_mapping, mask_text
 
 if TYPE_CHECKING:
     from nocrud.http.client import ApiClient
-    from nocrud.http.responses import Response
 
 #: Methods that change state; Django wants the CSRF header on these.
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -274,155 +274,6 @@ class ApiKey(Auth):
     def __repr__(self) -> str:
         where = f"param={self.param!r}" if self.param else f"header={self.header!r}"
         return f"ApiKey({MASK}, {where})"
-
-
-def bearer_login(
-    client: ApiClient,
-    path: str = "/api/auth/login",
-    *,
-    username: str,
-    password: str,
-    token_field: str = "token",  # noqa: S107 - a field name, not a secret
-    username_field: str = "username",
-    password_field: str = "password",  # noqa: S107 - a field name, not a secret
-    scheme: str = "Bearer",
-) -> BearerToken:
-    """Log in with JSON credentials and use the returned token on ``client``.
-
-    POSTs ``{username_field: username, password_field: password}`` to ``path``
-    (without any auth or session cookie), reads the token from the JSON response and
-    sets ``client.auth`` to it. Dots in the field names say where they sit in the body,
-    for APIs that wrap it: a RealWorld-style login is ``username_field="user.email",
-    password_field="user.password", token_field="user.token", scheme="Token"``, which
-    posts ``{"user": {"email": ..., "password": ...}}`` and sends
-    ``Authorization: Token <token>`` from then on.
-
-    Args:
-        client: The client to log in.
-        path: The login endpoint.
-        username: The user name.
-        password: The password.
-        token_field: Where the token is in the response; dots walk into nested
-            objects (``"data.access_token"``).
-        username_field: The JSON field for the user name; dots nest it.
-        password_field: The JSON field for the password; dots nest it.
-        scheme: The word before the token in the ``Authorization`` header.
-
-    Returns:
-        The token, already set on ``client``.
-
-    Raises:
-        UnexpectedStatus: The login endpoint did not answer 2xx (wrong credentials).
-        LoginError: The response has no string at ``token_field``.
-    """
-    body: dict[str, Any] = {}
-    _put(body, username_field, username)
-    _put(body, password_field, password)
-    response = client.post(path, json=body, auth=None)
-    token = BearerToken(_token_at(response, token_field), scheme=scheme)
-    client.auth = token
-    return token
-
-
-def oauth2_login(
-    client: ApiClient,
-    token_url: str | None = None,
-    *,
-    username: str,
-    password: str,
-    scope: str | None = None,
-    openapi: str = "/openapi.json",
-) -> BearerToken:
-    """Log in with OAuth2's password flow (FastAPI's ``OAuth2PasswordBearer``).
-
-    POSTs the form ``grant_type=password&username=...&password=...`` to the token URL
-    (without any auth or session cookie) and uses the ``access_token`` it answers,
-    with the ``token_type`` it names (``Bearer`` if none), on ``client``.
-
-    Args:
-        client: The client to log in.
-        token_url: The token endpoint. If not given, it is read from the app's
-            OpenAPI document (``GET openapi``): the ``tokenUrl`` of the password flow
-            of the first OAuth2 security scheme it declares (Swagger 2.0's
-            ``securityDefinitions`` too).
-        username: The user name.
-        password: The password.
-        scope: Space-separated scopes to ask for.
-        openapi: Where the app serves its OpenAPI document.
-
-    Returns:
-        The token, already set on ``client``.
-
-    Raises:
-        UnexpectedStatus: The token endpoint did not answer 2xx (wrong credentials), or
-            ``token_url`` is not given and the document could not be fetched.
-        LoginError: No token URL could be found, or the answer has no ``access_token``.
-    """
-    if token_url is None:
-        token_url = _declared_token_url(client, openapi)
-    form = {"grant_type": "password", "username": username, "password": password}
-    if scope:
-        form["scope"] = scope
-    response = client.post(token_url, data=form, auth=None)
-    data = response.json()
-    token_type = data.get("token_type") if isinstance(data, dict) else None
-    scheme = token_type.capitalize() if isinstance(token_type, str) and token_type else "Bearer"
-    token = BearerToken(_token_at(response, "access_token"), scheme=scheme)
-    client.auth = token
-    return token
-
-
-def _declared_token_url(client: ApiClient, openapi: str) -> str:
-    """The ``tokenUrl`` of the first OAuth2 password flow the app's document declares."""
-    document = client.get(openapi, auth=None).json()
-    schemes: Any = {}
-    if isinstance(document, dict):
-        components = document.get("components")
-        if isinstance(components, dict) and isinstance(components.get("securitySchemes"), dict):
-            schemes = components["securitySchemes"]
-        elif isinstance(document.get("securityDefinitions"), dict):  # Swagger 2.0
-            schemes = document["securityDefinitions"]
-    for scheme in schemes.values():
-        if not isinstance(scheme, dict) or scheme.get("type") != "oauth2":
-            continue
-        flows = scheme.get("flows")
-        password_flow = flows.get("password") if isinstance(flows, dict) else None
-        if isinstance(password_flow, dict) and isinstance(password_flow.get("tokenUrl"), str):
-            return str(password_flow["tokenUrl"])
-        if scheme.get("flow") == "password" and isinstance(scheme.get("tokenUrl"), str):
-            return str(scheme["tokenUrl"])
-    declared = sorted(schemes) if isinstance(schemes, dict) else []
-    raise LoginError(
-        f"the app's OpenAPI document ({openapi}) declares no OAuth2 password flow "
-        f'(security schemes: {declared or "none"}); pass token_url= (e.g. "/token"), '
-        "or openapi= if the document is served elsewhere"
-    )
-
-
-def _put(body: dict[str, Any], field: str, value: str) -> None:
-    """Set ``value`` at ``field`` in ``body``; dots nest (``"user.email"``)."""
-    *outer, last = field.split(".")
-    for key in outer:
-        inner = body.setdefault(key, {})
-        if not isinstance(inner, dict):
-            raise TypeError(f"login field {field!r} nests inside {key!r}, which holds a value")
-        body = inner
-    body[last] = value
-
-
-def _token_at(response: Response, token_field: str) -> str:
-    """The string at dotted ``token_field`` of the response's JSON."""
-    data = response.json()
-    found: Any = data
-    for key in token_field.split("."):
-        found = found.get(key) if isinstance(found, dict) else None
-    if not isinstance(found, str) or not found:
-        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise LoginError(
-            f"{response.method} {response.url} -> {response.status} has no token at "
-            f"{token_field!r} (top-level keys: {keys}); pass token_field= to say where it is"
-        )
-    return found
 
 
 class SessionLogin(Auth):

@@ -7,7 +7,7 @@ the flow is FAILED and the message shows the request and the response, secrets m
 When the app cannot be reached the call raises :class:`ApiConnectionError` instead, so
 the flow is an ERROR of its environment. Every request is timed into a
 :class:`RequestRecorder` as a :class:`~nocrud.results.RequestRecord` for ``--perf`` and
-endpoint coverage. Credentials live in :mod:`nocrud.http.auth`.
+endpoint coverage. Credentials live in :mod:`nocrud.http.auth` and :mod:`nocrud.http.logins`.
 """
 
 from __future__ import annotations
@@ -36,9 +36,8 @@ from nocrud.http.auth import (
     NoAuth,
     Redactor,
     SessionLogin,
-    bearer_login,
-    oauth2_login,
 )
+from nocrud.http.logins import bearer_login, oauth2_login, password_token_url
 from nocrud.http.responses import (
     _INHERIT,
     _SUCCESS,
@@ -75,6 +74,7 @@ __all__ = [
     "UnexpectedStatus",
     "bearer_login",
     "oauth2_login",
+    "password_token_url",
 ]
 
 

@@ -264,3 +264,27 @@ def test_new_commands_write_into_the_configured_flows_package(tmp_path: Path) ->
     flow = runner.invoke(main, ["new", "flow", "smoke"], obj=obj)
     assert flow.exit_code == 0, flow.output
     assert 'ctx.api.get("/ping", expect=200)' in (flows / "smoke.py").read_text()
+
+
+def test_a_declared_oauth2_password_flow_is_the_scaffolds_login() -> None:
+    """Issue 21, item 5: the login the document declares, not a JSON bearer login."""
+    flows = {"password": {"tokenUrl": "/api/v1/login/access-token", "scopes": {}}}
+    schemes = {"OAuth2PasswordBearer": {"type": "oauth2", "flows": flows}}
+    document = {**DOCUMENT, "components": {**DOCUMENT.get("components", {})}}
+    document["components"]["securitySchemes"] = schemes
+    given = crud_source("site", "/api/sites", document=document, auth=("alice", "pw"))
+    assert "(tokenUrl /api/v1/login/access-token)" in given
+    assert '    auth=lambda ctx: ctx.login("alice", "pw", form=True),\n' in given
+    assert callable(crud_spec(given).auth)
+    hinted = crud_source("site", "/api/sites", document=document)
+    assert '    # auth=lambda ctx: ctx.login("user", "password", form=True),\n' in hinted
+    assert crud_spec(hinted).auth is None
+    # Swagger 2.0 declares it in securityDefinitions.
+    swagger = {
+        "swagger": "2.0",
+        "paths": {},
+        "securityDefinitions": {
+            "password": {"type": "oauth2", "flow": "password", "tokenUrl": "/token"}
+        },
+    }
+    assert "form=True" in crud_source("site", "/api/sites", document=swagger, auth=("a", "b"))
