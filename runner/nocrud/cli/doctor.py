@@ -529,7 +529,7 @@ def _leftovers(client: Any) -> Check:
             live += 1
     others = []
     if live:
-        others.append(f"{live} of runs still going (or of other hosts)")
+        others.append(f"{live} object(s) of runs still going, or of other hosts")
     if kept:
         others.append(f"{kept} kept by --keep-failed")
     tail = f" ({'; '.join(others)})" if others else ""

@@ -301,6 +301,10 @@ def _describe(response: Response, expectation: str) -> str:
     if raw.history:
         hops = " -> ".join(f"{r.status_code} {redactor.url(r.url)}" for r in raw.history)
         lines.append(f"redirected: {hops}")
+    location = raw.headers.get("Location")
+    if raw.is_redirect and location:
+        # Only redirects on the app's own origin are followed (see client._AppSession).
+        lines.append(f"Location: {redactor.url(location)} (not followed)")
     header_lines = redactor.header_lines(request.headers, skip=_BORING_HEADERS)
     if header_lines:
         lines.append("request headers:")

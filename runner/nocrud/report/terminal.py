@@ -432,6 +432,10 @@ def plural(count: int, word: str) -> str:
 
 
 def running(flows: int, parallel: int) -> str:
-    """What a run is about to do: ``1 flow``, or ``38 flows with 8 in parallel``."""
+    """What a run is about to do: ``1 flow``, or ``38 flows with 8 in parallel``.
+
+    Never more in parallel than there are flows: 3 flows with ``-j 4`` run 3 at once.
+    """
     shown = plural(flows, "flow")
-    return shown if flows == 1 or parallel == 1 else f"{shown} with {parallel} in parallel"
+    at_once = min(flows, parallel)
+    return shown if at_once <= 1 else f"{shown} with {at_once} in parallel"
