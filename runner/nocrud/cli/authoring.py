@@ -278,7 +278,8 @@ def coverage(
     """Show which of the app's OpenAPI operations the last run's flows exercised.
 
     Each operation (method + path) is listed with the statuses it answered and the
-    number of flows that called it; then the share covered.
+    number of flows that called it; then the share covered. An operation that only
+    ever answered 5xx is not covered. The document may be JSON or YAML.
 
     \b
     Examples:
@@ -312,6 +313,8 @@ def coverage(
                 continue
             mark = "[green]✔[/]" if op.covered else "[red]✘[/]"
             statuses = " ".join(str(s) for s in op.statuses)
+            if op.statuses and not op.covered:
+                statuses += " (server errors only: not covered)"
             table.add_row(
                 mark,
                 op.operation.method,
