@@ -281,7 +281,7 @@ def test_the_collect_benchmark_shows_the_plugin_imports_nothing_heavy() -> None:
     assert any(line.startswith("with nocrud ") for line in lines), proc.stdout
     assert any(line.startswith("without (-p no:nocrud) ") for line in lines), proc.stdout
     assert any(line.startswith("with / without: ") for line in lines), proc.stdout
-    assert "heavy packages imported: none" in lines, proc.stdout
+    assert "heavy packages imported because of nocrud: none" in lines, proc.stdout
     assert "nocrud modules imported: nocrud nocrud.testing nocrud.testing.plugin" in lines
 
 
