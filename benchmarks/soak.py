@@ -22,6 +22,7 @@ SIGKILL). Exit status 0 when every check holds. Usage::
 
     v/bin/python benchmarks/soak.py                    # 50 then 200 flows at -j 8
     v/bin/python benchmarks/soak.py -n 24 --baseline 0 --json soak.json
+    v/bin/python benchmarks/soak.py --faults        # under fire: see soak_faults.py
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ from nocrud.flows import flow
 
 COUNT = {count}
 ROWS = 3
+#: Seconds between writing the rows and reading them back (``--faults`` kills in it).
+PAUSE = {pause}
 
 
 def _make(number):
@@ -90,6 +93,7 @@ def _make(number):
                 headers=headers,
                 expect=201,
             )
+        time.sleep(PAUSE)
         page = ctx.api.get("/api/sites", params={{"limit": 100}}).data
         listed = [site["name"] for site in page["items"]]
         with ctx.db.cursor() as cur:
@@ -147,12 +151,12 @@ class RunFigures:
         return not self.problems
 
 
-def write_project(workdir: Path, project: str, count: int) -> Path:
+def write_project(workdir: Path, project: str, count: int, *, pause: float = 0.0) -> Path:
     """A nocrud.yaml for example_app and a flows package of ``count`` soak flows."""
     package = workdir / f"soakflows{count}"
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text("")
-    (package / "soak.py").write_text(SOAK_FLOWS.format(count=count))
+    (package / "soak.py").write_text(SOAK_FLOWS.format(count=count, pause=pause))
     data = yaml.safe_load((REPO / "nocrud.yaml").read_text())
     data["project"] = project
     data["app"]["build"] = str(REPO / "example_app")
@@ -428,7 +432,9 @@ def print_table(runs: list[RunFigures]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("-n", "--flows", type=int, default=200, help="flows in the full run")
+    parser.add_argument(
+        "-n", "--flows", type=int, default=None, help="flows in the full run (200; --faults 300)"
+    )
     parser.add_argument("-j", "--parallel", type=int, default=8)
     parser.add_argument(
         "--baseline",
@@ -440,7 +446,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
     parser.add_argument("--deadline", type=float, default=1800, help="seconds any one run may take")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="under fire instead (benchmarks/soak_faults.py): kill app and database "
+        "containers mid-flow and restart a DinD daemon once; default -n 300",
+    )
+    parser.add_argument("--dind-image", default="nocrud/dind:1", help="the DinD image (--faults)")
     args = parser.parse_args(argv)
+    if args.faults:
+        return _faults(args)
+    args.flows = args.flows or 200
     baseline = args.flows // 4 if args.baseline is None else args.baseline
     sizes = [n for n in (baseline, args.flows) if n > 0]
 
@@ -485,6 +501,32 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(
             json.dumps({"ok": ok, "memory": memory, "runs": [asdict(r) for r in runs]}, indent=2)
         )
+    return 0 if ok else 1
+
+
+def _faults(args: argparse.Namespace) -> int:
+    """``--faults``: the soak under fire, with its own checks (see soak_faults.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "nocrud_bench_soak_faults", Path(__file__).with_name("soak_faults.py")
+    )
+    assert spec is not None and spec.loader is not None
+    faults = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = faults  # dataclasses look their module up while being defined
+    spec.loader.exec_module(faults)
+    flows = args.flows or 300
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="nocrud-soak-faults-"))
+    ok, runs = faults.run_faults(
+        flows=flows,
+        parallel=args.parallel,
+        project=args.project,
+        workdir=workdir,
+        deadline=args.deadline,
+        dind_image=args.dind_image,
+    )
+    if args.json is not None:
+        faults.write_json(args.json, ok, runs)
     return 0 if ok else 1
 
 

@@ -472,12 +472,14 @@ def start_dind(
     image: str = DIND_IMAGE,
     aliases: Sequence[str] = (),
     own_cgroup: bool = True,
+    restartable: bool = False,
 ) -> tuple[Any, int, Any]:
     """A DinD daemon (overlay2, on a volume of its own) as docs/ci/dind.md starts it.
 
     Also the stand-in for GitLab's ``docker:dind`` service in tests/e2e/test_ci_shapes.py
     (``aliases=["docker"]``). With ``own_cgroup``, the containers it runs are charged to
-    a cgroup of their own, ``/<name>``.
+    a cgroup of their own, ``/<name>``. With ``restartable``, ``/run`` is a tmpfs, so a
+    daemon killed and started again does not find its old pid file and refuse to start.
 
     Returns its container, the port its API is published on at 127.0.0.1, and a client of
     it; ``stack`` removes them all (and that cgroup).
@@ -494,6 +496,7 @@ def start_dind(
         },
         port_bindings={2375: ("127.0.0.1", None)},
         network_mode=network,
+        tmpfs={"/run": ""} if restartable else None,
     )
     # `--security-opt systempaths=unconfined`, as the API spells it (docs/ci/dind.md).
     host_config["MaskedPaths"] = []

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         SessionLogin,
         UnexpectedStatus,
         bearer_login,
+        oauth2_login,
     )
 
     __version__: str
@@ -58,6 +59,7 @@ __all__ = [
     "crud",
     "fields",
     "flow",
+    "oauth2_login",
     "param",
     "unique",
     "unique_email",
@@ -97,6 +99,7 @@ _HOMES = {
             "SessionLogin",
             "UnexpectedStatus",
             "bearer_login",
+            "oauth2_login",
         ),
         "nocrud.http",
     ),

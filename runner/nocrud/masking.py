@@ -22,7 +22,11 @@ the same way in each. The rules, and why each is what it is:
   word before it says what kind of credential it is (``API_KEY``, ``PRIVATE_KEY``,
   ``secretKey``, ``access_key``, ``signing_key``, run together as in ``apikey``):
   ``sort_key``, ``primary_key``, ``public_key``, ``Idempotency-Key``, a bare ``key``
-  and ``keyboard`` name things, not credentials. A key followed by ``id``
+  and ``keyboard`` name things, not credentials. A name that ends in the word ``key``
+  after any other word (``DJANGO_KEY``, ``STRIPE_KEY``, ``appKey``) is secret too,
+  unless that word is one of :data:`_NAMING_KEY_WORDS` (``sort``, ``primary``,
+  ``public``, ``idempotency``...): an env var of that shape is usually a credential,
+  and showing one by mistake costs more than masking a name. A key followed by ``id``
   (``ACCESS_KEY_ID``, ``key_id``) names a key rather than being one, so it is shown.
   An auth helper may declare more names (``ApiKey(param="key")``): ``names=``.
 - **Values with nothing to hide** are shown even under a secret name: empty, null,
@@ -140,6 +144,36 @@ _KEY_QUALIFIERS = frozenset(
     }
 )
 
+# The word before a final "key" that makes it the name of a thing, not a credential.
+_NAMING_KEY_WORDS = frozenset(
+    {
+        "cache",
+        "candidate",
+        "composite",
+        "dedup",
+        "foreign",
+        "group",
+        "hash",
+        "idempotency",
+        "index",
+        "lookup",
+        "map",
+        "natural",
+        "object",
+        "order",
+        "partition",
+        "primary",
+        "public",
+        "range",
+        "routing",
+        "row",
+        "shard",
+        "sort",
+        "surrogate",
+        "unique",
+    }
+)
+
 _CASE_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"[a-z]+")
 _PLACEHOLDER = re.compile(r"\$?\{[A-Za-z_]\w*\}")
@@ -194,7 +228,11 @@ def _is_credential_key(words: tuple[str, ...], i: int) -> bool:
         return False
     word = words[i]
     if word in ("key", "keys"):
-        return i > 0 and words[i - 1] in _KEY_QUALIFIERS
+        if i == 0:
+            return False
+        if i == len(words) - 1 and words[i - 1] not in _NAMING_KEY_WORDS:
+            return True  # DJANGO_KEY, STRIPE_KEY: see the module docstring
+        return words[i - 1] in _KEY_QUALIFIERS
     stem = word.removesuffix("s").removesuffix("key")  # run together: "apikey", "privatekeys"
     return len(stem) < len(word) - 1 and any(stem.endswith(q) for q in _KEY_QUALIFIERS)
 

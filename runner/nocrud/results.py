@@ -17,7 +17,7 @@ from typing import Any
 
 #: Version of the JSON document written by ``--json``. Bump the major part on
 #: any change a reader would trip over.
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class Status(enum.StrEnum):
@@ -182,6 +182,40 @@ class FlowResult:
 
 
 @dataclass(frozen=True)
+class ShardPlan:
+    """The split a CI shard belongs to: every job of one split records the same plan.
+
+    ``fingerprint`` is a hash of the inputs that decide the split (the selected flows,
+    the durations read and ``total``): two jobs with the same fingerprint ran parts of
+    one plan. ``flows`` names every planned flow of every shard, so a merge can name
+    the flows no shard ran.
+    """
+
+    fingerprint: str
+    total: int
+    flows: tuple[str, ...]
+    #: The results files the durations were read from (empty: split by name).
+    durations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "total": self.total,
+            "durations": list(self.durations),
+            "flows": list(self.flows),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShardPlan:
+        return cls(
+            fingerprint=str(data["fingerprint"]),
+            total=int(data["total"]),
+            flows=tuple(str(n) for n in data.get("flows", [])),
+            durations=tuple(str(p) for p in data.get("durations", [])),
+        )
+
+
+@dataclass(frozen=True)
 class RunResult:
     """A whole run: the flows' results plus what identifies the run."""
 
@@ -200,6 +234,8 @@ class RunResult:
     #: ``stopped`` is the infrastructure going away (the Docker daemon lost, exit 3), not a
     #: configuration problem (exit 2).
     infrastructure: bool = False
+    #: The split this shard belongs to (``--shard``), else None.
+    plan: ShardPlan | None = None
 
     def count(self, status: Status) -> int:
         return sum(1 for f in self.flows if f.status is status)
@@ -222,6 +258,7 @@ class RunResult:
             "shard": self.shard,
             "stopped": self.stopped,
             "infrastructure": self.infrastructure,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
             "totals": {s.value: self.count(s) for s in Status} | {"total": len(self.flows)},
             "flows": [f.to_dict() for f in self.flows],
         }
@@ -245,5 +282,6 @@ class RunResult:
             shard=str(data.get("shard", "")),
             stopped=str(data.get("stopped", "")),
             infrastructure=bool(data.get("infrastructure", False)),
+            plan=ShardPlan.from_dict(data["plan"]) if data.get("plan") else None,
             flows=tuple(FlowResult.from_dict(f) for f in data["flows"]),
         )

@@ -6,12 +6,18 @@ same flows and the same history, so every job computes the same split without ta
 to the others: flows are placed longest first, each on the shard with the least work so
 far (the greedy "longest processing time" rule), a flow with no recorded duration counts
 as the mean of those that have one, and ties go by name. The history is any number of
-results files (``--json`` of earlier runs, ``.nocrud/last-run.json``, a merged report);
-a later file's duration of a flow replaces an earlier one's.
+results files given with ``--durations`` (``--json`` of earlier runs, a merged report);
+a later file's duration of a flow replaces an earlier one's. There is no default file:
+``.nocrud/last-run.json`` is rewritten by every shard that runs before the next one
+starts, so jobs reading it would plan differently. Without ``--durations`` the split is
+by name, the same for every job. Each shard records its :class:`~nocrud.results.ShardPlan`
+(a fingerprint of the selection, the durations and N, and every planned flow's name),
+so ``nocrud report merge`` can refuse parts of different plans and name a lost flow.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from nocrud.errors import UsageError
+from nocrud.results import ShardPlan
 
 __all__ = [
     "Shard",
@@ -27,8 +34,10 @@ __all__ = [
     "load_durations",
     "parse_shard",
     "plan",
+    "plan_of",
     "select_shard",
     "shard_from_env",
+    "shard_plan",
 ]
 
 
@@ -150,3 +159,38 @@ def plan(flows: Sequence[N], total: int, durations: Mapping[str, float]) -> list
 def select_shard(flows: Sequence[N], shard: Shard, durations: Mapping[str, float]) -> list[N]:
     """The flows of ``shard`` (see :func:`plan`)."""
     return plan(flows, shard.total, durations)[shard.index - 1]
+
+
+def shard_plan(
+    flows: Sequence[_Named],
+    total: int,
+    durations: Mapping[str, float],
+    sources: Sequence[Path] = (),
+) -> ShardPlan:
+    """The plan every job of a split shares: its fingerprint and every planned flow.
+
+    The fingerprint hashes what decides the split (the selected flows, the durations
+    used for them, to the millisecond, and ``total``), not file names or times: two jobs
+    fed the same inputs agree, whichever path they read them from.
+    """
+    names = sorted(f.name for f in flows)
+    used = {name: round(durations[name], 3) for name in names if name in durations}
+    key = json.dumps({"flows": names, "durations": used, "total": total}, sort_keys=True)
+    return ShardPlan(
+        fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
+        total=total,
+        flows=tuple(f.name for f in flows),
+        durations=tuple(str(p) for p in sources),
+    )
+
+
+def plan_of(
+    flows: Sequence[N], shard: Shard, sources: Sequence[Path]
+) -> tuple[list[N], ShardPlan, dict[str, float]]:
+    """This shard's flows, the plan they belong to, and the durations that balanced it.
+
+    The one place the split is made from files, for the run and for its recording alike.
+    """
+    durations = load_durations(sources)
+    chosen = select_shard(flows, shard, durations)
+    return chosen, shard_plan(flows, shard.total, durations, sources), durations

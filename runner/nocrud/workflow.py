@@ -10,6 +10,7 @@ build (which removes its temporary container and network) the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import signal
 import threading
 import time
@@ -42,9 +43,9 @@ from nocrud.images import BuiltImages, build_images
 from nocrud.images.own import ensure_own_image
 from nocrud.report import TerminalReporter, write_json, write_junit
 from nocrud.report.terminal import running
-from nocrud.results import FlowResult, RunResult
+from nocrud.results import FlowResult, RunResult, ShardPlan
 from nocrud.scheduler import BACKENDS, Backend, RunListener
-from nocrud.sharding import Shard, load_durations, select_shard
+from nocrud.sharding import Shard, plan_of
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class UpOptions:
     durations: Sequence[Path] = ()
     #: Send the flows to Celery workers through this Redis broker instead of running them here.
     broker: str | None = None
+    #: The split of a CI shard; set by :func:`up` from ``shard`` and ``durations``.
+    plan: ShardPlan | None = None
+    #: The run's one id (terminal, reports, Docker labels, store, console, Celery tasks);
+    #: empty: a new one. The CLI chooses it before the run is recorded, so all agree.
+    run_id: str = ""
 
 
 def prepare_docker(config: Config, console: Console, *, reaper: bool = True) -> Engine:
@@ -129,7 +135,8 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
         console.print("no flows selected: check -f/-k, or `nocrud list` to see the flows there are")
         return EXIT_USAGE
     if options.shard is not None:
-        flows = _shard(flows, options, console)
+        flows, plan = _shard(flows, options, console)
+        options = dataclasses.replace(options, plan=plan)
         if not flows:
             # More jobs than flows: this job passes, and its empty files keep the merge whole.
             _write_reports(_empty_run(config, options), options, console)
@@ -137,7 +144,7 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
     if options.broker is not None:
         return _up_remote(config, flows, options, console)
     provisioner = provisioner_for(config)  # an unknown strategy stops here, before Docker
-    run_id = cleanup.new_run_id()
+    run_id = options.run_id or cleanup.new_run_id()
     # Kept environments must outlive this process, so a --keep-failed run has no reaper.
     engine = prepare_docker(config, console, reaper=not options.keep_failed)
     try:
@@ -182,28 +189,28 @@ def _verdict(result: RunResult, console: Console) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
-def _shard(flows: list[Flow], options: UpOptions, console: Console) -> list[Flow]:
-    """This CI job's part of ``flows``, balanced by the durations of earlier runs."""
+def _shard(flows: list[Flow], options: UpOptions, console: Console) -> tuple[list[Flow], ShardPlan]:
+    """This CI job's part of ``flows``, balanced by ``--durations``, and the plan it is part of."""
     assert options.shard is not None
-    durations = load_durations(options.durations)
-    chosen = select_shard(flows, options.shard, durations)
+    chosen, plan, durations = plan_of(flows, options.shard, options.durations)
     known = sum(1 for f in flows if f.name in durations)
     estimate = sum(durations.get(f.name, 0.0) for f in chosen)
     history = (
         f"{known} of {len(flows)} with recorded durations, ~{estimate:.0f} s of them here"
         if known
-        else "no recorded durations yet: split by name"
+        else "split by name; --durations FILE balances by time"
     )
     console.print(
-        f"shard {options.shard}: {len(chosen)} of {len(flows)} flow(s) ({history})",
+        f"shard {options.shard}: {len(chosen)} of {len(flows)} flow(s) ({history}; "
+        f"plan {plan.fingerprint})",
         soft_wrap=True,
     )
-    return chosen
+    return chosen, plan
 
 
 def _empty_run(config: Config, options: UpOptions) -> RunResult:
     return RunResult(
-        run_id=cleanup.new_run_id(),
+        run_id=options.run_id or cleanup.new_run_id(),
         project=config.project,
         flows=(),
         started_at=time.time(),
@@ -211,6 +218,7 @@ def _empty_run(config: Config, options: UpOptions) -> RunResult:
         parallel=config.parallel,
         nocrud_version=__version__,
         shard=str(options.shard or ""),
+        plan=options.plan,
     )
 
 
@@ -295,9 +303,11 @@ def run_flows(
         ),
         stopped=_lost_engine(executor)
         or ("" if executor.configuration_problem is None else str(executor.configuration_problem)),
-        infrastructure=executor.engine_problem is not None,
+        infrastructure=executor.engine_problem is not None
+        or getattr(executor.configuration_problem, "infrastructure", False),
         nocrud_version=__version__,
         shard=str(options.shard or ""),
+        plan=options.plan,
     )
     reporter.finish(result)
     return result
@@ -314,7 +324,7 @@ def _lost_engine(executor: FlowExecutor) -> str:
         text = f"lost the Docker daemon at {problem.where} after {done} flow"
         text += f"{'' if done == 1 else 's'} ({problem.cause})"
     return (
-        f"{text}: the flows that did not finish are reported as not run; check the daemon "
+        f"{text}: the flows it was running are errors, the rest not run; check the daemon "
         "(`nocrud doctor`) and run again"
     )
 
@@ -340,7 +350,7 @@ def run_remote(
     from nocrud.worker.checkout import fingerprint
 
     assert options.broker is not None
-    run_id = cleanup.new_run_id()
+    run_id = options.run_id or cleanup.new_run_id()
     reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
     runner: Backend[Flow] = BACKENDS["celery"](
         None,
@@ -383,6 +393,7 @@ def run_remote(
         interrupted=schedule.interrupted or stopped.is_set(),
         nocrud_version=__version__,
         shard=str(options.shard or ""),
+        plan=options.plan,
     )
     reporter.finish(result)
     return result

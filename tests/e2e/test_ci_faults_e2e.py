@@ -8,7 +8,8 @@
   reports the dead job's objects and its ``nocrud clean`` removes them, not the live job's.
 * Docker-in-Docker: the GitLab recipe of docs/ci run as written beside an empty service,
   filling it from the CI's image cache; then that service killed under a run, which must
-  say so once, exit 3 and report the flows it did not run as not run.
+  say so once, exit 3, report the flows in flight as errors saying why (JUnit, JSON and
+  the terminal count them alike) and the flows it did not start as not run.
 
 The measured times are printed (``pytest -s``) and stated in docs/ci/README.md. Every
 object carries this session's project label, and is removed in a ``finally``.
@@ -428,7 +429,7 @@ def test_the_gitlab_recipe_runs_as_written_beside_a_dind_service_with_the_image_
     assert harness.leftovers() == []
 
 
-def test_dind_losing_the_daemon_mid_run_is_one_cause_line_exit_3_and_flows_not_run(
+def test_dind_losing_the_daemon_mid_run_is_one_cause_line_exit_3_and_flows_in_flight_errors(
     docker_client: Any, harness: Any, runner_image: str, reaper_image: str, dind: Service
 ) -> None:
     from nocrud.config import load_config
@@ -484,18 +485,38 @@ def test_dind_losing_the_daemon_mid_run_is_one_cause_line_exit_3_and_flows_not_r
     results = json.loads((out / "results.json").read_text())
     statuses = {f["name"]: f["status"] for f in results["flows"]}
     assert set(statuses) == {f"short_{i}" for i in range(8)}
-    assert set(statuses.values()) <= {"passed", "skipped"}, statuses
+    assert set(statuses.values()) <= {"passed", "error", "skipped"}, statuses
     passed = sum(1 for s in statuses.values() if s == "passed")
     assert passed >= 2, statuses
     assert f"after {passed} flow" in cause[0]
     assert results["infrastructure"] is True
+    # The flows in flight when the daemon went are errors that say why; the rest not run.
+    errors = [f for f in results["flows"] if f["status"] == "error"]
     skipped = [f for f in results["flows"] if f["status"] == "skipped"]
-    assert skipped, statuses
-    assert all("lost its Docker daemon" in f["message"] for f in skipped), skipped
-    # The JUnit report does not blame the flows: no failure or error, the rest skipped.
+    assert errors, statuses
+    assert all("lost its Docker daemon while this flow ran" in f["message"] for f in errors)
+    assert all("not run: run lost its Docker daemon" in f["message"] for f in skipped), skipped
+    assert results["totals"] == {
+        "passed": passed,
+        "failed": 0,
+        "error": len(errors),
+        "skipped": len(skipped),
+        "total": 8,
+    }
+    # The JUnit report counts them the same: a CI test widget does not show a clean run.
     suite = ET.parse(out / "report.xml").getroot()
-    assert suite.get("failures") == "0" and suite.get("errors") == "0", ET.tostring(suite)
-    assert suite.get("skipped") == str(len(skipped))
+    assert suite.get("failures") == "0", ET.tostring(suite)
+    assert suite.get("errors") == str(len(errors)) and suite.get("skipped") == str(len(skipped))
+    in_junit = {
+        case.get("name")
+        for case in suite.iter("testcase")
+        if "while this flow ran" in case.findtext("error", default="")
+    }
+    assert in_junit == {f["name"] for f in errors}
+    reason = [p.get("value") for p in suite.iter("property") if p.get("name") == "stopped"]
+    assert reason == [results["stopped"]] and reason[0].startswith("lost the Docker daemon")
+    summary = f"{passed} passed, {len(errors)} error"
+    assert summary in output, output
     assert harness.leftovers() == []
 
 

@@ -575,6 +575,50 @@ def test_the_gitlab_recipe_without_its_service_fails_first_naming_the_alias(
     assert "$ " + lines[2] not in output, output
 
 
+def test_a_docker_host_address_on_another_network_fails_in_seconds_naming_the_network(
+    docker_client: Any, harness: Any, runner_image: str
+) -> None:
+    """The job's network cannot reach DOCKER_HOST's address: Docker drops packets between
+    bridge networks, so the address is silent, as a DinD container's IP is from a job on
+    another network. The address is an unused one inside a network this test creates."""
+    import ipaddress
+
+    config = harness.config()
+    label = {TEST_LABEL: harness.project}
+    job_net = docker_client.networks.create(
+        f"nocrud-e2e-{harness.project}-jobnet", driver="bridge", labels=label
+    )
+    other = docker_client.networks.create(
+        f"nocrud-e2e-{harness.project}-daemonnet", driver="bridge", labels=label
+    )
+    try:
+        other.reload()
+        subnet = ipaddress.ip_network(other.attrs["IPAM"]["Config"][0]["Subnet"])
+        silent = str(subnet.network_address + 200)  # inside the test's own network, unused
+        started = time.monotonic()
+        code, output = run_job_container(
+            docker_client,
+            harness,
+            name=f"nocrud-e2e-{harness.project}-silent-job",
+            script=f"nocrud -c {config} up",
+            environment={"DOCKER_HOST": f"tcp://{silent}:2375"},
+            network=job_net.name,
+        )
+        took = time.monotonic() - started
+    finally:
+        job_net.remove()
+        other.remove()
+    print(f"\nDOCKER_HOST on another network: failed after {took:.1f} s (was 65 s)")
+
+    assert code == 3, output
+    text = " ".join(output.split())
+    assert f"the address {silent} does not answer from this network" in text, output
+    # The short TCP probe said it, not the Docker client's 60 s call timeout.
+    assert "no answer to a TCP connection within 4 s" in text, output
+    assert "runs on the Docker daemon's network" in text, output
+    assert "Traceback" not in output, output
+
+
 def test_the_github_recipe_runs_as_written_on_this_machines_daemon(
     docker_client: Any, harness: Any, base_images: None
 ) -> None:

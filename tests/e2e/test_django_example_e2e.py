@@ -139,3 +139,42 @@ def test_bench_runs_every_strategy_on_the_django_example_and_leaves_nothing(
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| template |" in (out / "bench.md").read_text()
     assert harness.leftovers(django_project) == []
+
+
+# Reuses the module's images when an earlier test built them; builds them otherwise.
+@pytest.mark.timeout(1800)
+def test_the_django_pytest_suite_on_the_fixtures_passes_in_parallel(
+    harness: Any, django_project: str, tmp_path: Path
+) -> None:
+    """examples/django/pytest_suite (api + db) under pytest-xdist: each test its own pair."""
+    import sys
+
+    config = django_config(tmp_path, django_project)
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120"}
+    env.pop("NOCRUD_CONFIG", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-n",
+            "2",
+            "--nocrud-config",
+            str(config),
+            "--nocrud-strategy",
+            "pool",
+            str(EXAMPLE / "pytest_suite"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1700,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
+    assert "5 passed" in proc.stdout, proc.stdout
+    assert harness.leftovers(django_project) == []

@@ -227,3 +227,48 @@ def test_boot_cost_benchmark_prints_each_part_at_reduced_size(harness: Any) -> N
         assert took > 0 and cpu > 0, line
     assert re.search(r"migrate / image \d+\.\d+x, image / template \d+\.\d+x", proc.stdout)
     assert harness.client.api.containers(all=True, filters={"label": "nocrud.bench"}) == []
+
+
+def test_bench_measures_every_strategy_against_one_shared_environment(
+    harness: Any, tmp_path: Path
+) -> None:
+    """`shared`: one environment serves every flow; isolation flows see each other's rows there."""
+    harness.config(**PATIENT)
+    out = tmp_path / "bench"
+
+    bench = harness.run(
+        "bench", "--flows", "3", "-j", "1", "-k", "isolation",
+        "--strategies", "shared,image", "--out", str(out), timeout=900,
+    )  # fmt: skip
+
+    # Failures under shared are the point of the baseline, not a failed bench.
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    rows = {r["strategy"]: r for r in json.loads((out / "bench.json").read_text())["strategies"]}
+    shared, image = rows["shared"], rows["image"]
+    assert (shared["flows"], shared["left_behind"]) == (3, 0), shared
+    assert shared["passed"] < 3, "every flow saw only its own rows in one shared database"
+    assert (image["passed"], image["left_behind"]) == (3, 0), image
+    # One environment for all: its start happens in prepare, not per flow.
+    assert shared["docker_ops_per_flow"] < image["docker_ops_per_flow"], rows
+    multiple = image["wall"] / shared["wall"]
+    assert (
+        f"wall time as a multiple of shared (one environment, no reset): image {multiple:.2f}x"
+        in bench.stdout
+    ), bench.stdout
+    assert harness.leftovers() == []
+
+
+def test_run_overhead_benchmark_prints_both_sides_of_the_flows(harness: Any) -> None:
+    """benchmarks/run_overhead.py, one timed run: before and after the flows, against 1 s."""
+    config = harness.config()
+
+    proc = harness.benchmark("run_overhead", "-c", str(config), "-n", "1")
+
+    lines = proc.stdout.splitlines()
+    for part in ("start -> first flow starts", "the flows", "last flow ends -> exit"):
+        (row,) = [line for line in lines if line.startswith(part)]
+        p50, low = (float(x) for x in row[len(part) :].split())
+        assert 0 < low <= p50, row
+    assert any(line.startswith("before the flows: p50 ") for line in lines), proc.stdout
+    assert any(line.startswith("after the flows: p50 ") for line in lines), proc.stdout
+    assert harness.leftovers() == []

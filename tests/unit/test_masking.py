@@ -88,7 +88,14 @@ ROWS = [
     secret("signingKey"),
     secret("PWD"),  # the shell's working directory, but a "pwd" form field is a password
     secret("max_tokens"),  # the price of catching "accesstoken" run together
+    secret("DJANGO_KEY"),  # a final "key" after any other word (issue 21)
+    secret("STRIPE_KEY"),
+    secret("appKey"),
+    secret("github-keys"),
     shown("sort_key"),
+    shown("cache_key"),
+    shown("PARTITION_KEY"),
+    shown("KEY_NAME"),
     shown("primary_key"),
     shown("public_key"),
     shown("ACCESS_KEY_ID"),  # names a key, is not one

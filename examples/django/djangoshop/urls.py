@@ -46,6 +46,9 @@ schema_view = get_schema_view(
     renderer_classes=[JSONOpenAPIRenderer, JSONRenderer],
 )
 
+#: JSON, not Django's HTML page, for URLs no route matches (djangoshop.api.not_found).
+handler404 = "djangoshop.api.not_found"
+
 urlpatterns = [
     path("health/", health, name="health"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

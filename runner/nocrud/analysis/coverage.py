@@ -41,6 +41,7 @@ __all__ = [
     "guess_template",
     "load_openapi",
     "operations",
+    "parse_document",
     "state_dir",
 ]
 
@@ -168,8 +169,12 @@ class OperationCoverage:
 
     @property
     def covered(self) -> bool:
-        """Whether any flow called it."""
-        return bool(self.flows)
+        """Whether some flow called it and got an answer other than a server error.
+
+        An operation that only ever answered 5xx was reached but never worked, so it
+        counts as not covered (the statuses still show that it was called).
+        """
+        return any(status < 500 for status in self.statuses)
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ class CoverageReport:
 
     @property
     def covered(self) -> int:
-        """How many operations some flow called."""
+        """How many operations some flow called with an answer other than 5xx."""
         return sum(1 for op in self.operations if op.covered)
 
     @property
@@ -250,23 +255,54 @@ class OpenApiError(UsageError):
     """The OpenAPI document cannot be had; the message says why and what to do."""
 
 
-def load_openapi(source: str | Path) -> dict[str, Any]:
-    """Read an OpenAPI document (JSON) from a file, or from a URL.
+def parse_document(text: str, where: str) -> Any:
+    """An OpenAPI document's text, JSON or YAML, parsed.
+
+    JSON is tried first (it is YAML too, but the JSON parser is faster and its errors
+    read better for a JSON file); anything else is read as YAML, as ``openapi.yml``
+    files and ``app.openapi: spec.yaml`` are.
 
     Raises:
-        OpenApiError: It cannot be read, is not JSON, or has no ``paths``; the message
-            says which and what to do.
+        OpenApiError: The text is neither; the message names ``where`` and both formats.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise OpenApiError(
+            f"{where} is neither JSON nor YAML{at}: point --openapi (or app.openapi) at the "
+            "app's OpenAPI document"
+        ) from None
+
+
+def load_openapi(source: str | Path) -> dict[str, Any]:
+    """Read an OpenAPI document (JSON or YAML) from a file, or from a URL.
+
+    Raises:
+        OpenApiError: It cannot be read, is neither JSON nor YAML, or has no ``paths``;
+            the message says which and what to do.
     """
     text = str(source)
     try:
         if text.startswith(("http://", "https://")):
             import requests
 
-            response = requests.get(text, timeout=10, headers={"Accept": "application/json"})
+            response = requests.get(
+                text,
+                timeout=10,
+                headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.8"},
+            )
             response.raise_for_status()
-            document = response.json()
+            body = response.text
         else:
-            document = json.loads(Path(text).read_text())
+            body = Path(text).read_text()
     except FileNotFoundError:
         raise OpenApiError(
             f"no OpenAPI document at {text}: run `nocrud up` first (it saves the app's "
@@ -274,6 +310,7 @@ def load_openapi(source: str | Path) -> dict[str, Any]:
         ) from None
     except Exception as exc:  # noqa: BLE001 - any failure reads the same to the user
         raise OpenApiError(f"cannot read the OpenAPI document {text}: {exc}") from None
+    document = parse_document(body, text)
     if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
         raise OpenApiError(f"{text} is not an OpenAPI document (it has no 'paths' object)")
     return document

@@ -1,7 +1,7 @@
 """Request timings per endpoint, and their comparison with a stored baseline.
 
 ``nocrud up --perf`` turns every request the flows made (their
-:class:`~nocrud.results.RequestRecord` values) into ``.nocrud/perf/last.json``:
+:class:`~nocrud.results.RequestRecord` values) into ``.nocrud/perf/<project>/last.json``:
 per endpoint (``GET /api/sites/{id}``) the count, p50, p95, mean and max in
 milliseconds and the samples, and the same per flow. ``nocrud perf --baseline``
 copies it to ``baseline.json``; ``nocrud perf`` compares the two and says which

@@ -3,7 +3,9 @@
 :func:`run_bench` builds the images once (so no strategy pays for a build), then
 runs the selected flows under each strategy in turn, each in a process of its own
 (:mod:`nocrud.bench.measure`), plus the baseline a team would otherwise write: a
-Docker Compose project per flow (:mod:`nocrud.bench.compose`). It returns one
+Docker Compose project per flow (:mod:`nocrud.bench.compose`), and the floor every
+isolation is measured against: one environment shared by every flow, nothing reset
+(:mod:`nocrud.bench.shared`). It returns one
 :class:`~nocrud.bench.measure.Figures` per strategy, and writes them as a table,
 Markdown, JSON and a PNG chart (:mod:`nocrud.bench.report`). Run one bench at a time
 on a machine: the strategies share its Docker daemon and CPUs, which is the point.
@@ -19,16 +21,27 @@ from typing import TYPE_CHECKING, Any
 
 from nocrud.bench.measure import Figures, measure
 from nocrud.bench.report import ratios, table, write_chart, write_json, write_markdown
+from nocrud.bench.shared import SHARED
 
 if TYPE_CHECKING:
     from nocrud.config import Config
 
-__all__ = ["BASELINE", "DEFAULT_STRATEGIES", "Figures", "default_strategies", "run_bench"]
+__all__ = [
+    "BASELINE",
+    "BASELINES",
+    "DEFAULT_STRATEGIES",
+    "SHARED",
+    "Figures",
+    "default_strategies",
+    "run_bench",
+]
 
 #: The compose-per-flow baseline's name in --strategies and the reports.
 BASELINE = "compose"
+#: The names in --strategies that are not strategies a run may choose.
+BASELINES = (BASELINE, SHARED)
 #: What ``nocrud bench`` compares unless told otherwise (external joins when configured).
-DEFAULT_STRATEGIES = ("image", "pool", "template", "migrate", BASELINE)
+DEFAULT_STRATEGIES = ("shared", "image", "pool", "template", "migrate", BASELINE)
 
 
 def default_strategies(has_external_server: bool) -> tuple[str, ...]:
@@ -51,7 +64,8 @@ def run_bench(
     Args:
         config_path: The project's nocrud.yaml.
         flows: How many flows to run (the first ones of the selection, in discovery order).
-        strategies: Strategy names, and ``compose`` for the baseline, in the order to run.
+        strategies: Strategy names, and ``compose`` and ``shared`` for the baselines, in
+            the order to run.
         parallel: Flows at once, for every strategy.
         keyword: A ``-k`` expression selecting the flows first.
         out_dir: Where ``bench.md``, ``bench.json``, ``bench.png`` and the logs go.

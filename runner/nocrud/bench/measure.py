@@ -100,7 +100,7 @@ def measure(
     Args:
         client: The Docker client whose daemon's events are counted.
         config_path: The project's nocrud.yaml.
-        strategy: A ``run.strategy`` name, or ``compose`` for the baseline.
+        strategy: A ``run.strategy`` name, ``compose`` or ``shared`` for the baselines.
         flows: Names of the flows to run.
         parallel: Flows at once.
         workdir: Where the child writes its results.
@@ -239,6 +239,7 @@ def run_child(request: dict[str, Any]) -> None:
 
     from nocrud import workflow
     from nocrud.bench.compose import ComposeProvisioner
+    from nocrud.bench.shared import SHARED, SharedProvisioner
     from nocrud.config import load_config
     from nocrud.docker import cleanup
     from nocrud.environment import Provisioner, Run, needs_db_image, provisioner_for
@@ -247,14 +248,19 @@ def run_child(request: dict[str, Any]) -> None:
     strategy = request["strategy"]
     overrides: dict[str, Any] = {"run.parallel": request["parallel"]}
     if strategy != "compose":
-        overrides["run.strategy"] = strategy
+        # The shared baseline's one environment comes from the image strategy.
+        overrides["run.strategy"] = "image" if strategy == SHARED else strategy
     config = load_config(Path(request["config"]), overrides=overrides)
     wanted = list(request["flows"])
     by_name = {f.name: f for f in discover(config.flows.path)}
     flows = [by_name[name] for name in wanted]
-    provisioner: Provisioner = (
-        ComposeProvisioner() if strategy == "compose" else provisioner_for(config)
-    )
+    provisioner: Provisioner
+    if strategy == "compose":
+        provisioner = ComposeProvisioner()
+    elif strategy == SHARED:
+        provisioner = SharedProvisioner()
+    else:
+        provisioner = provisioner_for(config)
     console = Console(file=sys.stdout, soft_wrap=True, no_color=True, highlight=False)
     run_id = request["run_id"]
     engine = workflow.prepare_docker(config, console)

@@ -59,14 +59,24 @@ def table(figures: Sequence[Figures]) -> str:
 
 
 def ratios(figures: Sequence[Figures]) -> list[str]:
-    """The comparisons a team asks for, as sentences (wall time, slower / faster)."""
+    """The comparisons a team asks for, as sentences (wall time, slower / faster).
+
+    With the ``shared`` baseline measured, one more line gives every other strategy's
+    wall time as a multiple of it: what isolation costs over one environment for all.
+    """
     by = {f.strategy: f for f in figures}
     pairs = [("migrate", "image"), ("compose", "image"), ("image", "template"), ("image", "pool")]
-    return [
+    lines = [
         f"{slow} / {fast} wall time: {by[slow].wall / by[fast].wall:.2f}x"
         for slow, fast in pairs
         if slow in by and fast in by and by[fast].wall > 0
     ]
+    shared = by.get("shared")
+    others = [f for f in figures if f.strategy != "shared"]
+    if shared is not None and shared.wall > 0 and others:
+        multiples = ", ".join(f"{f.strategy} {f.wall / shared.wall:.2f}x" for f in others)
+        lines.append(f"wall time as a multiple of shared (one environment, no reset): {multiples}")
+    return lines
 
 
 def markdown(figures: Sequence[Figures], context: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from nocrud.errors import (
     NocrudError,
     one_line,
 )
+from nocrud.masking import mask_text
 
 __all__ = ["EXIT_CODES_HELP", "Command", "Group", "exit_now", "guarded"]
 
@@ -91,13 +92,14 @@ def guarded() -> Iterator[None]:
         _say("interrupted")
         exit_now(EXIT_INTERRUPTED)
     except NocrudError as exc:
-        _say(click.style("error:", fg="red", bold=True) + f" {exc}")
+        # Masked like every report: a failed command may quote a URL with its password.
+        _say(click.style("error:", fg="red", bold=True) + f" {mask_text(str(exc))}")
         exit_now(exc.exit_code)
     except _docker_errors() as exc:
         # The backstop for the daemon failing mid-run (out of disk, restarted, gone).
         _say(
             click.style("error:", fg="red", bold=True)
-            + f" Docker failed: {_short(exc)}; check the daemon with `nocrud doctor`"
+            + f" Docker failed: {mask_text(_short(exc))}; check the daemon with `nocrud doctor`"
         )
         exit_now(EXIT_INFRASTRUCTURE)
 

@@ -87,7 +87,7 @@ def recording(
         flow_names=names,
         parallel=config.parallel,
         strategy=str(config.run.strategy),
-        nocrud_run_id="",
+        nocrud_run_id=options.run_id,
         nocrud_version=__version__,
         selection=selection,
         git=git_info(config.root) if recorder else GitInfo(),
@@ -102,9 +102,9 @@ def recording(
 def _flow_names(config: Config, options: UpOptions) -> tuple[str, ...]:
     """The flows this run will run: the selection, and of a CI shard only its part."""
     from nocrud import workflow
-    from nocrud.sharding import load_durations, select_shard
+    from nocrud.sharding import plan_of
 
     flows = workflow.collect(config, options)
     if options.shard is not None:  # the same split the workflow makes, from the same files
-        flows = select_shard(flows, options.shard, load_durations(options.durations))
+        flows = plan_of(flows, options.shard, options.durations)[0]
     return tuple(f.name for f in flows)

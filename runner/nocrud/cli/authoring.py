@@ -90,13 +90,19 @@ def last_run_path(root: Path) -> Path:
     return state_dir(root) / LAST_RUN_FILE
 
 
+def perf_dir(root: Path, project: str) -> Path:
+    """The project's request timings and baseline: one folder per project, since two
+    configs in one directory share ``.nocrud/`` and must never compare with each other."""
+    return state_dir(root) / perf_module.PERF_DIR / project
+
+
 def record_run(root: Path, results: Path, *, perf: bool, say: Callable[[str], None]) -> None:
     """After ``nocrud up``: keep the results for ``coverage``; write timings with ``--perf``.
 
     Args:
         root: The directory of nocrud.yaml.
         results: The results JSON the run wrote (``--json``, or the default place).
-        perf: Also write ``.nocrud/perf/last.json``.
+        perf: Also write ``.nocrud/perf/<project>/last.json``.
         say: Prints one line for the user.
     """
     if not results.is_file():
@@ -111,7 +117,7 @@ def record_run(root: Path, results: Path, *, perf: bool, say: Callable[[str], No
         run = read_results(results)
         openapi = state_dir(root) / OPENAPI_FILE
         document = load_openapi(openapi) if openapi.is_file() else None
-        directory = state_dir(root) / perf_module.PERF_DIR
+        directory = perf_dir(root, run.project)
         target = perf_module.write_timings(run, directory, document)
     except (OSError, ValueError, KeyError, UsageError) as exc:
         say(f"could not keep this run's results in {state_dir(root)}: {exc}")
@@ -162,7 +168,8 @@ def perf(
       nocrud up --perf && nocrud perf              # later: compare, exit 1 on a regression
       nocrud perf --threshold 50 --min-delta 5
     """
-    directory = state_dir(load(ctx).root) / perf_module.PERF_DIR
+    config = load(ctx)
+    directory = perf_dir(config.root, config.project)
     out = console()
     if store:
         with _readable(directory / perf_module.LAST_FILE, _PERF_AGAIN):
@@ -271,7 +278,8 @@ def coverage(
     """Show which of the app's OpenAPI operations the last run's flows exercised.
 
     Each operation (method + path) is listed with the statuses it answered and the
-    number of flows that called it; then the share covered.
+    number of flows that called it; then the share covered. An operation that only
+    ever answered 5xx is not covered. The document may be JSON or YAML.
 
     \b
     Examples:
@@ -282,6 +290,12 @@ def coverage(
     config = load(ctx)
     root = config.root
     run = read_results(results or last_run_path(root))
+    if results is None and run.project != config.project:
+        raise UsageError(
+            f"{last_run_path(root)} holds a run of project {run.project!r} (another config "
+            f"in this directory), not {config.project!r}: run `nocrud up` for this project, "
+            "or pass --results FILE to read that run on purpose"
+        )
     document = find_openapi(root, openapi_source, config.app.openapi)
     report = compute_coverage(document, run)
     if as_json:
@@ -299,6 +313,8 @@ def coverage(
                 continue
             mark = "[green]✔[/]" if op.covered else "[red]✘[/]"
             statuses = " ".join(str(s) for s in op.statuses)
+            if op.statuses and not op.covered:
+                statuses += " (server errors only: not covered)"
             table.add_row(
                 mark,
                 op.operation.method,

@@ -7,8 +7,9 @@ socket mounted), the config, the base images (present, or at least pullable),
 the reaper image, free disk, the daemon's clock, and objects left by runs that
 died. Each :class:`Check` says ok, warn, fail or skip, what it saw, and for
 anything but ok what to do next. Only problems that stop every run are *fail*
-(no Docker; a base image that is neither here nor pullable), and only they make
-the command exit 3, the code of every command whose environment cannot be built.
+(no Docker; a base image that is neither here nor pullable; a config ``nocrud up``
+refuses), and only they make the command fail: exit 3, the code of every command
+whose environment cannot be built, or 2 when only the config is at fault.
 
 The Docker client comes from one seam, the ``connect`` argument, and facts
 about the machine (environment, clock, disk, container or not) from a
@@ -46,7 +47,7 @@ from nocrud.docker.engine import (
     in_container,
 )
 from nocrud.docker.podman import EngineKind, engine_kind
-from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK, one_line
+from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_USAGE, one_line
 
 #: Images every nocrud setup builds on (images/build-all.sh makes them offline).
 BASE_IMAGE = "debian:bookworm-slim"
@@ -190,8 +191,14 @@ def run_checks(
 
 
 def exit_code(checks: list[Check]) -> int:
-    """3 when a check failed (no environment can be built here), else 0; warnings pass."""
-    return EXIT_INFRASTRUCTURE if any(c.status is CheckStatus.FAIL for c in checks) else EXIT_OK
+    """3 when a check failed (no environment can be built here), else 0; warnings pass.
+
+    A config that ``nocrud up`` would refuse, and nothing else failing, is 2, ``up``'s code.
+    """
+    failed = {c.name for c in checks if c.status is CheckStatus.FAIL}
+    if failed == {"config"}:
+        return EXIT_USAGE
+    return EXIT_INFRASTRUCTURE if failed else EXIT_OK
 
 
 # ---------------------------------------------------------------- the checks
@@ -279,10 +286,11 @@ def _config(host: Host, config_path: Path | None) -> tuple[Check, list[tuple[str
     try:
         config = load_config(path, env=host.env)
     except ConfigError as exc:
+        # `nocrud up` refuses this config (exit 2): so does doctor (issue 21 item 9).
         return (
             Check(
                 "config",
-                CheckStatus.WARN,
+                CheckStatus.FAIL,
                 f"{path}: {exc}",
                 "fix nocrud.yaml (every key is in docs/config.md); `nocrud config` shows "
                 "the resolved values",
@@ -566,7 +574,7 @@ def _leftovers(client: Any) -> Check:
             live += 1
     others = []
     if live:
-        others.append(f"{live} of runs still going (or of other hosts)")
+        others.append(f"{live} object(s) of runs still going, or of other hosts")
     if kept:
         others.append(f"{kept} kept by --keep-failed")
     tail = f" ({'; '.join(others)})" if others else ""

@@ -106,6 +106,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "nocrud.cli.report:report",
         "Work with results files: join the shards of a CI run into one report.",
     ),
+    "fuzz": LazyCommand(
+        "nocrud.cli.fuzz:fuzz",
+        "Fuzz the app from its OpenAPI document; replay every failure in a brand-new environment.",
+    ),
 }
 
 

@@ -7,13 +7,18 @@ imports Docker, testcontainers, psycopg2 or requests (the flows may, for themsel
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from nocrud.cli._guard import Command
 from nocrud.cli._options import Selection, console, load, selection_options
 
-__all__ = ["config_command", "list_command"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["config_command", "list_command", "print_flows"]
 
 
 @click.command(name="list", cls=Command)
@@ -46,21 +51,42 @@ def list_command(ctx: click.Context, *, selection: Selection, as_json: bool) -> 
         ]
         click.echo(json.dumps(shown, indent=2))
         return
-    from rich.markup import escape
-    from rich.table import Table
-
-    from nocrud.report.terminal import plural, print_wide
+    from nocrud.report.terminal import plural
 
     out = console()
+    rows = [(f.name, f.kind, ",".join(sorted(f.tags)), f.summary) for f in flows]
+    print_flows(out, rows)
+    out.print(plural(len(flows), "flow"))
+
+
+def print_flows(out: Console, rows: Sequence[tuple[str, str, str, str]]) -> None:
+    """The flows as a table (name, kind, tags, description), or one block each if too wide.
+
+    On a terminal too narrow for the table (80 columns and a long flow name), rich would
+    cut the kind to a letter and drop the description without a word; each flow then
+    gets its own lines instead, nothing cut. Without a terminal the table is as wide as
+    its content (:func:`~nocrud.report.terminal.print_wide`), lines not padded.
+    """
+    from rich.markup import escape
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    from nocrud.report.terminal import print_wide
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("flow", "kind", "tags", "description"):
         table.add_column(column, no_wrap=column != "description")
-    for item in flows:  # escaped: a parametrised flow's "[id]" is not rich markup
-        tags = ",".join(sorted(item.tags))
-        table.add_row(escape(item.name), item.kind, escape(tags), escape(item.summary))
-    # Without a terminal (CI logs, pipes) at the width of the content: never one word a line.
-    print_wide(out, table)
-    out.print(plural(len(flows), "flow"))
+    for name, kind, tags, summary in rows:  # escaped: a flow's "[id]" is not rich markup
+        table.add_row(escape(name), kind, escape(tags), escape(summary))
+    needed = Measurement.get(out, out.options.update(width=10_000), table).maximum
+    if not out.is_terminal or needed <= out.width:
+        print_wide(out, table)
+        return
+    for name, kind, tags, summary in rows:
+        head = f"{escape(name)}  [dim]{kind}[/]" + (f"  {escape(tags)}" if tags else "")
+        out.print(head, overflow="fold")
+        if summary:
+            out.print(f"    {escape(summary)}", overflow="fold")
 
 
 @click.command(name="config", cls=Command)

@@ -48,8 +48,9 @@ def merge(
     """Merge shards' results files (all --json files, or all --junit files) into one.
 
     JSON inputs give the merged run as JSON and/or JUnit; JUnit inputs (from jobs that
-    kept only XML) give merged JUnit. The merge refuses runs of different projects, a
-    flow present in two files, and a set of shards with one missing.
+    kept only XML) give merged JUnit. The merge refuses runs of different projects,
+    shards of different plans (selection, --durations or N), a flow present in two
+    files, a set of shards with one missing, and planned flows that no shard ran.
 
     \b
     Examples:
@@ -89,3 +90,6 @@ def merge(
         write_junit(merged, junit_out)
         click.echo(f"JUnit XML written to {junit_out}")
     click.echo(f"merged {len(files)} file(s): {format_totals(merged)}")
+    lost = merging.missing_flows(merging.read_runs(files)) if allow_missing else []
+    if lost:
+        click.echo(f"not in any file ({len(lost)} planned flow(s)): {', '.join(lost)}")

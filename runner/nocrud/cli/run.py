@@ -9,6 +9,9 @@ the commands, so ``nocrud --help`` and ``nocrud list`` never load them.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -18,7 +21,32 @@ from nocrud.cli._options import Selection, console, load, selection_options
 from nocrud.cli._record import recording
 from nocrud.errors import EXIT_OK, UsageError
 
-__all__ = ["build", "clean", "up"]
+__all__ = ["build", "clean", "run_id_for", "up"]
+
+#: What a run id may be: it goes into Docker object and database names.
+_RUN_ID = re.compile(r"[0-9a-z]{4,32}")
+
+
+def run_id_for(env: Mapping[str, str]) -> str:
+    """This run's one id: the console's when it started the run, else a new one.
+
+    The same id is printed, written into the reports, put on every Docker object,
+    recorded in the store (``nocrud serve`` opens ``/runs/<id>``) and names Celery tasks.
+
+    Raises:
+        UsageError: ``NOCRUD_REPORT_RUN`` is set to something that cannot be a run id.
+    """
+    from nocrud.docker import cleanup
+
+    given = env.get("NOCRUD_REPORT_RUN", "")
+    if not given:
+        return cleanup.new_run_id()
+    if not _RUN_ID.fullmatch(given):
+        raise UsageError(
+            f"NOCRUD_REPORT_RUN={given!r} is not a run id (4 to 32 of a-z, 0-9): "
+            "unset it, or let `nocrud serve` set it"
+        )
+    return given
 
 
 @click.command(cls=Command, epilog=EXIT_CODES_HELP)
@@ -47,7 +75,8 @@ __all__ = ["build", "clean", "up"]
     "--perf",
     "record_perf",
     is_flag=True,
-    help="Write request timings per endpoint to .nocrud/perf/ (compare with `nocrud perf`).",
+    help="Write request timings per endpoint to .nocrud/perf/PROJECT/ (compare with "
+    "`nocrud perf`).",
 )
 @click.option("--fail-fast", "-x", is_flag=True, help="Start no new flow after the first failure.")
 @click.option(
@@ -102,8 +131,8 @@ __all__ = ["build", "clean", "up"]
     multiple=True,
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="PATH",
-    help="Results JSON of earlier runs to balance shards by (repeatable; "
-    "default .nocrud/last-run.json).",
+    help="Results JSON of earlier runs to balance shards by (repeatable); the same "
+    "file for every job, one no shard job writes. Without it the split is by name.",
 )
 @click.option(
     "--broker",
@@ -175,8 +204,11 @@ def up(
         names, keyword = tuple(f.name for f in chosen), None
     results = json_path or authoring.last_run_path(config.root)  # `nocrud coverage` reads it
     chosen_shard = parse_shard(shard) if shard is not None else shard_from_env()
-    history = durations or (authoring.last_run_path(config.root),)
+    # No default history: .nocrud/last-run.json is rewritten by each shard run, so jobs
+    # reading it would not share a plan (see nocrud.sharding).
+    history = durations
     options = workflow.UpOptions(
+        run_id=run_id_for(os.environ),
         names=names,
         keyword=keyword,
         fail_fast=fail_fast,

@@ -48,6 +48,13 @@ __all__ = ["serve"]
     default=None,
     help="The URL runs started here report to (default: http://HOST:PORT).",
 )
+@click.option(
+    "--all-projects",
+    "all_projects",
+    is_flag=True,
+    help="Show the runs of every project in the store, not only this nocrud.yaml's "
+    "project (runs are still started for this project only).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -57,6 +64,7 @@ def serve(
     token: str | None,
     store_url: str | None,
     public_url: str | None,
+    all_projects: bool,
 ) -> None:
     """Serve the web console: run history, live progress, start, cancel and rerun.
 
@@ -66,6 +74,7 @@ def serve(
       NOCRUD_SERVE_TOKEN=... nocrud serve --host 0.0.0.0 --port 8080
       nocrud serve --store postgresql://nocrud:pw@db/nocrud
       nocrud up --report-to http://127.0.0.1:8080 # a CLI or CI run, live in the console
+      nocrud -c other.yaml serve --all-projects   # every project sharing this store
     """
     try:
         import uvicorn
@@ -100,13 +109,15 @@ def serve(
         keep_runs=settings_store.keep_runs,
         keep_days=settings_store.keep_days,
         extra_env={"NOCRUD_SERVE_TOKEN": token} if token else {},
+        all_projects=all_projects,
     )
     try:
         app = create_app(settings)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
     shown = "localhost" if host == "127.0.0.1" else host
-    click.echo(f"nocrud console for {config.project}: http://{shown}:{port}/  (Ctrl-C stops)")
+    scope = "every project" if all_projects else config.project
+    click.echo(f"nocrud console for {scope}: http://{shown}:{port}/  (Ctrl-C stops)")
     click.echo(f"run store: {_masked(settings_store.url)}")
     uvicorn.run(
         app,

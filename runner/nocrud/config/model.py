@@ -184,6 +184,17 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+def _context_path(value: str) -> str:
+    """A path inside the build context: relative, without ``..``, written with ``/``."""
+    parts = value.split("/")
+    if value.startswith("/") or not value.strip("/") or ".." in parts or "\\" in value:
+        raise problem(
+            f"{value!r} is not a path inside the build context: write a relative path "
+            "without '..', e.g. wheels or config/app.toml"
+        )
+    return "/".join(part for part in parts if part not in ("", "."))
+
+
 _Directory = Annotated[Path, _existing("directory")]
 _File = Annotated[Path, _existing("file")]
 _AnyPath = Annotated[Path, _existing("any")]
@@ -193,6 +204,7 @@ _ImageRef = Annotated[str, Field(pattern=r"^\S+$")]
 _Seconds = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, allow_inf_nan=False)]
 _EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 _EnvValue = Annotated[str, AfterValidator(_check_placeholders)]
+_ContextPath = Annotated[str, AfterValidator(_context_path)]
 
 
 def _section() -> Any:
@@ -243,6 +255,16 @@ class AppConfig(_Section):
     env: Annotated[dict[_EnvName, _EnvValue], BeforeValidator(_none_as_empty)] = Field(
         default_factory=dict
     )
+    #: ``docker build --build-arg NAME=value``; part of the app image's cache key.
+    build_args: Annotated[dict[_EnvName, str], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
+    #: Files or directories from outside ``build`` added to its build context without
+    #: moving it: ``path inside the context: path relative to nocrud.yaml`` (a wheelhouse
+    #: for an offline build, vendored code, a config file). Part of the cache key.
+    add_to_context: Annotated[dict[_ContextPath, _AnyPath], BeforeValidator(_none_as_empty)] = (
+        Field(default_factory=dict)
+    )
 
     @field_validator("dockerfile")
     @classmethod
@@ -262,6 +284,12 @@ class AppConfig(_Section):
             raise problem(
                 f"{which}: set exactly one of app.build (a directory to build the app "
                 "image from) or app.image (an existing image)"
+            )
+        if self.image is not None and (self.build_args or self.add_to_context):
+            key = "build_args" if self.build_args else "add_to_context"
+            raise problem(
+                f"app.{key} is set but app.image names an existing image, which nocrud does "
+                f"not build: remove app.{key}, or set app.build instead of app.image"
             )
         return self
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -80,10 +82,36 @@ def run_filter(
     )
 
 
-def _run_or_404(console: Console, run_id: str) -> dict[str, Any]:
+def project_scope(console: Console) -> str:
+    """The project whose runs this console shows; empty with ``--all-projects``."""
+    return "" if console.settings.all_projects else console.settings.project
+
+
+def shown_run(console: Console, run_id: str) -> dict[str, Any] | None:
+    """The run ``run_id`` when this console shows it (its project's, or any with --all-projects)."""
     run = console.store.get_run(run_id)
+    scope = project_scope(console)
+    if run is None or (scope and run["project"] != scope):
+        return None
+    return run
+
+
+def not_shown(console: Console, run_id: str) -> str:
+    """Why ``run_id`` is not here: not recorded, or another project's run."""
+    run = console.store.get_run(run_id)
+    if run is not None:
+        return (
+            f"run {run_id!r} is of project {run['project']!r}; this console shows "
+            f"{console.settings.project!r}: open it with `nocrud serve --all-projects` "
+            "or that project's config"
+        )
+    return f"no run {run_id!r}: see /api/runs for the runs there are"
+
+
+def _run_or_404(console: Console, run_id: str) -> dict[str, Any]:
+    run = shown_run(console, run_id)
     if run is None:
-        raise HTTPException(404, f"no run {run_id!r}: see /api/runs for the runs there are")
+        raise HTTPException(404, not_shown(console, run_id))
     return run
 
 
@@ -122,7 +150,7 @@ def list_runs(  # noqa: PLR0917 - FastAPI reads query parameters from the signat
     per_page: PerPage = 25,
 ) -> dict[str, Any]:
     console = console_of(request)
-    where = run_filter(status, flow, branch, since, until)
+    where = replace(run_filter(status, flow, branch, since, until), project=project_scope(console))
     runs, total = console.store.list_runs(where, page=page, per_page=per_page)
     return {"runs": runs, "total": total, "page": page, "per_page": per_page}
 
@@ -231,13 +259,14 @@ def blob(
     return {"text": text, "page": page, "pages": pages}
 
 
-@router.get("/flows/{name}", summary="A flow's recent results")
+@router.get("/flows/{name:path}", summary="A flow's recent results")
 def flow_history(
     request: Request, name: str, limit: Annotated[int, Query(ge=1, le=500)] = 30
 ) -> dict[str, Any]:
     from nocrud.console.views import is_flaky
 
-    history = console_of(request).store.flow_history(name, limit=limit)
+    console = console_of(request)
+    history = console.store.flow_history(name, limit=limit, project=project_scope(console))
     if not history:
         raise HTTPException(404, f"no recorded results of flow {name!r}")
     return {"name": name, "flaky": is_flaky(history), "results": history}
@@ -290,9 +319,13 @@ def register(request: Request, body: ReportRequest) -> dict[str, Any]:
             "url": f"/runs/{body.run_id}",
             "recorded": True,  # the same store: the console reads it, events are not needed
         }
+    # The run's own id (the one its terminal, reports and Docker labels show) when no run
+    # has it yet, so `/runs/<that id>` opens it; taken, the console gives it a new one.
+    free = bool(re.fullmatch(r"[0-9a-z]{4,32}", body.run_id)) and store.get_run(body.run_id) is None
     run_id, token = store.create_run(
         project=body.project,
         trigger="remote",
+        run_id=body.run_id if free else None,
         selection=body.selection,
         parallel=body.parallel,
         strategy=body.strategy,

@@ -8,6 +8,7 @@ to polling; the runs table and a run's flows come as fragments it swaps in.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from nocrud.console.api import console_of, run_filter, run_state
+from nocrud.console.api import (
+    console_of,
+    not_shown,
+    project_scope,
+    run_filter,
+    run_state,
+    shown_run,
+)
 from nocrud.console.security import csrf_token
 from nocrud.console.views import (
     ansi_to_html,
@@ -67,6 +75,7 @@ def _runs_context(request: Request, page: int) -> dict[str, Any]:
         q.get("since", ""),
         q.get("until", ""),
     )
+    where = replace(where, project=project_scope(console))
     runs, total = console.store.list_runs(where, page=page, per_page=PER_PAGE)
     query = {k: v for k, v in q.items() if k != "page" and v}
     return {
@@ -92,9 +101,10 @@ def runs_fragment(request: Request, page: int = Query(1, ge=1)) -> HTMLResponse:
 
 
 def _run_or_404(request: Request, run_id: str) -> dict[str, Any]:
-    run = console_of(request).store.get_run(run_id)
+    console = console_of(request)
+    run = shown_run(console, run_id)
     if run is None:
-        raise HTTPException(404, f"no run {run_id!r}")
+        raise HTTPException(404, not_shown(console, run_id))
     return run
 
 
@@ -159,9 +169,10 @@ def flows_fragment(request: Request, run_id: str) -> HTMLResponse:
     return _page(request, "_flows_table.html", **_flows_context(request, run))
 
 
-@router.get("/flows/{name}", response_class=HTMLResponse)
+@router.get("/flows/{name:path}", response_class=HTMLResponse)
 def flow_page(request: Request, name: str) -> HTMLResponse:
-    history = console_of(request).store.flow_history(name, limit=30)
+    console = console_of(request)
+    history = console.store.flow_history(name, limit=30, project=project_scope(console))
     return _page(
         request,
         "flow.html",

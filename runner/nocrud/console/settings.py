@@ -35,6 +35,9 @@ class ConsoleSettings:
         token: Required on every request when set (``NOCRUD_SERVE_TOKEN``/``--token``).
         keep_runs: Retention: runs kept.
         keep_days: Retention: days runs are kept.
+        all_projects: Show the runs of every project in the store (``nocrud serve
+            --all-projects``); by default the console shows ``project``'s runs only,
+            so two projects sharing a store (two configs in one directory) stay apart.
     """
 
     store_url: str
@@ -48,3 +51,4 @@ class ConsoleSettings:
     keep_runs: int = 1000
     keep_days: float = 90.0
     extra_env: dict[str, str] = field(default_factory=dict)
+    all_projects: bool = False

@@ -267,9 +267,13 @@ def connect(
         try:
             client = _connect_once(timeout, pool_size)
         except DockerUnavailableError as exc:
-            # A name that does not resolve is wiring (a CI service's alias), not a daemon
-            # still starting: waiting would only delay the same message.
-            if wait > 0 and _unresolved_name(os.environ) is not None:
+            # A name that does not resolve, or an address whose packets are dropped, is
+            # wiring (a CI service's alias, the job's network), not a daemon still
+            # starting (that refuses the connection): waiting would only delay the message.
+            if wait > 0 and (
+                _unresolved_name(os.environ) is not None
+                or isinstance(exc.__cause__, SilentAddressError)
+            ):
                 raise
             if time.monotonic() >= deadline:
                 if wait > 0:
@@ -283,7 +287,63 @@ def connect(
         return client
 
 
+#: Seconds a ``tcp://`` DOCKER_HOST has to accept a TCP connection before it counts as not
+#: answering from this network. A daemon, even a busy one, accepts within milliseconds
+#: (the kernel answers, not dockerd); silence means packets are dropped on the way.
+CONNECT_PROBE_SECONDS = 4.0
+
+
+class SilentAddressError(OSError):
+    """Nothing answered a TCP connection to the DOCKER_HOST address: packets are dropped."""
+
+
+def probe_tcp(env: Mapping[str, str], timeout: float = CONNECT_PROBE_SECONDS) -> None:
+    """Fail fast when a ``tcp://`` DOCKER_HOST does not answer from this network.
+
+    The Docker client's own first call (asking the API version) waits for its whole
+    timeout (60 s) on an address whose packets are dropped, then blames a slow start or
+    TLS. A plain TCP connect with a short timeout tells the cases apart: a refusal or a
+    name that does not resolve is left to the client's own message; silence is this one.
+
+    Raises:
+        SilentAddressError: No answer within ``timeout`` seconds.
+    """
+    docker_host = env.get("DOCKER_HOST", "")
+    if not docker_host.startswith("tcp://"):
+        return
+    parsed = urlparse(docker_host)
+    if not parsed.hostname:
+        return
+    port = parsed.port or (2376 if env.get("DOCKER_TLS_VERIFY") else 2375)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return
+    except TimeoutError:
+        raise SilentAddressError(f"no answer to a TCP connection within {timeout:g} s") from None
+    except OSError:
+        return  # refused, unresolvable, unreachable: the client says it, fast
+
+
+def silent(env: Mapping[str, str], cause: str) -> str:
+    """The message for a DOCKER_HOST address that does not answer from this network."""
+    docker_host = env.get("DOCKER_HOST", "")
+    host = urlparse(docker_host).hostname or docker_host
+    return (
+        f"cannot reach Docker at {docker_host}: the address {host} does not answer from this "
+        f"network ({cause}); packets to it are dropped, so this job or container is probably "
+        "on a network that cannot reach it. Check that the job runs on the Docker daemon's "
+        "network (in GitLab, the dind service and the job share the job's network: use the "
+        "service's alias, e.g. DOCKER_HOST=tcp://docker:2375, rather than an IP of another "
+        "network), that the address and port are right (`docker -H "
+        f"{docker_host} info` from here), and that no firewall drops the port."
+    )
+
+
 def _connect_once(timeout: float, pool_size: int) -> docker.DockerClient:
+    try:
+        probe_tcp(os.environ)
+    except SilentAddressError as exc:
+        raise DockerUnavailableError(silent(os.environ, str(exc))) from exc
     try:
         client = docker.from_env(timeout=int(timeout), max_pool_size=pool_size)
     except docker.errors.DockerException as exc:

@@ -288,6 +288,9 @@ def _register(host: str, port: int, labels: Mapping[str, str]) -> socket.socket:
     """
     line = "&".join(f"label={key}={value}" for key, value in labels.items()) + "\r\n"
     deadline = time.monotonic() + CONFIRM_TIMEOUT
+    # The reaper listens a few tens of milliseconds after its container starts: look again
+    # soon, then less often (every run waits for this before its first flow).
+    pause = 0.02
     while True:
         sock: socket.socket | None = None
         try:
@@ -303,7 +306,8 @@ def _register(host: str, port: int, labels: Mapping[str, str]) -> socket.socket:
             sock.close()
         if time.monotonic() >= deadline:
             raise ReaperError(f"no ACK from {host}:{port} within {CONFIRM_TIMEOUT:.0f}s ({last})")
-        time.sleep(0.2)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def _read_line(sock: socket.socket) -> bytes:

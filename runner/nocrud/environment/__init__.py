@@ -38,6 +38,7 @@ __all__ = [
     "ProvisionError",
     "Provisioner",
     "Run",
+    "SchemaError",
     "Target",
     "describe_kept",
     "needs_db_image",
@@ -63,6 +64,20 @@ class MisconfigurationError(ProvisionError):
     The run stops at the first one instead of repeating it for every flow, and exits
     with the usage/config code (for example an ``app.health_path`` the app answers 404).
     """
+
+    #: The stop is the environment's build failing (exit 3), not a config error (exit 2).
+    infrastructure = False
+
+
+class SchemaError(MisconfigurationError):
+    """A flow's schema step (the migrate command, the dump, the seed) failed.
+
+    Every flow would fail the same way, so the run stops at the first one, as for a
+    :class:`MisconfigurationError`, but with exit code 3, as the same failure in an
+    image build does; its output is printed once, at the end of the run.
+    """
+
+    infrastructure = True
 
 
 class PrepareError(InfrastructureError):

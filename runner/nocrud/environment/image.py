@@ -59,8 +59,9 @@ class FreshPair(EnvironmentLifecycle):
             # The path as released: the image's HEALTHCHECK runs (None: the image's own).
             healthcheck=None,
         )
-        # Every environment gets its own password: the app learns it from its environment
-        # now, the database once it accepts connections (see wait_for_database).
+        # Every environment gets its own password: the app learns it from its environment,
+        # the database once it accepts connections (see wait_for_database), before the app
+        # starts.
         self._password = new_password()
         config = run.config
         env = config.render_app_env(ALIAS, PORT, password=self._password)
@@ -86,14 +87,14 @@ class FreshPair(EnvironmentLifecycle):
         self.check_not_killed()
         self._db.start()
         self.check_not_killed()
-        self._app.start()
+        # Created now, started once the database holds this environment's password (see
+        # Pair.start): an app that connects once at start must not meet the old one.
+        self._app.create()
         db_host, db_port = self._address(self._db, PORT)
-        app_host, app_port = self._address(self._app, run.config.app.port)
         dbc = run.config.database
         self._database = DatabaseAddress(
             host=db_host, port=db_port, dbname=dbc.name, user=dbc.user, password=self._password
         )
-        self._base_url = f"http://{app_host}:{app_port}"
         timeouts = run.config.timeouts
         wait_for_database(
             self._database,
@@ -102,6 +103,10 @@ class FreshPair(EnvironmentLifecycle):
             configured_password=dbc.password.get_secret_value(),
             check_interrupted=self.check_not_killed,
         )
+        self.check_not_killed()
+        self._app.start()
+        app_host, app_port = self._address(self._app, run.config.app.port)
+        self._base_url = f"http://{app_host}:{app_port}"
         wait_for_app(
             self._base_url,
             run.config.app.health_path,

@@ -29,7 +29,7 @@ from nocrud.docker.postgres import (
     wait_until_accepting,
 )
 from nocrud.docker.resources import Container, Network
-from nocrud.environment import ProvisionError, Run
+from nocrud.environment import ProvisionError, Run, SchemaError
 from nocrud.environment.app import AppDatabase, AppEnvironment, EnvironmentSet
 from nocrud.environment.readiness import raise_if_dead
 from nocrud.images.build import BuildError, ensure_image, make_schema, run_in_app_image
@@ -102,7 +102,7 @@ class _Migrated(AppEnvironment):
         try:
             make_schema(own, config, run_in_app, say=lambda _line: None)
         except BuildError as exc:
-            raise ProvisionError(f"making this flow's schema failed: {exc}") from exc
+            raise SchemaError(f"making this flow's schema failed: {exc}") from exc
         if dbc.user != SUPERUSER:
             # The superuser's built-in password is no way in once the schema is made.
             conn = superuser.connect()

@@ -132,13 +132,17 @@ class Pair(EnvironmentLifecycle):
         )
         self._base_url = f"http://{app_host}:{app_port}"
         self._app.options["network_mode"] = f"container:{self._db.obj.id}"
-        if not self.resettable:
-            self._app.start()  # the app's own retries overlap the database's start-up
+        # The app's container is created while PostgreSQL starts (that much overlap is
+        # safe), but started only once its role has this pair's password: an app that
+        # connects once at start and exits on failure (most Rust and Go services) must
+        # never meet the image's password, nor a server that is not listening yet.
+        self._app.create()
         self._wait_for_database()
         if self.resettable:
             # The template must be copied while nothing is connected to the database.
             keep_as_template(self._superuser(), dbc.name)
-            self._app.start()
+        self.check_not_killed()
+        self._app.start()
         self._wait_for_app()
         if self.resettable and run.config.run.pool_app_reload != "restart":
             self._check_app_forks_workers(run.config.run.pool_app_reload)

@@ -11,8 +11,10 @@ is killed on an interrupt, is the provisioner's business.
 
 When a flow does not pass, :attr:`FlowExecutor.engine_check` (set by the workflow)
 asks whether the infrastructure itself went away (the Docker daemon stopped
-answering). Then the flow is not blamed: it and every flow still to come are
-SKIPPED as not run, the run stops, and the workflow names the cause once.
+answering). Then the flow's own verdict does not stand: it was in flight when the
+daemon went, so it is an ERROR whose message says so (a CI test view must not show a
+run that lost flows as clean); the flows not started yet are SKIPPED as not run; the
+run stops, and the workflow names the cause once.
 """
 
 from __future__ import annotations
@@ -35,10 +37,12 @@ from nocrud.flows import Flow, FlowContext
 from nocrud.http.client import ApiClient, RequestRecorder
 from nocrud.results import FlowResult, Status, Timings
 
-__all__ = ["ENGINE_LOST_REASON", "FlowExecutor"]
+__all__ = ["ENGINE_LOST_REASON", "IN_FLIGHT_MESSAGE", "FlowExecutor"]
 
 #: Why flows did not run or finish once the infrastructure went away; completes "run ...".
 ENGINE_LOST_REASON = "lost its Docker daemon"
+#: Starts the message of a flow that was running when the infrastructure went away.
+IN_FLIGHT_MESSAGE = "not finished: the run lost its Docker daemon while this flow ran"
 #: Seconds a flow that did not pass waits before its app's logs are read (see _run).
 LOG_SETTLE = 0.3
 
@@ -112,12 +116,13 @@ class FlowExecutor:
             self._count_finished()
             return result
         self._stop_for_engine(problem)
-        # Not the flow's fault: its environment went away under it. The cause is said
-        # once, by the workflow; the flow is reported as not run.
+        # Its environment went away under it: an error of the run, not a failure of the
+        # flow's assertions, and the message says why instead of the symptom it met. The
+        # cause itself is said once, by the workflow (the run's ``stopped``).
         return replace(
             result,
-            status=Status.SKIPPED,
-            message=f"not finished: the run {ENGINE_LOST_REASON}",
+            status=Status.ERROR,
+            message=IN_FLIGHT_MESSAGE,
             traceback="",
             app_logs="",
         )
@@ -152,7 +157,12 @@ class FlowExecutor:
                 if self._stopping.is_set():
                     message = "environment torn down while starting (run interrupted)"
                 elif isinstance(exc, MisconfigurationError):
-                    message = str(exc)
+                    # A schema step's output is long: said once, with the run's verdict.
+                    message = (
+                        "environment did not start: its schema step failed (shown below)"
+                        if exc.infrastructure
+                        else str(exc)
+                    )
                     self._stop_for(exc)
                 elif isinstance(exc, ProvisionError):
                     message = f"environment did not start: {exc}"

@@ -70,10 +70,23 @@ class FlowContext:
         password: str,
         *,
         client: ApiClient | None = None,
-        path: str = DEFAULT_LOGIN_PATH,
+        path: str | None = None,
         token_field: str = "token",  # noqa: S107 - a field name, not a secret
+        form: bool = False,
+        username_field: str = "username",
+        password_field: str = "password",  # noqa: S107 - a field name, not a secret
+        scheme: str = "Bearer",
     ) -> ApiClient:
-        """Log a client in with a JSON bearer-token login (``POST path``).
+        """Log a client in with a token login; the token goes with every later request.
+
+        - JSON (the default): ``POST path`` with ``{"username": ..., "password": ...}``,
+          the token read from ``token_field`` (see :func:`~nocrud.http.auth.bearer_login`;
+          dotted field names nest, e.g. RealWorld's ``username_field="user.email",
+          password_field="user.password", token_field="user.token", scheme="Token"``).
+        - ``form=True``: OAuth2's password flow, as FastAPI's ``OAuth2PasswordBearer``
+          wants: a form posted to ``path``, or to the ``tokenUrl`` the app's OpenAPI
+          document declares when ``path`` is not given (see
+          :func:`~nocrud.http.auth.oauth2_login`).
 
         For other schemes set the client's auth yourself:
         ``ctx.api.auth = BasicAuth(...)`` (or ``ApiKey``, ``SessionLogin``, any
@@ -83,19 +96,37 @@ class FlowContext:
             username: The user name.
             password: The password (masked in every log line and message).
             client: The client to log in; ``ctx.api`` if not given.
-            path: The login endpoint.
-            token_field: Where the token is in the response (dots walk into objects).
+            path: The login endpoint; ``/api/auth/login`` for a JSON login.
+            token_field: Where the token is in a JSON login's response (dots walk
+                into objects).
+            form: Log in with OAuth2's password flow instead of JSON.
+            username_field: The JSON field for the user name (dots nest).
+            password_field: The JSON field for the password (dots nest).
+            scheme: The word before a JSON login's token (``Token`` for RealWorld).
 
         Returns:
             The client, now sending the token with every request.
 
         Raises:
             UnexpectedStatus: The login was refused (the flow is FAILED).
+            LoginError: No token in the answer, or no token URL to post a form to.
         """
-        from nocrud.http.auth import bearer_login
+        from nocrud.http.logins import bearer_login, oauth2_login
 
         target = client if client is not None else self.api
-        bearer_login(target, path, username=username, password=password, token_field=token_field)
+        if form:
+            oauth2_login(target, path, username=username, password=password)
+        else:
+            bearer_login(
+                target,
+                path or DEFAULT_LOGIN_PATH,
+                username=username,
+                password=password,
+                token_field=token_field,
+                username_field=username_field,
+                password_field=password_field,
+                scheme=scheme,
+            )
         return target
 
     def new_client(

@@ -221,8 +221,8 @@ def crud_source(
         "",
         "from __future__ import annotations",
         "",
-        f"from nocrud.flows.builders import {', '.join(sorted(used))}",
-        "from nocrud.flows.crud import crud",
+        # Flow authors import from the facade (STYLE.md 14); the modules behind it may move.
+        f"from nocrud import {', '.join(sorted({'crud', *used}))}",
         "",
         f"{name}_crud = crud(",
         f"    {_lit(name + '_crud')},",
@@ -245,12 +245,27 @@ def crud_source(
         second = candidates[1] if len(candidates) > 1 else candidates[0]
         change = f"{{{_lit(second.name)}: {second.changed('patched')}}}"
         lines.append(f"    partial_update=lambda ctx, obj: {change},")
-    if auth is not None:
-        lines.append(f"    auth={_lit(auth)},")
-    else:
-        lines.append('    auth=None,  # e.g. ("user", "password") when writes need a login')
+    lines += _auth_lines(auth, doc)
     lines += [f"    tags=[{_lit(name)}],", ")", ""]
     return "\n".join(lines)
+
+
+def _auth_lines(auth: tuple[str, str] | None, doc: Mapping[str, Any]) -> list[str]:
+    """``auth=`` for crud(): the login the OpenAPI document declares, if it declares one."""
+    from nocrud.http.logins import password_token_url
+
+    token_url = password_token_url(doc)
+    if token_url is None:
+        if auth is not None:
+            return [f"    auth={_lit(auth)},"]
+        return ['    auth=None,  # e.g. ("user", "password") when writes need a login']
+    # An OAuth2 password flow: ctx.login(form=True) posts the form to its tokenUrl.
+    user, password = auth or ("user", "password")
+    login = f"lambda ctx: ctx.login({_lit(user)}, {_lit(password)}, form=True)"
+    declared = f"    # the document declares an OAuth2 password flow (tokenUrl {token_url})"
+    if auth is not None:
+        return [declared, f"    auth={login},"]
+    return [f"{declared}; if writes need a login:", f"    # auth={login},", "    auth=None,"]
 
 
 def flow_source(name: str, *, health_path: str = "/health") -> str:
@@ -262,7 +277,7 @@ def flow_source(name: str, *, health_path: str = "/health") -> str:
             "",
             "from __future__ import annotations",
             "",
-            "from nocrud.flows import FlowContext, flow",
+            "from nocrud import FlowContext, flow",
             "",
             "",
             "@flow(tags=[])",

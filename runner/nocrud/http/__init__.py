@@ -2,7 +2,7 @@
 
 :mod:`~nocrud.http.client` (:class:`ApiClient`), :mod:`~nocrud.http.responses`
 (:class:`Response`, the ``expect=`` logic, FAILED-vs-ERROR exception types) and
-:mod:`~nocrud.http.auth` (bearer, basic, API key and Django session logins).
+:mod:`~nocrud.http.auth` (bearer, OAuth2 password, basic, API key and Django session logins).
 """
 
 from nocrud.http.client import (
@@ -22,6 +22,7 @@ from nocrud.http.client import (
     SessionLogin,
     UnexpectedStatus,
     bearer_login,
+    oauth2_login,
 )
 
 __all__ = [
@@ -41,4 +42,5 @@ __all__ = [
     "SessionLogin",
     "UnexpectedStatus",
     "bearer_login",
+    "oauth2_login",
 ]

@@ -1,10 +1,11 @@
 """Credentials for :class:`~nocrud.http.client.ApiClient`, and keeping them out of output.
 
-The auth helpers here (:class:`BearerToken`, :func:`bearer_login`, :class:`BasicAuth`,
-:class:`ApiKey`, :class:`SessionLogin`) are ``requests`` auth objects with two extra
-duties: they tell the client which headers, query parameters and literal values are
-secret, and they may log in lazily before the first request (Django-style cookie
-sessions). :class:`Redactor` turns a request's headers, URL and bodies into the text of
+The auth helpers here (:class:`BearerToken`, :class:`BasicAuth`, :class:`ApiKey`,
+:class:`SessionLogin`; the token logins are in :mod:`nocrud.http.logins`) are ``requests``
+auth objects with two extra duties: they tell the client which headers, query parameters
+and literal values are secret, and they may log in lazily before the first request
+(Django-style cookie sessions); :class:`NoAuth` is what ``auth=None`` on one call sends.
+:class:`Redactor` turns a request's headers, URL and bodies into the text of
 the request log, as a person may read it; what is secret there (``Authorization``,
 cookies, API keys, CSRF tokens, fields such as ``password`` or ``apiKey``, a URL's
 password) is decided by :mod:`nocrud.masking`, the policy the config display and the
@@ -164,8 +165,40 @@ class Auth(requests.auth.AuthBase):
         return r
 
 
+class NoAuth(Auth):
+    """What ``auth=None`` on one call sends: no credentials, and no session cookie.
+
+    The session's cookie jar is left out so an anonymous call is anonymous (a session
+    cookie would also make a Django app demand a CSRF token). Cookies passed to that
+    call with ``cookies=`` are still sent.
+
+    Args:
+        cookies: The call's own cookies.
+        keep_session: Send the session's cookies after all (a login's own requests).
+    """
+
+    def __init__(
+        self, cookies: Mapping[str, str] | None = None, *, keep_session: bool = False
+    ) -> None:
+        self.cookies = dict(cookies or {})
+        self.keep_session = keep_session
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        if not self.keep_session:
+            r.headers.pop("Cookie", None)
+            if self.cookies:
+                r.headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return r
+
+    def __repr__(self) -> str:
+        return "None"
+
+
 class BearerToken(Auth):
     """``Authorization: Bearer <token>`` on every request.
+
+    ``BearerToken(token, scheme="Token")`` sends ``Authorization: Token <token>``, as
+    RealWorld (Conduit) apps and Django REST framework's ``TokenAuthentication`` want.
 
     Args:
         token: The token.
@@ -241,57 +274,6 @@ class ApiKey(Auth):
     def __repr__(self) -> str:
         where = f"param={self.param!r}" if self.param else f"header={self.header!r}"
         return f"ApiKey({MASK}, {where})"
-
-
-def bearer_login(
-    client: ApiClient,
-    path: str = "/api/auth/login",
-    *,
-    username: str,
-    password: str,
-    token_field: str = "token",  # noqa: S107 - a field name, not a secret
-    username_field: str = "username",
-    password_field: str = "password",  # noqa: S107 - a field name, not a secret
-) -> BearerToken:
-    """Log in with JSON credentials and use the returned token on ``client``.
-
-    POSTs ``{username_field: username, password_field: password}`` to ``path``
-    (without any auth), reads the token from the JSON response and sets
-    ``client.auth`` to it.
-
-    Args:
-        client: The client to log in.
-        path: The login endpoint.
-        username: The user name.
-        password: The password.
-        token_field: Where the token is in the response; dots walk into nested
-            objects (``"data.access_token"``).
-        username_field: The JSON field for the user name.
-        password_field: The JSON field for the password.
-
-    Returns:
-        The token, already set on ``client``.
-
-    Raises:
-        UnexpectedStatus: The login endpoint did not answer 2xx (wrong credentials).
-        LoginError: The response has no string at ``token_field``.
-    """
-    response = client.post(
-        path, json={username_field: username, password_field: password}, auth=None
-    )
-    found: Any = response.json()
-    for key in token_field.split("."):
-        found = found.get(key) if isinstance(found, dict) else None
-    if not isinstance(found, str) or not found:
-        data = response.json()
-        keys = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise LoginError(
-            f"POST {response.url} -> {response.status} has no token at {token_field!r} "
-            f"(top-level keys: {keys}); pass token_field= to say where it is"
-        )
-    token = BearerToken(found)
-    client.auth = token
-    return token
 
 
 class SessionLogin(Auth):
@@ -392,7 +374,9 @@ class SessionLogin(Auth):
             LoginError: No CSRF cookie came with the login page, or no session
                 cookie came back from the POST.
         """
-        page = client.get(self.path, auth=None)
+        # The login's own requests carry the CSRF cookie the page set: no auth, cookies kept.
+        anonymous = NoAuth(keep_session=True)
+        page = client.get(self.path, auth=anonymous)
         token = _cookie(client.session.cookies, self.csrf_cookie)
         if token is None:
             raise LoginError(
@@ -409,7 +393,7 @@ class SessionLogin(Auth):
             # A successful Django login redirects to LOGIN_REDIRECT_URL, which may not
             # exist in an API-only app; the session cookie is on the redirect itself.
             allow_redirects=False,
-            auth=None,
+            auth=anonymous,
         )
         if self.session_cookie and _cookie(client.session.cookies, self.session_cookie) is None:
             raise LoginError(

@@ -7,7 +7,7 @@ the flow is FAILED and the message shows the request and the response, secrets m
 When the app cannot be reached the call raises :class:`ApiConnectionError` instead, so
 the flow is an ERROR of its environment. Every request is timed into a
 :class:`RequestRecorder` as a :class:`~nocrud.results.RequestRecord` for ``--perf`` and
-endpoint coverage. Credentials live in :mod:`nocrud.http.auth`.
+endpoint coverage. Credentials live in :mod:`nocrud.http.auth` and :mod:`nocrud.http.logins`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypedDict, Unpack
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import requests.auth
@@ -33,10 +33,11 @@ from nocrud.http.auth import (
     BasicAuth,
     BearerToken,
     LoginError,
+    NoAuth,
     Redactor,
     SessionLogin,
-    bearer_login,
 )
+from nocrud.http.logins import bearer_login, oauth2_login, password_token_url
 from nocrud.http.responses import (
     _INHERIT,
     _SUCCESS,
@@ -72,6 +73,8 @@ __all__ = [
     "SessionLogin",
     "UnexpectedStatus",
     "bearer_login",
+    "oauth2_login",
+    "password_token_url",
 ]
 
 
@@ -126,7 +129,7 @@ class ApiClient:
         self.name = name
         self.log = log
         self.recorder = recorder if recorder is not None else RequestRecorder()
-        self.session = requests.Session()
+        self.session = _AppSession(self._origin)
         # The app under test is reached directly, never through the HTTP(S)_PROXY a CI job
         # may set: requests would send even 127.0.0.1 (or the DinD host) there.
         self.session.trust_env = False
@@ -221,7 +224,10 @@ class ApiClient:
                 the concrete path if not given.
             **kwargs: Passed to :meth:`requests.Session.request` (``data``, ``files``,
                 ``timeout``, ``allow_redirects``...). ``auth=`` replaces the client's
-                auth for this request only; ``auth=None`` sends none.
+                auth for this request only; ``auth=None`` sends none, and no session cookie.
+                Redirects are followed on the app's own origin only; a redirect
+                elsewhere comes back as the 3xx (a FAILED status check naming its
+                ``Location`` unless ``expect=`` accepts it).
 
         Returns:
             The response.
@@ -230,6 +236,8 @@ class ApiClient:
             UnexpectedStatus: The status is not the expected one.
             ApiConnectionError: The app could not be reached or did not answer in time.
         """
+        # pytest leaves this frame out of a failing test's traceback: the message has it all.
+        __tracebackhide__ = True
         method = method.upper()
         url = self.url(path)
         expectation = self._expectation(expect)
@@ -238,6 +246,8 @@ class ApiClient:
             auth = self._auth
             if isinstance(auth, Auth):
                 auth.before_request(self)
+        elif auth is None:
+            auth = NoAuth(kwargs.get("cookies"))
         redactor = self._redactor(auth)
         send_headers = CaseInsensitiveDict(headers or {})
         if json is not None:
@@ -279,30 +289,37 @@ class ApiClient:
 
     def get(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """GET ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("GET", path, **options)
 
     def post(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """POST to ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("POST", path, **options)
 
     def put(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """PUT ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("PUT", path, **options)
 
     def patch(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """PATCH ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("PATCH", path, **options)
 
     def delete(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """DELETE ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("DELETE", path, **options)
 
     def head(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """HEAD ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("HEAD", path, **options)
 
     def options(self, path: str, **options: Unpack[RequestOptions]) -> Response:
         """OPTIONS ``path``; options as for :meth:`request`."""
+        __tracebackhide__ = True
         return self.request("OPTIONS", path, **options)
 
     @contextlib.contextmanager
@@ -371,6 +388,26 @@ class ApiClient:
     def _log(self, line: str) -> None:
         if self.log is not None:
             self.log(line if self.name == "api" else f"{self.name}: {line}")
+
+
+class _AppSession(requests.Session):
+    """A session that follows redirects on the app's own origin only.
+
+    A redirect elsewhere (an anonymous POST sent to an external login page, say) is
+    returned as it is, so the call's status check reports the 3xx and its ``Location``
+    as a FAILED step instead of a connection error from a host nocrud cannot reach.
+    """
+
+    def __init__(self, origin: tuple[str, str]) -> None:
+        super().__init__()
+        self.origin = origin
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target: str | None = super().get_redirect_target(resp)
+        if target is None:
+            return None
+        parts = urlsplit(urljoin(resp.url, target))
+        return target if (parts.scheme, parts.netloc.lower()) == self.origin else None
 
 
 def _auth_repr(auth: object) -> str:

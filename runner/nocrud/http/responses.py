@@ -207,6 +207,11 @@ class Response:
         return self.raw.status_code
 
     @property
+    def status_code(self) -> int:
+        """The HTTP status code, by the name requests and Starlette's TestClient give it."""
+        return self.raw.status_code
+
+    @property
     def reason(self) -> str:
         """The reason phrase (``"Not Found"``)."""
         return self.raw.reason or ""
@@ -266,6 +271,7 @@ class Response:
         Raises:
             UnexpectedStatus: The status is not one of those.
         """
+        __tracebackhide__ = True  # pytest: the message says it all
         expectation = _Expectation.parse(status, *more)
         if not expectation.matches(self.status):
             raise UnexpectedStatus(self, str(expectation))
@@ -273,6 +279,14 @@ class Response:
 
     def __repr__(self) -> str:
         return f"<Response {self.method} {self._redactor.url(self.url)} {self.status}>"
+
+
+def describe(response: Response, note: str) -> str:
+    """A response and the request that made it, masked, as an unexpected status shows them.
+
+    ``note`` is said after the status, in parentheses (``"expected 201"``).
+    """
+    return _describe(response, note)
 
 
 def _describe(response: Response, expectation: str) -> str:
@@ -287,6 +301,10 @@ def _describe(response: Response, expectation: str) -> str:
     if raw.history:
         hops = " -> ".join(f"{r.status_code} {redactor.url(r.url)}" for r in raw.history)
         lines.append(f"redirected: {hops}")
+    location = raw.headers.get("Location")
+    if raw.is_redirect and location:
+        # Only redirects on the app's own origin are followed (see client._AppSession).
+        lines.append(f"Location: {redactor.url(location)} (not followed)")
     header_lines = redactor.header_lines(request.headers, skip=_BORING_HEADERS)
     if header_lines:
         lines.append("request headers:")

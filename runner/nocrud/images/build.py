@@ -11,25 +11,24 @@ Two images per project:
   migrated database; migrations never run per flow.
 
 The keys are hashes of everything that changes the result, so an unchanged
-project builds nothing. Migration files inside the app's build context are
-hashed into the app key by *name* only and copied fresh into the migrate
-container: editing a migration rebuilds the database image and not the app.
+project builds nothing. Migration files are hashed by content like every file of
+the build context: an edited migration rebuilds the app image (Docker's layer cache
+redoes only the layers from the one that copies it) and then the database image.
+nocrud copies nothing into the app's containers, so the migrate command reads the
+migrations exactly where the app's own Dockerfile put them (issue 21 item 3).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import functools
 import hashlib
-import io
 import json
 import shlex
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -54,6 +53,7 @@ from nocrud.docker.postgres import PORT as DB_PORT
 from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import Container, Network, image_id
 from nocrud.errors import InfrastructureError, one_line
+from nocrud.images.context import assemble, context_files, dockerignore_patterns, extra_files
 from nocrud.images.own import REAPER, OwnImageError, ensure_own_image, own_image
 
 Say = Callable[[str], None]
@@ -86,72 +86,38 @@ class BuiltImages:
 # ---------------------------------------------------------------- hashing
 
 
-def _dockerignore_patterns(context: Path) -> list[str]:
-    path = context / ".dockerignore"
-    if not path.is_file():
-        return []
-    lines = (line.strip() for line in path.read_text().splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
-
-
-def _ignored(rel: PurePosixPath, patterns: list[str]) -> bool:
-    """Approximate .dockerignore matching (enough to keep caches stable; '!' re-includes)."""
-    ignored = False
-    candidates = [str(rel), *(str(p) for p in rel.parents if str(p) != ".")]
-    for pattern in patterns:
-        negate = pattern.startswith("!")
-        pat = pattern[1:] if negate else pattern
-        pat = pat.strip("/").removeprefix("./")
-        pat = pat.removeprefix("**/")
-        if any(
-            fnmatch.fnmatch(c, pat) or fnmatch.fnmatch(PurePosixPath(c).name, pat)
-            for c in candidates
-        ):
-            ignored = not negate
-    return ignored
-
-
 def _walk(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and ".git" not in path.parts:
             yield path
 
 
-def _hash_files(digest: Any, root: Path, files: list[Path], *, names_only: set[Path]) -> None:
+def _hash_files(digest: Any, root: Path, files: list[Path]) -> None:
     for path in files:
         rel = path.relative_to(root).as_posix()
         digest.update(b"F" + rel.encode() + b"\0")
-        if path not in names_only:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-
-
-def _migration_files(config: Config) -> list[Path]:
-    files: list[Path] = []
-    for item in config.database.migrations:
-        files.extend(_walk(item) if item.is_dir() else [item])
-    return files
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
 def app_key(config: Config) -> str:
-    """Cache key of the app image: the build context's content, migrations by name only."""
-    digest = hashlib.sha256(b"nocrud-app-v1\0")
+    """Cache key of the app image: what Docker uses to build it (context, Dockerfile, args)."""
+    digest = hashlib.sha256(b"nocrud-app-v2\0")
     build = config.app.build
     assert build is not None
-    patterns = _dockerignore_patterns(build)
-    files = [
-        p
-        for p in _walk(build)
-        if not _ignored(PurePosixPath(p.relative_to(build).as_posix()), patterns)
-    ]
-    _hash_files(digest, build, files, names_only=set(_migration_files(config)))
+    files = list(context_files(build, dockerignore_patterns(build)))
+    _hash_files(digest, build, files)
+    # Docker always reads the Dockerfile, even where .dockerignore leaves it out of the
+    # context: its content counts wherever it lives, its name when inside the context.
     dockerfile = config.app.dockerfile
+    digest.update(b"dockerfile\0" + hashlib.sha256(dockerfile.read_bytes()).digest())
     if dockerfile.is_relative_to(build):
-        # Inside the context its content is hashed above; its name says which one builds.
-        digest.update(b"dockerfile\0" + dockerfile.relative_to(build).as_posix().encode())
-    else:
-        # A Dockerfile of one's own beside someone else's app (`docker build -f`): its
-        # content counts, where it lives does not.
-        digest.update(b"outside dockerfile\0" + hashlib.sha256(dockerfile.read_bytes()).digest())
+        digest.update(b"named\0" + dockerfile.relative_to(build).as_posix().encode())
+    for name, path in extra_files(config.app.add_to_context):
+        digest.update(
+            b"added\0" + name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest()
+        )
+    for arg, value in sorted(config.app.build_args.items()):
+        digest.update(b"arg\0" + arg.encode() + b"\0" + value.encode() + b"\0")
     return digest.hexdigest()[:KEY_LENGTH]
 
 
@@ -172,7 +138,11 @@ def db_key(config: Config, app_image_id: str, base_image_id: str) -> str:
     digest.update(json.dumps(parts, sort_keys=True).encode())
     for item in config.database.migrations:
         root = item if item.is_dir() else item.parent
-        _hash_files(digest, root, list(_walk(item)) if item.is_dir() else [item], names_only=set())
+        _hash_files(
+            digest,
+            root,
+            list(_walk(item)) if item.is_dir() else [item],
+        )
     if config.database.seed_sql is not None:
         digest.update(b"seed_sql\0" + config.database.seed_sql.read_bytes())
     if config.database.schema_source == "dump" and config.database.dump is not None:
@@ -235,10 +205,13 @@ def build_app_image(client: docker.DockerClient, config: Config, *, say: Say) ->
     say(f"building app image {ref} from {build}")
     started = time.monotonic()
     log: list[str] = []
+    context, dockerfile = assemble(build, config.app.dockerfile, config.app.add_to_context)
     try:
         for chunk in client.api.build(
-            path=str(build),
-            dockerfile=str(config.app.dockerfile),
+            fileobj=context,
+            custom_context=True,
+            dockerfile=dockerfile,
+            buildargs=dict(config.app.build_args),
             tag=ref,
             rm=True,
             forcerm=True,
@@ -255,6 +228,8 @@ def build_app_image(client: docker.DockerClient, config: Config, *, say: Say) ->
                 )
     except docker.errors.DockerException as exc:
         raise BuildError(f"building the app image from {build} failed: {one_line(exc)}") from exc
+    finally:
+        context.close()
     say(f"built app image {ref} in {time.monotonic() - started:.1f}s")
     _prune_superseded(client, config.app_image_repo, keep=ref)
     return ref, True
@@ -456,8 +431,8 @@ def run_in_app_image(
 ) -> None:
     """Run ``command`` to completion in a container of the app image on ``network``.
 
-    The migration files are copied in fresh first (see the module docstring); its last
-    output lines are said, and a non-zero exit is a :class:`BuildError` with all of it.
+    Its last output lines are said, and a non-zero exit is a :class:`BuildError` with
+    all of it.
 
     Args:
         environment: The container's environment; ``app.env`` rendered for the
@@ -476,8 +451,6 @@ def run_in_app_image(
     )
     with contextlib.ExitStack() as stack:
         stack.callback(container.remove)
-        container.create()
-        _copy_migrations_into(container.obj, client, config, app_ref)
         container.start()
         try:
             status = container.obj.wait(timeout=timeout)
@@ -496,32 +469,6 @@ def run_in_app_image(
                 f"the {what} command `{shown}` failed with exit code {code}; its output:\n"
                 + output.rstrip()
             )
-
-
-def _copy_migrations_into(
-    container: Any, client: docker.DockerClient, config: Config, app_ref: str
-) -> None:
-    """Put the current migration files where the app image keeps them (see module docstring)."""
-    build = config.app.build
-    if build is None:
-        return
-    workdir = client.images.get(app_ref).attrs["Config"].get("WorkingDir") or "/"
-    for item in config.database.migrations:
-        if not item.is_relative_to(build):
-            continue
-        target = PurePosixPath(workdir) / item.relative_to(build).as_posix()
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            for path in _walk(item) if item.is_dir() else [item]:
-                rel = path.relative_to(item).as_posix() if item.is_dir() else path.name
-                info = tar.gettarinfo(str(path), arcname=rel)
-                info.uid = info.gid = 0
-                info.uname = info.gname = "root"
-                info.mode = 0o644
-                with path.open("rb") as handle:
-                    tar.addfile(info, handle)
-        dest = target if item.is_dir() else target.parent
-        container.put_archive(str(dest), buffer.getvalue())
 
 
 def _prune_superseded(client: docker.DockerClient, repository: str, *, keep: str) -> None:

@@ -51,16 +51,25 @@ def write_junit(run: RunResult, path: Path) -> None:
             "hostname": _clean(socket.gethostname()),
         },
     )
-    _properties(
-        suite,
-        {
-            "run_id": run.run_id,
-            "project": run.project,
-            "parallel": str(run.parallel),
-            "interrupted": str(run.interrupted).lower(),
-            "nocrud_version": run.nocrud_version,
-        },
-    )
+    props = {
+        "run_id": run.run_id,
+        "project": run.project,
+        "parallel": str(run.parallel),
+        "interrupted": str(run.interrupted).lower(),
+        "nocrud_version": run.nocrud_version,
+    }
+    if run.stopped:
+        props["stopped"] = run.stopped
+    if run.shard:
+        props["shard"] = run.shard
+    if run.plan is not None:
+        props |= {
+            "plan": run.plan.fingerprint,
+            "plan.shards": str(run.plan.total),
+            "plan.durations": " ".join(run.plan.durations),
+            "plan.flows": " ".join(run.plan.flows),
+        }
+    _properties(suite, props)
     for flow in run.flows:
         _testcase(suite, run.project, flow)
     ET.indent(root)

@@ -7,7 +7,9 @@ span to the last end as wall time, the parallelism added up. The merged run is t
 written by the ordinary reporters, so it reads like any run. JUnit files from tools
 that only kept XML merge as XML: every ``<testcase>`` under one ``<testsuite>`` with
 the counts recomputed. A merge refuses what would make a report lie: runs of
-different projects, the same flow in two files, or a set of shards with one missing.
+different projects, shards of different plans (see :class:`~nocrud.results.ShardPlan`),
+the same flow in two files, a set of shards with one missing, or a planned flow that
+no shard ran.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from nocrud.report.json_report import read_json
 from nocrud.results import RunResult
 
-__all__ = ["MergeError", "merge_junit", "merge_runs", "read_runs"]
+__all__ = ["MergeError", "merge_junit", "merge_runs", "missing_flows", "read_runs"]
 
 
 class MergeError(ValueError):
@@ -70,8 +72,16 @@ def merge_runs(runs: Sequence[tuple[Path, RunResult]], *, allow_missing: bool = 
                     "overlap (a retried job's old file?): pass one file per shard"
                 )
             seen[flow.name] = path
+    _check_one_plan(runs)
     if not allow_missing:
-        _check_complete(runs)
+        lost = missing_flows(runs)
+        _check_complete(runs, lost)
+        if lost:
+            raise MergeError(
+                f"{len(lost)} planned flow(s) ran in no shard: {', '.join(lost)}: a shard's "
+                "job failed before the run, or its file is not among these; pass every "
+                "shard's file, or --allow-missing to merge what is here"
+            )
     ordered = sorted(runs, key=lambda item: _shard_index(item[1]))
     started = min(run.started_at for _, run in runs)
     ended = max(run.started_at + run.wall_time for _, run in runs)
@@ -88,13 +98,40 @@ def merge_runs(runs: Sequence[tuple[Path, RunResult]], *, allow_missing: bool = 
     )
 
 
+def missing_flows(runs: Sequence[tuple[Path, RunResult]]) -> list[str]:
+    """The planned flows (of the shards' recorded plan) that no file holds, in plan order."""
+    ran = {flow.name for _, run in runs for flow in run.flows}
+    planned: dict[str, None] = {}
+    for _, run in runs:
+        if run.plan is not None:
+            planned |= dict.fromkeys(run.plan.flows)
+    return [name for name in planned if name not in ran]
+
+
+def _check_one_plan(runs: Sequence[tuple[Path, RunResult]]) -> None:
+    """Every shard that recorded a plan recorded the same one."""
+    plans = {run.plan.fingerprint for _, run in runs if run.plan is not None}
+    if len(plans) <= 1:
+        return
+    listed = ", ".join(
+        f"{path} (plan {run.plan.fingerprint}: {len(run.plan.flows)} flow(s) over "
+        f"{run.plan.total} shard(s), durations {' '.join(run.plan.durations) or 'none'})"
+        for path, run in runs
+        if run.plan is not None
+    )
+    raise MergeError(
+        f"the files are shards of different plans: {listed}: every job must select the "
+        "same flows, read the same --durations file and use the same N (docs/ci/sharding.md)"
+    )
+
+
 def _shard_index(run: RunResult) -> int:
     index, _, _ = run.shard.partition("/")
     return int(index) if index.isdigit() else 0
 
 
-def _check_complete(runs: Sequence[tuple[Path, RunResult]]) -> None:
-    """Every shard of an ``I/N`` set is present exactly once."""
+def _check_complete(runs: Sequence[tuple[Path, RunResult]], lost: Sequence[str]) -> None:
+    """Every shard of an ``I/N`` set is present exactly once; ``lost`` names what none ran."""
     sharded = [(path, run.shard) for path, run in runs if run.shard]
     if not sharded:
         return
@@ -111,9 +148,11 @@ def _check_complete(runs: Sequence[tuple[Path, RunResult]]) -> None:
         have[index] = path
     missing = [f"{i}/{total}" for i in range(1, total + 1) if i not in have]
     if missing:
+        flows = f"; their planned flow(s) ran nowhere: {', '.join(lost)}" if lost else ""
         raise MergeError(
-            f"shard(s) {', '.join(missing)} missing: their jobs wrote no results (did they fail "
-            "before the run?); pass every shard's file, or --allow-missing to merge what is here"
+            f"shard(s) {', '.join(missing)} missing{flows}: their jobs wrote no results (did "
+            "they fail before the run?); pass every shard's file, or --allow-missing to merge "
+            "what is here"
         )
 
 

@@ -408,6 +408,8 @@ def logs_in_message(app_logs: str, message: str, lines: int = 3) -> bool:
 def print_wide(console: Console, renderable: RenderableType) -> None:
     """Print a table; without a terminal at the width of its content, so nothing wraps.
 
+    Without a terminal, lines carry no trailing padding.
+
     A CI log has no width to fit: a name folded at column 80 can no longer be searched
     for or copied into ``-f``. On a terminal, the terminal's width still rules.
     """
@@ -415,15 +417,17 @@ def print_wide(console: Console, renderable: RenderableType) -> None:
         console.print(renderable)
         return
     needed = Measurement.get(console, console.options.update(width=10_000), renderable).maximum
-    if needed <= console.width:
-        console.print(renderable)
-        return
     width = console.width
-    console.width = needed
+    console.width = max(width, needed)
     try:
-        console.print(renderable)
+        with console.capture() as captured:
+            console.print(renderable)
     finally:
         console.width = width
+    # A table pads every row to its widest one (180 columns for one long description);
+    # trailing blanks only make a log harder to read and diff.
+    lines = "\n".join(line.rstrip() for line in captured.get().splitlines())
+    console.print(Text.from_ansi(lines), soft_wrap=True)
 
 
 def plural(count: int, word: str) -> str:
@@ -432,6 +436,10 @@ def plural(count: int, word: str) -> str:
 
 
 def running(flows: int, parallel: int) -> str:
-    """What a run is about to do: ``1 flow``, or ``38 flows with 8 in parallel``."""
+    """What a run is about to do: ``1 flow``, or ``38 flows with 8 in parallel``.
+
+    Never more in parallel than there are flows: 3 flows with ``-j 4`` run 3 at once.
+    """
     shown = plural(flows, "flow")
-    return shown if flows == 1 or parallel == 1 else f"{shown} with {parallel} in parallel"
+    at_once = min(flows, parallel)
+    return shown if at_once <= 1 else f"{shown} with {at_once} in parallel"

@@ -470,7 +470,8 @@ class RemoteRecorder(_Guarded):
             f"{self._url}/api/reports",
             json={
                 "project": start.project if start else "unknown",
-                "run_id": local.run_id if local else "",
+                # The run's own id: the console records it under that id when it is free.
+                "run_id": (local.run_id if local else "") or (start.nocrud_run_id if start else ""),
                 "token": local.token if local else "",
                 "selection": start.selection if start else {},
                 "parallel": start.parallel if start else 1,

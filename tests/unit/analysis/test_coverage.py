@@ -119,8 +119,9 @@ def test_loading_documents_explains_failures(tmp_path: Path) -> None:
     with pytest.raises(OpenApiError, match="run `nocrud up` first"):
         load_openapi(tmp_path / "openapi.json")
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(OpenApiError, match="cannot read the OpenAPI document"):
+    with pytest.raises(OpenApiError, match=r"bad.json is neither JSON nor YAML \(line 1") as bad:
         load_openapi(tmp_path / "bad.json")
+    assert "Expecting value" not in str(bad.value)
     (tmp_path / "other.json").write_text('{"openapi": "3.0.0"}')
     with pytest.raises(OpenApiError, match="has no 'paths' object"):
         load_openapi(tmp_path / "other.json")
@@ -224,3 +225,26 @@ def test_coverage_command_lists_operations_and_the_share(
     full = run_cli("coverage", "--openapi", str(other), "--results", str(results))
     assert "covered 1 of 1 operations (100.0%)" in full.output
     assert "called but not in the document: GET /api/sites/{id} (404)" in full.output
+
+
+def test_yaml_documents_are_read_like_json(tmp_path: Path) -> None:
+    # A public API ships openapi.yml, and app.openapi accepts a YAML file.
+    (tmp_path / "openapi.yml").write_text(
+        "openapi: 3.0.3\npaths:\n  /api/sites:\n    get: {}\n    post: {}\n"
+    )
+    document = load_openapi(tmp_path / "openapi.yml")
+    assert [str(op) for op in operations(document)] == ["GET /api/sites", "POST /api/sites"]
+
+
+def test_an_operation_that_only_answered_server_errors_is_not_covered() -> None:
+    run = run_of(
+        one=[("GET", "/api/sites", 500), ("GET", "/api/sites", 502), ("POST", "/api/sites", 500)],
+        two=[("POST", "/api/sites", 201)],
+    )
+    report = compute_coverage(DOCUMENT, run)
+    rows = {str(op.operation): op for op in report.operations}
+    assert rows["GET /api/sites"].statuses == (500, 502)  # called, and shown as called
+    assert not rows["GET /api/sites"].covered
+    assert rows["POST /api/sites"].covered  # one answer that was not 5xx is enough
+    assert report.covered == 1
+    assert report.to_dict()["operations"][0]["covered"] is False

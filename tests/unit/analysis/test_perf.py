@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -182,3 +183,26 @@ def test_perf_command_stores_a_baseline_then_flags_a_regression(
     assert run_cli("perf", "--threshold", "150").exit_code == 0
     as_json = json.loads(run_cli("perf", "--json").output)
     assert as_json[0]["regressed"] is True and as_json[0]["baseline"]["p50_ms"] == 10.0
+
+
+def test_two_projects_in_one_directory_keep_their_own_timings_and_baselines(
+    cli_project: Path, run_cli: Callable[..., Any]
+) -> None:
+    write_run(cli_project, 10)
+    assert run_cli("perf", "--baseline").exit_code == 0
+    # Another config in the same directory (project "shop") runs slower, and stores its own.
+    slow = dataclasses.replace(
+        run_of(("a", [("GET", "/api/sites", 90.0)] * 3)), project="shop", run_id="r2"
+    )
+    results = cli_project / "shop.json"
+    results.write_text(json.dumps(slow.to_dict()))
+    cli_flows.record_run(cli_project, results, perf=True, say=lambda line: None)
+    assert (cli_project / ".nocrud" / "perf" / "shop" / "last.json").is_file()
+    ours = run_cli("perf")
+    assert ours.exit_code == 0, ours.output  # demo's last run against demo's baseline
+    assert "no endpoint regressed" in ours.output
+    # The directory's last run is shop's: coverage of demo says so rather than read it.
+    covered = run_cli("coverage")
+    assert covered.exit_code == 2, covered.output
+    assert "holds a run of project 'shop'" in covered.output
+    assert "--results FILE" in covered.output

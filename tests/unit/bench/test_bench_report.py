@@ -130,3 +130,13 @@ def test_the_compose_baseline_loads_a_dump_with_psql_as_the_apps_role(tmp_path: 
     assert command[0] == "psql" and command[-2:] == ["-f", "/nocrud/dump.sql"]
     assert command[command.index("-U") + 1] == "shop"
     assert schema["labels"]["nocrud.role"] == "load"
+
+
+def test_every_strategy_is_also_a_multiple_of_the_shared_baseline() -> None:
+    rows = [figures("shared", 10.0), figures("image", 25.0), figures("pool", 12.0)]
+
+    assert ratios(rows) == [
+        "image / pool wall time: 2.08x",
+        "wall time as a multiple of shared (one environment, no reset): image 2.50x, pool 1.20x",
+    ]
+    assert all("shared" not in line for line in ratios(ROWS))

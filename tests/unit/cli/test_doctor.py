@@ -208,15 +208,16 @@ def test_the_config_names_the_images_to_check(tmp_path: Path) -> None:
     assert "not present, pullable" in app.detail
 
 
-def test_a_broken_config_is_a_warning_naming_the_key(tmp_path: Path) -> None:
+def test_a_broken_config_fails_naming_the_key_with_ups_exit_code(tmp_path: Path) -> None:
+    """Issue 21 item 9: doctor fails where `nocrud up` refuses the config (exit 2)."""
     write_config(tmp_path, image="shop:1", port="eighty")
 
     checks = checks_with(FakeDocker(), host(tmp_path))
 
-    assert checks["config"].status is CheckStatus.WARN
+    assert checks["config"].status is CheckStatus.FAIL
     assert "app.port" in checks["config"].detail
     assert "docs/config.md" in checks["config"].fix
-    assert exit_code(list(checks.values())) == 0
+    assert exit_code(list(checks.values())) == 2
 
 
 # ---------------------------------------------------------------- blocking problems
@@ -434,7 +435,7 @@ def test_objects_of_dead_runs_are_a_warning_pointing_at_nocrud_clean(tmp_path: P
     left = checks["leftovers"]
     assert left.status is CheckStatus.WARN
     assert "2 container(s) and 1 network(s) of 1 run(s) whose process is gone" in left.detail
-    assert "1 of runs still going" in left.detail
+    assert "1 object(s) of runs still going, or of other hosts" in left.detail
     assert "1 kept by --keep-failed" in left.detail
     assert "nocrud clean" in left.fix
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -245,7 +246,7 @@ def test_perf_on_a_foreign_timings_file_says_to_run_up_perf_again(
 ) -> None:
     from nocrud.analysis import perf
 
-    last = cli_project / ".nocrud" / "perf" / "last.json"
+    last = cli_project / ".nocrud" / "perf" / "demo" / "last.json"
     last.parent.mkdir(parents=True)
     last.write_text(json.dumps({"schema": perf.SCHEMA, "endpoints": endpoints}))
     for args in (("perf",), ("perf", "--baseline")):
@@ -253,3 +254,21 @@ def test_perf_on_a_foreign_timings_file_says_to_run_up_perf_again(
         assert result.exit_code == 2, result.output
         assert result.output.startswith(f"error: {last} cannot be read (")
         assert "run `nocrud up --perf` again" in result.output
+
+
+def test_a_run_stopping_error_is_printed_masked() -> None:
+    """Issue 21, item 13: a failed migrate command's URL password never prints."""
+    script = (
+        "from nocrud.cli._guard import guarded\n"
+        "from nocrud.errors import InfrastructureError\n"
+        "with guarded():\n"
+        "    raise InfrastructureError(\n"
+        "        'the migrate command `psql postgresql://app:hunter22@db/app -f s.sql` failed'\n"
+        "    )\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 3, done.stderr
+    assert "hunter22" not in done.stderr
+    assert "psql postgresql://app:********@db/app -f s.sql" in done.stderr

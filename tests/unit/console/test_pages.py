@@ -121,3 +121,14 @@ def test_compare_flaky_and_ansi() -> None:
     assert ansi_to_html("\x1b[1;31m<b>\x1b[0m ok") == (
         '<span class="bold"><span class="fg1">&lt;b&gt;</span></span> ok'
     )
+
+
+def test_a_pytest_tests_flow_page_answers_though_its_name_is_a_path(
+    client: TestClient, store: RunStore
+) -> None:
+    # The pytest plugin records each test under its node id: slashes and colons.
+    name = "tests/api/test_items.py::test_create[json]"
+    _record(store, "c1", {name: Status.FAILED})
+    page = client.get(f"/flows/{name}")
+    assert page.status_code == 200 and "No recorded results" not in page.text
+    assert client.get(f"/api/flows/{name}").json()["results"]

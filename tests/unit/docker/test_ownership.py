@@ -197,3 +197,46 @@ def test_a_refused_tcp_port_suggests_waiting_for_the_service() -> None:
 def test_a_local_socket_keeps_the_start_the_daemon_advice() -> None:
     message = unreachable(FileNotFoundError("[Errno 2] No such file or directory"), {})
     assert "Start the Docker daemon" in message
+
+
+# ---------------------------------------------------------------- an address that is silent
+
+
+def test_a_silent_docker_host_address_fails_in_seconds_naming_the_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from nocrud.docker import engine
+
+    asked: list[tuple[tuple[str, int], float]] = []
+
+    def dropped(address: tuple[str, int], timeout: float) -> socket.socket:
+        asked.append((address, timeout))
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(engine.socket, "create_connection", dropped)
+    monkeypatch.setenv("DOCKER_HOST", "tcp://172.31.7.9:2375")
+    with pytest.raises(engine.DockerUnavailableError) as caught:
+        engine.connect(wait=30)  # silence is not a daemon starting: no waiting
+    message = str(caught.value)
+    assert asked == [(("172.31.7.9", 2375), engine.CONNECT_PROBE_SECONDS)]
+    assert "the address 172.31.7.9 does not answer from this network" in message
+    assert "no answer to a TCP connection within 4 s" in message
+    assert "runs on the Docker daemon's network" in message and "docker -H" in message
+
+
+def test_a_refused_or_local_docker_host_is_left_to_the_clients_own_message(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from nocrud.docker import engine
+
+    def refused(address: tuple[str, int], timeout: float) -> socket.socket:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(engine.socket, "create_connection", refused)
+    engine.probe_tcp({"DOCKER_HOST": "tcp://127.0.0.1:2375"})  # no SilentAddressError
+    engine.probe_tcp({"DOCKER_HOST": "unix:///var/run/docker.sock"})
+    engine.probe_tcp({})

@@ -66,7 +66,7 @@ def _run(
     return executor, list(schedule.results)
 
 
-def test_a_lost_daemon_stops_the_run_and_the_rest_is_not_run_not_failed() -> None:
+def test_a_lost_daemon_stops_the_run_the_flow_in_flight_errs_and_the_rest_is_not_run() -> None:
     lost = EngineLostError("tcp://docker:2375", "[Errno -2] Name or service not known")
     asked: list[int] = []
 
@@ -78,10 +78,12 @@ def test_a_lost_daemon_stops_the_run_and_the_rest_is_not_run_not_failed() -> Non
     executor, results = _run(provisioner, check)
 
     assert [r.status for r in results[:4]] == [Status.PASSED] * 4
-    assert {r.status for r in results[4:]} == {Status.SKIPPED}
-    # The flow that met the dead daemon is not blamed, and carries no traceback.
-    assert results[4].message == "not finished: the run lost its Docker daemon"
+    # The flow in flight is an error that says why (no traceback of the symptom it met);
+    # the flows never started are not run.
+    assert results[4].status is Status.ERROR
+    assert results[4].message == "not finished: the run lost its Docker daemon while this flow ran"
     assert results[4].traceback == ""
+    assert {r.status for r in results[5:]} == {Status.SKIPPED}
     assert {r.message for r in results[5:]} == {"not run: run lost its Docker daemon"}
     assert executor.engine_problem is lost
     assert executor.finished_before_problem == 4
@@ -122,10 +124,8 @@ def test_evidence_that_cannot_be_gathered_from_a_lost_daemon_is_not_an_internal_
     executor = FlowExecutor(_DeadEvidence(alive=0), flow_timeout=5)
     executor.engine_check = lambda: lost
     result = executor(Flow("flow_0", fails_on_the_wire), 0)
-    assert (result.status, result.message) == (
-        Status.SKIPPED,
-        "not finished: the run lost its Docker daemon",
-    )
+    assert result.status is Status.ERROR
+    assert result.message.startswith("not finished: the run lost its Docker daemon while")
 
 
 def test_a_connection_lost_outside_the_flows_is_exit_3_not_a_traceback() -> None:

@@ -169,14 +169,15 @@ def test_an_app_creating_with_put_gets_an_upsert_with_a_chosen_id() -> None:
     source = crud_source("reading", "/readings/", document=upsert_document(uuid_param, note))
     assert "    id=lambda ctx: unique_uuid(),  # the app takes ids chosen by the client\n" in source
     assert '    upsert="PUT",  # PUT /readings/{reading_id}/ creates the object\n' in source
-    assert "import unique, unique_uuid\n" in source
+    assert "from nocrud import crud, unique, unique_uuid\n" in source
     assert '"note": "ok"' in source and 'update=lambda ctx, obj: {"note": "ok (updated)"}' in source
     spec = crud_spec(source)
     assert (spec.upsert, callable(spec.chosen_id)) == ("PUT", True)
 
     int_param = {"name": "reading_id", "in": "path", "schema": {"type": "integer"}}
     numbered = crud_source("reading", "/readings/", document=upsert_document(int_param, note))
-    assert "id=lambda ctx: unique_int()," in numbered and "import unique, unique_int\n" in numbered
+    assert "id=lambda ctx: unique_int()," in numbered
+    assert "import crud, unique, unique_int\n" in numbered
 
     with_id = {"id": {"type": "string", "format": "uuid"}, **note}
     in_payload = crud_source("reading", "/readings/", document=upsert_document(uuid_param, with_id))
@@ -222,6 +223,9 @@ def test_generated_sources_are_formatted_python() -> None:
     for source in (crud_source("site", "/api/sites", document=DOCUMENT), flow_source("a_b")):
         compile(source, "<generated>", "exec")
         assert "'" not in source.replace("['id']", "")  # double quotes, like ruff format
+        # Flow authors import from nocrud, never from the modules behind it (issue 21).
+        imports = [line for line in source.splitlines() if line.startswith("from nocrud")]
+        assert imports and all(line.startswith("from nocrud import ") for line in imports)
 
 
 def test_new_commands_write_into_the_configured_flows_package(tmp_path: Path) -> None:
@@ -260,3 +264,27 @@ def test_new_commands_write_into_the_configured_flows_package(tmp_path: Path) ->
     flow = runner.invoke(main, ["new", "flow", "smoke"], obj=obj)
     assert flow.exit_code == 0, flow.output
     assert 'ctx.api.get("/ping", expect=200)' in (flows / "smoke.py").read_text()
+
+
+def test_a_declared_oauth2_password_flow_is_the_scaffolds_login() -> None:
+    """Issue 21, item 5: the login the document declares, not a JSON bearer login."""
+    flows = {"password": {"tokenUrl": "/api/v1/login/access-token", "scopes": {}}}
+    schemes = {"OAuth2PasswordBearer": {"type": "oauth2", "flows": flows}}
+    document = {**DOCUMENT, "components": {**DOCUMENT.get("components", {})}}
+    document["components"]["securitySchemes"] = schemes
+    given = crud_source("site", "/api/sites", document=document, auth=("alice", "pw"))
+    assert "(tokenUrl /api/v1/login/access-token)" in given
+    assert '    auth=lambda ctx: ctx.login("alice", "pw", form=True),\n' in given
+    assert callable(crud_spec(given).auth)
+    hinted = crud_source("site", "/api/sites", document=document)
+    assert '    # auth=lambda ctx: ctx.login("user", "password", form=True),\n' in hinted
+    assert crud_spec(hinted).auth is None
+    # Swagger 2.0 declares it in securityDefinitions.
+    swagger = {
+        "swagger": "2.0",
+        "paths": {},
+        "securityDefinitions": {
+            "password": {"type": "oauth2", "flow": "password", "tokenUrl": "/token"}
+        },
+    }
+    assert "form=True" in crud_source("site", "/api/sites", document=swagger, auth=("a", "b"))

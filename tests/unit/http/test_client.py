@@ -154,7 +154,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self.send(200, {"token": TOKEN, "user": USER})
         elif path == "/api/me":
-            if self.headers.get("Authorization") == f"Bearer {TOKEN}":
+            if self.headers.get("Authorization") in (f"Bearer {TOKEN}", f"Token {TOKEN}"):
                 self.send(200, {"user": USER})
             else:
                 self.send(401, {"error": "no token"})
@@ -169,6 +169,10 @@ class Handler(BaseHTTPRequestHandler):
             self.django_login(body)
         elif path == "/notes":
             self.notes_endpoint()
+        elif path in ("/redirect/away", "/redirect/here", "/token", "/openapi.json"):
+            self.logins(path, body)
+        elif path == "/api/users/login":
+            self.realworld_login(body)
         elif path == "/slow":
             self.server.release.wait(2.0)
             self.send(200, {"slow": True})
@@ -202,6 +206,33 @@ class Handler(BaseHTTPRequestHandler):
             headers={"Location": "/accounts/profile/"},
             cookies={"sessionid": session, "csrftoken": secrets.token_hex(8)},
         )
+
+    def logins(self, path: str, body: bytes) -> None:
+        """Redirects, an OAuth2 password-flow token URL and the document declaring it."""
+        if path == "/redirect/away":
+            self.send(302, headers={"Location": "https://login.example.invalid/sso?next=/x"})
+        elif path == "/redirect/here":
+            self.send(302, headers={"Location": "/echo"})
+        elif path == "/openapi.json":
+            flows = {"password": {"tokenUrl": "/token", "scopes": {}}}
+            schemes = {"OAuth2PasswordBearer": {"type": "oauth2", "flows": flows}}
+            self.send(200, {"openapi": "3.1.0", "components": {"securitySchemes": schemes}})
+        elif self.headers.get("Content-Type") != "application/x-www-form-urlencoded":
+            self.send(422, {"detail": "form expected"})
+        elif {k: v[0] for k, v in parse_qs(body.decode()).items()} != {
+            "grant_type": "password",
+            "username": USER,
+            "password": PASSWORD,
+        }:
+            self.send(401, {"detail": "Incorrect username or password"})
+        else:
+            self.send(200, {"access_token": TOKEN, "token_type": "bearer"})
+
+    def realworld_login(self, body: bytes) -> None:
+        if json.loads(body or b"{}") != {"user": {"email": USER, "password": PASSWORD}}:
+            self.send(422, {"errors": {"body": ["bad credentials"]}})
+        else:
+            self.send(200, {"user": {"email": USER, "token": TOKEN}})
 
     def notes_endpoint(self) -> None:
         cookies = self.cookies()

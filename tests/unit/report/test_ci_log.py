@@ -115,6 +115,9 @@ def test_the_summary_never_cuts_or_wraps_a_flow_name() -> None:
 def test_singular_and_plural_counts() -> None:
     assert running(1, 2) == "1 flow"
     assert running(38, 8) == "38 flows with 8 in parallel"
+    # Never more in parallel than there are flows (issue 21, item 13).
+    assert running(3, 4) == "3 flows with 3 in parallel"
+    assert running(0, 4) == "0 flows"
     assert plural(0, "flow") == "0 flows"
 
 

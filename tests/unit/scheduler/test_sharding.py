@@ -15,8 +15,10 @@ from nocrud.sharding import (
     load_durations,
     parse_shard,
     plan,
+    plan_of,
     select_shard,
     shard_from_env,
+    shard_plan,
 )
 
 
@@ -139,3 +141,28 @@ def test_a_file_that_is_not_results_says_what_to_pass(tmp_path: Path) -> None:
     bad.write_text('{"hello": 1}')
     with pytest.raises(ShardError, match=r"bad.json: cannot read flow durations.*nocrud up --json"):
         load_durations([bad])
+
+
+def test_a_plan_is_the_same_for_every_job_fed_the_same_inputs(tmp_path: Path) -> None:
+    flows = [Named(f"f{i}") for i in range(6)]
+    history = _results_file(tmp_path / "merged.json", {"f1": (Status.PASSED, 5.0)})
+    copy = tmp_path / "elsewhere.json"
+    copy.write_text(history.read_text())
+    parts = [plan_of(flows, Shard(i, 3), [history]) for i in (1, 2, 3)]
+    assert len({p.fingerprint for _, p, _ in parts}) == 1
+    assert sorted(f.name for chosen, _, _ in parts for f in chosen) == [f.name for f in flows]
+    first = parts[0][1]
+    assert first.flows == tuple(f.name for f in flows)
+    assert first.total == 3 and first.durations == (str(history),)
+    # The same durations from another path: the same plan. Other inputs: another plan.
+    assert plan_of(flows, Shard(1, 3), [copy])[1].fingerprint == first.fingerprint
+    assert shard_plan(flows, 3, {}).fingerprint != first.fingerprint
+    assert shard_plan(flows, 2, {"f1": 6.0}).fingerprint != first.fingerprint
+    assert shard_plan(flows[:5], 3, {"f1": 6.0}).fingerprint != first.fingerprint
+
+
+def test_without_durations_the_split_is_by_name_whatever_last_run_says(tmp_path: Path) -> None:
+    flows = [Named(f"f{i}") for i in range(6)]
+    chosen, plan_, durations = plan_of(flows, Shard(1, 3), [])
+    assert durations == {} and plan_.durations == ()
+    assert [f.name for f in chosen] == ["f0", "f3"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from nocrud.cli.main import main
 from nocrud.report import read_json, write_json, write_junit
 from nocrud.report.merge import MergeError, merge_runs, read_runs
-from nocrud.results import FlowResult, RunResult, Status, Timings
+from nocrud.results import FlowResult, RunResult, ShardPlan, Status, Timings
 
 
 def shard_run(index: int, total: int, flows: dict[str, Status], *, start: float) -> RunResult:
@@ -161,3 +162,72 @@ def test_the_sharded_pipelines_in_docs_run_a_shard_and_merge() -> None:
     assert "--shard ${{ matrix.shard }}/4" in steps
     merge = " ".join(str(s.get("run", "")) for s in github["jobs"]["merge"]["steps"])
     assert "nocrud report merge" in merge
+
+
+def _planned(path: Path, run: RunResult, fingerprint: str, flows: tuple[str, ...]) -> Path:
+    write_json(replace(run, plan=ShardPlan(fingerprint, 3, flows, ("merged.json",))), path)
+    return path
+
+
+def test_shards_of_different_plans_are_refused_naming_each_plan(tmp_path: Path) -> None:
+    one = _planned(
+        tmp_path / "1.json", shard_run(1, 3, {"a": Status.PASSED}, start=1), "aaaa", ("a", "b")
+    )
+    two = _planned(
+        tmp_path / "2.json", shard_run(2, 3, {"b": Status.PASSED}, start=1), "bbbb", ("a", "b")
+    )
+    result = CliRunner().invoke(
+        main,
+        ["report", "merge", str(one), str(two), "--allow-missing", "--json", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 2, result.output
+    assert "shards of different plans" in result.output
+    assert "plan aaaa: 2 flow(s) over 3 shard(s), durations merged.json" in result.output
+    assert "plan bbbb" in result.output and "Traceback" not in result.output
+
+
+def test_planned_flows_no_shard_ran_are_named(tmp_path: Path) -> None:
+    planned = ("a", "b", "c", "d")
+    one = _planned(
+        tmp_path / "1.json", shard_run(1, 3, {"a": Status.PASSED}, start=1), "p", planned
+    )
+    two = _planned(
+        tmp_path / "2.json", shard_run(2, 3, {"b": Status.PASSED}, start=1), "p", planned
+    )
+    three = _planned(
+        tmp_path / "3.json", shard_run(3, 3, {"d": Status.FAILED}, start=1), "p", planned
+    )
+    with pytest.raises(MergeError, match=r"1 planned flow\(s\) ran in no shard: c: "):
+        merge_runs(read_runs([one, two, three]))
+    result = CliRunner().invoke(
+        main,
+        ["report", "merge", str(one), str(two), "--allow-missing", "--json", str(tmp_path / "o")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "not in any file (2 planned flow(s)): c, d" in result.output
+
+
+def test_the_plan_travels_in_json_and_junit(tmp_path: Path) -> None:
+    run = shard_run(1, 2, {"a": Status.PASSED}, start=1)
+    path = _planned(tmp_path / "1.json", run, "f00d", ("a", "b"))
+    assert read_json(path).plan == ShardPlan("f00d", 3, ("a", "b"), ("merged.json",))
+    write_junit(read_json(path), tmp_path / "1.xml")
+    props = {
+        p.get("name"): p.get("value")
+        for p in ET.parse(tmp_path / "1.xml").getroot().iter("property")
+    }
+    assert (props["plan"], props["plan.shards"], props["plan.flows"]) == ("f00d", "3", "a b")
+
+
+def test_a_missing_shard_names_the_planned_flows_it_would_have_run(tmp_path: Path) -> None:
+    planned = ("a", "b", "c")
+    one = _planned(
+        tmp_path / "1.json", shard_run(1, 3, {"a": Status.PASSED}, start=1), "p", planned
+    )
+    two = _planned(
+        tmp_path / "2.json", shard_run(2, 3, {"b": Status.PASSED}, start=1), "p", planned
+    )
+    with pytest.raises(
+        MergeError, match=r"shard\(s\) 3/3 missing; their planned flow\(s\) ran nowhere: c: "
+    ):
+        merge_runs(read_runs([one, two]))

@@ -1,5 +1,6 @@
 """Inventory endpoints: warehouses by code (PUT creates one), stock, movements."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
@@ -34,6 +35,8 @@ class WarehouseViewSet(AuditedMixin, viewsets.ModelViewSet):
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         code = kwargs["code"]
         # The URL names the warehouse: the body may leave the code out, not contradict it.
+        if not isinstance(request.data, Mapping):  # `nocrud fuzz` sent `false`: a 500 before
+            raise ValidationError({"non_field_errors": ["expected an object"]})
         data = {"code": code, **request.data}
         if data["code"] != code:
             raise ValidationError({"code": [f"the URL names warehouse {code!r}"]})

@@ -1,0 +1,146 @@
+"""Benchmark: a pytest suite on one shared database against the same suite isolated by nocrud.
+
+The suite is tests/e2e/strangers/fastapi_items's (a FastAPI app in the shape of its
+full-stack template), copied ``--copies`` times so it is long enough to matter:
+
+- ``shared``: ``tests_shared/``, the suite as teams run it today: one app and one
+  database for every test (one environment nocrud starts, not counted), ``-p no:nocrud``.
+  Its tests that count rows fail there; only its time counts.
+- ``image`` and ``pool``: ``tests_nocrud/``, the same tests on nocrud's ``api``/``db``
+  fixtures, each test in its own environment from that strategy.
+
+Each runs at ``-n 1`` and ``-n 4`` (pytest-xdist), side by side in one run, after one
+``nocrud build`` that is not counted. Prints wall time, per-test set-up p50/p95 (from
+pytest's ``--durations``), and each row as a multiple of ``shared`` at the same ``-n``.
+The target: ``pool`` at ``-n 4`` costs at most 1.5x ``shared`` at ``-n 4``. Usage::
+
+    v/bin/python benchmarks/pytest_suite.py --copies 4
+    v/bin/python benchmarks/pytest_suite.py --copies 1 --workers 2 --strategies pool
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+APP = REPO / "tests" / "e2e" / "strangers" / "fastapi_items"
+_SETUP = re.compile(r"^\s*(?P<seconds>[\d.]+)s setup\s+\S+")
+_COUNTS = re.compile(r"(\d+) (passed|failed|error)")
+TARGET = 1.5
+
+
+def prepare(directory: Path, project: str, copies: int) -> Path:
+    """The app copied into ``directory`` under ``project``, each suite file ``copies`` times."""
+    import yaml
+
+    app = directory / "fastapi_items"
+    shutil.copytree(APP, app)
+    config = yaml.safe_load((app / "nocrud.yaml").read_text())
+    config["project"] = project
+    (app / "nocrud.yaml").write_text(yaml.safe_dump(config))
+    for suite in ("tests_shared", "tests_nocrud"):
+        source = (app / suite / "test_items.py").read_text()
+        for copy in range(1, copies):
+            (app / suite / f"test_items_{copy}.py").write_text(source)
+    return app
+
+
+def pytest_run(app: Path, argv: list[str], env: dict[str, str]) -> tuple[float, list[float], str]:
+    """Wall seconds, per-test set-up seconds, and the counts line of one pytest run."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--durations=0",
+         "--durations-min=0", *argv],
+        cwd=app, env=env, capture_output=True, text=True, timeout=1800, check=False,
+    )  # fmt: skip
+    wall = time.monotonic() - started
+    if proc.returncode not in (0, 1):
+        sys.exit(f"pytest {' '.join(argv)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
+    setups = [float(m["seconds"]) for m in map(_SETUP.match, proc.stdout.splitlines()) if m]
+    counts = ", ".join(f"{n} {word}" for n, word in _COUNTS.findall(proc.stdout.splitlines()[-1]))
+    return wall, setups, counts
+
+
+def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round((len(ordered) - 1) * pct / 100))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--copies", type=int, default=4, help="copies of the suite's test file")
+    parser.add_argument("--workers", type=int, default=4, help="the -n of the parallel rows")
+    parser.add_argument("--strategies", default="image,pool", help="nocrud's rows")
+    parser.add_argument("--project", default="bench-pytest", help="project name of the copy")
+    args = parser.parse_args()
+    strategies = [s for s in args.strategies.split(",") if s]
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("NOCRUD_CONFIG", None)
+    nocrud = [sys.executable, str(Path(sys.executable).parent / "nocrud")]
+    rows: list[tuple[str, int, float, list[float], str]] = []
+    with tempfile.TemporaryDirectory(prefix="nocrud-pytest-bench-") as tmp:
+        app = prepare(Path(tmp), args.project, args.copies)
+        try:
+            built = subprocess.run(
+                [*nocrud, "build"], cwd=app, env=env, capture_output=True, text=True, check=False
+            )
+            if built.returncode != 0:
+                sys.exit(f"nocrud build failed:\n{built.stdout}{built.stderr}")
+            for workers in sorted({1, args.workers}):
+                xdist = ["-n", str(workers)] if workers > 1 else []
+                rows.append(("shared", workers, *shared_run(app, xdist, env)))
+                for strategy in strategies:
+                    argv = [*xdist, "--nocrud-strategy", strategy, "tests_nocrud"]
+                    rows.append((strategy, workers, *pytest_run(app, argv, env)))
+        finally:
+            subprocess.run([*nocrud, "clean", "--images"], cwd=app, env=env,
+                           capture_output=True, check=False)  # fmt: skip
+    tests = len(rows[0][3]) or 7 * args.copies
+    print(f"the fastapi_items suite x{args.copies} ({tests} tests), {os.cpu_count()} CPU(s)")
+    print(
+        f"{'run':<14} {'wall s':>7} {'setup p50 s':>12} {'setup p95 s':>12} {'x shared':>9}  tests"
+    )
+    base = {workers: wall for name, workers, wall, _, _ in rows if name == "shared"}
+    for name, workers, wall, setups, counts in rows:
+        label = f"{name} -n {workers}"
+        print(
+            f"{label:<14} {wall:7.1f} {statistics.median(setups or [0]):12.3f} "
+            f"{percentile(setups, 95):12.3f} {wall / base[workers]:9.2f}  {counts}"
+        )
+    pool = [
+        wall for name, workers, wall, _, _ in rows if name == "pool" and workers == args.workers
+    ]
+    if pool:
+        ratio = pool[0] / base[args.workers]
+        verdict = "met" if ratio <= TARGET else "not met"
+        print(f"pool -n {args.workers} / shared -n {args.workers}: {ratio:.2f}x "
+              f"(target at most {TARGET}x): {verdict}")  # fmt: skip
+
+
+def shared_run(app: Path, xdist: list[str], env: dict[str, str]) -> tuple[float, list[float], str]:
+    """tests_shared against one environment that every test shares (its start not counted)."""
+    from nocrud.testing.session import EnvironmentSession, Settings
+
+    settings = Settings(config=app / "nocrud.yaml", strategy="image")
+    session = EnvironmentSession(settings, lambda line: None)
+    try:
+        with session.acquire("shared") as shared:
+            run_env = {**env, "API_URL": shared.base_url}
+            return pytest_run(app, [*xdist, "-p", "no:nocrud", "tests_shared"], run_env)
+    finally:
+        session.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+CREATE TABLE note (id bigserial PRIMARY KEY, text text NOT NULL);

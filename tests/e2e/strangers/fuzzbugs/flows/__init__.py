@@ -1,0 +1,1 @@
+"""No hand-written flows: this app is here for `nocrud fuzz`."""

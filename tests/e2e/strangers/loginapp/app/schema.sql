@@ -1,0 +1,5 @@
+CREATE TABLE IF NOT EXISTS note (
+    id serial PRIMARY KEY,
+    owner text NOT NULL,
+    body text NOT NULL
+);
