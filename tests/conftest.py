@@ -24,6 +24,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The strangers are apps of other people, with their own pytest suites (fastapi_items'
+# tests_shared and tests_nocrud); e2e tests run those suites in copies, never this session.
+collect_ignore_glob = ["e2e/strangers/*"]
+
 
 def benchmark_module(name: str) -> ModuleType:
     """``benchmarks/<name>.py`` as a module (loaded once), for tests that share its code."""
