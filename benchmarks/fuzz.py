@@ -115,7 +115,7 @@ def run_shared(args: argparse.Namespace, app: Path) -> dict[str, Any]:
     from nocrud.environment import Run, provisioner_for
     from nocrud.fuzz.engine import Target, load_schema
     from nocrud.fuzz.plan import DEFAULT_CHECKS, FuzzOptions, plan_units
-    from nocrud.http.auth import bearer_login
+    from nocrud.http.logins import bearer_login
     from nocrud.http.client import ApiClient
 
     config = load_config(app / "nocrud.yaml", overrides={"run.strategy": "image"})

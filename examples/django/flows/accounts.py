@@ -99,9 +99,15 @@ def session_login_with_csrf(ctx: FlowContext) -> None:
     assert alice.get("/api/auth/me/").data["username"] == "alice"
     order = build_order(alice, note="from the browser")
     assert order["customer"] == "alice"
-    # The session cookie alone is not enough to change anything.
+    # The session cookie alone is not enough to change anything: auth=None sends no
+    # CSRF header and no cookie, so the session cookie goes back in by hand.
+    session = {"sessionid": alice.session.cookies["sessionid"]}
     refused = alice.patch(
-        f"/api/orders/{order['id']}/", json={"note": "forged"}, auth=None, expect=403
+        f"/api/orders/{order['id']}/",
+        json={"note": "forged"},
+        auth=None,
+        cookies=session,
+        expect=403,
     ).data
     assert "CSRF" in refused["detail"]
     assert alice.get(f"/api/orders/{order['id']}/").data["note"] == "from the browser"
