@@ -72,11 +72,12 @@ def pool_dir(root: Path) -> Path:
 
 
 def pool_key(run: Run) -> str:
-    """The key of the pool this run's pairs belong to: its builds, settings and Docker host."""
+    """The key of the pool this run's pairs belong to: its project, builds, settings, host."""
     client = run.engine.client
     config = run.config
     parts = [
         config.project,
+        str(config.root),
         image_id(client, run.images.app) or run.images.app,
         image_id(client, run.images.db) or run.images.db,
         config.app.model_dump_json(),
@@ -311,7 +312,7 @@ class KeptPool:
             (self.dir / f"{pair.name}.lock").unlink()
         self._unlock(pair)
 
-    def leave(self, pair: KeptPair, *, clean: bool, uses: int) -> None:
+    def leave(self, pair: Pair, *, clean: bool, uses: int) -> None:
         """Hand a pair over to the next run: record its state, then release its lock."""
         _write(
             self.dir / f"{pair.name}.json",
@@ -362,10 +363,11 @@ class KeptPool:
         return retired
 
     @staticmethod
-    def _unlock(pair: KeptPair) -> None:
-        handle, pair._lock_handle = pair._lock_handle, None
-        if handle is not None:
-            handle.close()
+    def _unlock(pair: Pair) -> None:
+        if isinstance(pair, KeptPair):
+            handle, pair._lock_handle = pair._lock_handle, None
+            if handle is not None:
+                handle.close()
 
 
 # ---------------------------------------------------------------------- stopping pools

@@ -39,7 +39,7 @@ from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import DaemonGate
 from nocrud.environment import ProvisionError, Run
 from nocrud.environment.bridge import SharedBridge, share_bridge
-from nocrud.environment.kept import KeptPair, KeptPool
+from nocrud.environment.kept import KeptPool
 from nocrud.environment.pair import Pair
 
 __all__ = ["DAEMON_OPERATIONS", "Pool", "PoolProvisioner", "Recyclable", "Slot", "State"]
@@ -576,7 +576,6 @@ class PoolProvisioner:
         slots = sorted(pool.detach(), key=lambda s: s.state is not State.READY)
         left, extra = slots[: kept.cap], slots[kept.cap :]
         for slot in left:
-            assert isinstance(slot.env, KeptPair)
             kept.leave(slot.env, clean=slot.state is State.READY, uses=slot.uses)
         _side_by_side([s.env.teardown for s in extra], 60)
         kept.close()
