@@ -233,6 +233,25 @@ class OperationCounter:
         return self.count
 
 
+def _prime_kept_pool(run: Any, flows: list[Any], console: Any) -> None:
+    """The ``kept`` measurement's unmeasured first run: it leaves its pairs for the next."""
+    from nocrud import workflow
+    from nocrud.environment import provisioner_for
+
+    primer = provisioner_for(run.config)
+    primer.prepare(run)
+    try:
+        workflow.run_flows(
+            run.config, primer, flows, workflow.UpOptions(), console, run_id=run.run_id
+        )
+    finally:
+        primer.close()
+
+
+#: The ``kept`` measurement's idle time: long enough to outlast its own first run.
+KEPT_IDLE = "5m"
+
+
 def run_child(request: dict[str, Any]) -> None:
     """The child's side: run the flows under one strategy with the workflow's own steps."""
     from rich.console import Console
@@ -243,11 +262,14 @@ def run_child(request: dict[str, Any]) -> None:
     from nocrud.config import load_config
     from nocrud.docker import cleanup
     from nocrud.environment import Provisioner, Run, needs_db_image, provisioner_for
+    from nocrud.environment.kept import stop_pools
     from nocrud.flows import discover
 
     strategy = request["strategy"]
     overrides: dict[str, Any] = {"run.parallel": request["parallel"]}
-    if strategy != "compose":
+    if strategy == "kept":
+        overrides.update({"run.strategy": "pool", "run.keep_pool": KEPT_IDLE})
+    elif strategy != "compose":
         # The shared baseline's one environment comes from the image strategy.
         overrides["run.strategy"] = "image" if strategy == SHARED else strategy
     config = load_config(Path(request["config"]), overrides=overrides)
@@ -275,6 +297,8 @@ def run_child(request: dict[str, Any]) -> None:
             images=images,
             say=console.print,
         )
+        if strategy == "kept":
+            _prime_kept_pool(run, flows, console)
         started = time.monotonic()
         provisioner.prepare(run)
         prepared = time.monotonic()
@@ -286,6 +310,8 @@ def run_child(request: dict[str, Any]) -> None:
             provisioner.close()
         wall = time.monotonic() - started
     finally:
+        if strategy == "kept":
+            stop_pools(engine.client, config.root)
         cleanup.remove_run(engine.client, run_id)
         engine.close()
     Path(request["out"]).write_text(
