@@ -233,6 +233,28 @@ class OperationCounter:
         return self.count
 
 
+def _overrides(strategy: str, parallel: int) -> dict[str, Any]:
+    """The configuration a bench child runs ``strategy`` with."""
+    from nocrud.bench.shared import SHARED
+
+    overrides: dict[str, Any] = {"run.parallel": parallel}
+    if strategy == "kept":
+        # The pool's second run, as a developer's loop runs it: its pairs kept by the first,
+        # and as many more kept warm, so a flow's handoff is a queue pop.
+        overrides.update(
+            {
+                "run.strategy": "pool",
+                "run.keep_pool": KEPT_IDLE,
+                "run.warm": parallel,
+                "run.keep_pool_max": 2 * parallel,
+            }
+        )
+    elif strategy != "compose":
+        # The shared baseline's one environment comes from the image strategy.
+        overrides["run.strategy"] = "image" if strategy == SHARED else strategy
+    return overrides
+
+
 def _prime_kept_pool(run: Any, flows: list[Any], console: Any) -> None:
     """The ``kept`` measurement's unmeasured first run: it leaves its pairs for the next."""
     from nocrud import workflow
@@ -266,13 +288,9 @@ def run_child(request: dict[str, Any]) -> None:
     from nocrud.flows import discover
 
     strategy = request["strategy"]
-    overrides: dict[str, Any] = {"run.parallel": request["parallel"]}
-    if strategy == "kept":
-        overrides.update({"run.strategy": "pool", "run.keep_pool": KEPT_IDLE})
-    elif strategy != "compose":
-        # The shared baseline's one environment comes from the image strategy.
-        overrides["run.strategy"] = "image" if strategy == SHARED else strategy
-    config = load_config(Path(request["config"]), overrides=overrides)
+    config = load_config(
+        Path(request["config"]), overrides=_overrides(strategy, request["parallel"])
+    )
     wanted = list(request["flows"])
     by_name = {f.name: f for f in discover(config.flows.path)}
     flows = [by_name[name] for name in wanted]

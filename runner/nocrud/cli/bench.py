@@ -32,7 +32,7 @@ __all__ = ["bench"]
     metavar="A,B,...",
     help="Strategies to compare, `compose` for the compose-project-per-flow baseline, "
     "`shared` for one environment serving every flow with nothing reset, and `kept` for "
-    "`pool`'s second run, on the pairs an unmeasured first run kept (default: "
+    "`pool`'s second run, on the pairs an unmeasured first run kept (warm: -j) (default: "
     "shared,image,pool,template,migrate,compose; external too when database.external.url "
     "is set).",
 )
