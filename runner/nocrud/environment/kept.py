@@ -419,10 +419,12 @@ def expire(client: Any, root: Path) -> int:
     for key in read_pools(root):
         if client.containers.list(filters={"label": f"{LABEL_KEEPER}={key}"}):
             continue
-        forgotten += _forget_unlocked(pool_dir(root) / key)
-        with contextlib.suppress(OSError):
-            (pool_dir(root) / key / "pool.json").unlink()
-            (pool_dir(root) / key).rmdir()
+        key_dir = pool_dir(root) / key
+        forgotten += _forget_unlocked(key_dir)
+        if not any(p.name != "pool.json" for p in key_dir.glob("*.json")):
+            (key_dir / "pool.json").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # a lock file of a run that just started
+                key_dir.rmdir()
     return forgotten
 
 

@@ -21,6 +21,7 @@ from nocrud.environment.kept import (
     LABEL_KEEPER,
     _forget_unlocked,
     _lock,
+    expire,
     pool_dir,
     pool_key,
     read_pools,
@@ -254,3 +255,20 @@ def test_a_bad_idle_time_names_the_key_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path, env={"NOCRUD_KEEP_POOL": "soon"})
     assert "run.keep_pool: 'soon' is not an idle time: use e.g. 10m, 90s or 1h" in str(info.value)
+
+
+def test_records_of_a_pool_whose_keeper_expired_are_forgotten_others_kept(
+    tmp_path: Path,
+) -> None:
+    _record(tmp_path, "gone", "g1")
+    _record(tmp_path, "live", "l1")
+    held = _record(tmp_path, "gone", "g2")
+    lock = _lock(held.with_suffix(".lock"))  # a run still holds it: not forgotten
+    assert expire(FakeClient({"live": ["keeper-live"]}), tmp_path) == 1
+    pools = read_pools(tmp_path)
+    assert [r.name for r in pools["live"]] == ["l1"]
+    assert [r.name for r in pools["gone"]] == ["g2"]
+    assert lock is not None
+    lock.close()
+    assert expire(FakeClient({"live": ["keeper-live"]}), tmp_path) == 1
+    assert "gone" not in read_pools(tmp_path)
