@@ -365,12 +365,14 @@ def run_flows(
     run_id: str,
     backend: str = "local",
     engine: Engine | None = None,
+    reporter: TerminalReporter | None = None,
 ) -> RunResult:
     """Run the flows on a backend with live reporting; interrupts stop it cleanly.
 
     With the run's ``engine``, a flow that does not pass makes the executor ask whether
     the Docker daemon is still there; a lost daemon stops the run (see
-    :func:`nocrud.docker.engine.engine_lost`).
+    :func:`nocrud.docker.engine.engine_lost`). A front end with its own ``reporter``
+    (``watch``'s compact one) gets no "running N flows" line.
     """
     parallel = config.parallel
     executor = FlowExecutor(
@@ -380,7 +382,9 @@ def run_flows(
         state_dir=state_dir(config.root),
         openapi=config.app.openapi,
     )
-    reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
+    announce = reporter is None
+    if reporter is None:
+        reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
     runner: Backend[Flow] = BACKENDS[backend](
         executor,
         parallel=parallel,
@@ -390,7 +394,8 @@ def run_flows(
     executor.stop_run = runner.stop  # a configuration problem every flow would hit
     if engine is not None:
         executor.engine_check = engine_lost  # or the daemon went away
-    console.print(f"running {running(len(flows), parallel)} (run {run_id})")
+    if announce:
+        console.print(f"running {running(len(flows), parallel)} (run {run_id})")
     stopped = threading.Event()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
