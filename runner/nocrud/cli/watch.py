@@ -30,6 +30,14 @@ __all__ = ["watch"]
     help="Provisioning strategy; under pool the pairs stay up between reruns and are reset, "
     "so no rerun waits for a boot.",
 )
+@click.option(
+    "--warm",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Environments kept ready beyond -j: a flow that failed has its pair replaced "
+    "(a boot), and the spare serves the next rerun meanwhile.",
+)
 @selection_options
 @click.option(
     "--no-first-run",
@@ -43,6 +51,7 @@ def watch(
     *,
     parallel: int | None,
     strategy: str,
+    warm: int,
     selection: Selection,
     no_first_run: bool,
 ) -> None:
@@ -60,11 +69,12 @@ def watch(
       nocrud watch                      # every flow, pool strategy, -j from nocrud.yaml
       nocrud watch -k sites -j 2        # only flows matching "sites", two pairs
       nocrud watch -f site_crud --strategy image
+      nocrud watch -j 1 --warm 0        # the least memory: one pair
     """
     from nocrud.watch.loop import WatchOptions, sigterm_as_interrupt
     from nocrud.watch.loop import watch as run_watch
 
-    config = load(ctx, {"run.parallel": parallel, "run.strategy": strategy})
+    config = load(ctx, {"run.parallel": parallel, "run.strategy": strategy, "run.warm": warm})
     options = WatchOptions(
         names=selection.names,
         keyword=selection.keyword,
