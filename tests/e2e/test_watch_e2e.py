@@ -94,7 +94,7 @@ def test_a_saved_flow_file_reruns_its_flows_and_ctrl_c_leaves_nothing(harness: A
     module = flows / "test_flows.py"
     harness.config(flows__path=str(flows))
     proc = subprocess.Popen(
-        [*harness.command, "watch", "-j", "1"],
+        [*harness.command, "watch", "-j", "1", "--warm", "0"],  # one pair: the least to boot
         cwd=harness.dir,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
         stdout=subprocess.PIPE,

@@ -46,7 +46,7 @@ from nocrud.results import RunResult
 from nocrud.watch.changes import Plan, Watched, classify, to_rerun
 from nocrud.watch.report import Failures, WatchReporter
 
-__all__ = ["Changes", "WatchOptions", "file_changes", "watch"]
+__all__ = ["Changes", "WatchOptions", "file_changes", "sigterm_as_interrupt", "watch"]
 
 #: Batches of changed paths; an empty batch is a tick with nothing changed.
 Changes = Iterator[set[Path]]
