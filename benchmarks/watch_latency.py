@@ -87,17 +87,22 @@ def wait_for_summary(lines: queue.Queue[tuple[float, str]], timeout: float) -> t
             return stamp, line.rstrip()
 
 
-def leftovers(project: str) -> list[str]:
+def leftovers(project: str, pid: int) -> list[str]:
+    """The project's containers and networks that process ``pid`` owns (``nocrud.owner``).
+
+    By owner, not by project alone: other runs of the same project may be going on.
+    """
     label = f"label=nocrud.project={project}"
+    owner = '{{.ID}} {{.Label "nocrud.owner"}}'
     found = []
-    for kind in ("container", "network"):
+    for kind, listing in (("container", ["ps", "-a"]), ("network", ["network", "ls"])):
         listed = subprocess.run(
-            ["docker", kind, "ls", "-q", *(["-a"] if kind == "container" else []), "-f", label],
+            ["docker", *listing, "-f", label, "--format", owner],
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.split()
-        found += [f"{kind} {name}" for name in listed]
+        ).stdout.splitlines()
+        found += [f"{kind} {line.split()[0]}" for line in listed if f":{pid}:" in line]
     return found
 
 
@@ -155,7 +160,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code = proc.wait()
-        left = leftovers(args.project)
+        left = leftovers(args.project, proc.pid)
         if args.verbose:
             print("".join(log))
         passed = [s for s, line in latencies if "failed" not in line]

@@ -183,15 +183,18 @@ def prepared_provisioner(
     keep_failed: bool = False,
     say: Callable[[str], None] | None = None,
     build_lock: contextlib.AbstractContextManager[Any] | None = None,
+    images: BuiltImages | None = None,
 ) -> Iterator[Prepared]:
     """Build what changed, prepare ``provisioner`` on those images; close it on exit.
 
     Args:
         say: Prints one line for the user (the provisioner's); default: ``console``.
         build_lock: Held around the build (the pytest plugin's, shared by xdist workers).
+        images: Images the caller has just built (``watch`` after a change): no build here.
     """
-    with build_lock if build_lock is not None else contextlib.nullcontext():
-        images = build(config, engine, console, run_id, db_image=needs_db_image(provisioner))
+    if images is None:
+        with build_lock if build_lock is not None else contextlib.nullcontext():
+            images = build(config, engine, console, run_id, db_image=needs_db_image(provisioner))
     run = Run(
         config=config,
         run_id=run_id,

@@ -138,10 +138,11 @@ def watch(
         next(batches)  # the watcher runs from here on
         due: list[Flow] | None = selected if options.first_run else None
         why = f"{plural(len(selected), 'selected flow')}, at the start"
+        images: BuiltImages | None = None  # built by the last change, else by the first block
         while True:
             provisioner = provisioner_for(config)
             with workflow.prepared_provisioner(
-                config, engine, console, provisioner, run_id=run_id, say=screen.say
+                config, engine, console, provisioner, run_id=run_id, say=screen.say, images=images
             ) as prepared:
                 if due:
                     result = _rerun(config, prepared, due, screen, why=why)
@@ -151,9 +152,10 @@ def watch(
                     f"watching {_describe(watched)} ({provisioner.name} strategy, "
                     f"-j {config.parallel}); Ctrl-C to stop"
                 )
-                plan = _wait(config, options, prepared, batches, screen=screen, watched=watched)
-                if plan is None:
+                change = _wait(config, options, prepared, batches, screen=screen, watched=watched)
+                if change is None:
                     return EXIT_INTERRUPTED
+                plan, images = change
             # A new generation on the new images; every selected flow reruns on it.
             with contextlib.suppress(Exception):  # names of the closed pairs are free again
                 cleanup.remove_run(engine.client, run_id)
@@ -170,8 +172,8 @@ def _wait(
     *,
     screen: _Screen,
     watched: Watched,
-) -> Plan | None:
-    """Rerun flows as their files change; return the plan of a change that needs new images."""
+) -> tuple[Plan, BuiltImages] | None:
+    """Rerun flows as their files change; return a change that made new images, and them."""
     for batch in batches:
         if not batch:
             continue
@@ -180,9 +182,10 @@ def _wait(
             continue
         why = ", ".join(plan.reasons)
         if plan.rebuild:
-            if _build(config, prepared, screen, why) is None:
+            images = _build(config, prepared, screen, why)
+            if images is None:
                 continue
-            return plan
+            return plan, images
         found = _rediscover(config, options, screen)
         if found is None:
             continue
