@@ -2,7 +2,7 @@
 
 Each step is a plain function a test can call. :func:`up` is ``nocrud up``;
 :func:`build` is ``nocrud build``. Every front end (``up``, ``fuzz``, ``bench``, ``watch``,
-the pytest plugin) sets up and tears down through :func:`environments` (or its two
+the pytest plugin, a Celery worker) sets up and tears down through :func:`environments` (or its two
 halves, :func:`docker_session` and :func:`prepared_provisioner`), never a copy of it.
 Interrupts are handled here, in one place: SIGINT or SIGTERM while flows run stops
 scheduling, tears down every live environment and makes the run exit 130; during the
