@@ -255,19 +255,16 @@ def _overrides(strategy: str, parallel: int) -> dict[str, Any]:
     return overrides
 
 
-def _prime_kept_pool(run: Any, flows: list[Any], console: Any) -> None:
-    """The ``kept`` measurement's unmeasured first run: it leaves its pairs for the next."""
-    from nocrud import workflow
-    from nocrud.environment import provisioner_for
+def _stop_kept_pool(config: Any) -> None:
+    """Remove the pairs the ``kept`` measurement kept (nothing may be left behind)."""
+    from nocrud.docker.engine import connect
+    from nocrud.environment.kept import stop_pools
 
-    primer = provisioner_for(run.config)
-    primer.prepare(run)
+    client = connect()
     try:
-        workflow.run_flows(
-            run.config, primer, flows, workflow.UpOptions(), console, run_id=run.run_id
-        )
+        stop_pools(client, config.root)
     finally:
-        primer.close()
+        client.close()
 
 
 #: The ``kept`` measurement's idle time: long enough to outlast its own first run.
@@ -282,9 +279,7 @@ def run_child(request: dict[str, Any]) -> None:
     from nocrud.bench.compose import ComposeProvisioner
     from nocrud.bench.shared import SHARED, SharedProvisioner
     from nocrud.config import load_config
-    from nocrud.docker import cleanup
-    from nocrud.environment import Provisioner, Run, needs_db_image, provisioner_for
-    from nocrud.environment.kept import stop_pools
+    from nocrud.environment import Provisioner, provisioner_for
     from nocrud.flows import discover
 
     strategy = request["strategy"]
@@ -303,35 +298,27 @@ def run_child(request: dict[str, Any]) -> None:
         provisioner = provisioner_for(config)
     console = Console(file=sys.stdout, soft_wrap=True, no_color=True, highlight=False)
     run_id = request["run_id"]
-    engine = workflow.prepare_docker(config, console)
     try:
-        images = workflow.build(
-            config, engine, console, run_id, db_image=needs_db_image(provisioner)
-        )
-        run = Run(
-            config=config,
-            run_id=run_id,
-            engine=engine,
-            images=images,
-            say=console.print,
-        )
-        if strategy == "kept":
-            _prime_kept_pool(run, flows, console)
-        started = time.monotonic()
-        provisioner.prepare(run)
-        prepared = time.monotonic()
-        try:
+        if strategy == "kept":  # an unmeasured first run leaves its pairs for this one
+            primer = provisioner_for(config)
+            with workflow.environments(
+                config, console, provisioner=primer, run_id=run_id, say=console.print
+            ):
+                workflow.run_flows(
+                    config, primer, flows, workflow.UpOptions(), console, run_id=run_id
+                )
+        with workflow.environments(
+            config, console, provisioner=provisioner, run_id=run_id, say=console.print
+        ) as prepared:
             result = workflow.run_flows(
                 config, provisioner, flows, workflow.UpOptions(), console, run_id=run_id
             )
-        finally:
-            provisioner.close()
-        wall = time.monotonic() - started
     finally:
         if strategy == "kept":
-            stop_pools(engine.client, config.root)
-        cleanup.remove_run(engine.client, run_id)
-        engine.close()
+            _stop_kept_pool(config)
+    # From preparing the strategy to closing it: the images are built before the clock starts.
+    wall = prepared.closed_at - prepared.prepare_started
+    prepare = prepared.prepared_at - prepared.prepare_started
     Path(request["out"]).write_text(
-        json.dumps({"result": result.to_dict(), "wall": wall, "prepare": prepared - started})
+        json.dumps({"result": result.to_dict(), "wall": wall, "prepare": prepare})
     )
