@@ -255,6 +255,7 @@ def run_flows(
         keep_failed=options.keep_failed,
         state_dir=state_dir(config.root),
         openapi=config.app.openapi,
+        headers=config.app.headers,
     )
     reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
     runner: Backend[Flow] = BACKENDS[backend](

@@ -24,7 +24,7 @@ import io
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ class FlowExecutor:
         keep_failed: Keep the environments of flows that did not pass.
         state_dir: Where the app's OpenAPI document is saved for ``nocrud coverage``
             (once per run, from the first environment that comes up); None: nowhere.
+            Its parent is the project's root, against which a file ``openapi`` is read.
         openapi: ``app.openapi``: where the app serves its document, when not at the
             usual paths.
     """
@@ -68,8 +69,10 @@ class FlowExecutor:
         keep_failed: bool = False,
         state_dir: Path | None = None,
         openapi: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.provisioner = provisioner
+        self.headers = dict(headers or {})
         self.flow_timeout = flow_timeout
         self.keep_failed = keep_failed
         self._state_dir = state_dir
@@ -88,6 +91,9 @@ class FlowExecutor:
         self._finished = 0
         self._openapi_lock = threading.Lock()
         self._openapi_done = state_dir is None
+        #: The app's OpenAPI document once read (None: it has none), for ``ctx.openapi()``.
+        self._document: dict[str, Any] | None = None
+        self._document_read = False
         self._stopping = threading.Event()
 
     # The scheduler's run_one.
@@ -219,13 +225,37 @@ class FlowExecutor:
         from nocrud.analysis.coverage import capture_openapi
 
         assert self._state_dir is not None
-        capture_openapi(target.base_url, self._state_dir, self._openapi)
+        capture_openapi(target.base_url, self._state_dir, self._openapi, headers=self.headers)
+
+    def openapi_document(self, base_url: str) -> dict[str, Any] | None:
+        """The app's OpenAPI document (``ctx.openapi()``), read once per run, or None.
+
+        ``app.openapi`` when it is a file (relative to the project) or a URL; else what
+        the app at ``base_url`` serves there or at the usual paths.
+        """
+        with self._openapi_lock:
+            if self._document_read:
+                return self._document
+        from nocrud.http.openapi import OpenApiError, fetch_from_app, load_openapi
+
+        where = self._openapi
+        document: dict[str, Any] | None = None
+        if where is not None and not where.startswith("/"):
+            is_url = where.startswith(("http://", "https://"))
+            root = self._state_dir.parent if self._state_dir is not None else Path.cwd()
+            with contextlib.suppress(OpenApiError):
+                document = load_openapi(where if is_url else root / where, headers=self.headers)
+        else:
+            document, _ = fetch_from_app(base_url, where, headers=self.headers)
+        with self._openapi_lock:
+            self._document, self._document_read = document, True
+        return document
 
     def _run_flow(self, flow: Flow, target: Target, base: FlowResult) -> FlowResult:
         recorder = RequestRecorder()
         buffer = io.StringIO()
         outcome: dict[str, Any] = {}
-        context = _context(flow, target, recorder)
+        context = _context(flow, target, recorder, self)
 
         thread = threading.Thread(
             target=_flow_body,
@@ -302,7 +332,9 @@ def _flow_body(
             pass
 
 
-def _context(flow: Flow, target: Target, recorder: RequestRecorder) -> FlowContext:
+def _context(
+    flow: Flow, target: Target, recorder: RequestRecorder, executor: FlowExecutor
+) -> FlowContext:
     """The flow's context: its app's client, its own database, more users, a log."""
     holder: list[FlowContext] = []
 
@@ -313,14 +345,16 @@ def _context(flow: Flow, target: Target, recorder: RequestRecorder) -> FlowConte
     def new_client(**kwargs: Any) -> ApiClient:
         kwargs.setdefault("recorder", recorder)
         kwargs.setdefault("log", log)
+        kwargs["headers"] = {**executor.headers, **(kwargs.get("headers") or {})}
         return ApiClient(target.base_url, **kwargs)
 
     context = FlowContext(
         name=flow.name,
         base_url=target.base_url,
-        api=ApiClient(target.base_url, recorder=recorder, log=log),
+        api=ApiClient(target.base_url, recorder=recorder, log=log, headers=executor.headers),
         _connect_db=target.database.connect,
         _new_client=new_client,
+        _openapi=lambda: executor.openapi_document(target.base_url),
     )
     holder.append(context)
     return context
