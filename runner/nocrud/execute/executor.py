@@ -34,6 +34,7 @@ from nocrud.errors import InfrastructureError
 from nocrud.execute.capture import capture_here, mark_flow_thread, threads_left_by
 from nocrud.execute.explain import explain_assertion
 from nocrud.flows import Flow, FlowContext
+from nocrud.flows.crud import CrudFailed
 from nocrud.http.client import ApiClient, RequestRecorder
 from nocrud.results import FlowResult, Status, Timings
 
@@ -318,7 +319,9 @@ def _flow_body(
         flow.func(context)
         outcome["status"] = Status.PASSED
     except AssertionError as exc:
-        outcome.update(status=Status.FAILED, exc=exc, tb=traceback.format_exc())
+        # A CRUD flow's traceback is the crud machinery's: its steps' messages say it all.
+        shown = "" if isinstance(exc, CrudFailed) else traceback.format_exc()
+        outcome.update(status=Status.FAILED, exc=exc, tb=shown)
         if not str(exc).strip():  # a bare assert: say what it compared, as pytest does
             outcome["explained"] = explain_assertion(exc)
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a flow must not end the run

@@ -221,10 +221,11 @@ class TerminalReporter:
         """What a failed (or, verbose, any) flow's block shows below its header line."""
         # Every line of a block is indented, so a CI log reads it as one block.
         step_message = _failing_step_message(result.steps)
-        if step_message:
+        # A CRUD flow's message lists every failed step: the first one's line is in it.
+        if step_message and step_message not in result.message:
             block.append("\n" + indent(step_message, "  "), style=self._style("red"))
-        if result.message and result.message not in step_message:
-            style = self._style("red" if failed else "")
+        if result.message:
+            style = self._style("red" if failed or step_message else "")
             block.append("\n" + indent(result.message, "  "), style=style)
         keep = None if self.verbose else TRIM_LINES
         if failed and result.traceback:
