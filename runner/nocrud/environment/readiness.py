@@ -19,8 +19,16 @@ import psycopg2
 from nocrud.docker.postgres import DatabaseAddress, replace_passwords
 from nocrud.docker.resources import Container
 from nocrud.environment import MisconfigurationError, ProvisionError
+from nocrud.logs import collapse_repeats
 
-__all__ = ["POLL_INTERVAL", "poll", "wait_for_app", "wait_for_database"]
+__all__ = [
+    "COMMON_HEALTH_PATHS",
+    "POLL_INTERVAL",
+    "poll",
+    "suggest_health_path",
+    "wait_for_app",
+    "wait_for_database",
+]
 
 #: How often readiness is polled. Start-up takes a few hundred ms; a 1 s poll would double it.
 POLL_INTERVAL = 0.015
@@ -74,8 +82,9 @@ def raise_if_dead(container: Container, check_interrupted: Interrupted) -> None:
     if death is None:
         return
     check_interrupted()  # a container we removed ourselves is not a crash
+    logs = collapse_repeats(container.logs(40))
     raise ProvisionError(
-        f"{death} before becoming ready.\nLast {container.what} log lines:\n{container.logs(40)}"
+        f"{death} before becoming ready.\nLast {container.what} log lines:\n{logs}"
     )
 
 
@@ -157,7 +166,13 @@ def wait_for_app(
                 now = time.monotonic()
                 wrong_since = now if wrong_since is None else wrong_since
                 if now - wrong_since >= WRONG_PATH_AFTER:
-                    raise MisconfigurationError(_wrong_path(health_path, response))
+                    # The app's own lines, read before the suggestion's requests add theirs:
+                    # the polls' 404s say nothing the message does not.
+                    logs = without_health_checks(container.logs(2000), health_path, 40)
+                    suggestion = suggest_health_path(session, base_url, health_path)
+                    problem = MisconfigurationError(_wrong_path(health_path, response, suggestion))
+                    problem.app_logs = logs
+                    raise problem
             else:
                 wrong_since = None
             return f"HTTP {status}"
@@ -168,11 +183,11 @@ def wait_for_app(
             f"app not ready after {timeout:g}s: GET {health_path} gave {last}; raise "
             "timeouts.app_ready or fix the app's start-up.\n"
             "Last app log lines (health checks left out):\n"
-            + without_health_checks(container.logs(2000), health_path, 40)
+            + collapse_repeats(without_health_checks(container.logs(2000), health_path, 40))
         )
 
 
-def _wrong_path(health_path: str, response: Any) -> str:
+def _wrong_path(health_path: str, response: Any, suggestion: str) -> str:
     body = " ".join(response.text.split())[:200] or "(empty body)"
     kind = response.headers.get("Content-Type", "no Content-Type")
     return (
@@ -180,10 +195,70 @@ def _wrong_path(health_path: str, response: Any) -> str:
         f"{response.reason} for {WRONG_PATH_AFTER:g}s while the app was up, so the path is "
         "probably wrong; stopping the run, every flow would wait for it.\n"
         f"The app answered: HTTP {response.status_code} ({kind}): {body}\n"
-        "Fix: set app.health_path in nocrud.yaml to a path that answers 2xx once the app "
+        + (f"{suggestion}\n" if suggestion else "")
+        + "Fix: set app.health_path in nocrud.yaml to a path that answers 2xx once the app "
         "can serve; for an app without a health endpoint, set app.ready_when: answers "
         "(any answer below 500 on app.health_path) or listening (any HTTP answer)."
     )
+
+
+#: The last segment of a path that is probably a health check, best first.
+_HEALTH_WORDS = (
+    "health",
+    "healthz",
+    "health-check",
+    "healthcheck",
+    "livez",
+    "readyz",
+    "ready",
+    "alive",
+    "ping",
+    "heartbeat",
+    "status",
+)
+#: Tried when the app has no OpenAPI document (or it lists no health-like path).
+COMMON_HEALTH_PATHS = ("/healthz", "/health/", "/api/health", "/ping", "/status", "/ready")
+
+
+def suggest_health_path(session: Any, base_url: str, wrong: str) -> str:
+    """A sentence naming a health-like path that answers 2xx, or ``""`` when none does.
+
+    Candidates are the parameterless GET paths of the app's OpenAPI document (at the
+    usual paths) whose last segment is health-like, else :data:`COMMON_HEALTH_PATHS`;
+    each is tried once, briefly, on the app that is up.
+    """
+    from nocrud.http.openapi import fetch_from_app
+
+    document, tried = fetch_from_app(base_url, timeout=1.0)
+    listed = _health_like(document) if document is not None else []
+    where = f"listed in the app's OpenAPI document ({tried[-1]['path']})"
+    candidates = [(path, where) for path in listed]
+    candidates += [(path, "a common health path") for path in COMMON_HEALTH_PATHS]
+    for path, why in candidates:
+        if path == wrong:
+            continue
+        try:
+            status = session.get(base_url + path, timeout=1.0).status_code
+        except Exception:  # noqa: BLE001, S112 - a path that does not answer is no suggestion
+            continue
+        if 200 <= status < 300:
+            return f"GET {path} answers {status} ({why}): try app.health_path: {path}"
+    return ""
+
+
+def _health_like(document: dict[str, Any]) -> list[str]:
+    """Parameterless GET paths whose last segment is health-like, best first."""
+    from nocrud.http.openapi import documented_path
+
+    found: list[tuple[int, str]] = []
+    for path, item in (document.get("paths") or {}).items():
+        last = str(path).rstrip("/").rsplit("/", 1)[-1].lower()
+        if "{" in str(path) or not isinstance(item, dict) or "get" not in item:
+            continue
+        if last in _HEALTH_WORDS and documented_path(document, "get", str(path)) is not None:
+            found.append((_HEALTH_WORDS.index(last), str(path)))
+    prefix = str(document.get("basePath") or "").rstrip("/")
+    return [prefix + path for _, path in sorted(found)]
 
 
 def without_health_checks(logs: str, health_path: str, keep: int) -> str:

@@ -80,6 +80,7 @@ class FlowExecutor:
         self._openapi = openapi
         #: The first problem every flow would hit (see MisconfigurationError), once seen.
         self.configuration_problem: MisconfigurationError | None = None
+        self._problem_flow = ""
         #: Called once with a reason when the run should start no more flows.
         self.stop_run: Callable[[str], None] | None = None
         #: Asked after a flow did not pass: the infrastructure's failure (the Docker daemon
@@ -161,20 +162,7 @@ class FlowExecutor:
                 target = stack.enter_context(self.provisioner.acquire(flow.name, fresh=flow.fresh))
             except Exception as exc:  # noqa: BLE001 - any provisioning failure is this flow's ERROR
                 provisioned = time.monotonic()
-                if self._stopping.is_set():
-                    message = "environment torn down while starting (run interrupted)"
-                elif isinstance(exc, MisconfigurationError):
-                    # A schema step's output is long: said once, with the run's verdict.
-                    message = (
-                        "environment did not start: its schema step failed (shown below)"
-                        if exc.infrastructure
-                        else str(exc)
-                    )
-                    self._stop_for(exc)
-                elif isinstance(exc, ProvisionError):
-                    message = f"environment did not start: {exc}"
-                else:
-                    message = f"environment did not start: {type(exc).__name__}: {exc}"
+                message = self._not_started(exc, flow)
                 known = isinstance(exc, ProvisionError)
                 return replace(
                     base,
@@ -206,14 +194,42 @@ class FlowExecutor:
         timings = Timings(provision=provisioned - t0, run=ran - provisioned, teardown=done - ran)
         return replace(result, message=result.message.strip(), timings=timings)
 
-    def _stop_for(self, problem: MisconfigurationError) -> None:
-        """Start no more flows: each would hit the same configuration problem."""
+    def _not_started(self, exc: Exception, flow: Flow) -> str:
+        """The message of a flow whose environment did not start."""
+        if self._stopping.is_set():
+            return "environment torn down while starting (run interrupted)"
+        if isinstance(exc, MisconfigurationError):
+            first = self._stop_for(exc, flow.name)
+            # A schema step's output is long: said once, with the run's verdict. The advice
+            # of any other is said by the first flow that met it, not again by each flow
+            # that had started beside it.
+            if exc.infrastructure:
+                return "environment did not start: its schema step failed (shown below)"
+            if first:
+                return str(exc)
+            exc.app_logs = ""
+            return (
+                f"environment did not start: the same configuration problem as "
+                f"{self._problem_flow} (its block says what it is and how to fix it)"
+            )
+        if isinstance(exc, ProvisionError):
+            return f"environment did not start: {exc}"
+        return f"environment did not start: {type(exc).__name__}: {exc}"
+
+    def _stop_for(self, problem: MisconfigurationError, flow: str) -> bool:
+        """Start no more flows: each would hit the same configuration problem.
+
+        Returns:
+            Whether this is the run's first such problem (``flow`` met it).
+        """
         with self._openapi_lock:
             first = self.configuration_problem is None
             if first:
                 self.configuration_problem = problem
+                self._problem_flow = flow
         if first and self.stop_run is not None:
             self.stop_run("stopped by a configuration problem (see the first error)")
+        return first
 
     def _capture_openapi(self, target: Target) -> None:
         """Save the app's OpenAPI document for ``nocrud coverage``: once per run, not per flow."""

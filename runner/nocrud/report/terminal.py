@@ -35,6 +35,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from nocrud.logs import collapse_repeats
 from nocrud.masking import mask_text
 from nocrud.results import FlowResult, RunResult, Status, StepResult
 
@@ -240,7 +241,7 @@ class TerminalReporter:
                     style=self._style("dim"),
                 )
             else:
-                self._section(block, "app logs", result.app_logs, APP_LOG_LINES)
+                self._section(block, "app logs", collapse_repeats(result.app_logs), APP_LOG_LINES)
 
     def render_summary(self, run: RunResult) -> Table:
         """The table of every flow of ``run`` with its status and timings."""

@@ -107,3 +107,76 @@ def test_the_app_is_polled_directly_even_when_a_proxy_is_set(
     for name in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     _wait(answers_404, "answers", timeout=5)
+
+
+def _app_with_document(paths: dict[str, int], document: dict[str, Any] | None) -> Iterator[str]:
+    """An app answering ``paths`` (status each), serving ``document`` at /openapi.json."""
+    import json
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.path == "/openapi.json" and document is not None:
+                status, body = 200, json.dumps(document).encode()
+            else:
+                status, body = paths.get(self.path, 404), b"{}"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_wrong_health_path_suggests_a_health_like_path_of_the_document() -> None:
+    """Issue 21 item 11: the document's health-like GET path that answers 2xx is named."""
+    document = {
+        "openapi": "3.1.0",
+        "paths": {
+            "/api/v1/items/": {"get": {}},
+            "/api/v1/utils/health-check/": {"get": {}},
+            "/api/v1/status/{job}": {"get": {}},
+        },
+    }
+    app = _app_with_document({"/api/v1/utils/health-check/": 200}, document)
+    base = next(app)
+    try:
+        with pytest.raises(MisconfigurationError) as caught:
+            wait_for_app(base, "/health", RunningContainer(), 30, check_interrupted=lambda: None)  # type: ignore[arg-type]
+    finally:
+        app.close()
+    assert (
+        "GET /api/v1/utils/health-check/ answers 200 (listed in the app's OpenAPI document "
+        "(/openapi.json)): try app.health_path: /api/v1/utils/health-check/"
+    ) in str(caught.value)
+    assert caught.value.app_logs == "app: listening on 0.0.0.0:8000"
+
+
+def test_without_a_document_a_common_health_path_that_answers_is_named_or_none() -> None:
+    app = _app_with_document({"/healthz": 200}, None)
+    base = next(app)
+    try:
+        with pytest.raises(MisconfigurationError) as caught:
+            wait_for_app(base, "/health", RunningContainer(), 30, check_interrupted=lambda: None)  # type: ignore[arg-type]
+    finally:
+        app.close()
+    assert "GET /healthz answers 200 (a common health path): try app.health_path: /healthz" in (
+        str(caught.value)
+    )
+    app = _app_with_document({}, None)
+    base = next(app)
+    try:
+        with pytest.raises(MisconfigurationError) as caught:
+            wait_for_app(base, "/health", RunningContainer(), 30, check_interrupted=lambda: None)  # type: ignore[arg-type]
+    finally:
+        app.close()
+    assert "try app.health_path" not in str(caught.value)
