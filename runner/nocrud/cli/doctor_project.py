@@ -95,7 +95,7 @@ def flows_check(host: Host, config_path: Path | None) -> list[Check]:
                 "`nocrud new crud RESOURCE --endpoint PATH` or `nocrud new flow NAME` writes one",
             )
         ]
-    return [Check("flows", CheckStatus.OK, f"{len(found)} in {config.flows.path}")]
+    return [Check("flows", CheckStatus.OK, f"{len(found)} flow(s) in {config.flows.path}")]
 
 
 def strategy_check(host: Host, config_path: Path | None) -> list[Check]:

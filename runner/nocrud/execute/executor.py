@@ -242,7 +242,12 @@ class FlowExecutor:
         from nocrud.analysis.coverage import capture_openapi
 
         assert self._state_dir is not None
-        capture_openapi(target.base_url, self._state_dir, self._openapi, headers=self.headers)
+        document = capture_openapi(
+            target.base_url, self._state_dir, self._openapi, headers=self.headers
+        )
+        if document is not None:  # what ctx.openapi() would fetch again
+            with self._openapi_lock:
+                self._document, self._document_read = document, True
 
     def openapi_document(self, base_url: str) -> dict[str, Any] | None:
         """The app's OpenAPI document (``ctx.openapi()``), read once per run, or None.

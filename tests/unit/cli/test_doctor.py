@@ -615,5 +615,5 @@ def test_a_flows_package_that_up_refuses_fails_with_ups_exit_code(tmp_path: Path
     )
     assert (fixed["flows"].status, fixed["flows"].detail) == (
         CheckStatus.OK,
-        f"1 in {tmp_path / name}",
+        f"1 flow(s) in {tmp_path / name}",
     )
