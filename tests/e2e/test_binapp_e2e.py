@@ -170,3 +170,22 @@ def test_doctor_refuses_a_dockerfile_path_that_up_refuses(binapp: Path) -> None:
     assert checks["config"]["status"] == "fail", checks["config"]
     assert "app.dockerfile" in checks["config"]["detail"]
     assert str(binapp / "app" / "Dockerfile.missing") in checks["config"]["detail"]
+
+
+def test_a_wrong_app_port_stops_the_run_in_seconds_naming_the_port_it_serves(
+    binapp: Path,
+) -> None:
+    """What got in the way of a new user of this app: `app.port` left at a port the server
+    does not use waited out `timeouts.app_ready` (240 s here) in every flow, then advised
+    raising it. Now the run stops at once (exit 2), naming the port the app listens on."""
+    config = binapp / "wrong-port.yaml"
+    shutil.copy(binapp / "nocrud.yaml", config)
+    _set(config, app__port=8080)  # the server listens on 8081 (its build argument)
+    done = run_nocrud(
+        "-c", str(config), "up", "-f", "the_health_path_answers", cwd=binapp, timeout=RUN_TIMEOUT
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert "its container listens on 0.0.0.0:8081" in out, out
+    assert "Fix: set app.port to the port it serves on (8081)." in out, out
+    assert "raise timeouts.app_ready" not in out, out

@@ -142,6 +142,7 @@ def wait_for_app(
 
     url = base_url + health_path
     wrong_since: float | None = None
+    port_watch = _PortWatch(container)
     with requests.Session() as session:
         # The app is reached directly, never through the HTTP(S)_PROXY a CI job may set
         # (requests would send even 127.0.0.1 there); and so the proxy variables are not
@@ -154,7 +155,10 @@ def wait_for_app(
                 response = session.get(url, timeout=2)
             except requests.RequestException as exc:
                 wrong_since = None
+                if isinstance(exc, requests.ConnectionError):
+                    port_watch.refused(base_url)
                 return type(exc).__name__
+            port_watch.answered()
             status = response.status_code
             if (
                 ready_when == "listening"
@@ -185,6 +189,117 @@ def wait_for_app(
             "Last app log lines (health checks left out):\n"
             + collapse_repeats(without_health_checks(container.logs(2000), health_path, 40))
         )
+
+
+#: How long the app's port may refuse connections before nocrud looks at what it listens on.
+REFUSED_AFTER = 2.0
+#: How long the app may listen elsewhere, but not where nocrud connects, before it is a mistake.
+WRONG_PORT_AFTER = 3.0
+#: PostgreSQL's port: under image and pool the app shares the database's network namespace.
+_POSTGRES_PORT = 5432
+#: Docker's embedded DNS resolver listens here in every container on a user-defined network.
+_DOCKER_DNS = "127.0.0.11"
+
+
+class _PortWatch:
+    """Tells a wrong ``app.port`` (or an app bound to loopback only) from a slow start.
+
+    While connections to the app are refused although its container runs, it reads the
+    container's listening TCP sockets (``/proc/net/tcp``, with the image's ``cat``; an
+    image without one is simply not checked). Sockets that listen, but never where nocrud
+    connects, for :data:`WRONG_PORT_AFTER` seconds are a
+    :class:`~nocrud.environment.MisconfigurationError` naming them: waiting out
+    ``timeouts.app_ready`` for every flow would only hide the mistake.
+    """
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+        self.refused_since: float | None = None
+        self.seen_since: float | None = None
+        self.next_look = 0.0
+
+    def answered(self) -> None:
+        self.refused_since = self.seen_since = None
+
+    def refused(self, base_url: str) -> None:
+        now = time.monotonic()
+        self.refused_since = self.refused_since or now
+        if now - self.refused_since < REFUSED_AFTER or now < self.next_look:
+            return
+        self.next_look = now + 0.5
+        sockets = listening_sockets(self.container)
+        if not sockets:
+            self.seen_since = None
+            return
+        self.seen_since = self.seen_since or now
+        if now - self.seen_since >= WRONG_PORT_AFTER:
+            raise MisconfigurationError(_wrong_port(sockets, base_url))
+
+
+def listening_sockets(container: Container) -> list[tuple[str, int]]:
+    """The app container's listening TCP sockets (address, port), PostgreSQL's left out;
+    empty when they cannot be read (no ``cat`` in the image, the container gone)."""
+    obj = getattr(container, "obj", None)
+    if obj is None:
+        return []
+    try:
+        code, output = obj.exec_run(["cat", "/proc/net/tcp", "/proc/net/tcp6"], demux=False)
+    except Exception:  # noqa: BLE001 - no answer is no evidence
+        return []
+    if code not in (0, 1) or not output:  # 1: no IPv6 table, the IPv4 one is there
+        return []
+    return [
+        (address, port)
+        for address, port in parse_listening(output.decode(errors="replace"))
+        if port != _POSTGRES_PORT
+    ]
+
+
+def parse_listening(table: str) -> list[tuple[str, int]]:
+    """Listening sockets in ``/proc/net/tcp`` (and ``tcp6``) text: ``("0.0.0.0", 8081)``.
+
+    IPv4 addresses are decoded (``0.0.0.0`` any, ``127.0.0.1`` loopback); Docker's own DNS
+    resolver (``127.0.0.11``, on user-defined networks) is left out. IPv6 addresses are
+    ``::`` (any), ``::1`` (loopback), or the kernel's hex.
+    """
+    found: list[tuple[str, int]] = []
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) < 4 or parts[3] != "0A" or ":" not in parts[1]:
+            continue
+        raw, _, port = parts[1].partition(":")
+        if len(raw) == 8:
+            address = ".".join(str(int(raw[i : i + 2], 16)) for i in (6, 4, 2, 0))
+        else:
+            address = {"0" * 32: "::", "0" * 24 + "01000000": "::1"}.get(raw.upper(), raw)
+        if address == _DOCKER_DNS:
+            continue
+        entry = (address, int(port, 16))
+        if entry not in found:
+            found.append(entry)
+    return found
+
+
+def _wrong_port(sockets: list[tuple[str, int]], base_url: str) -> str:
+    shown = ", ".join(
+        f"{address}:{port}" if ":" not in address else f"[{address}]:{port}"
+        for address, port in sockets
+    )
+    loopback = [port for address, port in sockets if address in ("127.0.0.1", "::1")]
+    others = sorted({port for address, port in sockets if address not in ("127.0.0.1", "::1")})
+    advice = []
+    if others:
+        advice.append(f"set app.port to the port it serves on ({' or '.join(map(str, others))})")
+    if loopback:
+        advice.append(
+            f"make the app listen on 0.0.0.0, not 127.0.0.1 (port {loopback[0]}): a loopback "
+            "address cannot be reached from outside its container"
+        )
+    return (
+        f"app.port: connections to the app ({base_url}) are refused, but its container "
+        f"listens on {shown}; stopping the run, every flow would wait for it.\n"
+        f"Fix: {'; or '.join(advice)}."
+    )
 
 
 def _wrong_path(health_path: str, response: Any, suggestion: str) -> str:

@@ -180,3 +180,49 @@ def test_without_a_document_a_common_health_path_that_answers_is_named_or_none()
     finally:
         app.close()
     assert "try app.health_path" not in str(caught.value)
+
+
+TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1
+   1: 0B00007F:A99D 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2
+   2: 0100007F:1F40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 3
+   3: 00000000:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 4
+   4: 0100007F:1F91 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000  1000        0 5
+"""
+
+
+def test_listening_sockets_are_read_from_proc_net_tcp() -> None:
+    """Docker's DNS resolver (127.0.0.11) is not the app's; a connected socket does not listen."""
+    from nocrud.environment.readiness import parse_listening
+
+    assert parse_listening(TCP) == [("0.0.0.0", 8081), ("127.0.0.1", 8000), ("0.0.0.0", 5432)]
+
+
+class _Listening(RunningContainer):
+    """A running container whose app listens on 8081, and on 8000 for loopback only."""
+
+    class _Obj:
+        def exec_run(self, command: list[str], demux: bool = False) -> tuple[int, bytes]:
+            return 0, TCP.encode()
+
+    obj = _Obj()
+
+
+def test_a_refused_port_while_the_app_listens_elsewhere_is_a_configuration_error() -> None:
+    """Not the whole app_ready timeout per flow: seconds, naming what the app listens on."""
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on: every connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(MisconfigurationError) as caught:
+        wait_for_app(
+            f"http://127.0.0.1:{port}", "/health", _Listening(), 60, check_interrupted=lambda: None
+        )  # type: ignore[arg-type]
+    assert time.monotonic() - started < 15
+    message = str(caught.value)
+    assert "its container listens on 0.0.0.0:8081, 127.0.0.1:8000" in message
+    assert "set app.port to the port it serves on (8081)" in message
+    assert "make the app listen on 0.0.0.0, not 127.0.0.1 (port 8000)" in message
