@@ -5,7 +5,10 @@ polled every 15 ms, a watch on the container (a crash is reported at once with i
 code and last log lines, not after the whole timeout), and a deadline whose error
 carries the evidence. Every provisioning strategy uses the same two waits: the
 database accepts its app's role (and gets this environment's own passwords), then the
-app answers 200 on its health path.
+app answers 200 on its health path. Two mistakes every flow would wait for are stopped
+in seconds as a :class:`~nocrud.environment.MisconfigurationError`: a health path the
+running app answers 404 (with a health-like path that answers suggested), and an
+``app.port`` where connections are refused while the app listens elsewhere.
 """
 
 from __future__ import annotations
