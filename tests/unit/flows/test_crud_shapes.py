@@ -84,7 +84,7 @@ class _Server(ThreadingHTTPServer):
 @pytest.fixture
 def app() -> Iterator[str]:
     server = _Server()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
