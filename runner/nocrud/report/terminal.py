@@ -226,7 +226,7 @@ class TerminalReporter:
         if step_message and step_message not in result.message:
             block.append("\n" + indent(step_message, "  "), style=self._style("red"))
         if result.message:
-            style = self._style("red" if failed or step_message else "")
+            style = self._style("red" if failed else "")
             block.append("\n" + indent(result.message, "  "), style=style)
         keep = None if self.verbose else TRIM_LINES
         if failed and result.traceback:
