@@ -451,9 +451,13 @@ class _CrudRun:
             expected = "201: crud()'s default for a create; the app has no OpenAPI document"
         elif key is None:
             expected = f"201: crud()'s default; the OpenAPI document has no {method} {endpoint}"
-        else:
+        elif 201 in success:
             expected = (
                 f"201: crud()'s default, and the OpenAPI document lists it for {method} {key}"
+            )
+        else:
+            expected = (
+                f"201: crud()'s default; the OpenAPI document lists no 2xx for {method} {key}"
             )
         expected += f"; if {status} is right, pass create_status={status}"
         raise UnexpectedStatus(response, expected)
