@@ -126,6 +126,7 @@ def test_create_answering_200_passes_when_the_document_lists_only_200(app: str) 
             _document((201,)),
             "201: crud()'s default, and the OpenAPI document lists it for POST /tags/",
         ),
+        (_document(()), "201: crud()'s default; the OpenAPI document lists no 2xx for POST /tags/"),
     ],
 )
 def test_create_answering_200_fails_saying_what_it_expected_and_why(
