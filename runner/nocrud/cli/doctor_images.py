@@ -48,7 +48,7 @@ def image_checks(
     bases = {
         base: _base(client, host, base, roles[base], needing.get(base, []))
         for base in roles
-        if base.startswith("debian:")
+        if base == BASE_IMAGE or base in needing
     }
     checks = []
     for ref, role in roles.items():
