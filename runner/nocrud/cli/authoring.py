@@ -23,6 +23,7 @@ import click
 
 from nocrud.analysis import perf as perf_module
 from nocrud.analysis.coverage import (
+    ATTEMPTS_FILE,
     LAST_RUN_FILE,
     OPENAPI_FILE,
     compute_coverage,
@@ -424,10 +425,19 @@ def _scaffold_document(config: Config, given: str | None) -> tuple[dict[str, Any
     served = f"at app.openapi ({configured})" if configured else "at the usual paths"
     if saved.is_file():
         return load_openapi(saved), f"{saved}, saved by the last `nocrud up` from the app {served}"
-    return None, (
-        f"none saved yet (a run saves the one the app serves {served}): run `nocrud up` "
-        "first, or set app.openapi to a file or URL, or pass --openapi FILE_OR_URL"
+    advice = (
+        "set app.openapi to the path the app serves it at (then `nocrud up`), a file or a "
+        "URL, or pass --openapi FILE_OR_URL"
     )
+    try:
+        record = json.loads((state_dir(config.root) / ATTEMPTS_FILE).read_text())
+        tried = "; ".join(f"GET {t['path']}: {t['answer']}" for t in record["tried"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, (
+            f"none saved yet (a run saves the one the app serves {served}): run `nocrud up` "
+            f"first; or {advice}"
+        )
+    return None, f"the last `nocrud up` found none ({tried}): {advice}"
 
 
 @new.command(name="flow")

@@ -390,3 +390,31 @@ def test_new_crud_reads_app_openapi_and_says_where_the_fields_came_from(tmp_path
     assert "no OpenAPI document: none saved yet (a run saves the one the app serves at " in said
     assert "app.openapi (/swagger/)): run `nocrud up` first" in said
     assert "the payload is a placeholder: fill in the fields marked TODO" in said
+
+
+def test_new_crud_after_a_run_that_found_no_document_says_what_it_tried(tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "__init__.py").write_text("")
+    (tmp_path / "nocrud.yaml").write_text("project: demo\napp:\n  image: demo/app:1\n")
+    (tmp_path / ".nocrud").mkdir()
+    tried = [{"path": "/openapi.json", "answer": "404 Not Found"}]
+    record = {"base_url": "http://127.0.0.1:1", "tried": tried, "found": None}
+    (tmp_path / ".nocrud" / "openapi-attempts.json").write_text(json.dumps(record))
+
+    @click.group()
+    def main() -> None:
+        pass
+
+    cli_flows.register(main)
+    made = CliRunner().invoke(
+        main,
+        ["new", "crud", "note", "--endpoint", "/notes"],
+        obj={"config_path": tmp_path / "nocrud.yaml"},
+    )
+    said = " ".join(made.output.split())
+    assert made.exit_code == 0, said
+    assert (
+        "no OpenAPI document: the last `nocrud up` found none (GET /openapi.json: 404 Not "
+        "Found): set app.openapi to the path the app serves it at (then `nocrud up`)"
+    ) in said
