@@ -358,15 +358,34 @@ def test_a_swagger_2_document_is_read_and_what_is_not_understood_is_said() -> No
     ]
 
 
+def _package(root: Path) -> Path:
+    """A flows package of a name no other test uses (discovery imports it by name)."""
+    package = root / f"flows_{uuid.uuid4().hex[:8]}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    return package
+
+
+@pytest.fixture(autouse=True)
+def _forget_flow_packages() -> Iterator[None]:
+    """Flows packages the commands imported leave sys.modules with the test."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.split(".")[0].startswith(("flows", "myflows")):
+            del sys.modules[name]
+
+
 def test_new_crud_reads_app_openapi_and_says_where_the_fields_came_from(tmp_path: Path) -> None:
     """`app.openapi: swagger.yaml` is the document, not ignored for .nocrud's copy or none."""
     import yaml
 
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "__init__.py").write_text("")
+    flows = _package(tmp_path)
     (tmp_path / "swagger.yaml").write_text(yaml.safe_dump(SWAGGER))
-    config = "project: demo\napp:\n  image: demo/app:1\n  openapi: swagger.yaml\n"
+    config = (
+        f"project: demo\napp:\n  image: demo/app:1\n  openapi: swagger.yaml\n"
+        f"flows:\n  path: {flows.name}\n"
+    )
     (tmp_path / "nocrud.yaml").write_text(config)
 
     @click.group()
@@ -393,10 +412,10 @@ def test_new_crud_reads_app_openapi_and_says_where_the_fields_came_from(tmp_path
 
 
 def test_new_crud_after_a_run_that_found_no_document_says_what_it_tried(tmp_path: Path) -> None:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "__init__.py").write_text("")
-    (tmp_path / "nocrud.yaml").write_text("project: demo\napp:\n  image: demo/app:1\n")
+    flows = _package(tmp_path)
+    (tmp_path / "nocrud.yaml").write_text(
+        f"project: demo\napp:\n  image: demo/app:1\nflows:\n  path: {flows.name}\n"
+    )
     (tmp_path / ".nocrud").mkdir()
     tried = [{"path": "/openapi.json", "answer": "404 Not Found"}]
     record = {"base_url": "http://127.0.0.1:1", "tried": tried, "found": None}
