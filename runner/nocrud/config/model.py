@@ -233,6 +233,8 @@ _Seconds = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, allow_inf_na
 _EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 _EnvValue = Annotated[str, AfterValidator(_check_placeholders)]
 _ContextPath = Annotated[str, AfterValidator(_context_path)]
+#: An HTTP header name (RFC 9110's token characters).
+_HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
 
 
 def _section() -> Any:
@@ -281,6 +283,12 @@ class AppConfig(_Section):
     #: Unset, a run tries the usual paths (``/openapi.json``, ...) on the first app.
     openapi: Annotated[str, Field(pattern=r"^\S+$")] | None = None
     env: Annotated[dict[_EnvName, _EnvValue], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
+    #: Headers sent with every request nocrud makes to the app (flows' clients, the OpenAPI
+    #: fetch), over the client's defaults: ``Accept: "*/*"`` for an app that answers 406 to
+    #: ``Accept: application/json`` (drf_yasg's schema views).
+    headers: Annotated[dict[_HeaderName, str], BeforeValidator(_none_as_empty)] = Field(
         default_factory=dict
     )
     #: ``docker build --build-arg NAME=value``; part of the app image's cache key.
