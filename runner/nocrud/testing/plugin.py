@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -212,12 +212,20 @@ def nocrud_env(
 
 
 @pytest.fixture
-def nocrud_api(request: pytest.FixtureRequest, nocrud_env: TestEnvironment) -> Iterator[ApiClient]:
-    """nocrud's HTTP client on this test's own app (anonymous until the test logs in)."""
+def nocrud_api(
+    request: pytest.FixtureRequest,
+    nocrud_env: TestEnvironment,
+    _nocrud_session: EnvironmentSession,
+) -> Iterator[ApiClient]:
+    """nocrud's HTTP client on this test's own app (anonymous until the test logs in).
+
+    It sends ``app.headers`` on every request, as a flow's ``ctx.api`` does.
+    """
     from nocrud.http.client import ApiClient
 
     evidence = _evidence(request.node)
-    client = _RecordingClient(ApiClient, nocrud_env.base_url, evidence.lines.append)
+    headers = _nocrud_session.config.app.headers
+    client = _RecordingClient(ApiClient, nocrud_env.base_url, evidence.lines.append, headers)
     evidence.clients.append(client)
     try:
         yield client
@@ -248,7 +256,9 @@ def db(nocrud_db: Any) -> Any:
     return nocrud_db
 
 
-def _RecordingClient(cls: type[ApiClient], base_url: str, log: Any) -> ApiClient:  # noqa: N802 - a class factory
+def _RecordingClient(  # noqa: N802 - a class factory
+    cls: type[ApiClient], base_url: str, log: Any, headers: Mapping[str, str]
+) -> ApiClient:
     """An :class:`ApiClient` that remembers its last response, for the failure report."""
 
     class RecordingClient(cls):  # type: ignore[valid-type,misc]
@@ -266,7 +276,7 @@ def _RecordingClient(cls: type[ApiClient], base_url: str, log: Any) -> ApiClient
             self.last_response = response
             return response
 
-    return RecordingClient(base_url, log=log)
+    return RecordingClient(base_url, log=log, headers=headers)
 
 
 @pytest.hookimpl(wrapper=True)

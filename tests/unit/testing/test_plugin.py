@@ -341,3 +341,24 @@ def test_no_record_and_a_suite_without_fixtures_leave_the_store_alone(project: P
     assert recorded.returncode == 1, recorded.stdout + recorded.stderr
     assert plain.returncode == 0, plain.stdout + plain.stderr
     assert not (project / ".nocrud" / "history.db").exists()
+
+
+def test_the_api_fixture_sends_the_apps_configured_headers(project: Path) -> None:
+    (project / "nocrud.yaml").write_text(
+        NOCRUD_YAML.replace(
+            "  image: shop:1\n",
+            '  image: shop:1\n  headers:\n    Accept: "*/*"\n    X-Tenant: acme\n',
+        )
+    )
+    (project / "test_h.py").write_text(
+        textwrap.dedent(
+            """
+            def test_headers(api):
+                assert api.session.headers["Accept"] == "*/*"
+                assert api.session.headers["X-Tenant"] == "acme"
+                assert api.get("/health").status == 200
+            """
+        )
+    )
+    proc = run_pytest(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
