@@ -397,6 +397,31 @@ def _side_by_side(actions: list[Callable[[], None]], timeout: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
+def _reload_line(pair: Pair, configured: str, warm: int) -> str:
+    """The run's one line about its resets (empty: nothing worth saying)."""
+    reload = pair.reload
+    if configured == "restart":
+        try:
+            auto = pair.auto_reload()
+        except Exception:  # noqa: BLE001 - no ps on the host, or the app gone: never cost a flow
+            return ""
+        if auto.signal is None:
+            return ""
+        return (
+            f"pool: the app is {auto.server}: run.pool_app_reload: auto would reset pairs with "
+            f"SIG{auto.signal} instead of restarting the app's container, several times "
+            "cheaper (see docs/config.md)"
+        )
+    how = f"SIG{reload.signal}" if reload.signal else "a restart of the app's container"
+    line = f"pool: the app is {reload.server}: each reset renews it by {how} ({reload.why})"
+    if reload.signal is None and warm == 0:
+        line += (
+            f"; a restart costs a full boot (about {pair.boot:.1f} s here): --warm N "
+            "(run.warm) overlaps those boots with other flows"
+        )
+    return line
+
+
 def _daemon_cpus(run: Run) -> int:
     """The Docker host's CPUs (not this process's: under DinD they differ), at least 1."""
     try:
@@ -425,8 +450,7 @@ class PoolProvisioner:
 
     def prepare(self, run: Run) -> None:
         self._run = run
-        # With a signal chosen already there is nothing to suggest.
-        self._reload_hinted = run.config.run.pool_app_reload != "restart"
+        self._reload_hinted = False
         config = run.config
         gate = DaemonGate(self._daemon_operations)
         labels = {
@@ -467,28 +491,19 @@ class PoolProvisioner:
             self._pool.release(slot)
 
     def _suggest_reload(self, pair: Pair) -> None:
-        """Once a run, under ``restart``: say so when the app forks workers a signal could renew.
+        """Once a run: say how pairs are reset, from the first pair's choice.
 
-        A restart boots the app again for every flow; a signal to a server that forks
-        its workers from a master that never served costs a few times less (see
-        ``run.pool_app_reload`` in docs/config.md). Whether the server does that is not
-        visible from outside, so this is a suggestion, made once from the first pair.
+        Under ``auto`` (and a signal) it says what nocrud saw and chose; under ``restart``
+        it speaks only when ``auto`` would choose a signal, several times cheaper (see
+        ``run.pool_app_reload`` in docs/config.md).
         """
         with self._hint_lock:
             run, hinted, self._reload_hinted = self._run, self._reload_hinted, True
         if hinted or run is None:
             return
-        try:
-            forks = pair.forks_workers()
-        except Exception:  # noqa: BLE001 - no ps on the host, or the app gone: never cost a flow
-            return
-        if forks:
-            run.say(
-                "pool: the app runs worker processes: if its server replaces them on a signal "
-                "from a master that serves no requests (gunicorn: HUP), run.pool_app_reload: "
-                "HUP resets a pair without restarting the app's container, several times "
-                "cheaper (see docs/config.md)"
-            )
+        line = _reload_line(pair, run.config.run.pool_app_reload, run.config.run.warm)
+        if line:
+            run.say(line)
 
     def kill_all(self) -> int:
         killed = self._pool.kill_all() if self._pool is not None else 0

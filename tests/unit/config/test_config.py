@@ -474,6 +474,6 @@ def test_display_dict_masks_secrets(project: Path) -> None:
         "keep_failed": False,
         "warm": 0,
         "pool_max_uses": 100,
-        "pool_app_reload": "restart",
+        "pool_app_reload": "auto",
     }
     assert "inventory" not in yaml.safe_dump(shown["database"]["password"])
