@@ -272,10 +272,11 @@ def reset_budget(boot: float, limit: float) -> tuple[float, float]:
     """``(deadline, slow_after)`` of a reset, in seconds, from the pair's measured boot.
 
     The deadline is twice the boot plus :data:`RESET_SLACK`, at most ``limit`` (the
-    configured ``timeouts.app_ready``); past ``slow_after`` the reset says what it waits for.
+    configured ``timeouts.app_ready``); past ``slow_after`` (the boot plus
+    :data:`SLOW_MARGIN`, and always before the deadline) the reset says what it waits for.
     """
     deadline = min(limit, 2 * boot + RESET_SLACK)
-    return deadline, min(deadline, boot + SLOW_MARGIN)
+    return deadline, min(deadline / 2, boot + SLOW_MARGIN)
 
 
 class ResetClock:
