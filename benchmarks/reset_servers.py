@@ -101,6 +101,12 @@ SERVERS = (
         "HUP",
     ),
     Server(
+        "gunicorn uvicorn w. --preload",
+        "servers",
+        (*GUNICORN, "-k", "uvicorn.workers.UvicornWorker", "--preload", "tiny.asgi:application"),
+        "HUP",
+    ),
+    Server(
         "uvicorn alone",
         "servers",
         (*UVICORN, "tiny.asgi:application"),
@@ -248,15 +254,18 @@ class Row:
 def measure(
     engine: Engine, config: Config, images: BuiltImages, server: Server, samples: int
 ) -> Row:
-    """``samples`` resets by restart, and by auto's signal where it chose one."""
+    """``samples`` resets by restart, and by auto's signal where it chose one, alternating."""
     with server_pair(engine, config, images, server) as pair:
-        chose, resets = pair.reload, {}
+        chose = pair.reload
+        resets: dict[str, list[dict[str, float]]] = {}
         kinds = [Reload(None, None, "the app", "restart")]
         if chose.signal is not None:
             kinds.append(chose)
-        for kind in kinds:
-            pair.reload = kind
-            resets[kind.kind] = [reset_sample(pair) for _ in range(samples)]
+        # Alternating, so what else the machine does meanwhile falls on both kinds alike.
+        for _ in range(samples):
+            for kind in kinds:
+                pair.reload = kind
+                resets.setdefault(kind.kind, []).append(reset_sample(pair))
         return Row(server, chose, pair.boot, resets)
 
 

@@ -46,6 +46,7 @@ from nocrud.environment.reload import (
     choose,
     for_signal,
     reset_budget,
+    run_line,
     workers,
 )
 
@@ -326,6 +327,17 @@ class Pair(EnvironmentLifecycle):
             ProcessListError: The Docker host has no ``ps``.
         """
         return choose([Process(*row) for row in self._app.commands()])
+
+    def reload_line(self, *, warm: int) -> str:
+        """The run's one line about how its pairs are reset (see :func:`reload.run_line`)."""
+        configured = self.run.config.run.pool_app_reload
+        auto = None
+        if configured == RESTART:
+            try:
+                auto = self.auto_reload()
+            except Exception:  # noqa: BLE001 - no ps on the host, or the app gone: never cost a flow
+                auto = None
+        return run_line(self.reload, configured=configured, boot=self.boot, warm=warm, auto=auto)
 
     def _choose_reload(self, configured: str) -> Reload:
         """How :meth:`reset` renews the app, from ``run.pool_app_reload`` and its processes."""

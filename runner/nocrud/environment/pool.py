@@ -397,31 +397,6 @@ def _side_by_side(actions: list[Callable[[], None]], timeout: float) -> None:
         thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _reload_line(pair: Pair, configured: str, warm: int) -> str:
-    """The run's one line about its resets (empty: nothing worth saying)."""
-    reload = pair.reload
-    if configured == "restart":
-        try:
-            auto = pair.auto_reload()
-        except Exception:  # noqa: BLE001 - no ps on the host, or the app gone: never cost a flow
-            return ""
-        if auto.signal is None:
-            return ""
-        return (
-            f"pool: the app is {auto.server}: run.pool_app_reload: auto would reset pairs with "
-            f"SIG{auto.signal} instead of restarting the app's container, several times "
-            "cheaper (see docs/config.md)"
-        )
-    how = f"SIG{reload.signal}" if reload.signal else "a restart of the app's container"
-    line = f"pool: the app is {reload.server}: each reset renews it by {how} ({reload.why})"
-    if reload.signal is None and warm == 0:
-        line += (
-            f"; a restart costs a full boot (about {pair.boot:.1f} s here): --warm N "
-            "(run.warm) overlaps those boots with other flows"
-        )
-    return line
-
-
 def _daemon_cpus(run: Run) -> int:
     """The Docker host's CPUs (not this process's: under DinD they differ), at least 1."""
     try:
@@ -501,7 +476,7 @@ class PoolProvisioner:
             run, hinted, self._reload_hinted = self._run, self._reload_hinted, True
         if hinted or run is None:
             return
-        line = _reload_line(pair, run.config.run.pool_app_reload, run.config.run.warm)
+        line = pair.reload_line(warm=run.config.run.warm)
         if line:
             run.say(line)
 

@@ -39,6 +39,7 @@ __all__ = [
     "choose",
     "for_signal",
     "reset_budget",
+    "run_line",
     "workers",
 ]
 
@@ -200,6 +201,36 @@ def for_signal(processes: Sequence[Process], signal: str) -> Reload:
         )
     # A server nocrud does not know: the user's word, bounded by the reset's deadline.
     return Reload(signal, served_by.pid, seen.server, f"SIG{signal}, as configured")
+
+
+def run_line(
+    reload: Reload, *, configured: str, boot: float, warm: int, auto: Reload | None
+) -> str:
+    """The run's one line about its resets (empty: nothing worth saying).
+
+    Args:
+        reload: The reset the pair uses.
+        configured: ``run.pool_app_reload``.
+        boot: The pair's measured boot, in seconds.
+        warm: ``run.warm``.
+        auto: Under ``restart``, what ``auto`` would choose (None: unknown).
+    """
+    if configured == RESTART:
+        if auto is None or auto.signal is None:
+            return ""
+        return (
+            f"pool: the app is {auto.server}: run.pool_app_reload: auto would reset pairs with "
+            f"SIG{auto.signal} instead of restarting the app's container, several times "
+            "cheaper (see docs/config.md)"
+        )
+    how = f"SIG{reload.signal}" if reload.signal else "a restart of the app's container"
+    line = f"pool: the app is {reload.server}: each reset renews it by {how} ({reload.why})"
+    if reload.signal is None and warm == 0:
+        line += (
+            f"; a restart costs a full boot (about {boot:.1f} s here): --warm N (run.warm) "
+            "overlaps those boots with other flows"
+        )
+    return line
 
 
 def workers(processes: Iterable[Process], master: int | None) -> set[int]:

@@ -18,6 +18,7 @@ from nocrud.environment.reload import (
     choose,
     for_signal,
     reset_budget,
+    run_line,
     workers,
 )
 
@@ -230,3 +231,28 @@ def test_the_slow_line_comes_from_a_timer_and_not_after_the_reset() -> None:
         pass
     time.sleep(0.3)
     assert quiet == []
+
+
+def test_the_runs_line_says_what_auto_chose_and_recommends_warm_for_a_full_boot() -> None:
+    hup = choose(SERVERS["gunicorn sync"][0])
+    single = choose(SERVERS["uvicorn alone"][0])
+    assert run_line(hup, configured="auto", boot=1.2, warm=0, auto=None) == (
+        "pool: the app is gunicorn, a master with 2 workers: each reset renews it by SIGHUP "
+        "(SIGHUP makes the master fork new workers and stop the old ones, no restart)"
+    )
+    assert run_line(single, configured="auto", boot=1.24, warm=0, auto=None) == (
+        "pool: the app is uvicorn, one process serving requests: each reset renews it by a "
+        "restart of the app's container (only a restart renews it: each reset is a full "
+        "boot); a restart costs a full boot (about 1.2 s here): --warm N (run.warm) overlaps "
+        "those boots with other flows"
+    )
+    assert "--warm" not in run_line(single, configured="auto", boot=1.2, warm=2, auto=None)
+
+
+def test_under_restart_the_line_speaks_only_where_auto_would_use_a_signal() -> None:
+    restart = choose(SERVERS["uvicorn alone"][0])
+    hup = choose(SERVERS["gunicorn sync"][0])
+    line = run_line(restart, configured="restart", boot=1.0, warm=0, auto=hup)
+    assert "run.pool_app_reload: auto would reset pairs with SIGHUP" in line
+    assert run_line(restart, configured="restart", boot=1.0, warm=0, auto=restart) == ""
+    assert run_line(restart, configured="restart", boot=1.0, warm=0, auto=None) == ""
