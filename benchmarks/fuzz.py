@@ -115,8 +115,8 @@ def run_shared(args: argparse.Namespace, app: Path) -> dict[str, Any]:
     from nocrud.environment import Run, provisioner_for
     from nocrud.fuzz.engine import Target, load_schema
     from nocrud.fuzz.plan import DEFAULT_CHECKS, FuzzOptions, plan_units
-    from nocrud.http.logins import bearer_login
     from nocrud.http.client import ApiClient
+    from nocrud.http.logins import bearer_login
 
     config = load_config(app / "nocrud.yaml", overrides={"run.strategy": "image"})
     console = Console(stderr=True)
