@@ -275,15 +275,16 @@ def median(values: list[dict[str, float]], key: str) -> float:
 
 def table(rows: list[Row]) -> list[str]:
     """The figures side by side: one line per server, medians."""
+    width = max(28, *(len(row.server.label) for row in rows))
     head = (
-        f"{'server':<28} {'auto':<8} {'boot s':>6}   {'restart: wall s':>15} {'app+db CPU':>10} "
-        f"{'daemons':>7}   {'signal: wall s':>14} {'app+db CPU':>10} {'daemons':>7}"
+        f"{'server':<{width}} {'auto':<8} {'boot s':>6}   {'restart: wall s':>15} "
+        f"{'app+db CPU':>10} {'daemons':>7}   {'signal: wall s':>14} {'app+db CPU':>10} {'daemons':>7}"
     )
     lines = [head]
     for row in rows:
         restart = row.resets["restart"]
         line = (
-            f"{row.server.label:<28} {row.chose.kind:<8} {row.boot:6.2f}   "
+            f"{row.server.label:<{width}} {row.chose.kind:<8} {row.boot:6.2f}   "
             f"{median(restart, 'wall'):15.2f} {median(restart, 'app+db'):10.2f} "
             f"{median(restart, 'daemons'):7.2f}"
         )

@@ -183,7 +183,7 @@ def test_the_benchmarks_reduced_run_prints_its_table(
     row = bench.measure(engine, config, images, _server("gunicorn sync --preload"), 1)
     lines = bench.table([row])
     assert lines[0].split()[:3] == ["server", "auto", "boot"]
-    assert lines[1].startswith("gunicorn sync --preload      HUP")
+    assert lines[1].split()[:5] == ["gunicorn", "sync", "--preload", "HUP", f"{row.boot:.2f}"]
     assert len(row.resets["restart"]) == len(row.resets["HUP"]) == 1
     assert row.resets["restart"][0]["restarted"] == 1.0
     assert row.resets["HUP"][0]["restarted"] == 0.0
