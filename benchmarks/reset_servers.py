@@ -278,7 +278,8 @@ def table(rows: list[Row]) -> list[str]:
     width = max(28, *(len(row.server.label) for row in rows))
     head = (
         f"{'server':<{width}} {'auto':<8} {'boot s':>6}   {'restart: wall s':>15} "
-        f"{'app+db CPU':>10} {'daemons':>7}   {'signal: wall s':>14} {'app+db CPU':>10} {'daemons':>7}"
+        f"{'app+db CPU':>10} {'daemons':>7}   {'signal: wall s':>14} {'app+db CPU':>10} "
+        f"{'daemons':>7}"
     )
     lines = [head]
     for row in rows:
