@@ -303,14 +303,14 @@ def test_a_signal_reload_refuses_an_app_without_workers(
     with _pool_pairs(config, images, client) as make, pytest.raises(MisconfigurationError) as info:
         make().__enter__()
     assert "runs a single process" in str(info.value)
-    assert "run.pool_app_reload: restart" in str(info.value)
+    assert "run.pool_app_reload: auto" in str(info.value)
 
 
 @pytest.mark.parametrize("workers", [True, False], ids=["gunicorn workers", "single process"])
 def test_the_pool_suggests_a_signal_reload_once_and_only_for_an_app_with_workers(
     built: tuple[Any, Config, BuiltImages], workers: bool
 ) -> None:
-    """Under ``restart``, an app that forks workers gets one line pointing at HUP."""
+    """Under ``restart``, a gunicorn app gets one line pointing at ``auto`` (which sends HUP)."""
     client, config, images = built
     single = ("python3", "-m", "flask", "--app", "inventory:create_app", "run")
     app = {} if workers else {"command": (*single, "--host", "0.0.0.0", "--port", "8000")}
@@ -326,6 +326,6 @@ def test_the_pool_suggests_a_signal_reload_once_and_only_for_an_app_with_workers
                 assert requests.get(pair.base_url + "/health", timeout=5).status_code == 200
     finally:
         provisioner.close()
-    hints = [line for line in said if "run.pool_app_reload: HUP" in line]
+    hints = [line for line in said if "run.pool_app_reload: auto would" in line]
     assert len(hints) == (1 if workers else 0), said
     assert client.api.containers(all=True, filters={"label": f"nocrud.run={run.run_id}"}) == []

@@ -88,7 +88,10 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "run.keep_failed": ("true/false value", "use true or false"),
     "run.warm": ("number of warm environments", "use an integer >= 0 (0: none ahead)"),
     "run.pool_max_uses": ("flows per pool pair", "use an integer >= 1"),
-    "run.pool_app_reload": ("restart or a signal name", "use restart, or e.g. HUP"),
+    "run.pool_app_reload": (
+        "auto, restart or a signal name",
+        "use auto, restart, or a signal such as HUP",
+    ),
     "run.keep_pool": (
         "idle time",
         "use e.g. 10m, 90s or 1h (0 or false: off; env NOCRUD_KEEP_POOL)",

@@ -189,17 +189,17 @@ def _idle_time(value: Any) -> Any:
 
 
 def _app_reload(value: Any) -> Any:
-    """``restart``, or a signal name written the way ``kill -s`` takes it (``HUP``, ``SIGHUP``)."""
+    """``auto``, ``restart``, or a signal name as ``kill -s`` takes it (``HUP``, ``SIGHUP``)."""
     if not isinstance(value, str):
         return value
-    if value == "restart":
-        return value
+    if value.lower() in ("auto", "restart"):
+        return value.lower()
     name = value.upper().removeprefix("SIG")
     if f"SIG{name}" not in signal.Signals.__members__ or name in ("KILL", "STOP"):
         raise problem(
-            f"{value!r} is neither 'restart' nor a signal the app can handle: use restart "
-            "(any app), or the signal that makes its server fork new workers, e.g. HUP for "
-            "gunicorn --preload"
+            f"{value!r} is neither 'auto', 'restart' nor a signal the app can handle: use "
+            "auto (nocrud chooses from the app's processes), restart (any app), or the "
+            "signal that makes its server fork new workers, e.g. HUP for gunicorn"
         )
     return name
 
@@ -437,10 +437,10 @@ class RunConfig(_Section):
     warm: Annotated[int, BeforeValidator(_not_bool), Field(ge=0)] = 0
     #: Flows a pool pair serves before it is rebuilt (the pool strategy).
     pool_max_uses: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 100
-    #: How a pool pair's app process is renewed between flows: ``restart`` its container,
-    #: or send this signal (``HUP``) to a server that then forks new workers from a master
-    #: that never served a request (gunicorn with --preload).
-    pool_app_reload: Annotated[str, BeforeValidator(_app_reload)] = "restart"
+    #: How a pool pair's app process is renewed between flows: ``auto`` (chosen from the
+    #: app's processes, see nocrud.environment.reload), ``restart`` its container, or send
+    #: this signal (``HUP``) to a server that then forks new workers (gunicorn).
+    pool_app_reload: Annotated[str, BeforeValidator(_app_reload)] = "auto"
     #: The pool strategy: keep the pool's pairs after the run, for the next run (``up``, the
     #: pytest plugin, ``watch``) to take them reset, for this many seconds after the last
     #: run that used them ends (0: off, the pairs go with the run).

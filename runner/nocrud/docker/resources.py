@@ -38,6 +38,8 @@ __all__ = ["Container", "DaemonGate", "Network", "ProcessListError", "image_id"]
 #: form with an empty body. Tried in this order; the one that worked is kept per engine.
 _TOP_FORMS = ("-o pid,ppid", "pid,ppid")
 _top_form: dict[str, str] = {}
+#: The same with each process's command line last (Docker joins the last column's words).
+_TOP_FORMS_ARGS = {"-o pid,ppid": "-o pid,ppid,args", "pid,ppid": "pid,ppid,args"}
 
 
 class ProcessListError(RuntimeError):
@@ -244,12 +246,23 @@ class Container(_Resource):
         Raises:
             ProcessListError: The daemon's host has no ``ps`` (or it failed).
         """
+        return [(int(row[0]), int(row[1])) for row in self._top(args=False)]
+
+    def commands(self) -> list[tuple[int, int, str]]:
+        """``(pid, parent pid, command line)`` of every process in it (one ``docker top``).
+
+        Raises:
+            ProcessListError: The daemon's host has no ``ps`` (or it failed).
+        """
+        return [(int(row[0]), int(row[1]), " ".join(row[2:])) for row in self._top(args=True)]
+
+    def _top(self, *, args: bool) -> list[list[str]]:
         key = self.client.api.base_url
         forms = _TOP_FORMS if key not in _top_form else (_top_form[key],)
         last = ""
-        for ps_args in forms:
+        for form in forms:
             try:
-                top = self.obj.top(ps_args=ps_args)
+                top = self.obj.top(ps_args=_TOP_FORMS_ARGS[form] if args else form)
             except docker.errors.NotFound:
                 raise
             except docker.errors.APIError as exc:
@@ -260,8 +273,8 @@ class Container(_Resource):
                 # syntax; it takes the descriptors alone (`pid,ppid`) instead.
                 last = "an empty answer"
                 continue
-            _top_form[key] = ps_args
-            return [(int(pid), int(ppid)) for pid, ppid in top.get("Processes") or []]
+            _top_form[key] = form
+            return [list(map(str, row)) for row in top.get("Processes") or []]
         raise ProcessListError(
             f"the Docker host could not list the {self.what} container's processes "
             f"(docker top: {last})"

@@ -11,7 +11,9 @@ Start-up is testcontainers' contract: on any failure what was started is removed
 the error (a :class:`~nocrud.environment.ProvisionError` with the evidence) re-raised.
 A pair implements the executor's :class:`~nocrud.environment.Target`. For the pool it
 can also be *reset*: the app stopped, the database dropped and cloned again from the
-migrated template, the app started and checked again (see :meth:`Pair.reset`).
+migrated template, the app renewed (its container restarted, or its server's workers
+replaced by a signal: :mod:`nocrud.environment.reload` chooses) and checked again, all
+within a deadline set from the pair's measured boot (see :meth:`Pair.reset`).
 
 The executor asks a target for its app's logs only when the flow did not pass; a pair
 remembers that (:attr:`Pair.spoiled`), so a provisioner can treat a failed flow's
@@ -35,6 +37,19 @@ from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.lifecycle import APP_LOG_LINES, EnvironmentLifecycle
 from nocrud.environment.memory import in_memory_options, keep_as_template, reset_database
 from nocrud.environment.readiness import poll, wait_for_app
+from nocrud.environment.reload import (
+    AUTO,
+    RESTART,
+    Process,
+    Reload,
+    ResetClock,
+    SignalRefusedError,
+    choose,
+    for_signal,
+    reset_budget,
+    run_line,
+    workers,
+)
 
 __all__ = ["Pair"]
 
@@ -114,6 +129,10 @@ class Pair(EnvironmentLifecycle):
         self.spoiled = False
         #: A reset pair's log lines before this Unix time belong to earlier flows.
         self._logs_since: float | None = None
+        #: How :meth:`reset` renews the app (chosen once the pair is up, when resettable).
+        self.reload = Reload(None, None, "the app", "run.pool_app_reload: restart")
+        #: Seconds from the app's start to its first healthy answer (sets a reset's deadline).
+        self.boot = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -138,43 +157,69 @@ class Pair(EnvironmentLifecycle):
             # The template must be copied while nothing is connected to the database.
             keep_as_template(self._superuser(), dbc.name)
         self.check_not_killed()
+        began = time.monotonic()
         self._app.start()
         self._wait_for_app()
-        if self.resettable and run.config.run.pool_app_reload != "restart":
-            self._check_app_forks_workers(run.config.run.pool_app_reload)
+        self.boot = time.monotonic() - began
+        if self.resettable:
+            self.reload = self._choose_reload(run.config.run.pool_app_reload)
 
     def reset(self) -> None:
-        """Make this pair as new for the next flow: app stopped, database cloned, app started.
+        """Make this pair as new for the next flow: app renewed, database cloned again.
 
         No database row and no app process survives; files the app wrote into its
-        container's filesystem do (the container is restarted, not recreated).
+        container's filesystem do (the container is restarted, not recreated). The reset
+        has a deadline (twice the measured boot plus a few seconds, at most
+        ``timeouts.app_ready``); when it runs long it says what it is waiting for, and
+        past the deadline it gives up with a line saying the pair is rebuilt.
 
         Raises:
-            ProvisionError: The pair could not be reset (rebuild it).
+            ProvisionError: The pair could not be reset in time (rebuild it).
         """
         if not self.resettable:
             raise RuntimeError("reset() of a pair made without resettable=True")
-        reload = self.run.config.run.pool_app_reload
-        workers: set[int] = set()
+        self._killed = self.spoiled = False
         self._logs_since = time.time()
-        if reload == "restart":
+        deadline, slow_after = reset_budget(self.boot, self.run.config.timeouts.app_ready)
+        with ResetClock(deadline, slow_after, self.run.say, self.name) as clock:
+            try:
+                self._reset(clock)
+            except ProvisionError as exc:
+                if not self._killed:  # an interrupt is no reset's failure: say nothing
+                    self.run.say(clock.gave_up(str(exc)))
+                raise
+
+    def _reset(self, clock: ResetClock) -> None:
+        reload = self.reload
+        old: set[int] = set()
+        if reload.signal is None:
+            clock.waiting_for("the Docker daemon to stop the app's container")
             self._app.kill()
         else:
             # The server replaces its workers while the database is reset: the new ones
             # open no connection before a request, and none comes before the health check.
-            workers = self._app_workers()
-            self._app.signal(reload)
+            clock.waiting_for("the Docker host to list the app's processes (docker top)")
+            old = workers(self._app_processes(), reload.master)
+            clock.waiting_for(f"the Docker daemon to send SIG{reload.signal} to the app")
+            self._app.signal(reload.signal)
+        clock.waiting_for("PostgreSQL to drop the flow's database and clone it again")
         try:
             reset_database(self._superuser(), self.run.config.database.name, self._db_owner())
         except psycopg2.Error as exc:
             raise ProvisionError(f"could not reset the database: {exc}".strip()) from exc
         self._logs_at_teardown = ""
-        self._killed = self.spoiled = False
-        if reload == "restart":
+        if reload.signal is None:
+            clock.waiting_for("the Docker daemon to start the app's container")
             self._app.start()
+            clock.waiting_for(
+                f"the app to answer GET {self.run.config.app.health_path} after its restart"
+            )
         else:
-            self._wait_for_new_workers(workers, reload)
-        self._wait_for_app()
+            self._wait_for_new_workers(old, reload, clock)
+            clock.waiting_for(
+                f"the app's new workers to answer GET {self.run.config.app.health_path}"
+            )
+        self._wait_for_app(clock.left())
 
     def export(self) -> dict[str, str]:
         """What another process needs to take this running pair over (:meth:`adopt`)."""
@@ -187,6 +232,7 @@ class Pair(EnvironmentLifecycle):
             "network": self._network.obj.id,
             "password": self._password,
             "superuser_password": self._superuser_password,
+            "boot": f"{self.boot:.3f}",
         }
 
     @classmethod
@@ -213,6 +259,10 @@ class Pair(EnvironmentLifecycle):
         pair._superuser_password = record["superuser_password"]
         pair._locate()
         pair._logs_since = time.time()
+        # Its reset is chosen again (the master's pid is this pair's), its deadline from
+        # the boot its first owner measured.
+        pair.boot = float(record.get("boot") or 0.0)
+        pair.reload = pair._choose_reload(run.config.run.pool_app_reload)
         return pair
 
     def teardown(self) -> None:
@@ -300,60 +350,85 @@ class Pair(EnvironmentLifecycle):
                 f"Last database log lines:\n{self._db.logs(30)}"
             )
 
-    def _wait_for_app(self) -> None:
+    def _wait_for_app(self, timeout: float | None = None) -> None:
         wait_for_app(
             self._base_url,
             self.run.config.app.health_path,
             self._app,
-            self.run.config.timeouts.app_ready,
+            self.run.config.timeouts.app_ready if timeout is None else timeout,
             check_interrupted=self.check_not_killed,
             ready_when=self.run.config.app.ready_when,
         )
 
-    def forks_workers(self) -> bool:
-        """Whether the app's main process has children (workers): one ``docker top``.
+    def auto_reload(self) -> Reload:
+        """What ``run.pool_app_reload: auto`` would choose for this app: one ``docker top``.
 
         Raises:
             ProcessListError: The Docker host has no ``ps``.
         """
-        return bool(_workers(self._app.processes()))
+        return choose([Process(*row) for row in self._app.commands()])
 
-    def _app_workers(self) -> set[int]:
-        """The app container's processes but its main one (a server's workers)."""
+    def reload_line(self, *, warm: int) -> str:
+        """The run's one line about how its pairs are reset (see :func:`reload.run_line`)."""
+        configured = self.run.config.run.pool_app_reload
+        auto = None
+        if configured == RESTART:
+            try:
+                auto = self.auto_reload()
+            except Exception:  # noqa: BLE001 - no ps on the host, or the app gone: never cost a flow
+                auto = None
+        return run_line(self.reload, configured=configured, boot=self.boot, warm=warm, auto=auto)
+
+    def _choose_reload(self, configured: str) -> Reload:
+        """How :meth:`reset` renews the app, from ``run.pool_app_reload`` and its processes."""
+        if configured == RESTART:
+            return Reload(None, None, "the app", "run.pool_app_reload: restart")
         try:
-            processes = self._app.processes()
+            processes = [Process(*row) for row in self._app.commands()]
         except ProcessListError as exc:
+            if configured == AUTO:
+                return Reload(
+                    None, None, "the app", f"{exc}: restarting the container, which any app allows"
+                )
             # Without the list a reset cannot tell when the last flow's workers are gone.
             raise MisconfigurationError(
-                f"run.pool_app_reload is {self.run.config.run.pool_app_reload}, which needs "
-                f"the app's processes, but {exc}. Install procps (ps) on the Docker host, "
-                "or use run.pool_app_reload: restart"
+                f"run.pool_app_reload is {configured}, which needs the app's processes, but "
+                f"{exc}. Install procps (ps) on the Docker host, or use "
+                "run.pool_app_reload: auto"
             ) from exc
-        return _workers(processes)
+        if configured == AUTO:
+            return choose(processes)
+        try:
+            return for_signal(processes, configured)
+        except SignalRefusedError as exc:
+            raise MisconfigurationError(f"run.pool_app_reload is {configured}, but {exc}") from exc
 
-    def _check_app_forks_workers(self, reload: str) -> None:
-        """A signal renews nothing in an app without workers: its one process would survive."""
-        if not self._app_workers():
-            raise MisconfigurationError(
-                f"run.pool_app_reload is {reload}, but the app's container runs a single "
-                "process (no workers to replace, so its state would pass from one flow to "
-                "the next): use run.pool_app_reload: restart, or a server that forks workers "
-                "(gunicorn --preload)"
-            )
+    def _app_processes(self) -> list[Process]:
+        try:
+            return [Process(*row) for row in self._app.commands()]
+        except ProcessListError as exc:
+            raise ProvisionError(str(exc)) from exc
 
-    def _wait_for_new_workers(self, old: set[int], reload: str) -> None:
+    def _wait_for_new_workers(self, old: set[int], reload: Reload, clock: ResetClock) -> None:
         """After the reload signal: every worker that served the last flow has exited.
 
         Until then an old worker (and the state the last flow left in it) could still
         answer the next flow's first request.
         """
-        timeout = self.run.config.timeouts.app_ready
+        sent = f"SIG{reload.signal}"
+        master = f"{reload.server} (pid {reload.master} on the Docker host)"
 
         def replaced() -> str | None:
-            workers = self._app_workers()
-            if workers & old:
-                return f"{len(workers & old)} worker(s) of the last flow still running"
-            if not workers and old:
+            now = workers(self._app_processes(), reload.master)
+            if now & old:
+                left = sorted(now & old)
+                clock.waiting_for(
+                    f"{master} to stop {len(left)} worker(s) of the last flow after {sent} "
+                    f"(pid {', '.join(map(str, left))})"
+                )
+                return f"{len(left)} worker(s) of the last flow still running"
+            if not now and old:
+                clock.waiting_for(f"{master} to fork new workers after {sent}")
                 return "no new worker yet"
             return None
 
@@ -362,13 +437,13 @@ class Pair(EnvironmentLifecycle):
         last = poll(
             replaced,
             self._app,
-            timeout,
+            clock.left(),
             check_interrupted=self.check_not_killed,
             interval=WORKERS_INTERVAL,
         )
         if last is not None:
             raise ProvisionError(
-                f"the app did not renew its workers within {timeout:g}s of SIG{reload} "
+                f"the app did not renew its workers within {clock.elapsed():.1f}s of {sent} "
                 f"({last}); run.pool_app_reload: restart works for any app.\n"
                 f"Last app log lines:\n{self._app.logs(30)}"
             )
@@ -398,12 +473,6 @@ class Pair(EnvironmentLifecycle):
             f"the database container is unreachable: {problem}.\n"
             f"Last database log lines:\n{self._db.logs(40)}"
         )
-
-
-def _workers(processes: list[tuple[int, int]]) -> set[int]:
-    """Of ``(pid, parent pid)`` pairs, the processes whose parent is among them."""
-    pids = {pid for pid, _ in processes}
-    return {pid for pid, parent in processes if parent in pids}
 
 
 #: A function making the pair for one flow or one pool slot.

@@ -473,8 +473,7 @@ class PoolProvisioner:
 
     def prepare(self, run: Run) -> None:
         self._run = run
-        # With a signal chosen already there is nothing to suggest.
-        self._reload_hinted = run.config.run.pool_app_reload != "restart"
+        self._reload_hinted = False
         config = run.config
         gate = DaemonGate(self._daemon_operations)
         labels = {
@@ -547,28 +546,19 @@ class PoolProvisioner:
             self._pool.release(slot)
 
     def _suggest_reload(self, pair: Pair) -> None:
-        """Once a run, under ``restart``: say so when the app forks workers a signal could renew.
+        """Once a run: say how pairs are reset, from the first pair's choice.
 
-        A restart boots the app again for every flow; a signal to a server that forks
-        its workers from a master that never served costs a few times less (see
-        ``run.pool_app_reload`` in docs/config.md). Whether the server does that is not
-        visible from outside, so this is a suggestion, made once from the first pair.
+        Under ``auto`` (and a signal) it says what nocrud saw and chose; under ``restart``
+        it speaks only when ``auto`` would choose a signal, several times cheaper (see
+        ``run.pool_app_reload`` in docs/config.md).
         """
         with self._hint_lock:
             run, hinted, self._reload_hinted = self._run, self._reload_hinted, True
         if hinted or run is None:
             return
-        try:
-            forks = pair.forks_workers()
-        except Exception:  # noqa: BLE001 - no ps on the host, or the app gone: never cost a flow
-            return
-        if forks:
-            run.say(
-                "pool: the app runs worker processes: if its server replaces them on a signal "
-                "from a master that serves no requests (gunicorn: HUP), run.pool_app_reload: "
-                "HUP resets a pair without restarting the app's container, several times "
-                "cheaper (see docs/config.md)"
-            )
+        line = pair.reload_line(warm=run.config.run.warm)
+        if line:
+            run.say(line)
 
     @staticmethod
     def _leave(kept: KeptPool, pool: Pool[Pair]) -> None:

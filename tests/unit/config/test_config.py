@@ -474,7 +474,7 @@ def test_display_dict_masks_secrets(project: Path) -> None:
         "keep_failed": False,
         "warm": 0,
         "pool_max_uses": 100,
-        "pool_app_reload": "restart",
+        "pool_app_reload": "auto",
         "keep_pool": 0.0,
         "keep_pool_max": 4,
     }

@@ -74,3 +74,19 @@ def test_no_form_answering_is_a_process_list_error_not_a_json_error() -> None:
     empty = ValueError("Expecting value: line 1 column 1 (char 0)")
     with pytest.raises(ProcessListError, match=r"docker top: an empty answer"):
         _container(empty).processes()
+
+
+def test_commands_ask_for_the_command_line_in_the_form_that_worked() -> None:
+    """``commands()`` adds ``args`` to the form the engine took; Docker joins its words."""
+    empty = ValueError("Expecting value: line 1 column 1 (char 0)")
+    table = {
+        "Titles": ["PID", "PPID", "COMMAND"],
+        "Processes": [["7", "1", "/usr/bin/python3 /usr/bin/gunicorn -w 2 app"]],
+    }
+    container = _container(empty, podman=table)
+    container.obj.answers.update({"-o pid,ppid,args": empty, "pid,ppid,args": table})
+    assert container.commands() == [(7, 1, "/usr/bin/python3 /usr/bin/gunicorn -w 2 app")]
+    assert container.obj.asked == ["-o pid,ppid,args", "pid,ppid,args"]
+    # A command line split over several columns (an engine that splits every word) is joined.
+    table["Processes"] = [["7", "1", "gunicorn", "-w", "2"]]
+    assert container.commands() == [(7, 1, "gunicorn -w 2")]

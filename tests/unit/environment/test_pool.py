@@ -364,10 +364,10 @@ def test_pool_strategy_warm_and_max_uses_load_from_the_file_and_the_command_line
     assert (config.run.strategy, config.run.warm, config.run.pool_max_uses) == ("pool", 2, 20)
     assert load_config(path, env={}, overrides={"run.warm": 4}).run.warm == 4
     assert provisioner_for(config).name == "pool"
-    assert config.run.pool_app_reload == "restart"
-    for written in ("HUP", "SIGHUP", "hup"):
+    assert config.run.pool_app_reload == "auto"
+    for written, read in (("HUP", "HUP"), ("SIGHUP", "HUP"), ("hup", "HUP"), ("Auto", "auto")):
         reloading = _project(tmp_path / written, {"strategy": "pool", "pool_app_reload": written})
-        assert load_config(reloading, env={}).run.pool_app_reload == "HUP"
+        assert load_config(reloading, env={}).run.pool_app_reload == read
 
 
 @pytest.mark.parametrize(
@@ -384,15 +384,15 @@ def test_pool_strategy_warm_and_max_uses_load_from_the_file_and_the_command_line
         ),
         (
             {"pool_app_reload": "RELOAD"},
-            "run.pool_app_reload: 'RELOAD' is neither 'restart' nor a signal the app can "
-            "handle: use restart (any app), or the signal that makes its server fork new "
-            "workers, e.g. HUP for gunicorn --preload",
+            "run.pool_app_reload: 'RELOAD' is neither 'auto', 'restart' nor a signal the app "
+            "can handle: use auto (nocrud chooses from the app's processes), restart (any "
+            "app), or the signal that makes its server fork new workers, e.g. HUP for gunicorn",
         ),
         (
             {"pool_app_reload": "SIGKILL"},
-            "run.pool_app_reload: 'SIGKILL' is neither 'restart' nor a signal the app can "
-            "handle: use restart (any app), or the signal that makes its server fork new "
-            "workers, e.g. HUP for gunicorn --preload",
+            "run.pool_app_reload: 'SIGKILL' is neither 'auto', 'restart' nor a signal the app "
+            "can handle: use auto (nocrud chooses from the app's processes), restart (any "
+            "app), or the signal that makes its server fork new workers, e.g. HUP for gunicorn",
         ),
     ],
 )
