@@ -19,8 +19,9 @@ time moved from "before" into the first flow would show), against the target of 
 1 s each on a quiet machine. ``--profile`` runs the first case once more under cProfile
 and prints the slowest calls. Usage::
 
-    v/bin/python benchmarks/run_overhead.py -n 3        # bundled + Django, image + pool
+    v/bin/python benchmarks/run_overhead.py -n 3         # bundled + Django, image + pool
     v/bin/python benchmarks/run_overhead.py -n 1 --examples bundled --strategies image
+    v/bin/python benchmarks/run_overhead.py -n 5 --against main   # and main's code, in turn
     v/bin/python benchmarks/run_overhead.py -c path/to/nocrud.yaml -f some_flow --profile 15
 """
 
@@ -50,19 +51,36 @@ STRATEGIES = ("image", "pool")
 
 @dataclass
 class Case:
-    """One example under one strategy, and what its timed runs measured."""
+    """One example under one strategy (and code), and what its timed runs measured."""
 
     example: str
     config: Path
     flow: str
     strategy: str
+    #: The code measured: "" for this checkout, else a git ref (``--against``).
+    code: str = ""
+    source: Path | None = None
     samples: list[tuple[float, float, float]] = field(default_factory=list)
 
     def argv(self, nocrud: list[str]) -> list[str]:
         return [*nocrud, "-c", str(self.config), "up", "-f", self.flow]
 
     def env(self, base: dict[str, str]) -> dict[str, str]:
-        return {**base, "NOCRUD_STRATEGY": self.strategy}
+        env = {**base, "NOCRUD_STRATEGY": self.strategy}
+        if self.source is not None:  # ahead of the editable install's path
+            env["PYTHONPATH"] = str(self.source)
+        return env
+
+
+def export(ref: str, into: Path) -> Path:
+    """``runner/`` of git ref ``ref``, written under ``into``; the path to put first."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", ref, "runner"], capture_output=True, check=False
+    )
+    if archive.returncode != 0:
+        sys.exit(f"--against {ref}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into / "runner"
 
 
 def nocrud_command() -> list[str]:
@@ -119,10 +137,12 @@ def cases_of(args: argparse.Namespace) -> list[Case]:
         if unknown:
             sys.exit(f"--examples {','.join(unknown)}: unknown (known: {', '.join(EXAMPLES)})")
         examples = {n: EXAMPLES[n] for n in names}
+    codes = ["", *([args.against] if args.against else [])]
     return [
-        Case(name, config, args.flow or flow, strategy)
+        Case(name, config, args.flow or flow, strategy, code)
         for name, (config, flow) in examples.items()
         for strategy in strategies
+        for code in codes
     ]
 
 
@@ -138,8 +158,10 @@ def report(cases: list[Case], runs: int) -> None:
         f"{os.cpu_count()} CPU(s), load average {load:.1f} at the end; target at most "
         f"{TARGET:.1f} s before and after (p50)"
     )
+    flows = {case.example: case.flow for case in cases}
+    print("each run: nocrud up -f " + ", ".join(f"{f} ({e})" for e, f in flows.items()))
     header = (
-        f"{'example':<10} {'strategy':<9} {'flow':<14} {'before p50':>10} {'min':>6} "
+        f"{'example':<10} {'strategy':<9} {'code':<10} {'before p50':>10} {'min':>6} "
         f"{'after p50':>9} {'min':>6} {'flows p50':>9} {'whole p50':>9}  verdict"
     )
     print(header)
@@ -151,7 +173,7 @@ def report(cases: list[Case], runs: int) -> None:
         whole = [sum(s) for s in case.samples]
         p50b, p50a = statistics.median(before), statistics.median(after)
         print(
-            f"{case.example:<10} {case.strategy:<9} {case.flow:<14} {p50b:10.2f} "
+            f"{case.example:<10} {case.strategy:<9} {case.code or 'this':<10} {p50b:10.2f} "
             f"{min(before):6.2f} {p50a:9.2f} {min(after):6.2f} {statistics.median(flows):9.2f} "
             f"{statistics.median(whole):9.2f}  before {verdict(p50b)}, after {verdict(p50a)}"
         )
@@ -172,6 +194,12 @@ def main() -> None:
         "-c", "--config", type=Path, default=None, help="another project's nocrud.yaml instead"
     )
     parser.add_argument("-f", "--flow", default=None, help="the flow each run runs")
+    parser.add_argument(
+        "--against",
+        metavar="REF",
+        default=None,
+        help="also measure git ref REF's code (e.g. main), in turn with this checkout's",
+    )
     parser.add_argument("--profile", type=int, default=0, metavar="TOP", help="profile one run")
     args = parser.parse_args()
     if args.config is not None and args.flow is None:
@@ -183,6 +211,10 @@ def main() -> None:
     cases = cases_of(args)
     with tempfile.TemporaryDirectory(prefix="nocrud-overhead-") as tmp:
         workdir = Path(tmp)
+        if args.against:
+            source = export(args.against, workdir)
+            for case in cases:
+                case.source = source if case.code else None
         for case in cases:  # builds what is missing; warms caches; not counted
             one_run(case.argv(nocrud), case.env(base), workdir)
         for _ in range(args.runs):
