@@ -178,6 +178,13 @@ def up(
       nocrud up --shard 2/4 --durations merged.json --json shard-2.json
       nocrud up --broker redis://ci-redis:6379/0   # on the workers of docs/workers.md
     """
+    if broker is None and not keep_failed:
+        # Its start (half a second) overlaps the config, the imports, the flows' discovery
+        # and the run store below; the workflow waits for its ACK before it touches Docker
+        # (and hands it over at once if nocrud.yaml keeps failed environments after all).
+        from nocrud.docker.reaper import start_early
+
+        start_early()
     if serial:
         if parallel not in (None, 1):
             raise UsageError(f"--serial means -j 1: drop -j {parallel} or --serial")
@@ -191,12 +198,6 @@ def up(
             "run.keep_failed": True if keep_failed else None,
         },
     )
-    if broker is None and not config.run.keep_failed:
-        # Its start (half a second) overlaps the imports, the flows' discovery and the run
-        # store below; the workflow waits for its ACK before it touches Docker.
-        from nocrud.docker.reaper import start_early
-
-        start_early()
     from nocrud import workflow
     from nocrud.cli import authoring
     from nocrud.flows import discover
