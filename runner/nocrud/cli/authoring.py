@@ -33,7 +33,6 @@ from nocrud.analysis.coverage import (
 from nocrud.cli._guard import Command, Group
 from nocrud.cli._options import console, load
 from nocrud.errors import EXIT_FAILED, EXIT_OK, UsageError
-from nocrud.flows.scaffold import new_crud, new_flow
 from nocrud.results import RunResult
 
 if TYPE_CHECKING:
@@ -385,6 +384,8 @@ def new_crud_command(
     saved = state_dir(config.root) / OPENAPI_FILE
     source = openapi_source or (saved if saved.is_file() else None)
     document = load_openapi(source) if source is not None else None
+    from nocrud.flows.scaffold import new_crud  # only `nocrud new` writes flows
+
     path = new_crud(config.flows.path, resource, endpoint, document=document, auth=auth)
     # soft_wrap: a command cut at column 80 cannot be pasted back.
     console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`", soft_wrap=True)
@@ -396,6 +397,8 @@ def new_crud_command(
 def new_flow_command(ctx: click.Context, name: str) -> None:
     """Write flows/<NAME>.py with one flow calling the app's health path, to edit."""
     config = load(ctx)
+    from nocrud.flows.scaffold import new_flow
+
     path = new_flow(config.flows.path, name, health_path=config.app.health_path)
     # soft_wrap: a command cut at column 80 cannot be pasted back.
     console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`", soft_wrap=True)
