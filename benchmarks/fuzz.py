@@ -111,61 +111,48 @@ def run_shared(args: argparse.Namespace, app: Path) -> dict[str, Any]:
     from nocrud import workflow
     from nocrud.analysis.coverage import capture_openapi, load_openapi
     from nocrud.config import load_config
-    from nocrud.docker import cleanup
-    from nocrud.environment import Run, provisioner_for
     from nocrud.fuzz.engine import Target, load_schema
     from nocrud.fuzz.plan import DEFAULT_CHECKS, FuzzOptions, plan_units
-    from nocrud.http.logins import bearer_login
     from nocrud.http.client import ApiClient
+    from nocrud.http.logins import bearer_login
 
     config = load_config(app / "nocrud.yaml", overrides={"run.strategy": "image"})
     console = Console(stderr=True)
-    run_id = cleanup.new_run_id()
-    engine = workflow.prepare_docker(config, console)
-    provisioner = provisioner_for(config)
-    try:
-        images = workflow.build(config, engine, console, run_id)
-        provisioner.prepare(
-            Run(config=config, run_id=run_id, engine=engine, images=images, say=console.print)
+    with (
+        workflow.environments(config, console, say=console.print) as prepared,
+        prepared.provisioner.acquire("shared") as target,
+    ):
+        with tempfile.TemporaryDirectory() as scratch:
+            capture_openapi(target.base_url, Path(scratch), config.app.openapi)
+            document = load_openapi(Path(scratch) / "openapi.json")
+        options = FuzzOptions(
+            seed=args.seed,
+            max_examples=args.max_examples,
+            sequences=args.sequences,
+            operations=args.operation,
         )
-        try:
-            with provisioner.acquire("shared") as target:
-                with tempfile.TemporaryDirectory() as scratch:
-                    capture_openapi(target.base_url, Path(scratch), config.app.openapi)
-                    document = load_openapi(Path(scratch) / "openapi.json")
-                options = FuzzOptions(
-                    seed=args.seed,
-                    max_examples=args.max_examples,
-                    sequences=args.sequences,
-                    operations=args.operation,
-                )
-                schema = load_schema(document, options.operations, DEFAULT_CHECKS)
-                fixed = {"Authorization": "set-by-nocrud-login"} if args.auth else None
-                draws = schema.draw(options.max_examples, options.seed, negative=True, fixed=fixed)
-                units = plan_units({k: len(v) for k, v in draws.items()}, options)
-                user, _, password = args.auth.partition(":")
+        schema = load_schema(document, options.operations, DEFAULT_CHECKS)
+        fixed = {"Authorization": "set-by-nocrud-login"} if args.auth else None
+        draws = schema.draw(options.max_examples, options.seed, negative=True, fixed=fixed)
+        units = plan_units({k: len(v) for k, v in draws.items()}, options)
+        user, _, password = args.auth.partition(":")
 
-                def one(unit: Any) -> tuple[int, list[Any]]:
-                    with ApiClient(target.base_url) as client:
-                        if args.auth:
-                            bearer_login(client, args.login_path, username=user, password=password)
-                        shared = Target(target.base_url, client.session, client.auth)
-                        if unit.kind == "stateless":
-                            cases = [draws[(unit.operation, unit.mode)][i] for i in unit.cases]
-                            outcome = schema.run_stateless(unit, cases, shared)
-                        else:
-                            outcome = schema.run_stateful(unit, shared, steps=options.steps)
-                    return len(outcome.exchanges), outcome.findings
+        def one(unit: Any) -> tuple[int, list[Any]]:
+            with ApiClient(target.base_url) as client:
+                if args.auth:
+                    bearer_login(client, args.login_path, username=user, password=password)
+                shared = Target(target.base_url, client.session, client.auth)
+                if unit.kind == "stateless":
+                    cases = [draws[(unit.operation, unit.mode)][i] for i in unit.cases]
+                    outcome = schema.run_stateless(unit, cases, shared)
+                else:
+                    outcome = schema.run_stateful(unit, shared, steps=options.steps)
+            return len(outcome.exchanges), outcome.findings
 
-                started = time.monotonic()
-                with ThreadPoolExecutor(args.parallel) as pool:
-                    done = list(pool.map(one, units))
-                wall = time.monotonic() - started
-        finally:
-            provisioner.close()
-    finally:
-        cleanup.remove_run(engine.client, run_id)
-        engine.close()
+        started = time.monotonic()
+        with ThreadPoolExecutor(args.parallel) as pool:
+            done = list(pool.map(one, units))
+        wall = time.monotonic() - started
     keys = sorted({(f.operation, f.check) for _, found in done for f in found})
     return {"wall": wall, "examples": sum(n for n, _ in done), "failures": keys}
 

@@ -1,10 +1,13 @@
 """The pipeline behind the CLI: config, images, discover, select, run, report, exit code.
 
 Each step is a plain function a test can call. :func:`up` is ``nocrud up``;
-:func:`build` is ``nocrud build``. Interrupts are handled here, in one place:
-SIGINT or SIGTERM while flows run stops scheduling, tears down every live
-environment and makes the run exit 130; during the build step they unwind the
-build (which removes its temporary container and network) the same way.
+:func:`build` is ``nocrud build``. Every front end (``up``, ``fuzz``, ``bench``, ``watch``,
+the pytest plugin, a Celery worker) sets up and tears down through :func:`environments` (or its two
+halves, :func:`docker_session` and :func:`prepared_provisioner`), never a copy of it.
+Interrupts are handled here, in one place: SIGINT or SIGTERM while flows run stops
+scheduling, tears down every live environment and makes the run exit 130; during the
+build step they unwind the build (which removes its temporary container and network)
+the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import dataclasses
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -123,6 +126,140 @@ def build(
         )
 
 
+@dataclass
+class Prepared:
+    """A run's Docker connection, images and prepared provisioner (see :func:`environments`).
+
+    Attributes:
+        config: The validated configuration.
+        run_id: The run's id (every Docker object's ``nocrud.run`` label).
+        engine: The run's one Docker client.
+        images: What the build step made (or found).
+        provisioner: The strategy, prepared: :meth:`~nocrud.environment.Provisioner.acquire`
+            gives each flow its environment.
+        prepare_started: ``time.monotonic()`` when :meth:`Provisioner.prepare` was called.
+        prepared_at: When it returned.
+        closed_at: When :meth:`Provisioner.close` returned (0 until then).
+    """
+
+    config: Config
+    run_id: str
+    engine: Engine
+    images: BuiltImages
+    provisioner: Provisioner
+    prepare_started: float = 0.0
+    prepared_at: float = 0.0
+    closed_at: float = 0.0
+
+
+@contextlib.contextmanager
+def docker_session(
+    config: Config, console: Console, *, run_id: str, keep_failed: bool = False
+) -> Iterator[Engine]:
+    """:func:`prepare_docker` for one run; on exit, remove what the run left, then disconnect.
+
+    A ``keep_failed`` run starts no reaper (kept environments must outlive this
+    process) and removes nothing at the end.
+    """
+    engine = prepare_docker(config, console, reaper=not keep_failed)
+    try:
+        yield engine
+    finally:
+        if not keep_failed:
+            # The backstop: whatever a flow's own teardown missed goes now.
+            with contextlib.suppress(Exception):
+                cleanup.remove_run(engine.client, run_id)
+        engine.close()
+
+
+@contextlib.contextmanager
+def prepared_provisioner(
+    config: Config,
+    engine: Engine,
+    console: Console,
+    provisioner: Provisioner,
+    *,
+    run_id: str,
+    keep_failed: bool = False,
+    say: Callable[[str], None] | None = None,
+    build_lock: contextlib.AbstractContextManager[Any] | None = None,
+    images: BuiltImages | None = None,
+) -> Iterator[Prepared]:
+    """Build what changed, prepare ``provisioner`` on those images; close it on exit.
+
+    Args:
+        say: Prints one line for the user (the provisioner's); default: ``console``.
+        build_lock: Held around the build (the pytest plugin's, shared by xdist workers).
+        images: Images the caller has just built (``watch`` after a change): no build here.
+    """
+    if images is None:
+        with build_lock if build_lock is not None else contextlib.nullcontext():
+            images = build(config, engine, console, run_id, db_image=needs_db_image(provisioner))
+    run = Run(
+        config=config,
+        run_id=run_id,
+        engine=engine,
+        images=images,
+        say=say or (lambda line: console.print(line, highlight=False, soft_wrap=True)),
+        keep_failed=keep_failed,
+    )
+    prepared = Prepared(config, run_id, engine, images, provisioner)
+    prepared.prepare_started = time.monotonic()
+    try:
+        provisioner.prepare(run)
+    except BaseException:
+        with contextlib.suppress(Exception):  # what a half-done prepare made
+            provisioner.close()
+        raise
+    prepared.prepared_at = time.monotonic()
+    try:
+        yield prepared
+    finally:
+        provisioner.close()
+        prepared.closed_at = time.monotonic()
+
+
+@contextlib.contextmanager
+def environments(
+    config: Config,
+    console: Console,
+    *,
+    provisioner: Provisioner | None = None,
+    run_id: str = "",
+    keep_failed: bool = False,
+    say: Callable[[str], None] | None = None,
+    build_lock: contextlib.AbstractContextManager[Any] | None = None,
+) -> Iterator[Prepared]:
+    """Every front end's set-up and teardown: Docker, images, the prepared strategy.
+
+    ``nocrud up``, ``fuzz``, ``bench`` and the pytest plugin run their flows inside
+    this block: :func:`docker_session` (connect, sweep, reaper), then
+    :func:`prepared_provisioner` (build by content hash, prepare); on exit the
+    provisioner is closed, the run's leftovers removed and Docker disconnected.
+
+    Args:
+        provisioner: The strategy to prepare; default: ``run.strategy``'s.
+        run_id: The run's id; empty: a new one.
+        keep_failed: Keep failed flows' environments (no reaper, nothing removed at the end).
+    """
+    provisioner = provisioner if provisioner is not None else provisioner_for(config)
+    run_id = run_id or cleanup.new_run_id()
+    with (
+        docker_session(config, console, run_id=run_id, keep_failed=keep_failed) as engine,
+        prepared_provisioner(
+            config,
+            engine,
+            console,
+            provisioner,
+            run_id=run_id,
+            keep_failed=keep_failed,
+            say=say,
+            build_lock=build_lock,
+        ) as prepared,
+    ):
+        yield prepared
+
+
 def collect(config: Config, options: UpOptions) -> list[Flow]:
     """Discover flows and apply the selection."""
     return select(discover(config.flows.path), names=options.names, keyword=options.keyword)
@@ -144,32 +281,22 @@ def up(config: Config, options: UpOptions, console: Console) -> int:
     if options.broker is not None:
         return _up_remote(config, flows, options, console)
     provisioner = provisioner_for(config)  # an unknown strategy stops here, before Docker
-    run_id = options.run_id or cleanup.new_run_id()
-    # Kept environments must outlive this process, so a --keep-failed run has no reaper.
-    engine = prepare_docker(config, console, reaper=not options.keep_failed)
-    try:
-        images = build(config, engine, console, run_id, db_image=needs_db_image(provisioner))
-        run = Run(
-            config=config,
-            run_id=run_id,
-            engine=engine,
-            images=images,
-            say=lambda line: console.print(line, highlight=False, soft_wrap=True),
-            keep_failed=options.keep_failed,
+    with environments(
+        config,
+        console,
+        provisioner=provisioner,
+        run_id=options.run_id,
+        keep_failed=options.keep_failed,
+    ) as prepared:
+        result = run_flows(
+            config,
+            provisioner,
+            flows,
+            options,
+            console,
+            run_id=prepared.run_id,
+            engine=prepared.engine,
         )
-        provisioner.prepare(run)
-        try:
-            result = run_flows(
-                config, provisioner, flows, options, console, run_id=run_id, engine=engine
-            )
-        finally:
-            provisioner.close()
-    finally:
-        if not options.keep_failed:
-            # The backstop: whatever a flow's own teardown missed goes now.
-            with contextlib.suppress(Exception):
-                cleanup.remove_run(engine.client, run_id)
-        engine.close()
     _write_reports(result, options, console)
     return _verdict(result, console)
 
@@ -241,12 +368,14 @@ def run_flows(
     run_id: str,
     backend: str = "local",
     engine: Engine | None = None,
+    reporter: TerminalReporter | None = None,
 ) -> RunResult:
     """Run the flows on a backend with live reporting; interrupts stop it cleanly.
 
     With the run's ``engine``, a flow that does not pass makes the executor ask whether
     the Docker daemon is still there; a lost daemon stops the run (see
-    :func:`nocrud.docker.engine.engine_lost`).
+    :func:`nocrud.docker.engine.engine_lost`). A front end with its own ``reporter``
+    (``watch``'s compact one) gets no "running N flows" line.
     """
     parallel = config.parallel
     executor = FlowExecutor(
@@ -256,7 +385,9 @@ def run_flows(
         state_dir=state_dir(config.root),
         openapi=config.app.openapi,
     )
-    reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
+    announce = reporter is None
+    if reporter is None:
+        reporter = TerminalReporter(console, verbose=options.verbose, total=len(flows))
     runner: Backend[Flow] = BACKENDS[backend](
         executor,
         parallel=parallel,
@@ -266,7 +397,8 @@ def run_flows(
     executor.stop_run = runner.stop  # a configuration problem every flow would hit
     if engine is not None:
         executor.engine_check = engine_lost  # or the daemon went away
-    console.print(f"running {running(len(flows), parallel)} (run {run_id})")
+    if announce:
+        console.print(f"running {running(len(flows), parallel)} (run {run_id})")
     stopped = threading.Event()
 
     def stop(signum: int, _frame: FrameType | None) -> None:

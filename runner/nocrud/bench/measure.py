@@ -241,8 +241,7 @@ def run_child(request: dict[str, Any]) -> None:
     from nocrud.bench.compose import ComposeProvisioner
     from nocrud.bench.shared import SHARED, SharedProvisioner
     from nocrud.config import load_config
-    from nocrud.docker import cleanup
-    from nocrud.environment import Provisioner, Run, needs_db_image, provisioner_for
+    from nocrud.environment import Provisioner, provisioner_for
     from nocrud.flows import discover
 
     strategy = request["strategy"]
@@ -263,31 +262,15 @@ def run_child(request: dict[str, Any]) -> None:
         provisioner = provisioner_for(config)
     console = Console(file=sys.stdout, soft_wrap=True, no_color=True, highlight=False)
     run_id = request["run_id"]
-    engine = workflow.prepare_docker(config, console)
-    try:
-        images = workflow.build(
-            config, engine, console, run_id, db_image=needs_db_image(provisioner)
+    with workflow.environments(
+        config, console, provisioner=provisioner, run_id=run_id, say=console.print
+    ) as prepared:
+        result = workflow.run_flows(
+            config, provisioner, flows, workflow.UpOptions(), console, run_id=run_id
         )
-        run = Run(
-            config=config,
-            run_id=run_id,
-            engine=engine,
-            images=images,
-            say=console.print,
-        )
-        started = time.monotonic()
-        provisioner.prepare(run)
-        prepared = time.monotonic()
-        try:
-            result = workflow.run_flows(
-                config, provisioner, flows, workflow.UpOptions(), console, run_id=run_id
-            )
-        finally:
-            provisioner.close()
-        wall = time.monotonic() - started
-    finally:
-        cleanup.remove_run(engine.client, run_id)
-        engine.close()
+    # From preparing the strategy to closing it: the images are built before the clock starts.
+    wall = prepared.closed_at - prepared.prepare_started
+    prepare = prepared.prepared_at - prepared.prepare_started
     Path(request["out"]).write_text(
-        json.dumps({"result": result.to_dict(), "wall": wall, "prepare": prepared - started})
+        json.dumps({"result": result.to_dict(), "wall": wall, "prepare": prepare})
     )

@@ -110,6 +110,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "nocrud.cli.fuzz:fuzz",
         "Fuzz the app from its OpenAPI document; replay every failure in a brand-new environment.",
     ),
+    "watch": LazyCommand(
+        "nocrud.cli.watch:watch",
+        "Rerun flows on warm environments whenever a flow file, the app or a migration changes.",
+    ),
 }
 
 

@@ -187,7 +187,23 @@ def _origin(obj: Any) -> str:
     return f"{path}:{line}"
 
 
-def _import_all(package_dir: Path) -> list[ModuleType]:
+def _forget(package_name: str, package_dir: Path) -> None:
+    """Drop the flows package and its submodules from ``sys.modules``: the next import reads
+    the files again, and a removed flow (or module) is gone from the new module objects.
+
+    Bytecode is neither read nor written while re-importing (:func:`_import_all`): a
+    ``.pyc`` records its source's mtime in whole seconds and its size, so a same-size edit
+    within the second of the last compile would otherwise load the older code.
+    """
+    root = package_dir.resolve()
+    for name in [n for n in sys.modules if n == package_name or n.startswith(package_name + ".")]:
+        where = getattr(sys.modules[name], "__file__", None)
+        if where is None or Path(where).resolve().is_relative_to(root):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def _import_all(package_dir: Path, *, reload: bool = False) -> list[ModuleType]:
     """Import a package directory and all its submodules, with its parent on sys.path."""
     if not package_dir.is_dir():
         raise FlowDiscoveryError(
@@ -202,6 +218,12 @@ def _import_all(package_dir: Path) -> list[ModuleType]:
         sys.path.insert(0, parent)
     package_name = package_dir.name
     modules: list[ModuleType] = []
+    writes_bytecode, pycache_prefix = sys.dont_write_bytecode, sys.pycache_prefix
+    if reload:
+        _forget(package_name, package_dir)
+        sys.dont_write_bytecode = True
+        # A cache directory that never exists: every module compiles from its source.
+        sys.pycache_prefix = str(package_dir / "__pycache__" / "nocrud-reload-none")
     try:
         package = importlib.import_module(package_name)
         package_file = getattr(package, "__file__", None)
@@ -218,6 +240,8 @@ def _import_all(package_dir: Path) -> list[ModuleType]:
     except BaseException as exc:
         text = "".join(traceback.format_exception(exc))
         raise FlowDiscoveryError(f"importing the flows in {package_dir} failed:\n{text}") from exc
+    finally:
+        sys.dont_write_bytecode, sys.pycache_prefix = writes_bytecode, pycache_prefix
     return modules
 
 
@@ -272,15 +296,19 @@ def _line(pair: tuple[Any, dict[str, Any]]) -> int:
     return code.co_firstlineno if code is not None else 0
 
 
-def discover(package_dir: Path) -> list[Flow]:
+def discover(package_dir: Path, *, reload: bool = False) -> list[Flow]:
     """All flows in the package, in the order they are defined (module by module).
+
+    With ``reload`` the package's modules are imported again from their files
+    (``nocrud watch`` after an edit): changed flows run their new code, removed ones
+    are gone.
 
     Raises:
         FlowDiscoveryError: The package does not import (with the traceback), or two
             flows share a name (naming both places).
     """
     found: dict[str, Flow] = {}
-    for module in _import_all(package_dir):
+    for module in _import_all(package_dir, reload=reload):
         for obj, meta in _members(module):
             base = Flow(
                 name=meta["name"],

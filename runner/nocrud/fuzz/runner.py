@@ -20,7 +20,6 @@ listener. The phases:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import tempfile
@@ -35,7 +34,7 @@ from rich.console import Console
 from nocrud import workflow
 from nocrud.config import Config
 from nocrud.docker import cleanup
-from nocrud.environment import Run, needs_db_image, provisioner_for
+from nocrud.environment import provisioner_for
 from nocrud.errors import (
     EXIT_FAILED,
     EXIT_INFRASTRUCTURE,
@@ -88,42 +87,28 @@ def fuzz(
 
     say = _sayer(console)
     setup = _setup_function(config, options)
-    provisioner = provisioner_for(config)
+    provisioner = provisioner_for(config)  # an unknown strategy stops here, before Docker
     run_id = cleanup.new_run_id()
-    engine = workflow.prepare_docker(config, console, reaper=not options.keep_failed)
     started_at, t0 = time.time(), time.monotonic()
     base = workflow.UpOptions(json=None, listener=listener)
     quiet = workflow.UpOptions(json=None)
-    try:
-        images = workflow.build(
-            config, engine, console, run_id, db_image=needs_db_image(provisioner)
-        )
-        run = Run(
-            config=config,
-            run_id=run_id,
-            engine=engine,
-            images=images,
-            say=say,
-            keep_failed=options.keep_failed,
-        )
-        provisioner.prepare(run)
-        try:
+    with workflow.environments(
+        config,
+        console,
+        provisioner=provisioner,
+        run_id=run_id,
+        keep_failed=options.keep_failed,
+        say=say,
+    ) as prepared:
 
-            def flows(items: Sequence[Flow], opts: workflow.UpOptions) -> RunResult:
-                return workflow.run_flows(
-                    config, provisioner, items, opts, console, run_id=run_id, engine=engine
-                )
-
-            schema, units, explorer, explored, findings = _explore(
-                config, options, flows, setup=setup, say=say, quiet=quiet, base=base, t0=t0
+        def flows(items: Sequence[Flow], opts: workflow.UpOptions) -> RunResult:
+            return workflow.run_flows(
+                config, provisioner, items, opts, console, run_id=run_id, engine=prepared.engine
             )
-        finally:
-            provisioner.close()
-    finally:
-        if not options.keep_failed:
-            with contextlib.suppress(Exception):
-                cleanup.remove_run(engine.client, run_id)
-        engine.close()
+
+        schema, units, explorer, explored, findings = _explore(
+            config, options, flows, setup=setup, say=say, quiet=quiet, base=base, t0=t0
+        )
     report = FuzzReport(
         run_id=run_id,
         project=config.project,

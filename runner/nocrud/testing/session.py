@@ -27,7 +27,6 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     from nocrud.config import Config
-    from nocrud.docker.engine import Engine
     from nocrud.environment import Provisioner, Target
     from nocrud.execute import FlowExecutor
     from nocrud.flows import Flow
@@ -157,7 +156,7 @@ class EnvironmentSession:
         self.settings = settings
         self._say = say
         self._config: Config | None = None
-        self._engine: Engine | None = None
+        self._stack: contextlib.ExitStack | None = None
         self._provisioner: Provisioner | None = None
         self._start_error: BaseException | None = None
         self._executor: FlowExecutor | None = None
@@ -180,34 +179,23 @@ class EnvironmentSession:
 
         from nocrud import workflow
         from nocrud.docker import cleanup
-        from nocrud.environment import Run, needs_db_image, provisioner_for
 
-        provisioner = provisioner_for(config)
         self.run_id = cleanup.new_run_id()
         console = Console(file=_Lines(self._say), no_color=True, highlight=False, width=200)
-        engine = workflow.prepare_docker(config, console, reaper=not self.settings.keep_failed)
-        self._engine = engine
-        try:
-            with build_lock(config):
-                images = workflow.build(
-                    config, engine, console, self.run_id, db_image=needs_db_image(provisioner)
-                )
-            provisioner.prepare(
-                Run(
-                    config=config,
-                    run_id=self.run_id,
-                    engine=engine,
-                    images=images,
-                    say=self._say,
-                    keep_failed=self.settings.keep_failed,
-                )
+        stack = contextlib.ExitStack()
+        prepared = stack.enter_context(
+            workflow.environments(
+                config,
+                console,
+                run_id=self.run_id,
+                keep_failed=self.settings.keep_failed,
+                say=self._say,
+                build_lock=build_lock(config),
             )
-        except BaseException:
-            with contextlib.suppress(Exception):
-                provisioner.close()
-            self.close()
-            raise
-        return provisioner
+        )
+        # Closed by close(): the provisioner, the run's leftovers, the Docker connection.
+        self._stack = stack
+        return prepared.provisioner
 
     def _ready(self) -> Provisioner:
         """The prepared provisioner, started on first use; a failed start is raised again."""
@@ -257,19 +245,14 @@ class EnvironmentSession:
     def close(self) -> None:
         """Remove what this process made (unless ``--nocrud-keep-failed``). Idempotent."""
         provisioner, self._provisioner = self._provisioner, None
+        stack, self._stack = self._stack, None
         self._executor = None
-        engine, self._engine = self._engine, None
         try:
             if provisioner is not None:
-                provisioner.close()
+                provisioner.close()  # idempotent: the stack closes it again, with the rest
         finally:
-            if engine is not None:
-                if not self.settings.keep_failed and self.run_id:
-                    from nocrud.docker import cleanup
-
-                    with contextlib.suppress(Exception):
-                        cleanup.remove_run(engine.client, self.run_id)
-                engine.close()
+            if stack is not None:
+                stack.close()
 
 
 def load(settings: Settings) -> Config:

@@ -31,7 +31,7 @@ from typing import Any
 
 from nocrud.config import Config
 from nocrud.docker import cleanup
-from nocrud.environment import Provisioner, Run, Target, provisioner_for
+from nocrud.environment import Provisioner, Run, Target
 from nocrud.errors import UsageError
 from nocrud.execute import FlowExecutor
 from nocrud.execute.capture import install_output_capture
@@ -138,6 +138,7 @@ class WorkerService:
         self._app: Any = None
         self._engine: Any = None
         self._provisioner: Provisioner | None = None
+        self._stack: contextlib.ExitStack[bool | None] | None = None
         self._run_id = cleanup.new_run_id()
         self._undo_capture: Callable[[], None] | None = None
 
@@ -159,32 +160,24 @@ class WorkerService:
         self._app = app
         self._redis = redis_client(self.options.broker)
         self.flows = {f.name: f for f in discover(self.config.flows.path)}
-        provisioner = provisioner_for(self.config)
-        self._engine = workflow.prepare_docker(self.config, console)
-        images = workflow.build(self.config, self._engine, console, self._run_id)
-        provisioner.prepare(
-            Run(
-                config=self.config,
-                run_id=self._run_id,
-                engine=self._engine,
-                images=images,
-                say=self.say,
-            )
+        stack = contextlib.ExitStack()
+        prepared = stack.enter_context(
+            workflow.environments(self.config, console, run_id=self._run_id, say=self.say)
         )
-        self._provisioner = provisioner
+        # Closed by close(): the provisioner, this worker's leftovers, the Docker connection.
+        self._stack = stack
+        self._engine = prepared.engine
+        self._provisioner = prepared.provisioner
         self._undo_capture = install_output_capture()
 
     def close(self) -> None:
         """Release the provisioner, remove what is left of this worker's environments."""
         if self._undo_capture is not None:
             self._undo_capture()
-        if self._provisioner is not None:
-            with contextlib.suppress(Exception):
-                self._provisioner.close()
-        if self._engine is not None:
-            with contextlib.suppress(Exception):
-                cleanup.remove_run(self._engine.client, self._run_id)
-            self._engine.close()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            with contextlib.suppress(Exception):  # the run's leftovers go and Docker closes anyway
+                stack.close()
 
     # -- one task ------------------------------------------------------------------
 

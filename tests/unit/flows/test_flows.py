@@ -154,6 +154,30 @@ def test_a_syntax_error_shows_file_and_line(package: Any) -> None:
         discover(root)
 
 
+def test_reload_runs_the_saved_code_and_forgets_removed_flows(
+    package: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``nocrud watch`` after an edit: same-size, same-second saves included (no stale .pyc)."""
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)  # the first import writes its .pyc
+    root = package(
+        {
+            "a.py": "from nocrud import flow\n\n@flow\ndef one(ctx):\n    return 1\n",
+            "b.py": "from nocrud import flow\n\n@flow\ndef gone(ctx):\n    pass\n",
+        }
+    )
+    assert [f.name for f in discover(root)] == ["one", "gone"]
+    assert list((root / "__pycache__").glob("a.*.pyc"))
+    (root / "a.py").write_text("from nocrud import flow\n\n@flow\ndef one(ctx):\n    return 2\n")
+    (root / "b.py").unlink()
+    (root / "c.py").write_text("from nocrud import flow\n\n@flow\ndef new(ctx):\n    pass\n")
+
+    flows = {f.name: f for f in discover(root, reload=True)}
+
+    assert sorted(flows) == ["new", "one"]
+    assert flows["one"].func(None) == 2
+    assert discover(root)[0].func(None) == 2, "without reload the imported modules are kept"
+
+
 def test_not_a_package_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(FlowDiscoveryError, match=r"add an __init__\.py"):
         discover(tmp_path)
