@@ -384,6 +384,7 @@ def run_flows(
         keep_failed=options.keep_failed,
         state_dir=state_dir(config.root),
         openapi=config.app.openapi,
+        headers=config.app.headers,
     )
     announce = reporter is None
     if reporter is None:

@@ -170,3 +170,56 @@ def test_doctor_refuses_a_dockerfile_path_that_up_refuses(binapp: Path) -> None:
     assert checks["config"]["status"] == "fail", checks["config"]
     assert "app.dockerfile" in checks["config"]["detail"]
     assert str(binapp / "app" / "Dockerfile.missing") in checks["config"]["detail"]
+
+
+def test_a_wrong_app_port_stops_the_run_in_seconds_naming_the_port_it_serves(
+    binapp: Path,
+) -> None:
+    """What got in the way of a new user of this app: `app.port` left at a port the server
+    does not use waited out `timeouts.app_ready` (240 s here) in every flow, then advised
+    raising it. Now the run stops at once (exit 2), naming the port the app listens on."""
+    config = binapp / "wrong-port.yaml"
+    shutil.copy(binapp / "nocrud.yaml", config)
+    # The server listens on 8081 (its build argument). Under migrate, no database image is
+    # built for this config (an earlier test of the module edited a migration).
+    _set(config, app__port=8080, run__strategy="migrate")
+    done = run_nocrud(
+        "-c", str(config), "up", "-f", "the_health_path_answers", cwd=binapp, timeout=RUN_TIMEOUT
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert "its container listens on 0.0.0.0:8081" in out, out
+    assert "Fix: set app.port to the port it serves on (8081)." in out, out
+    assert "raise timeouts.app_ready" not in out, out
+
+
+def test_doctor_fails_where_up_cannot_build_nocruds_own_images(
+    binapp: Path, docker_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Item 9: a host where nocrud cannot build the images `up` needs. Here PostgreSQL 17
+    (``nocrud/postgres:17``, on Debian trixie) with no registry and no `docker` command to
+    make the base offline: `nocrud build` exits 3, and so does `nocrud doctor`, saying why."""
+    import docker.errors
+
+    for ref in ("nocrud/postgres:17", "debian:trixie-slim"):
+        try:
+            docker_client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            continue
+        pytest.skip(f"{ref} is on this Docker host (an earlier test built it): nothing to build")
+    config = binapp / "postgres-17.yaml"
+    shutil.copy(binapp / "nocrud.yaml", config)
+    _set(config, database__version=17)
+    empty = tmp_path / "bin"  # a PATH without docker, bash or debootstrap
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    doctor = run_nocrud("-c", str(config), "doctor", cwd=binapp, timeout=RUN_TIMEOUT)
+    said = " ".join((doctor.stdout + doctor.stderr).split())
+    assert doctor.returncode == 3, said
+    assert "image debian:trixie-slim FAIL" in said or "FAIL image debian:trixie-slim" in said, said
+    assert "`nocrud up` must build nocrud/postgres:17 from it" in said, said
+    assert "this host lacks docker, bash" in said, said
+    built = run_nocrud("-c", str(config), "build", cwd=binapp, timeout=RUN_TIMEOUT)
+    out = built.stdout + built.stderr
+    assert built.returncode == 3, out
+    assert "debian:trixie-slim is not here, cannot be pulled" in out, out

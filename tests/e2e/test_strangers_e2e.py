@@ -230,6 +230,9 @@ def test_a_failing_migration_exits_3(apps: Path) -> None:
     done = run_nocrud("-c", str(config), "build", cwd=here, timeout=RUN_TIMEOUT)
     assert done.returncode == 3, done.stdout + done.stderr
     assert "no schema today" in done.stdout + done.stderr
+    # Issue 21 item 13: its output is said once, by the error, not also as progress.
+    said = [line for line in (done.stdout + done.stderr).splitlines() if "raise" not in line]
+    assert sum("no schema today" in line for line in said) == 1, done.stdout + done.stderr
 
 
 def test_an_official_style_postgres_image_keeps_its_migrated_data(

@@ -179,7 +179,16 @@ def test_a_dump_source_gives_every_flow_the_dumped_schema(harness: Any, tmp_path
 
     _passed(harness, proc, 2)
 
-    # The compose-per-flow baseline loads the same dump with psql, as a team would.
+    # The compose-per-flow baseline loads the same dump with psql, as a team would; a `$` in
+    # app.command reaches the app's shell as written (Compose alone would interpolate it,
+    # and refuse the lone one: issue 21 item 13).
+    command = 'exec gunicorn -c /app/gunicorn.conf.py "inventory:create_app()" # 5$ ${HOME}'
+    harness.config(
+        run__strategy="migrate",
+        database__dump=str(dump),
+        app__command=["sh", "-c", command],
+        **PATIENT,
+    )
     out = tmp_path / "bench"
     bench = harness.run(
         "bench", "--flows", "2", "-j", "2", "-k", "isolation_01 or site_crud",

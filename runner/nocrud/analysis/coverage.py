@@ -21,13 +21,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from nocrud.errors import UsageError
+from nocrud.http.openapi import (
+    OPENAPI_PATHS,
+    OpenApiError,
+    fetch_from_app,
+    load_openapi,
+    parse_document,
+)
 from nocrud.results import RequestRecord, RunResult
 
 __all__ = [
     "ATTEMPTS_FILE",
     "LAST_RUN_FILE",
     "OPENAPI_FILE",
+    "OPENAPI_PATHS",
     "STATE_DIR",
     "CoverageReport",
     "OpenApiError",
@@ -53,8 +60,6 @@ LAST_RUN_FILE = "last-run.json"
 OPENAPI_FILE = "openapi.json"
 #: What the last run tried when it looked for the document, and what each path answered.
 ATTEMPTS_FILE = "openapi-attempts.json"
-#: Where apps commonly serve their OpenAPI document, tried in order.
-OPENAPI_PATHS = ("/openapi.json", "/api/openapi.json", "/v3/api-docs", "/swagger.json")
 
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 _PARAM = re.compile(r"\{[^}/]+\}")
@@ -251,121 +256,36 @@ def compute_coverage(document: Mapping[str, Any], run: RunResult) -> CoverageRep
     return CoverageReport(rows, extra)
 
 
-class OpenApiError(UsageError):
-    """The OpenAPI document cannot be had; the message says why and what to do."""
-
-
-def parse_document(text: str, where: str) -> Any:
-    """An OpenAPI document's text, JSON or YAML, parsed.
-
-    JSON is tried first (it is YAML too, but the JSON parser is faster and its errors
-    read better for a JSON file); anything else is read as YAML, as ``openapi.yml``
-    files and ``app.openapi: spec.yaml`` are.
-
-    Raises:
-        OpenApiError: The text is neither; the message names ``where`` and both formats.
-    """
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise OpenApiError(
-            f"{where} is neither JSON nor YAML{at}: point --openapi (or app.openapi) at the "
-            "app's OpenAPI document"
-        ) from None
-
-
-def load_openapi(source: str | Path) -> dict[str, Any]:
-    """Read an OpenAPI document (JSON or YAML) from a file, or from a URL.
-
-    Raises:
-        OpenApiError: It cannot be read, is neither JSON nor YAML, or has no ``paths``;
-            the message says which and what to do.
-    """
-    text = str(source)
-    try:
-        if text.startswith(("http://", "https://")):
-            import requests
-
-            response = requests.get(
-                text,
-                timeout=10,
-                headers={"Accept": "application/json, application/yaml;q=0.9, */*;q=0.8"},
-            )
-            response.raise_for_status()
-            body = response.text
-        else:
-            body = Path(text).read_text()
-    except FileNotFoundError:
-        raise OpenApiError(
-            f"no OpenAPI document at {text}: run `nocrud up` first (it saves the app's "
-            "document there), or pass --openapi FILE_OR_URL"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - any failure reads the same to the user
-        raise OpenApiError(f"cannot read the OpenAPI document {text}: {exc}") from None
-    document = parse_document(body, text)
-    if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
-        raise OpenApiError(f"{text} is not an OpenAPI document (it has no 'paths' object)")
-    return document
-
-
-def capture_openapi(base_url: str, directory: Path, where: str | None = None) -> None:
+def capture_openapi(
+    base_url: str,
+    directory: Path,
+    where: str | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any] | None:
     """Save the app's OpenAPI document to ``directory/openapi.json`` (best effort).
 
     The executor calls it once per run, on the first environment that comes up. It
     tries ``where`` (``app.openapi``, when that is a path on the app) or else the
-    usual :data:`OPENAPI_PATHS`, and records what each answered in
-    ``directory/openapi-attempts.json``, so ``nocrud coverage`` can say why there is
-    no document. An app without a document leaves the previous document alone. The
-    requests are not recorded, so they cover nothing.
-    """
-    import requests
+    usual :data:`OPENAPI_PATHS`, with ``headers`` (``app.headers``), and records what
+    each answered in ``directory/openapi-attempts.json``, so ``nocrud coverage`` can say
+    why there is no document. An app without a document leaves the previous document
+    alone. The requests are not recorded, so they cover nothing.
 
+    Returns:
+        The document saved, or None.
+    """
     if where is not None and not where.startswith("/"):
-        return  # a file or URL: `nocrud coverage` reads it itself
-    tried: list[dict[str, str]] = []
-    found: str | None = None
-    with requests.Session() as session:
-        session.trust_env = False  # the app under test, never through a proxy
-        for path in (where,) if where is not None else OPENAPI_PATHS:
-            answer, document = _try_openapi(session, base_url.rstrip("/") + path)
-            tried.append({"path": path, "answer": answer})
-            if document is not None:
-                target = directory / OPENAPI_FILE
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(json.dumps(document, indent=1))
-                found = path
-                break
+        return None  # a file or URL: `nocrud coverage` reads it itself
+    document, tried = fetch_from_app(base_url, where, headers=headers)
+    found = tried[-1]["path"] if document is not None else None
     with contextlib.suppress(OSError):
         directory.mkdir(parents=True, exist_ok=True)
+        if document is not None:
+            (directory / OPENAPI_FILE).write_text(json.dumps(document, indent=1))
         record = {"base_url": base_url, "tried": tried, "found": found}
         (directory / ATTEMPTS_FILE).write_text(json.dumps(record, indent=1))
-
-
-def _try_openapi(session: Any, url: str) -> tuple[str, dict[str, Any] | None]:
-    """What ``url`` answered, in words, and the document when it is one."""
-    try:
-        response = session.get(url, timeout=5, headers={"Accept": "application/json"})
-    except Exception as exc:  # noqa: BLE001 - every failure is one attempt's answer
-        return f"no answer ({type(exc).__name__})", None
-    status = f"{response.status_code} {response.reason or ''}".strip()
-    if response.status_code != 200:
-        return status, None
-    kind = response.headers.get("Content-Type", "").split(";")[0] or "no Content-Type"
-    try:
-        document = response.json()
-    except ValueError:
-        return f"{status}, but {kind}, not JSON", None
-    if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
-        return f"{status}, JSON without a 'paths' object (not an OpenAPI document)", None
-    return f"{status}, an OpenAPI document", document
+    return document
 
 
 def find_openapi(root: Path, given: str | None, configured: str | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ __all__ = [
     "BASELINE",
     "BASELINES",
     "DEFAULT_STRATEGIES",
+    "KEPT",
     "SHARED",
     "Figures",
     "default_strategies",
@@ -38,8 +39,10 @@ __all__ = [
 
 #: The compose-per-flow baseline's name in --strategies and the reports.
 BASELINE = "compose"
+#: The pool's second run: its pairs kept by an unmeasured first run (``run.keep_pool``).
+KEPT = "kept"
 #: The names in --strategies that are not strategies a run may choose.
-BASELINES = (BASELINE, SHARED)
+BASELINES = (BASELINE, SHARED, KEPT)
 #: What ``nocrud bench`` compares unless told otherwise (external joins when configured).
 DEFAULT_STRATEGIES = ("shared", "image", "pool", "template", "migrate", BASELINE)
 

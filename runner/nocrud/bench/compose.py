@@ -40,7 +40,14 @@ COMPOSE = "docker-compose"
 
 
 def compose_file(run: Run, flow: str) -> dict[str, Any]:
-    """The Compose project of one flow, as a team would write it for its app."""
+    """The Compose project of one flow, as a team would write it for its app.
+
+    Every ``$`` in it is doubled, as Compose wants for a literal ``$`` (see :func:`_literal`).
+    """
+    return dict(_literal(_compose_file(run, flow)))
+
+
+def _compose_file(run: Run, flow: str) -> dict[str, Any]:
     config = run.config
     dbc = config.database
     if dbc.schema_source == "dump":
@@ -123,6 +130,19 @@ def compose_file(run: Run, flow: str) -> dict[str, Any]:
         },
         "networks": {"default": {"labels": labels}},
     }
+
+
+def _literal(value: Any) -> Any:
+    """``value`` with every ``$`` of its strings doubled: Compose interpolates ``$NAME``
+    everywhere in a file (and refuses a lone ``$``), while nocrud's commands and env values
+    mean every ``$`` as written, for the app's own shell to expand."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {key: _literal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_literal(item) for item in value]
+    return value
 
 
 class _Project(EnvironmentLifecycle):

@@ -233,6 +233,44 @@ class OperationCounter:
         return self.count
 
 
+def _overrides(strategy: str, parallel: int) -> dict[str, Any]:
+    """The configuration a bench child runs ``strategy`` with."""
+    from nocrud.bench.shared import SHARED
+
+    overrides: dict[str, Any] = {"run.parallel": parallel}
+    if strategy == "kept":
+        # The pool's second run, as a developer's loop runs it: its pairs kept by the first,
+        # and as many more kept warm, so a flow's handoff is a queue pop.
+        overrides.update(
+            {
+                "run.strategy": "pool",
+                "run.keep_pool": KEPT_IDLE,
+                "run.warm": parallel,
+                "run.keep_pool_max": 2 * parallel,
+            }
+        )
+    elif strategy != "compose":
+        # The shared baseline's one environment comes from the image strategy.
+        overrides["run.strategy"] = "image" if strategy == SHARED else strategy
+    return overrides
+
+
+def _stop_kept_pool(config: Any) -> None:
+    """Remove the pairs the ``kept`` measurement kept (nothing may be left behind)."""
+    from nocrud.docker.engine import connect
+    from nocrud.environment.kept import stop_pools
+
+    client = connect()
+    try:
+        stop_pools(client, config.root)
+    finally:
+        client.close()
+
+
+#: The ``kept`` measurement's idle time: long enough to outlast its own first run.
+KEPT_IDLE = "5m"
+
+
 def run_child(request: dict[str, Any]) -> None:
     """The child's side: run the flows under one strategy with the workflow's own steps."""
     from rich.console import Console
@@ -245,11 +283,9 @@ def run_child(request: dict[str, Any]) -> None:
     from nocrud.flows import discover
 
     strategy = request["strategy"]
-    overrides: dict[str, Any] = {"run.parallel": request["parallel"]}
-    if strategy != "compose":
-        # The shared baseline's one environment comes from the image strategy.
-        overrides["run.strategy"] = "image" if strategy == SHARED else strategy
-    config = load_config(Path(request["config"]), overrides=overrides)
+    config = load_config(
+        Path(request["config"]), overrides=_overrides(strategy, request["parallel"])
+    )
     wanted = list(request["flows"])
     by_name = {f.name: f for f in discover(config.flows.path)}
     flows = [by_name[name] for name in wanted]
@@ -262,12 +298,24 @@ def run_child(request: dict[str, Any]) -> None:
         provisioner = provisioner_for(config)
     console = Console(file=sys.stdout, soft_wrap=True, no_color=True, highlight=False)
     run_id = request["run_id"]
-    with workflow.environments(
-        config, console, provisioner=provisioner, run_id=run_id, say=console.print
-    ) as prepared:
-        result = workflow.run_flows(
-            config, provisioner, flows, workflow.UpOptions(), console, run_id=run_id
-        )
+    try:
+        if strategy == "kept":  # an unmeasured first run leaves its pairs for this one
+            primer = provisioner_for(config)
+            with workflow.environments(
+                config, console, provisioner=primer, run_id=run_id, say=console.print
+            ):
+                workflow.run_flows(
+                    config, primer, flows, workflow.UpOptions(), console, run_id=run_id
+                )
+        with workflow.environments(
+            config, console, provisioner=provisioner, run_id=run_id, say=console.print
+        ) as prepared:
+            result = workflow.run_flows(
+                config, provisioner, flows, workflow.UpOptions(), console, run_id=run_id
+            )
+    finally:
+        if strategy == "kept":
+            _stop_kept_pool(config)
     # From preparing the strategy to closing it: the images are built before the clock starts.
     wall = prepared.closed_at - prepared.prepare_started
     prepare = prepared.prepared_at - prepared.prepare_started

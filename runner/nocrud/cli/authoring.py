@@ -23,6 +23,7 @@ import click
 
 from nocrud.analysis import perf as perf_module
 from nocrud.analysis.coverage import (
+    ATTEMPTS_FILE,
     LAST_RUN_FILE,
     OPENAPI_FILE,
     compute_coverage,
@@ -37,6 +38,8 @@ from nocrud.results import RunResult
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from nocrud.config import Config
 
 __all__ = ["coverage", "last_run_path", "new", "perf", "read_results", "record_run", "register"]
 
@@ -359,7 +362,8 @@ def new() -> None:
     "openapi_source",
     default=None,
     metavar="FILE_OR_URL",
-    help="Fill the payload from this OpenAPI document (default: .nocrud/openapi.json if any).",
+    help="Fill the payload from this OpenAPI document (default: app.openapi when it is a "
+    "file or URL, else the one the last `nocrud up` saved from the app).",
 )
 @click.pass_context
 def new_crud_command(
@@ -371,8 +375,10 @@ def new_crud_command(
 ) -> None:
     """Write flows/<RESOURCE>_crud.py declaring a CRUD flow for ENDPOINT.
 
-    With the app's OpenAPI document (saved by `nocrud up`), the create payload holds
-    every writable field of the create operation, with unique values where needed.
+    With the app's OpenAPI document (OpenAPI 3 or Swagger 2.0: --openapi, app.openapi,
+    or the one `nocrud up` saved), the create payload holds every writable field of the
+    create operation, with unique values where needed, and the statuses the document
+    lists; what the document says that the flow is not written from is said.
     """
     config = load(ctx)
     auth: tuple[str, str] | None = None
@@ -381,14 +387,58 @@ def new_crud_command(
         if not sep or not user:
             raise UsageError(f"--auth {credentials!r}: write it as USER:PASSWORD")
         auth = (user, password)
-    saved = state_dir(config.root) / OPENAPI_FILE
-    source = openapi_source or (saved if saved.is_file() else None)
-    document = load_openapi(source) if source is not None else None
     from nocrud.flows.scaffold import new_crud  # only `nocrud new` writes flows
+    from nocrud.http.openapi import version_of
 
-    path = new_crud(config.flows.path, resource, endpoint, document=document, auth=auth)
+    document, origin = _scaffold_document(config, openapi_source)
+    notes: list[str] = []
+    path = new_crud(
+        config.flows.path, resource, endpoint, document=document, auth=auth, notes=notes
+    )
+    out = console()
     # soft_wrap: a command cut at column 80 cannot be pasted back.
-    console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`", soft_wrap=True)
+    out.print(f"wrote {path}: run it with `nocrud up -f {path.stem}`", soft_wrap=True)
+    from rich.markup import escape
+
+    if document is None:
+        out.print(f"no OpenAPI document: {escape(origin)}", soft_wrap=True)
+        out.print("the payload is a placeholder: fill in the fields marked TODO", soft_wrap=True)
+        return
+    out.print(f"fields from {escape(origin)} ({version_of(document)})", soft_wrap=True)
+    for note in notes:
+        out.print(f"not understood: {escape(note)}", soft_wrap=True)
+
+
+def _scaffold_document(config: Config, given: str | None) -> tuple[dict[str, Any] | None, str]:
+    """The document ``nocrud new crud`` writes from, and where it came from (or why none).
+
+    ``--openapi``; else ``app.openapi`` when it is a file or URL; else the copy the last
+    ``nocrud up`` saved from the app (from ``app.openapi``'s path, or the usual paths).
+    """
+    if given is not None:
+        return load_openapi(given, headers=config.app.headers), given
+    configured = config.app.openapi
+    if configured is not None and not configured.startswith("/"):
+        is_url = configured.startswith(("http://", "https://"))
+        source = configured if is_url else str(config.root / configured)
+        return load_openapi(source, headers=config.app.headers), f"app.openapi ({configured})"
+    saved = state_dir(config.root) / OPENAPI_FILE
+    served = f"at app.openapi ({configured})" if configured else "at the usual paths"
+    if saved.is_file():
+        return load_openapi(saved), f"{saved}, saved by the last `nocrud up` from the app {served}"
+    advice = (
+        "set app.openapi to the path the app serves it at (then `nocrud up`), a file or a "
+        "URL, or pass --openapi FILE_OR_URL"
+    )
+    try:
+        record = json.loads((state_dir(config.root) / ATTEMPTS_FILE).read_text())
+        tried = "; ".join(f"GET {t['path']}: {t['answer']}" for t in record["tried"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, (
+            f"none saved yet (a run saves the one the app serves {served}): run `nocrud up` "
+            f"first; or {advice}"
+        )
+    return None, f"the last `nocrud up` found none ({tried}): {advice}"
 
 
 @new.command(name="flow")

@@ -30,8 +30,9 @@ __all__ = ["bench"]
     "--strategies",
     default=None,
     metavar="A,B,...",
-    help="Strategies to compare, `compose` for the compose-project-per-flow baseline and "
-    "`shared` for one environment serving every flow with nothing reset (default: "
+    help="Strategies to compare, `compose` for the compose-project-per-flow baseline, "
+    "`shared` for one environment serving every flow with nothing reset, and `kept` for "
+    "`pool`'s second run, on the pairs an unmeasured first run kept (warm: -j) (default: "
     "shared,image,pool,template,migrate,compose; external too when database.external.url "
     "is set).",
 )

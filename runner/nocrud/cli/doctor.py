@@ -7,27 +7,23 @@ socket mounted), the config, the base images (present, or at least pullable),
 the reaper image, free disk, the daemon's clock, and objects left by runs that
 died. Each :class:`Check` says ok, warn, fail or skip, what it saw, and for
 anything but ok what to do next. Only problems that stop every run are *fail*
-(no Docker; a base image that is neither here nor pullable; a config ``nocrud up``
-refuses), and only they make the command fail: exit 3, the code of every command
-whose environment cannot be built, or 2 when only the config is at fault.
+(no Docker; an image ``up`` can neither find, pull nor build here: see
+:mod:`nocrud.cli.doctor_images`; a config or flows package ``nocrud up`` refuses), and
+only they make the command fail: exit 3, the code of every command whose environment
+cannot be built, or 2 when only the config or the flows are at fault, ``up``'s code.
 
 The Docker client comes from one seam, the ``connect`` argument, and facts
-about the machine (environment, clock, disk, container or not) from a
+about the machine (environment, clock, disk, commands, container or not) from a
 :class:`Host`, so tests drive every branch with a small fake client.
 """
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import re
-import shutil
-import socket
 import sys
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,21 +33,33 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from nocrud.cli._checks import Check, CheckStatus, Host
 from nocrud.cli._guard import Command
+from nocrud.cli.doctor_images import BASE_IMAGE, DEFAULT_DB_IMAGE, image_checks
+from nocrud.cli.doctor_project import config_check, flows_check, strategy_check
 from nocrud.docker import cleanup
 from nocrud.docker.engine import (
     DockerUnavailableError,
     connect,
     describe_docker_host,
     detect_connection,
-    in_container,
 )
 from nocrud.docker.podman import EngineKind, engine_kind
-from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_USAGE, one_line
+from nocrud.errors import EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_USAGE
 
-#: Images every nocrud setup builds on (images/build-all.sh makes them offline).
-BASE_IMAGE = "debian:bookworm-slim"
-DEFAULT_DB_IMAGE = "nocrud/postgres:15"
+__all__ = [
+    "BASE_IMAGE",
+    "DEFAULT_DB_IMAGE",
+    "Check",
+    "CheckStatus",
+    "Host",
+    "broker_checks",
+    "doctor_command",
+    "exit_code",
+    "render",
+    "run_checks",
+]
+
 #: Below this much free space where Docker keeps images and containers, builds start failing.
 DOCKER_DISK_WARN = 5 * 1024**3
 #: Below this much free space in the working directory, reports and logs may not fit.
@@ -60,71 +68,6 @@ WORKDIR_DISK_WARN = 1 * 1024**3
 CLOCK_SKEW_WARN = 5.0
 #: How long doctor waits for the daemon on any one call.
 DOCKER_TIMEOUT = 15.0
-
-
-class CheckStatus(enum.StrEnum):
-    """Outcome of one check. Only FAIL makes ``nocrud doctor`` exit non-zero."""
-
-    OK = "ok"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the doctor's report.
-
-    Attributes:
-        name: What was checked, e.g. ``docker`` or ``image debian:bookworm-slim``.
-        status: ok, warn, fail (blocks every run) or skip (could not be checked here).
-        detail: What was seen.
-        fix: What to do about it; empty when there is nothing to do.
-    """
-
-    name: str
-    status: CheckStatus
-    detail: str
-    fix: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return {
-            "name": self.name,
-            "status": self.status.value,
-            "detail": self.detail,
-            "fix": self.fix,
-        }
-
-
-def _free_bytes(path: Path) -> int:
-    return shutil.disk_usage(path).free
-
-
-@dataclass(frozen=True)
-class Host:
-    """Facts about the machine the checks run on; :meth:`current` reads the real ones.
-
-    Attributes:
-        env: Environment variables.
-        cwd: Where nocrud would run (config lookup, free disk).
-        now: Wall clock, seconds since the epoch.
-        in_container: Whether this process runs inside a container.
-        hostname: This machine's (or container's) host name.
-        free_bytes: Free bytes on the file system holding a path.
-        path_exists: Whether a path exists on this machine.
-    """
-
-    env: Mapping[str, str]
-    cwd: Path
-    now: Callable[[], float] = time.time
-    in_container: bool = False
-    hostname: str = field(default_factory=socket.gethostname)
-    free_bytes: Callable[[Path], int] = _free_bytes
-    path_exists: Callable[[Path], bool] = Path.exists
-
-    @classmethod
-    def current(cls) -> Host:
-        return cls(env=os.environ, cwd=Path.cwd(), in_container=in_container())
 
 
 def run_checks(
@@ -148,7 +91,7 @@ def run_checks(
     """
     host = host or Host.current()
     checks: list[Check] = []
-    config_check, images = _config(host, config_path)
+    configured, images = config_check(host, config_path)
     try:
         client = (connect_docker or (lambda: connect(timeout=DOCKER_TIMEOUT, wait=wait)))()
     except DockerUnavailableError as exc:
@@ -167,7 +110,7 @@ def run_checks(
                 "must work"
             )
         checks.append(Check("docker", CheckStatus.FAIL, str(exc), fix))
-        checks += [config_check, _workdir_disk(host)]
+        checks += [configured, *flows_check(host, config_path), _workdir_disk(host)]
         return checks
     try:
         version: dict[str, Any] = client.version()
@@ -177,10 +120,10 @@ def run_checks(
         kind = engine_kind(version, info)
         checks.append(_docker(client, host, version, kind))
         checks.append(_connection(client, host, info))
-        checks.append(config_check)
-        checks += _strategy(host, config_path)
-        checks += [_image(client, ref, role) for ref, role in images]
-        checks.append(_reaper(client, host, kind))
+        checks.append(configured)
+        checks += flows_check(host, config_path)
+        checks += strategy_check(host, config_path)
+        checks += image_checks(client, host, images, kind)
         checks.append(_docker_disk(host, info))
         checks.append(_workdir_disk(host))
         checks.append(_clock(info, (before + after) / 2))
@@ -193,10 +136,11 @@ def run_checks(
 def exit_code(checks: list[Check]) -> int:
     """3 when a check failed (no environment can be built here), else 0; warnings pass.
 
-    A config that ``nocrud up`` would refuse, and nothing else failing, is 2, ``up``'s code.
+    A config or flows package that ``nocrud up`` would refuse, and nothing else failing,
+    is 2, ``up``'s code.
     """
     failed = {c.name for c in checks if c.status is CheckStatus.FAIL}
-    if failed == {"config"}:
+    if failed and failed <= {"config", "flows"}:
         return EXIT_USAGE
     return EXIT_INFRASTRUCTURE if failed else EXIT_OK
 
@@ -262,223 +206,6 @@ def _connection(client: Any, host: Host, info: Mapping[str, Any]) -> Check:
             "from here, e.g. the default gateway>",
         )
     return Check("connection", CheckStatus.OK, detail)
-
-
-def _config(host: Host, config_path: Path | None) -> tuple[Check, list[tuple[str, str]]]:
-    """The config check, and the images it names (with the key that names them)."""
-    from nocrud.config import ConfigError, find_config, load_config
-
-    default = [(BASE_IMAGE, "base of nocrud's images"), (DEFAULT_DB_IMAGE, "database.image")]
-    given = config_path or (
-        Path(host.env["NOCRUD_CONFIG"]) if host.env.get("NOCRUD_CONFIG", "").strip() else None
-    )
-    path = given if given is not None else find_config(host.cwd)
-    if path is None:
-        return (
-            Check(
-                "config",
-                CheckStatus.SKIP,
-                f"no nocrud.yaml in {host.cwd} or above: checking the default images",
-                "run doctor where your nocrud.yaml is, or pass --config PATH",
-            ),
-            default,
-        )
-    try:
-        config = load_config(path, env=host.env)
-    except ConfigError as exc:
-        # `nocrud up` refuses this config (exit 2): so does doctor (issue 21 item 9).
-        return (
-            Check(
-                "config",
-                CheckStatus.FAIL,
-                f"{path}: {exc}",
-                "fix nocrud.yaml (every key is in docs/config.md); `nocrud config` shows "
-                "the resolved values",
-            ),
-            default,
-        )
-    images = [(BASE_IMAGE, "base of nocrud's images"), (config.database.image, "database.image")]
-    if config.app.image is not None:
-        images.append((config.app.image, "app.image"))
-    return (
-        Check("config", CheckStatus.OK, f"{config.source} (project {config.project})"),
-        images,
-    )
-
-
-def _strategy(host: Host, config_path: Path | None) -> list[Check]:
-    """What ``run.strategy`` needs beyond Docker and the images: for ``external``, the server.
-
-    Empty when there is no valid config (the config check says why).
-    """
-    from nocrud.config import ConfigError, find_config, load_config
-
-    given = config_path or (
-        Path(host.env["NOCRUD_CONFIG"]) if host.env.get("NOCRUD_CONFIG", "").strip() else None
-    )
-    path = given if given is not None else find_config(host.cwd)
-    if path is None:
-        return []
-    try:
-        config = load_config(path, env=host.env)
-    except ConfigError:
-        return []
-    strategy = config.run.strategy
-    name = f"strategy {strategy}"
-    if strategy == "external":
-        from nocrud.environment import PrepareError
-        from nocrud.environment.external import check_server
-
-        try:
-            detail = check_server(config)
-        except PrepareError as exc:
-            fix = "fix database.external.url (or NOCRUD_EXTERNAL_URL), or the server, as said"
-            return [Check(name, CheckStatus.FAIL, str(exc), fix)]
-        return [Check(name, CheckStatus.OK, detail + "; a cloned database per flow")]
-    dbc = config.database
-    if strategy == "migrate" and dbc.schema_source == "migrate" and dbc.migrate is None:
-        return [
-            Check(
-                name,
-                CheckStatus.WARN,
-                "database.migrate is not set: every flow gets an empty database",
-                "set database.migrate to the command that makes the schema, or "
-                "database.dump to a pg_dump file",
-            )
-        ]
-    described = {
-        "image": "a PostgreSQL container from the migrated image and an app per flow",
-        "template": "one PostgreSQL per run; a cloned database and an app per flow",
-        "migrate": f"an empty PostgreSQL and its {config.database.schema_source} step per flow",
-    }
-    return [Check(name, CheckStatus.OK, described.get(strategy, "needs Docker only"))]
-
-
-def _registry_answer(client: Any, ref: str) -> str | None:
-    """None when a registry knows ``ref`` (it can be pulled), else why not; pulls nothing."""
-    try:
-        client.api.inspect_distribution(ref)
-    except Exception as exc:  # noqa: BLE001 - no registry, no image, no auth: all mean "cannot pull"
-        return one_line(exc)
-    return None
-
-
-def _image(client: Any, ref: str, role: str) -> Check:
-    import docker.errors
-
-    name = f"image {ref}"
-    try:
-        image = client.images.get(ref)
-    except docker.errors.ImageNotFound:
-        pass
-    else:
-        size = (image.attrs or {}).get("Size")
-        shown = f", {size / 1e6:.0f} MB" if isinstance(size, int | float) else ""
-        return Check(name, CheckStatus.OK, f"present ({role}{shown})")
-    why = _registry_answer(client, ref)
-    if why is None:
-        return Check(name, CheckStatus.OK, f"not present, pullable ({role}; pulled on first use)")
-    if ref == BASE_IMAGE or ref.startswith("nocrud/"):
-        # nocrud's own images are built on first use (`nocrud build` / `nocrud up`): a fresh
-        # Docker-in-Docker service lacks them in every CI job, and that must not stop the
-        # job's first step. Offline, the Debian base is made with debootstrap.
-        return Check(
-            name,
-            CheckStatus.WARN,
-            f"not present and not pullable ({role}): {why}",
-            "`nocrud build` (or the first `nocrud up`) builds it here; offline it makes "
-            f"{BASE_IMAGE} with debootstrap, which needs a Debian job image (apt-get), and "
-            "`nocrud images import FILE` loads the ones a CI cache kept",
-        )
-    fix = (
-        f"`docker pull {ref}` where a registry is reachable (or `docker save`/`docker load` "
-        f"it onto this machine), or name another image in {role}"
-    )
-    return Check(name, CheckStatus.FAIL, f"not present and not pullable ({role}): {why}", fix)
-
-
-def _reaper(client: Any, host: Host, kind: EngineKind) -> Check:
-
-    from nocrud.docker import reaper
-
-    if reaper.disabled_by_user(host.env, {}):
-        return Check(
-            "reaper",
-            CheckStatus.WARN,
-            "disabled by TESTCONTAINERS_RYUK_DISABLED: a run killed with SIGKILL leaves its "
-            "containers until the next run or `nocrud clean`",
-            "unset TESTCONTAINERS_RYUK_DISABLED",
-        )
-
-    problem = _podman_socket_problem(host) if kind.podman else None
-    if problem is not None:
-        return Check(
-            "reaper",
-            CheckStatus.FAIL,
-            problem,
-            "point DOCKER_HOST at Podman's socket (rootful: unix:///run/podman/podman.sock; "
-            "rootless: unix://$XDG_RUNTIME_DIR/podman/podman.sock), or set "
-            "TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE to the socket's path on Podman's host",
-        )
-
-    from nocrud.docker.resources import image_id
-
-    def present(ref: str) -> bool:
-        return image_id(client, ref) is not None
-
-    def pullable(ref: str) -> bool:
-        return _registry_answer(client, ref) is None
-
-    chosen = reaper.choose_image(
-        host.env, default=reaper.default_ryuk_image(), present=present, pull=pullable
-    )
-    if chosen is not None and (present(chosen) or pullable(chosen)):
-        how = "present" if present(chosen) else "pullable"
-        source = " (RYUK_CONTAINER_IMAGE)" if host.env.get("RYUK_CONTAINER_IMAGE") else ""
-        return Check(
-            "reaper",
-            CheckStatus.OK,
-            f"{chosen}{source} {how}: a killed run's containers are removed within seconds",
-        )
-    missing = chosen or f"{reaper.default_ryuk_image()} or {reaper.REAPER_IMAGE}"
-    if kind.podman:
-        return _podman_reaper_missing(host, missing)
-    return Check(
-        "reaper",
-        CheckStatus.WARN,
-        f"no reaper image ({missing} neither present nor pullable): a run killed with SIGKILL "
-        "leaves its containers until the next run or `nocrud clean`",
-        f"build {reaper.REAPER_IMAGE} with images/build-all.sh (no registry needed), or set "
-        "RYUK_CONTAINER_IMAGE to a Ryuk-compatible image you have",
-    )
-
-
-def _podman_socket_problem(host: Host) -> str | None:
-    """Why the reaper could not reach Podman from its container, or None.
-
-    The reaper mounts the engine's socket. Podman has no ``/var/run/docker.sock`` of its
-    own, so over ``tcp://`` the reaper would find nothing to mount unless told the path.
-    """
-    where = host.env.get("DOCKER_HOST", "")
-    if host.env.get("TESTCONTAINERS_DOCKER_SOCKET_OVERRIDE") or where.startswith("unix://"):
-        return None
-    return (
-        f"DOCKER_HOST is {where or 'unset'}: the reaper mounts Podman's socket and has "
-        "none to mount"
-    )
-
-
-def _podman_reaper_missing(host: Host, missing: str) -> Check:
-    """On Podman no reaper image fails: a killed run's containers would stay up."""
-    return Check(
-        "reaper",
-        CheckStatus.FAIL,
-        f"no reaper image in Podman's store ({missing} neither present nor pullable): a run "
-        "killed with SIGKILL would leave its containers running",
-        "`nocrud build` builds nocrud/reaper:1 into Podman's store (no registry needed), or "
-        "`docker save nocrud/reaper:1 | podman load` copies Docker's; or set "
-        "RYUK_CONTAINER_IMAGE to a Ryuk-compatible image you have",
-    )
 
 
 def _docker_disk(host: Host, info: Mapping[str, Any]) -> Check:
@@ -648,7 +375,8 @@ def doctor_command(ctx: click.Context, as_json: bool, wait: float, broker: str |
     \b
     Checks: Docker reachable and its version, how containers are reached (local
     daemon, DOCKER_HOST / Docker-in-Docker, socket mounted in a container), the
-    config, base images present or pullable, the reaper image, free disk, the
+    config and the flows package (as `up` loads them), the images a run needs
+    (present, pullable, or buildable on this host), the reaper image, free disk, the
     daemon's clock, and containers left by runs that died.
 
     \b
@@ -659,7 +387,8 @@ def doctor_command(ctx: click.Context, as_json: bool, wait: float, broker: str |
       nocrud doctor --wait 30        # first step of a CI job with a dind service
       nocrud doctor --broker redis://ci-redis:6379/0   # the broker and its live workers
 
-    Exit codes: 0 ready (warnings allowed), 3 a problem that stops every run.
+    Exit codes: 0 ready (warnings allowed), 3 a problem that stops every run, 2 a config
+    or flows package that `nocrud up` refuses (and nothing else).
     """
     obj = ctx.obj if isinstance(ctx.obj, dict) else {}
     if wait and not as_json:

@@ -86,6 +86,10 @@ COMMANDS: Mapping[str, LazyCommand] = {
         "nocrud.cli.run:clean",
         "Remove what nocrud left: killed runs' objects and environments kept with --keep-failed.",
     ),
+    "pool": LazyCommand(
+        "nocrud.cli.pool:pool",
+        "Show or remove the pairs kept between runs (run.keep_pool, `nocrud up --keep-pool`).",
+    ),
     "serve": LazyCommand(
         "nocrud.cli.serve:serve",
         "Serve the web console: run history, live progress, start, cancel and rerun.",

@@ -70,6 +70,15 @@ def run_id_for(env: Mapping[str, str]) -> str:
     "a flow's handoff is a queue pop. Each costs CPU to start: worth it where flows leave "
     "CPU to spare or the Docker host has more cores than -j.",
 )
+@click.option(
+    "--keep-pool",
+    "keep_pool",
+    metavar="IDLE",
+    default=None,
+    help="Under the pool strategy: keep the pairs after the run for the next one, removed "
+    "after IDLE (e.g. 10m) without a run; 0 turns it off (default: run.keep_pool). "
+    "See `nocrud pool status`.",
+)
 @selection_options
 @click.option(
     "--perf",
@@ -148,6 +157,7 @@ def up(
     parallel: int | None,
     serial: bool,
     warm: int | None,
+    keep_pool: str | None,
     selection: Selection,
     record_perf: bool,
     fail_fast: bool,
@@ -174,6 +184,7 @@ def up(
       nocrud up --perf               # then: nocrud perf; nocrud coverage
       nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
       nocrud up -j 4 --warm 4        # environments started ahead of demand
+      NOCRUD_STRATEGY=pool nocrud up --keep-pool 10m   # the next run starts warm
       nocrud up --report-to http://ci-console:8080   # live in the team's console
       nocrud up --shard 2/4 --durations merged.json --json shard-2.json
       nocrud up --broker redis://ci-redis:6379/0   # on the workers of docs/workers.md
@@ -187,6 +198,7 @@ def up(
         {
             "run.parallel": parallel,
             "run.warm": warm,
+            "run.keep_pool": keep_pool,
             "timeouts.flow": timeout,
             "run.keep_failed": True if keep_failed else None,
         },
@@ -306,7 +318,8 @@ def clean(
     Only the project of the current nocrud.yaml (its `project:` name) is touched: other
     projects sharing this Docker daemon keep their environments and cached images unless
     --all-projects is given. Runs still going (this host's live processes, or other hosts
-    on a shared daemon) are left alone unless --all is given.
+    on a shared daemon) are left alone unless --all is given. The pairs kept between runs
+    (run.keep_pool) go too, except those a running run holds (as `nocrud pool stop`).
 
     \b
     Examples:
@@ -319,6 +332,7 @@ def clean(
 
     from nocrud.docker import cleanup
     from nocrud.docker.engine import connect
+    from nocrud.environment.kept import stop_pools
 
     project: str | None = None
     config = None
@@ -341,6 +355,8 @@ def clean(
 
     client = connect()
     try:
+        # Kept pools first: their pairs are owned by a live keeper, which the sweep spares.
+        pool = stop_pools(client, config.root) if config is not None else (0, 0)
         report = cleanup.sweep(client, kept=True, live=everything, project=project)
         removed_images = cleanup.remove_cached_images(client, project) if images else 0
         if config is not None and config.database.external.url is not None:
@@ -356,6 +372,11 @@ def clean(
         f"{scope}: removed {report.containers} container(s), {report.networks} network(s)"
         + (f", {removed_images} image tag(s)" if images else "")
     )
+    if pool[0] or pool[1]:
+        click.echo(
+            f"kept pool: removed {pool[0]} pair(s)"
+            + (f", left {pool[1]} in use by a running run" if pool[1] else "")
+        )
     if report.spared:
         click.echo(
             f"left {report.spared} object(s) of runs still going or of other hosts: "

@@ -54,6 +54,8 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "app.ready_when": ("readiness rule", ""),  # the choices come from the Literal type
     "app.env": ("env mapping", "use `NAME: value` lines"),
     "app.env.*": ("env value", "use a string; write true/false/yes/no/on/off in quotes"),
+    "app.headers": ("headers mapping", 'use `Header-Name: value` lines, e.g. Accept: "*/*"'),
+    "app.headers.*": ("header value", 'use a string, e.g. Accept: "*/*"'),
     "database": ("database section", _SECTION_FIX),
     "database.image": ("image name", "use an image reference such as nocrud/postgres:15"),
     "database.name": ("database name", _IDENTIFIER_FIX),
@@ -87,6 +89,11 @@ _FIELDS: dict[str, tuple[str, str]] = {
     "run.warm": ("number of warm environments", "use an integer >= 0 (0: none ahead)"),
     "run.pool_max_uses": ("flows per pool pair", "use an integer >= 1"),
     "run.pool_app_reload": ("restart or a signal name", "use restart, or e.g. HUP"),
+    "run.keep_pool": (
+        "idle time",
+        "use e.g. 10m, 90s or 1h (0 or false: off; env NOCRUD_KEEP_POOL)",
+    ),
+    "run.keep_pool_max": ("number of kept pairs", "use an integer >= 1"),
     "store": ("store section", _SECTION_FIX),
     "store.url": (
         "database URL",
@@ -206,6 +213,11 @@ def _describe(  # noqa: PLR0911 - one early return per kind of error reads as a 
         return _unknown_key(loc, model)
     if kind == "invalid_key":
         return f"{_show(error['input'])} is not a valid key: keys are names, write it in quotes"
+    if loc and loc[-1] == "[key]" and loc[:2] == ("app", "headers"):
+        return (
+            f"{_show(error['input'])} is not an HTTP header name: use letters, digits and "
+            "'-' (no spaces or ':'), e.g. Accept or X-Api-Version"
+        )
     if loc and loc[-1] == "[key]":
         return (
             f"{_show(error['input'])} is not a valid variable name: "

@@ -15,6 +15,7 @@ Environment variables, read from the mapping passed to :func:`load_config`
 - ``NOCRUD_PARALLEL`` -> ``run.parallel`` (integer >= 1).
 - ``NOCRUD_STRATEGY`` -> ``run.strategy`` (image, pool, template, migrate or external).
 - ``NOCRUD_KEEP_FAILED`` -> ``run.keep_failed`` (1/true/yes or 0/false/no).
+- ``NOCRUD_KEEP_POOL`` -> ``run.keep_pool`` (an idle time such as 10m, or 0 for off).
 - ``NOCRUD_TIMEOUT`` -> ``timeouts.flow`` (seconds).
 - ``NOCRUD_APP_IMAGE`` -> ``app.image``; also clears ``app.build``.
 - ``NOCRUD_DB_IMAGE`` -> ``database.image``.
@@ -26,6 +27,7 @@ Environment variables, read from the mapping passed to :func:`load_config`
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import string
@@ -78,6 +80,7 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "NOCRUD_PARALLEL": "run.parallel",
     "NOCRUD_STRATEGY": "run.strategy",
     "NOCRUD_KEEP_FAILED": "run.keep_failed",
+    "NOCRUD_KEEP_POOL": "run.keep_pool",
     "NOCRUD_TIMEOUT": "timeouts.flow",
     "NOCRUD_APP_IMAGE": "app.image",
     "NOCRUD_DB_IMAGE": "database.image",
@@ -160,6 +163,31 @@ def _check_placeholders(value: str) -> str:
     return value
 
 
+#: ``run.keep_pool: true`` keeps the pool this long after the last run that used it.
+KEEP_POOL_DEFAULT_IDLE = 600.0
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h)?")
+_SECONDS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _idle_time(value: Any) -> Any:
+    """An idle time in seconds: ``10m``, ``90s``, ``1h``, a number of seconds; off or on."""
+    if isinstance(value, bool):
+        return KEEP_POOL_DEFAULT_IDLE if value else 0.0
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", "0", "off", "false", "no"):
+            return 0.0
+        if text in ("on", "true", "yes"):
+            return KEEP_POOL_DEFAULT_IDLE
+        match = _DURATION.fullmatch(text)
+        if match is None:
+            raise problem(
+                f"{value!r} is not an idle time: use e.g. 10m, 90s or 1h (0 or false: off)"
+            )
+        return float(match.group(1)) * _SECONDS[match.group(2)]
+    return value
+
+
 def _app_reload(value: Any) -> Any:
     """``restart``, or a signal name written the way ``kill -s`` takes it (``HUP``, ``SIGHUP``)."""
     if not isinstance(value, str):
@@ -205,6 +233,8 @@ _Seconds = Annotated[float, BeforeValidator(_not_bool), Field(gt=0, allow_inf_na
 _EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 _EnvValue = Annotated[str, AfterValidator(_check_placeholders)]
 _ContextPath = Annotated[str, AfterValidator(_context_path)]
+#: An HTTP header name (RFC 9110's token characters).
+_HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]
 
 
 def _section() -> Any:
@@ -253,6 +283,12 @@ class AppConfig(_Section):
     #: Unset, a run tries the usual paths (``/openapi.json``, ...) on the first app.
     openapi: Annotated[str, Field(pattern=r"^\S+$")] | None = None
     env: Annotated[dict[_EnvName, _EnvValue], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict
+    )
+    #: Headers sent with every request nocrud makes to the app (flows' clients, the OpenAPI
+    #: fetch), over the client's defaults: ``Accept: "*/*"`` for an app that answers 406 to
+    #: ``Accept: application/json`` (drf_yasg's schema views).
+    headers: Annotated[dict[_HeaderName, str], BeforeValidator(_none_as_empty)] = Field(
         default_factory=dict
     )
     #: ``docker build --build-arg NAME=value``; part of the app image's cache key.
@@ -405,6 +441,12 @@ class RunConfig(_Section):
     #: or send this signal (``HUP``) to a server that then forks new workers from a master
     #: that never served a request (gunicorn with --preload).
     pool_app_reload: Annotated[str, BeforeValidator(_app_reload)] = "restart"
+    #: The pool strategy: keep the pool's pairs after the run, for the next run (``up``, the
+    #: pytest plugin, ``watch``) to take them reset, for this many seconds after the last
+    #: run that used them ends (0: off, the pairs go with the run).
+    keep_pool: Annotated[float, BeforeValidator(_idle_time), Field(ge=0)] = 0.0
+    #: Most pairs a kept pool holds between runs (each costs memory while it waits).
+    keep_pool_max: Annotated[int, BeforeValidator(_not_bool), Field(ge=1)] = 4
 
 
 def _shown_url(value: str) -> str:

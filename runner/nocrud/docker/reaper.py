@@ -499,3 +499,23 @@ def _session_objects(client: docker.DockerClient) -> list[str]:
     ]
     found += [str(n["Id"]) for n in client.api.networks(filters={"label": label})]
     return found
+
+
+def find_reaper_image(
+    client: docker.DockerClient,
+    say: Callable[[str], None],
+    build: Callable[[str], object] | None = None,
+) -> str | None:
+    """The reaper image to start (building nocrud's with ``build`` when none is here), or None.
+
+    Also used for a kept pool's keeper (:mod:`nocrud.environment.kept`).
+    """
+    return _find_or_build(client, say, build)
+
+
+def register(host: str, port: int, labels: Mapping[str, str]) -> socket.socket:
+    """Connect to a reaper, register the ``labels`` filter and wait for its ``ACK``.
+
+    Keep the returned connection open for as long as the objects must live.
+    """
+    return _register(host, port, labels)

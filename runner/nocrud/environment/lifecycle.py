@@ -22,6 +22,7 @@ from nocrud.docker import cleanup
 from nocrud.docker.postgres import DatabaseAddress
 from nocrud.docker.resources import Container
 from nocrud.environment import ProvisionError
+from nocrud.errors import one_line
 
 __all__ = ["APP_LOG_LINES", "EnvironmentLifecycle", "kill_in_parallel"]
 
@@ -52,7 +53,10 @@ class EnvironmentLifecycle:
         try:
             self.start()
         except BaseException as exc:
-            self.teardown()  # keeps the app's log lines, which the error then carries
+            try:
+                self.teardown()  # keeps the app's log lines, which the error then carries
+            except Exception as cleanup:  # noqa: BLE001 - the start's failure is the one to tell
+                exc.add_note(f"tearing down what had started failed too: {one_line(cleanup)}")
             if isinstance(exc, ProvisionError) and not exc.app_logs:
                 exc.app_logs = self._logs_at_teardown
             raise

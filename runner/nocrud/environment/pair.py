@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Self
 
 import psycopg2
 
@@ -124,13 +125,8 @@ class Pair(EnvironmentLifecycle):
         self._db.network = network
         self._db.start()
         self.check_not_killed()
-        db_host, db_port = self._address(PORT)
-        app_host, app_port = self._address(run.config.app.port)
+        self._locate()
         dbc = run.config.database
-        self._database = DatabaseAddress(
-            host=db_host, port=db_port, dbname=dbc.name, user=dbc.user, password=self._password
-        )
-        self._base_url = f"http://{app_host}:{app_port}"
         self._app.options["network_mode"] = f"container:{self._db.obj.id}"
         # The app's container is created while PostgreSQL starts (that much overlap is
         # safe), but started only once its role has this pair's password: an app that
@@ -179,6 +175,45 @@ class Pair(EnvironmentLifecycle):
         else:
             self._wait_for_new_workers(workers, reload)
         self._wait_for_app()
+
+    def export(self) -> dict[str, str]:
+        """What another process needs to take this running pair over (:meth:`adopt`)."""
+        if self._network is None or self._network.obj is None:
+            raise RuntimeError("only a started pair with a network of its own can be exported")
+        return {
+            "name": self.name,
+            "db": self._db.obj.id,
+            "app": self._app.obj.id,
+            "network": self._network.obj.id,
+            "password": self._password,
+            "superuser_password": self._superuser_password,
+        }
+
+    @classmethod
+    def adopt(
+        cls, run: Run, labels: dict[str, str], gate: DaemonGate, record: dict[str, str]
+    ) -> Self:
+        """Take over a running pair another process started and exported.
+
+        Raises:
+            ProvisionError: One of its containers or its network is gone.
+        """
+        import docker.errors
+
+        pair = cls(run, record["name"], labels, gate=gate, bridge=None, resettable=True)
+        client = run.engine.client
+        assert pair._network is not None
+        try:
+            pair._db.obj = client.containers.get(record["db"])
+            pair._app.obj = client.containers.get(record["app"])
+            pair._network.obj = client.networks.get(record["network"])
+        except docker.errors.NotFound as exc:
+            raise ProvisionError(f"kept pair {record['name']} is gone: {exc}") from exc
+        pair._password = record["password"]
+        pair._superuser_password = record["superuser_password"]
+        pair._locate()
+        pair._logs_since = time.time()
+        return pair
 
     def teardown(self) -> None:
         """Remove both containers and the network (or the bridge lease), once, in any state."""
@@ -337,6 +372,16 @@ class Pair(EnvironmentLifecycle):
                 f"({last}); run.pool_app_reload: restart works for any app.\n"
                 f"Last app log lines:\n{self._app.logs(30)}"
             )
+
+    def _locate(self) -> None:
+        """Where this process reaches the started database and app (published ports)."""
+        db_host, db_port = self._address(PORT)
+        app_host, app_port = self._address(self.run.config.app.port)
+        dbc = self.run.config.database
+        self._database = DatabaseAddress(
+            host=db_host, port=db_port, dbname=dbc.name, user=dbc.user, password=self._password
+        )
+        self._base_url = f"http://{app_host}:{app_port}"
 
     def _address(self, port: int) -> tuple[str, int]:
         try:

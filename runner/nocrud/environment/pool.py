@@ -39,6 +39,7 @@ from nocrud.docker.reaper import session_labels
 from nocrud.docker.resources import DaemonGate
 from nocrud.environment import ProvisionError, Run
 from nocrud.environment.bridge import SharedBridge, share_bridge
+from nocrud.environment.kept import KeptPool
 from nocrud.environment.pair import Pair
 
 __all__ = ["DAEMON_OPERATIONS", "Pool", "PoolProvisioner", "Recyclable", "Slot", "State"]
@@ -133,6 +134,7 @@ class Pool(Generic[E]):
         self._slots: list[Slot[E]] = []
         self._cond = threading.Condition()
         self._stopping = False
+        self._detaching = False
         self._counter = itertools.count(1)
         self._background = 0
         self._warming: set[Slot[E]] = set()  # started ahead of demand, not for a caller
@@ -237,6 +239,26 @@ class Pool(Generic[E]):
             return
         self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
 
+    def adopt(self, env: E, *, clean: bool, uses: int = 0) -> None:
+        """Add a running environment another run left (a kept pool): ready, or reset first.
+
+        A pair its last run did not leave clean (killed mid-flow, say) is reset, or rebuilt
+        when one of its containers died, in the background like any released slot.
+        """
+        with self._cond:
+            if self._stopping or len(self._slots) >= self.capacity:
+                raise ProvisionError("the pool is full or stopping")
+            slot = Slot(next(self._counter), env, State.READY, uses=uses)
+            self._slots.append(slot)
+            if clean:
+                slot.move(State.READY)
+                self._cond.notify_all()
+                return
+            rebuild = not _alive(env)
+            slot.move(State.REBUILDING if rebuild else State.DIRTY)
+            self._background += 1
+        self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
+
     # ------------------------------------------------------------------ warm slots
 
     def fill(self) -> None:
@@ -291,6 +313,21 @@ class Pool(Generic[E]):
             slots, self._slots = self._slots, []
         _side_by_side([s.env.teardown for s in slots if not s.env.kept], timeout)
 
+    def detach(self, timeout: float = 60) -> list[Slot[E]]:
+        """Stop, let background work finish, and hand the ready and dirty slots over.
+
+        For a pool kept after the run: nothing is torn down here but what failed; the
+        caller keeps or removes what it gets (``ready``: reset and checked; ``dirty``: a
+        flow's state still in it, its reset not started). Background resets under way
+        finish first; no new one starts.
+        """
+        with self._cond:
+            self._stopping = self._detaching = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._background == 0, timeout)
+            slots, self._slots = self._slots, []
+        return [s for s in slots if s.state in (State.READY, State.DIRTY) and not s.env.kept]
+
     def states(self) -> dict[State, int]:
         """How many slots are in each state (for tests and benchmarks)."""
         with self._cond:
@@ -312,8 +349,8 @@ class Pool(Generic[E]):
         self._finish(slot, State.READY)
 
     def _recycle(self, slot: Slot[E], *, rebuild: bool) -> None:
-        if self._stopping_now():  # the run is over: _finish removes the pair, no reset
-            self._finish(slot, State.READY)
+        if self._stopping_now():  # the run is over: no reset; _finish removes the pair
+            self._finish(slot, State.DIRTY if self._detaching else State.READY)
             return
         if not rebuild:
             try:
@@ -349,7 +386,8 @@ class Pool(Generic[E]):
     def _finish(self, slot: Slot[E], state: State | None) -> None:
         """End of one background job: the slot becomes ``state`` (None: it leaves the pool)."""
         with self._cond:
-            leaves = state is None or self._stopping
+            # A detached pool's slots stay for the caller of detach(), in their new state.
+            leaves = state is None or (self._stopping and not self._detaching)
             if state is not None and not leaves:
                 slot.move(state)
             elif slot in self._slots:
@@ -405,6 +443,15 @@ def _daemon_cpus(run: Run) -> int:
         return 1
 
 
+def _idle(seconds: float) -> str:
+    """An idle time as people write it: 10 min, 90 s, 1.5 h."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
+
+
 def _thread(job: Callable[[], None]) -> None:
     threading.Thread(target=job, name="nocrud-pool", daemon=True).start()
 
@@ -422,6 +469,7 @@ class PoolProvisioner:
         self._counter = itertools.count(1)
         self._hint_lock = threading.Lock()
         self._reload_hinted = False
+        self._kept: KeptPool | None = None
 
     def prepare(self, run: Run) -> None:
         self._run = run
@@ -435,14 +483,19 @@ class PoolProvisioner:
         }
         if run.keep_failed:
             labels[cleanup.LABEL_KEEP] = "true"
-        if share_bridge(run):
+        self._kept = self._open_kept(run, gate)
+        if self._kept is None and share_bridge(run):
             # Held for the whole run: pairs come and go, the bridge stays until close().
             self._bridge = SharedBridge(run, labels, gate)
             self._bridge.lease()
         bridge = self._bridge
 
+        kept = self._kept
+
         def make() -> Pair:
             name = cleanup.object_name(run.run_id, next(self._counter), "pool")
+            if kept is not None:
+                return kept.make(name)
             return Pair(run, name, labels, gate=gate, bridge=bridge, resettable=True)
 
         warm = config.run.warm
@@ -453,7 +506,34 @@ class PoolProvisioner:
             max_uses=config.run.pool_max_uses,
             starting=_daemon_cpus(run),
         )
+        if kept is not None:
+            self._adopt(kept, self._pool)
         self._pool.fill()
+
+    @staticmethod
+    def _open_kept(run: Run, gate: DaemonGate) -> KeptPool | None:
+        """The run's kept pool (``run.keep_pool``), or None when pairs go with the run."""
+        if run.config.run.keep_pool <= 0:
+            return None
+        if run.keep_failed:
+            run.say("pool: run.keep_pool is off under --keep-failed (kept pairs stay for you)")
+            return None
+        kept = KeptPool(run, gate, run.say)
+        return kept if kept.open() else None
+
+    @staticmethod
+    def _adopt(kept: KeptPool, pool: Pool[Pair]) -> None:
+        retired = kept.retire_stale()
+        if retired:
+            kept.say(f"pool: retired {retired} kept pair(s) of an earlier build or settings")
+        taken = dirty = 0
+        for pair, clean, uses in kept.adopt(pool.capacity):
+            pool.adopt(pair, clean=clean, uses=uses)
+            taken += 1
+            dirty += not clean
+        if taken:
+            resetting = f", {dirty} being reset" if dirty else ""
+            kept.say(f"pool: took {taken} kept pair(s) from earlier runs{resetting}")
 
     @contextlib.contextmanager
     def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[Pair]:
@@ -490,14 +570,33 @@ class PoolProvisioner:
                 "cheaper (see docs/config.md)"
             )
 
+    @staticmethod
+    def _leave(kept: KeptPool, pool: Pool[Pair]) -> None:
+        """Keep up to ``run.keep_pool_max`` pairs for the next run; remove the rest."""
+        slots = sorted(pool.detach(), key=lambda s: s.state is not State.READY)
+        left, extra = slots[: kept.cap], slots[kept.cap :]
+        for slot in left:
+            kept.leave(slot.env, clean=slot.state is State.READY, uses=slot.uses)
+        _side_by_side([s.env.teardown for s in extra], 60)
+        kept.close()
+        if left:
+            kept.say(
+                f"pool: kept {len(left)} pair(s) for the next run, removed after "
+                f"{_idle(kept.idle)} without one (`nocrud pool stop` removes them now)"
+            )
+
     def kill_all(self) -> int:
+        if self._kept is not None:
+            self._kept.close()
         killed = self._pool.kill_all() if self._pool is not None else 0
         if self._bridge is not None:
             _quietly(self._bridge.close)
         return killed
 
     def close(self) -> None:
-        if self._pool is not None:
+        if self._pool is not None and self._kept is not None:
+            self._leave(self._kept, self._pool)
+        elif self._pool is not None:
             self._pool.close()
         if self._bridge is not None:
             _quietly(self._bridge.close)

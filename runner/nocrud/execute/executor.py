@@ -24,7 +24,7 @@ import io
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from nocrud.errors import InfrastructureError
 from nocrud.execute.capture import capture_here, mark_flow_thread, threads_left_by
 from nocrud.execute.explain import explain_assertion
 from nocrud.flows import Flow, FlowContext
+from nocrud.flows.crud import CrudFailed
 from nocrud.http.client import ApiClient, RequestRecorder
 from nocrud.results import FlowResult, Status, Timings
 
@@ -56,6 +57,7 @@ class FlowExecutor:
         keep_failed: Keep the environments of flows that did not pass.
         state_dir: Where the app's OpenAPI document is saved for ``nocrud coverage``
             (once per run, from the first environment that comes up); None: nowhere.
+            Its parent is the project's root, against which a file ``openapi`` is read.
         openapi: ``app.openapi``: where the app serves its document, when not at the
             usual paths.
     """
@@ -68,14 +70,17 @@ class FlowExecutor:
         keep_failed: bool = False,
         state_dir: Path | None = None,
         openapi: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.provisioner = provisioner
+        self.headers = dict(headers or {})
         self.flow_timeout = flow_timeout
         self.keep_failed = keep_failed
         self._state_dir = state_dir
         self._openapi = openapi
         #: The first problem every flow would hit (see MisconfigurationError), once seen.
         self.configuration_problem: MisconfigurationError | None = None
+        self._problem_flow = ""
         #: Called once with a reason when the run should start no more flows.
         self.stop_run: Callable[[str], None] | None = None
         #: Asked after a flow did not pass: the infrastructure's failure (the Docker daemon
@@ -88,6 +93,9 @@ class FlowExecutor:
         self._finished = 0
         self._openapi_lock = threading.Lock()
         self._openapi_done = state_dir is None
+        #: The app's OpenAPI document once read (None: it has none), for ``ctx.openapi()``.
+        self._document: dict[str, Any] | None = None
+        self._document_read = False
         self._stopping = threading.Event()
 
     # The scheduler's run_one.
@@ -154,20 +162,7 @@ class FlowExecutor:
                 target = stack.enter_context(self.provisioner.acquire(flow.name, fresh=flow.fresh))
             except Exception as exc:  # noqa: BLE001 - any provisioning failure is this flow's ERROR
                 provisioned = time.monotonic()
-                if self._stopping.is_set():
-                    message = "environment torn down while starting (run interrupted)"
-                elif isinstance(exc, MisconfigurationError):
-                    # A schema step's output is long: said once, with the run's verdict.
-                    message = (
-                        "environment did not start: its schema step failed (shown below)"
-                        if exc.infrastructure
-                        else str(exc)
-                    )
-                    self._stop_for(exc)
-                elif isinstance(exc, ProvisionError):
-                    message = f"environment did not start: {exc}"
-                else:
-                    message = f"environment did not start: {type(exc).__name__}: {exc}"
+                message = self._not_started(exc, flow)
                 known = isinstance(exc, ProvisionError)
                 return replace(
                     base,
@@ -199,14 +194,42 @@ class FlowExecutor:
         timings = Timings(provision=provisioned - t0, run=ran - provisioned, teardown=done - ran)
         return replace(result, message=result.message.strip(), timings=timings)
 
-    def _stop_for(self, problem: MisconfigurationError) -> None:
-        """Start no more flows: each would hit the same configuration problem."""
+    def _not_started(self, exc: Exception, flow: Flow) -> str:
+        """The message of a flow whose environment did not start."""
+        if self._stopping.is_set():
+            return "environment torn down while starting (run interrupted)"
+        if isinstance(exc, MisconfigurationError):
+            first = self._stop_for(exc, flow.name)
+            # A schema step's output is long: said once, with the run's verdict. The advice
+            # of any other is said by the first flow that met it, not again by each flow
+            # that had started beside it.
+            if exc.infrastructure:
+                return "environment did not start: its schema step failed (shown below)"
+            if first:
+                return str(exc)
+            exc.app_logs = ""
+            return (
+                f"environment did not start: the same configuration problem as "
+                f"{self._problem_flow} (its block says what it is and how to fix it)"
+            )
+        if isinstance(exc, ProvisionError):
+            return f"environment did not start: {exc}"
+        return f"environment did not start: {type(exc).__name__}: {exc}"
+
+    def _stop_for(self, problem: MisconfigurationError, flow: str) -> bool:
+        """Start no more flows: each would hit the same configuration problem.
+
+        Returns:
+            Whether this is the run's first such problem (``flow`` met it).
+        """
         with self._openapi_lock:
             first = self.configuration_problem is None
             if first:
                 self.configuration_problem = problem
+                self._problem_flow = flow
         if first and self.stop_run is not None:
             self.stop_run("stopped by a configuration problem (see the first error)")
+        return first
 
     def _capture_openapi(self, target: Target) -> None:
         """Save the app's OpenAPI document for ``nocrud coverage``: once per run, not per flow."""
@@ -219,13 +242,42 @@ class FlowExecutor:
         from nocrud.analysis.coverage import capture_openapi
 
         assert self._state_dir is not None
-        capture_openapi(target.base_url, self._state_dir, self._openapi)
+        document = capture_openapi(
+            target.base_url, self._state_dir, self._openapi, headers=self.headers
+        )
+        if document is not None:  # what ctx.openapi() would fetch again
+            with self._openapi_lock:
+                self._document, self._document_read = document, True
+
+    def openapi_document(self, base_url: str) -> dict[str, Any] | None:
+        """The app's OpenAPI document (``ctx.openapi()``), read once per run, or None.
+
+        ``app.openapi`` when it is a file (relative to the project) or a URL; else what
+        the app at ``base_url`` serves there or at the usual paths.
+        """
+        with self._openapi_lock:
+            if self._document_read:
+                return self._document
+        from nocrud.http.openapi import OpenApiError, fetch_from_app, load_openapi
+
+        where = self._openapi
+        document: dict[str, Any] | None = None
+        if where is not None and not where.startswith("/"):
+            is_url = where.startswith(("http://", "https://"))
+            root = self._state_dir.parent if self._state_dir is not None else Path.cwd()
+            with contextlib.suppress(OpenApiError):
+                document = load_openapi(where if is_url else root / where, headers=self.headers)
+        else:
+            document, _ = fetch_from_app(base_url, where, headers=self.headers)
+        with self._openapi_lock:
+            self._document, self._document_read = document, True
+        return document
 
     def _run_flow(self, flow: Flow, target: Target, base: FlowResult) -> FlowResult:
         recorder = RequestRecorder()
         buffer = io.StringIO()
         outcome: dict[str, Any] = {}
-        context = _context(flow, target, recorder)
+        context = _context(flow, target, recorder, self)
 
         thread = threading.Thread(
             target=_flow_body,
@@ -288,7 +340,9 @@ def _flow_body(
         flow.func(context)
         outcome["status"] = Status.PASSED
     except AssertionError as exc:
-        outcome.update(status=Status.FAILED, exc=exc, tb=traceback.format_exc())
+        # A CRUD flow's traceback is the crud machinery's: its steps' messages say it all.
+        shown = "" if isinstance(exc, CrudFailed) else traceback.format_exc()
+        outcome.update(status=Status.FAILED, exc=exc, tb=shown)
         if not str(exc).strip():  # a bare assert: say what it compared, as pytest does
             outcome["explained"] = explain_assertion(exc)
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a flow must not end the run
@@ -302,7 +356,9 @@ def _flow_body(
             pass
 
 
-def _context(flow: Flow, target: Target, recorder: RequestRecorder) -> FlowContext:
+def _context(
+    flow: Flow, target: Target, recorder: RequestRecorder, executor: FlowExecutor
+) -> FlowContext:
     """The flow's context: its app's client, its own database, more users, a log."""
     holder: list[FlowContext] = []
 
@@ -313,14 +369,16 @@ def _context(flow: Flow, target: Target, recorder: RequestRecorder) -> FlowConte
     def new_client(**kwargs: Any) -> ApiClient:
         kwargs.setdefault("recorder", recorder)
         kwargs.setdefault("log", log)
+        kwargs["headers"] = {**executor.headers, **(kwargs.get("headers") or {})}
         return ApiClient(target.base_url, **kwargs)
 
     context = FlowContext(
         name=flow.name,
         base_url=target.base_url,
-        api=ApiClient(target.base_url, recorder=recorder, log=log),
+        api=ApiClient(target.base_url, recorder=recorder, log=log, headers=executor.headers),
         _connect_db=target.database.connect,
         _new_client=new_client,
+        _openapi=lambda: executor.openapi_document(target.base_url),
     )
     holder.append(context)
     return context

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,15 @@ class FlowContext:
     _db: Any = None
     _clients: list[ApiClient] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _openapi: Callable[[], Mapping[str, Any] | None] = lambda: None
+
+    def openapi(self) -> Mapping[str, Any] | None:
+        """The app's OpenAPI document (``app.openapi``, else the usual paths), or None.
+
+        Read once per run and shared by its flows; ``crud()`` takes its create status
+        from it. Its requests are not recorded (they cover nothing).
+        """
+        return self._openapi()
 
     def log(self, message: str) -> None:
         """Add a line to this flow's captured output (shown when it fails, and in reports)."""

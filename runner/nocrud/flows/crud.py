@@ -5,15 +5,19 @@ module declares a flow of kind ``crud`` that discovery finds like a decorated
 function. Run, it performs and records, each as a step of the flow's result:
 
 - **create**: log in (``auth=``), build the payload (builders may create
-  prerequisites), ``POST`` it, expect 201 and an id: from the JSON answer, the
-  ``Location`` header, or the flow itself (``id=``, or an ``id_field`` in the
-  payload); with ``upsert=`` the payload goes to the object's own path instead;
+  prerequisites), ``POST`` it, expect ``create_status`` (unset: 201, or the 2xx the
+  app's OpenAPI document lists for the create when it lists no 201, as FastAPI's 200)
+  and an id: from the JSON answer, the ``Location`` header, or the flow itself
+  (``id=``, or an ``id_field`` in the payload, sent as ``send_id_as`` when the app
+  takes it under another name); with ``upsert=`` the payload goes to the object's own
+  path instead;
 - **read**: ``GET`` the object and compare every field that was sent;
 - **update**: ``PUT`` the create payload merged with ``update`` and read it back,
   then ``PATCH`` ``partial_update`` and read back (patched fields changed, the
   others did not);
 - **list**: find the object in the collection, following pagination;
-- **delete**: ``DELETE`` it (200/202/204), then ``GET`` must answer 404.
+- **delete**: ``DELETE`` it (200/202/204), then ``GET`` must answer 404 or 410
+  (``gone_status=`` for an app that answers otherwise, e.g. 400).
 
 A step that fails does not hide the others: read failing still lets update, list
 and delete run; only a failed create skips the rest, with the reason. Messages name
@@ -88,11 +92,18 @@ class CrudSpec:
     items_key: str = "items"
     auth: AuthSpec = None
     ignore: frozenset[str] = frozenset()
-    create_status: int | tuple[int, ...] = 201
+    #: None: 201, or what the app's OpenAPI document lists for the create (see _CrudRun).
+    create_status: int | tuple[int, ...] | None = None
     delete_status: Collection[int] = (200, 202, 204)
     gone_status: Collection[int] = (404, 410)
     chosen_id: ChosenId = None
     upsert: str | None = None
+    send_id_as: str | None = None
+
+    @property
+    def sent_id_field(self) -> str:
+        """Where the payload carries an id the flow chose (``send_id_as``, else ``id_field``)."""
+        return self.send_id_as or self.id_field
 
     @property
     def collection(self) -> str:
@@ -150,10 +161,12 @@ def crud(
     tags: Collection[str] = (),
     doc: str | None = None,
     timeout: float | None = None,
-    create_status: int | Collection[int] = 201,
+    create_status: int | Collection[int] | None = None,
     delete_status: Collection[int] = (200, 202, 204),
+    gone_status: int | Collection[int] = (404, 410),
     id: ChosenId = None,
     upsert: str | None = None,
+    send_id_as: str | None = None,
 ) -> CrudFlow:
     """Declare a CRUD flow in a flows module; discovery finds it as kind ``crud``.
 
@@ -167,9 +180,10 @@ def crud(
         update: Fields to change with PUT; the body sent is the create payload with
             these on top. A function gets ``(ctx, created_object)``. ``None``: no PUT.
         partial_update: Fields to PATCH, or ``(ctx, obj) -> fields``. ``None``: no PATCH.
-        id_field: Where the id is in the created object (dots walk into objects);
-            the ``Location`` header is used when it is missing. When the create
-            payload holds this field, the flow chose the id and it is used.
+        id_field: Where the id is in the created object and in listed ones (dots
+            walk into objects); the ``Location`` header is used when it is missing.
+            When the create payload holds this field, the flow chose the id and it is
+            used.
         item_path: Template of an object's path when not ``<endpoint>/{id}``.
         list_path: Where to list when not ``endpoint``.
         list_params: Query parameters of the first list request (``{"limit": 500}``).
@@ -182,11 +196,19 @@ def crud(
         tags: Tags for ``-m``.
         doc: First line shown by ``nocrud list``; generated if not given.
         timeout: Per-flow timeout in seconds.
-        create_status: The status (or statuses) create must answer.
+        create_status: The status (or statuses) create must answer. Unset: 201, or,
+            when the app's OpenAPI document lists no 201 for the create, the 2xx it
+            lists (FastAPI's default is 200); a failure says which it expected and why.
         delete_status: The statuses delete may answer.
+        gone_status: What ``GET`` answers after the delete (the app's own not-found,
+            e.g. 400).
         id: An id the flow chooses, or ``lambda ctx: unique_uuid()`` choosing one
-            per run. Create sends it as ``id_field`` in the payload (unless the
-            payload has that field), or in the path with ``upsert=``.
+            per run. Create sends it as ``send_id_as`` (else ``id_field``) in the
+            payload (unless the payload has that field), or in the path with ``upsert=``.
+        send_id_as: The payload field that carries a chosen id when the app takes it
+            under another name than it answers it (``"site_id"`` sent, ``"id"``
+            answered: ``send_id_as="site_id"``). Read and list then check ``id_field``
+            against the chosen id instead of comparing this field.
         upsert: ``"PUT"`` or ``"POST"``: create by sending the payload with this
             method to the object's own path (``item_path``), for apps where that
             creates. The flow must choose the id (``id=`` or ``id_field`` in the
@@ -205,11 +227,12 @@ def crud(
             f"crud({name!r}): upsert={upsert!r}: the method that creates an object at its "
             f"own path is 'PUT' or 'POST'; leave upsert out to POST to the collection"
         )
-    if method and id is None and isinstance(create, Mapping) and _dig(create, id_field) is None:
+    sent_field = send_id_as or id_field
+    if method and id is None and isinstance(create, Mapping) and _dig(create, sent_field) is None:
         raise ValueError(
             f"crud({name!r}): upsert={upsert!r} creates at the object's own path, so the flow "
             f"chooses the id: pass id=lambda ctx: unique_uuid() (or a value), or put "
-            f"{id_field!r} in the create payload"
+            f"{sent_field!r} in the create payload"
         )
     spec = CrudSpec(
         name=name,
@@ -224,10 +247,16 @@ def crud(
         items_key=items_key,
         auth=auth,
         ignore=frozenset(ignore),
-        create_status=create_status if isinstance(create_status, int) else tuple(create_status),
+        create_status=(
+            create_status
+            if create_status is None or isinstance(create_status, int)
+            else tuple(create_status)
+        ),
         delete_status=tuple(delete_status),
+        gone_status=(gone_status,) if isinstance(gone_status, int) else tuple(gone_status),
         chosen_id=id,
         upsert=method,
+        send_id_as=send_id_as,
     )
     text = doc or f"Create, read, update, list and delete at {spec.collection}."
     flow_object = CrudFlow(spec, text)
@@ -380,9 +409,12 @@ class _CrudRun:
                 )
             method, endpoint = spec.upsert, spec.item_template
             path = spec.item_template.replace("{id}", str(chosen))
-        response = self.api.request(
-            method, path, json=self.sent, expect=spec.create_status, endpoint=endpoint
-        )
+        from nocrud.http.client import ANY
+
+        expect = ANY if spec.create_status is None else spec.create_status
+        response = self.api.request(method, path, json=self.sent, expect=expect, endpoint=endpoint)
+        if spec.create_status is None:
+            self._check_create_status(response, method, endpoint)
         answer = _json_or_none(response)
         self.object_id = self._created_id(chosen, answer, response, f"{method} {path}")
         if isinstance(answer, Mapping):
@@ -390,9 +422,49 @@ class _CrudRun:
         else:  # what update functions get when create answered no JSON object
             self.created = _with_field(self.sent, spec.id_field, self.object_id)
 
+    def _check_create_status(self, response: Response, method: str, endpoint: str) -> None:
+        """Create's status when the flow did not say: 201, or the 2xx the document lists."""
+        from nocrud.http.openapi import documented_path, documented_statuses
+        from nocrud.http.responses import UnexpectedStatus
+
+        status = response.status
+        if status == 201:
+            return
+        if not 200 <= status < 300:  # an error: what the document says changes nothing
+            raise UnexpectedStatus(response, "201, crud()'s default for a create")
+        document = self.ctx.openapi()
+        key = documented_path(document, method, endpoint) if document else None
+        listed = documented_statuses(document, key, method) if document and key else ()
+        success = tuple(s for s in listed if 200 <= s < 300)
+        if success and 201 not in success:
+            if status in success:
+                self.ctx.log(
+                    f"create answered {status}: the app's OpenAPI document lists "
+                    f"{' or '.join(map(str, success))} for {method} {key}, not 201"
+                )
+                return
+            expected = (
+                f"{' or '.join(map(str, success))}: what the app's OpenAPI document lists "
+                f"for {method} {key}"
+            )
+        elif document is None:
+            expected = "201: crud()'s default for a create; the app has no OpenAPI document"
+        elif key is None:
+            expected = f"201: crud()'s default; the OpenAPI document has no {method} {endpoint}"
+        elif 201 in success:
+            expected = (
+                f"201: crud()'s default, and the OpenAPI document lists it for {method} {key}"
+            )
+        else:
+            expected = (
+                f"201: crud()'s default; the OpenAPI document lists no 2xx for {method} {key}"
+            )
+        expected += f"; if {status} is right, pass create_status={status}"
+        raise UnexpectedStatus(response, expected)
+
     def read(self) -> None:
         got = self._get()
-        self._compare(self.sent, got, f"GET {self._item()} after create")
+        self._compare(self._checked(self.sent), got, f"GET {self._item()} after create")
 
     def update(self) -> None:
         spec, problems = self.spec, []
@@ -404,7 +476,8 @@ class _CrudRun:
             try:
                 self.api.put(self._item(), json=expected, endpoint=spec.item_template)
                 before = self._get()
-                problems += self._differences(expected, before, f"after PUT {self._item()}")
+                where = f"after PUT {self._item()}"
+                problems += self._differences(self._checked(expected), before, where)
             except AssertionError as exc:
                 problems.append(str(exc).strip())
         if spec.partial_update is not None:
@@ -416,7 +489,9 @@ class _CrudRun:
                 after = self._get()
                 where = f"after PATCH {self._item()}"
                 problems += self._differences(patch, after, where)
-                untouched = {k: before[k] for k in expected if k not in patch and k in before}
+                untouched = {
+                    k: before[k] for k in self._checked(expected) if k not in patch and k in before
+                }
                 problems += self._differences(untouched, after, where, label="not patched, was")
             except AssertionError as exc:
                 problems.append(str(exc).strip())
@@ -457,9 +532,16 @@ class _CrudRun:
 
         response = self.api.get(item, expect=ANY, endpoint=spec.item_template)
         if response.status not in spec.gone_status:
+            gone = " or ".join(map(str, spec.gone_status))
+            hint = (
+                f"; if the app answers {response.status} for an object it deleted, pass "
+                f"gone_status={response.status}"
+                if 400 <= response.status < 500
+                else ""
+            )
             raise AssertionError(
                 f"after DELETE {item}, GET {item} -> {response.status}: still there "
-                f"(expected {' or '.join(map(str, spec.gone_status))})"
+                f"(expected {gone}){hint}"
             )
 
     # -- helpers -----------------------------------------------------------------
@@ -483,14 +565,22 @@ class _CrudRun:
 
     def _choose_id(self) -> Any:
         """The id the flow chose (``id=``, else ``id_field`` in the payload), or ``None``."""
-        spec = self.spec
+        spec, field_name = self.spec, self.spec.sent_id_field
         chosen = spec.chosen_id(self.ctx) if callable(spec.chosen_id) else spec.chosen_id
         if chosen is None:
-            return _dig(self.sent, spec.id_field)
-        if _dig(self.sent, spec.id_field) is None and not spec.upsert:
+            return _dig(self.sent, field_name)
+        if _dig(self.sent, field_name) is None and not spec.upsert:
             # Posted to the collection, the payload is the only way the id reaches the app.
-            self.sent = _with_field(self.sent, spec.id_field, chosen)
+            self.sent = _with_field(self.sent, field_name, chosen)
         return chosen
+
+    def _checked(self, sent: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields of ``sent`` the object must show: a ``send_id_as`` field is answered
+        as ``id_field`` (checked against the chosen id at create), so it is left out."""
+        spec = self.spec
+        if spec.send_id_as is None or spec.send_id_as == spec.id_field:
+            return dict(sent)
+        return {k: v for k, v in sent.items() if k != spec.send_id_as.split(".")[0]}
 
     def _created_id(self, chosen: Any, answer: Any, response: Response, request: str) -> Any:
         """The new object's id: chosen by the flow, else in the answer, else in Location."""
@@ -508,7 +598,8 @@ class _CrudRun:
             f"{request} -> {response.status} gave no id: {_no_id(answer, response, field_name)}, "
             f"no Location header, and the flow chose none. Pass id_field= to where the answer's "
             f"JSON holds the id, or let the flow choose it: id=lambda ctx: unique_uuid() (sent "
-            f"as {field_name!r}; with upsert='PUT' when the app takes the id in the path)"
+            f"as {self.spec.sent_id_field!r}; with upsert='PUT' when the app takes the id in "
+            "the path)"
         )
 
     def _change(self, change: Change) -> dict[str, Any]:
@@ -525,7 +616,9 @@ class _CrudRun:
 
     def _compare_listed(self, item: Mapping[str, Any]) -> None:
         # The list must agree with the object as last read, on the fields both show.
-        shown = {k: self.current[k] for k in self.sent if k in item and k in self.current}
+        shown = {
+            k: self.current[k] for k in self._checked(self.sent) if k in item and k in self.current
+        }
         self._compare(shown, item, f"GET {self.spec.list_template}", label="read")
 
     def _differences(

@@ -9,8 +9,12 @@ when the document has them; reference fields (``*_id``) get a TODO to build the
 referenced object. An app that creates with ``PUT`` at the object's path (no ``POST``
 on the collection) gets ``upsert="PUT"`` and an id chosen by the flow. The endpoint
 keeps its slash style (``/sites/``), unless the document writes the path only the
-other way. :func:`new_flow` writes a free-form flow that calls the app's health path.
-Both refuse to overwrite a file or to reuse a flow's name.
+other way. OpenAPI 3 and Swagger 2.0 documents are read alike (:mod:`nocrud.http.openapi`:
+``definitions``, ``in: body`` parameters); a create the document lists without 201 gets
+its ``create_status``, an object the document says answers 400 (and never 404) gets
+``gone_status``. What the document says that the scaffold does not understand is added to
+``notes``, for the command to say. :func:`new_flow` writes a free-form flow that calls
+the app's health path. Both refuse to overwrite a file or to reuse a flow's name.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from typing import Any
 
 from nocrud.errors import UsageError
 from nocrud.flows.crud import collection_path
+from nocrud.http.openapi import documented_statuses, request_schema
+from nocrud.http.openapi import resolve as _resolve
 
 __all__ = ["ScaffoldError", "crud_source", "flow_source", "new_crud", "new_flow"]
 
@@ -44,24 +50,6 @@ def _identifier(text: str, what: str) -> str:
             "starting with a letter (e.g. site, lab_sample)"
         )
     return name
-
-
-def _resolve(document: Mapping[str, Any], schema: Any) -> Any:
-    seen = 0
-    while isinstance(schema, Mapping) and "$ref" in schema and seen < 20:
-        seen += 1
-        node: Any = document
-        for part in str(schema["$ref"]).lstrip("#/").split("/"):
-            node = node.get(part, {}) if isinstance(node, Mapping) else {}
-        schema = node
-    return schema
-
-
-def _request_schema(document: Mapping[str, Any], path: str, method: str) -> dict[str, Any]:
-    operation = document.get("paths", {}).get(path, {}).get(method, {})
-    content = _resolve(document, operation.get("requestBody", {})).get("content", {})
-    schema = _resolve(document, content.get("application/json", {}).get("schema", {}))
-    return dict(schema) if isinstance(schema, Mapping) else {}
 
 
 def _documented(document: Mapping[str, Any], path: str) -> str:
@@ -86,7 +74,8 @@ def _chosen_id_code(document: Mapping[str, Any], item: str) -> str:
     for raw in parameters:
         parameter = _resolve(document, raw)
         if isinstance(parameter, Mapping) and parameter.get("in") == "path":
-            schema = _resolve(document, parameter.get("schema", {}))
+            # OpenAPI 3 types a parameter in its schema; Swagger 2.0 on the parameter itself.
+            schema = _resolve(document, parameter.get("schema", parameter))
             if isinstance(schema, Mapping) and schema.get("type") == "integer":
                 return "unique_int()"
     return "unique_uuid()"
@@ -163,11 +152,30 @@ def _string_value(resource: str, lowered: str, schema: Mapping[str, Any]) -> str
 def _fields(resource: str, schema: Mapping[str, Any], document: Mapping[str, Any]) -> list[_Field]:
     """Every writable property of a request schema, filled in."""
     found = []
-    for name, raw in schema.get("properties", {}).items():
+    for name, raw in (schema.get("properties") or {}).items():
         spec = _resolve(document, raw)
         if isinstance(spec, Mapping) and not spec.get("readOnly"):
             found.append(_field(resource, str(name), spec))
     return found
+
+
+def _status_lines(doc: Mapping[str, Any], create: tuple[str, str], item: str | None) -> list[str]:
+    """``create_status=`` and ``gone_status=`` where the document says other than crud()'s
+    defaults (201; 404 or 410 for a deleted object)."""
+    lines = []
+    method, path = create
+    success = [s for s in documented_statuses(doc, path, method) if 200 <= s < 300]
+    if success and 201 not in success:
+        lines.append(
+            f"    create_status={success[0]},  # what the OpenAPI document lists for "
+            f"{method.upper()} {path}"
+        )
+    listed = documented_statuses(doc, item, "get") if item else ()
+    if 400 in listed and not {404, 410} & set(listed):
+        lines.append(
+            f"    gone_status=400,  # GET {item} lists 400, not 404, for an object not there"
+        )
+    return lines
 
 
 def _dict_source(fields: list[_Field], indent: str) -> str:
@@ -185,10 +193,17 @@ def crud_source(
     *,
     document: Mapping[str, Any] | None = None,
     auth: tuple[str, str] | None = None,
+    notes: list[str] | None = None,
 ) -> str:
-    """The text of a CRUD flow module for ``resource`` at ``endpoint``."""
+    """The text of a CRUD flow module for ``resource`` at ``endpoint``.
+
+    Args:
+        notes: Receives one sentence per thing the document says that the flow could not
+            be written from (a body that is not JSON, a collection it does not list).
+    """
     name = _identifier(resource, "resource")
     doc: Mapping[str, Any] = document or {}
+    notes = notes if notes is not None else []
     paths = doc.get("paths", {})
     asked = collection_path(endpoint)
     collection = _documented(doc, asked)
@@ -196,11 +211,26 @@ def crud_source(
     item_ops = paths.get(item, {}) if item else {}
     # No POST on the collection but PUT on the object: the client chooses ids.
     upsert = item is not None and "put" in item_ops and "post" not in paths.get(collection, {})
-    if upsert and item:
-        schema = _request_schema(doc, item, "put")
-    else:
-        schema = _request_schema(doc, collection, "post")
+    create = ("put", item) if upsert and item else ("post", collection)
+    schema, unread = request_schema(doc, create[1], create[0]) if doc else ({}, "")
+    if unread:
+        notes.append(unread)
     fields = _fields(name, schema, doc) if schema else []
+    if doc and create[1] not in paths:
+        notes.append(
+            f"the OpenAPI document has no {collection} (nor {_other_slash(collection)}): "
+            "check --endpoint against `nocrud coverage`'s paths"
+        )
+    elif doc and not fields and not unread:
+        notes.append(
+            f"the OpenAPI document describes no fields for {create[0].upper()} {create[1]}"
+        )
+    fields_todo = [f.name for f in fields if f.comment == "TODO: a valid value"]
+    if fields_todo:
+        notes.append(
+            f"no type or example in the document for {', '.join(fields_todo)}: "
+            "each is None with a TODO"
+        )
     if not fields:
         todo = "TODO: the fields a new object needs"
         fields = [_Field("name", f"unique({_lit(name)})", todo)]
@@ -245,9 +275,14 @@ def crud_source(
         second = candidates[1] if len(candidates) > 1 else candidates[0]
         change = f"{{{_lit(second.name)}: {second.changed('patched')}}}"
         lines.append(f"    partial_update=lambda ctx, obj: {change},")
+    lines += _status_lines(doc, create, item) if doc and create[1] else []
     lines += _auth_lines(auth, doc)
     lines += [f"    tags=[{_lit(name)}],", ")", ""]
     return "\n".join(lines)
+
+
+def _other_slash(path: str) -> str:
+    return path.rstrip("/") if path.endswith("/") else f"{path}/"
 
 
 def _auth_lines(auth: tuple[str, str] | None, doc: Mapping[str, Any]) -> list[str]:
@@ -320,15 +355,18 @@ def new_crud(
     *,
     document: Mapping[str, Any] | None = None,
     auth: tuple[str, str] | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
     """Write ``<resource>_crud.py`` into the flows package; returns its path.
+
+    ``notes`` receives what the document says that the flow could not be written from.
 
     Raises:
         ScaffoldError: Bad resource name, the file or the flow name exists, or the
             directory is not a flows package.
     """
     name = _identifier(resource, "resource")
-    source = crud_source(name, endpoint, document=document, auth=auth)
+    source = crud_source(name, endpoint, document=document, auth=auth, notes=notes)
     return _write(flows_dir, f"{name}_crud.py", f"{name}_crud", source)
 
 

@@ -405,7 +405,7 @@ def _discover(
         directory = Path(scratch)
 
         def fetch(ctx: FlowContext) -> None:
-            capture_openapi(ctx.base_url, directory, where)
+            capture_openapi(ctx.base_url, directory, where, headers=config.app.headers)
 
         flows([Flow(name="openapi", func=fetch, kind="fuzz")], quiet)
         document = directory / "openapi.json"

@@ -431,8 +431,8 @@ def run_in_app_image(
 ) -> None:
     """Run ``command`` to completion in a container of the app image on ``network``.
 
-    Its last output lines are said, and a non-zero exit is a :class:`BuildError` with
-    all of it.
+    Its last output lines are said when it succeeds; a non-zero exit is a
+    :class:`BuildError` with all of it (said there only, so once).
 
     Args:
         environment: The container's environment; ``app.env`` rendered for the
@@ -461,14 +461,15 @@ def run_in_app_image(
             ) from exc
         output = container.obj.logs(stdout=True, stderr=True).decode(errors="replace")
         code = int(status.get("StatusCode", -1))
-        for line in output.splitlines()[-20:]:
-            say(f"  {what}: {line}")
         if code != 0:
+            # Said once, by the error: not also line by line as progress (issue 21 item 13).
             shown = shlex.join(command)
             raise BuildError(
                 f"the {what} command `{shown}` failed with exit code {code}; its output:\n"
                 + output.rstrip()
             )
+        for line in output.splitlines()[-20:]:
+            say(f"  {what}: {line}")
 
 
 def _prune_superseded(client: docker.DockerClient, repository: str, *, keep: str) -> None:

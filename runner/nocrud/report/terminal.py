@@ -35,6 +35,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from nocrud.logs import collapse_repeats
 from nocrud.masking import mask_text
 from nocrud.results import FlowResult, RunResult, Status, StepResult
 
@@ -221,9 +222,10 @@ class TerminalReporter:
         """What a failed (or, verbose, any) flow's block shows below its header line."""
         # Every line of a block is indented, so a CI log reads it as one block.
         step_message = _failing_step_message(result.steps)
-        if step_message:
+        # A CRUD flow's message lists every failed step: the first one's line is in it.
+        if step_message and step_message not in result.message:
             block.append("\n" + indent(step_message, "  "), style=self._style("red"))
-        if result.message and result.message not in step_message:
+        if result.message:
             style = self._style("red" if failed else "")
             block.append("\n" + indent(result.message, "  "), style=style)
         keep = None if self.verbose else TRIM_LINES
@@ -239,7 +241,7 @@ class TerminalReporter:
                     style=self._style("dim"),
                 )
             else:
-                self._section(block, "app logs", result.app_logs, APP_LOG_LINES)
+                self._section(block, "app logs", collapse_repeats(result.app_logs), APP_LOG_LINES)
 
     def render_summary(self, run: RunResult) -> Table:
         """The table of every flow of ``run`` with its status and timings."""

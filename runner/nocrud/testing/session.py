@@ -235,6 +235,8 @@ class EnvironmentSession:
                 self._ready(),
                 flow_timeout=self.config.timeouts.flow,
                 keep_failed=self.settings.keep_failed,
+                openapi=self.config.app.openapi,
+                headers=self.config.app.headers,
             )
         return self._executor.run(flow, 0)
 

@@ -310,7 +310,12 @@ class WorkerService:
     def _execute(self, flow: Flow, keys: Keys, attempt: int) -> FlowResult:
         """The flow on this host, torn down if its run is cancelled or its coordinator dies."""
         assert self._provisioner is not None
-        executor = FlowExecutor(_OneFlow(self._provisioner), flow_timeout=self.config.timeouts.flow)
+        executor = FlowExecutor(
+            _OneFlow(self._provisioner),
+            flow_timeout=self.config.timeouts.flow,
+            openapi=self.config.app.openapi,
+            headers=self.config.app.headers,
+        )
         done = threading.Event()
 
         def watch() -> None:

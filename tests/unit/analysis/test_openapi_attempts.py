@@ -55,9 +55,9 @@ def test_every_usual_path_tried_is_recorded_with_its_answer(app: str, tmp_path: 
         find_openapi(tmp_path, None, None)
     message = str(caught.value)
     assert "GET /openapi.json" in message
-    assert "200 OK, but text/html, not JSON" in message
+    assert "200 OK, but text/html, not JSON (nor a YAML document)" in message
     assert "GET /api/openapi.json  404 Not Found" in message
-    assert "JSON without a 'paths' object" in message  # /swagger.json
+    assert "application/json without a 'paths' object" in message  # /swagger.json
     assert "--openapi PATH_OR_URL" in message
     assert "app.openapi" in message
     assert "run `nocrud up` first" not in message

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import pytest
 import yaml
 
 from nocrud.bench.compose import compose_file
@@ -140,3 +142,44 @@ def test_every_strategy_is_also_a_multiple_of_the_shared_baseline() -> None:
         "wall time as a multiple of shared (one environment, no reset): image 2.50x, pool 1.20x",
     ]
     assert all("shared" not in line for line in ratios(ROWS))
+
+
+def test_a_dollar_in_the_apps_command_reaches_compose_as_written(tmp_path: Path) -> None:
+    """Issue 21 item 13: Compose interpolates `$NAME` and refuses a lone `$`; nocrud's
+    commands mean every `$` as written (for the app's own shell)."""
+    import shutil
+    import subprocess
+
+    run = _compose_run(tmp_path, {"migrate": ["sh", "-c", "migrate --url $DATABASE_URL"]})
+    command = ["sh", "-c", 'exec serve --port "${PORT:-8000}" --cost 5$']
+    run.config = run.config.model_copy(
+        update={"app": run.config.app.model_copy(update={"command": tuple(command)})}
+    )
+    project = compose_file(run, "a_flow")
+    assert (
+        project["services"]["app"]["command"][2] == 'exec serve --port "$${PORT:-8000}" --cost 5$$'
+    )
+    if shutil.which("docker-compose") is None:
+        pytest.skip("docker-compose is not installed: the file's reading is not checked")
+    path = tmp_path / "project.yml"
+
+    def compose_config(document: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        path.write_text(yaml.safe_dump(document))
+        return subprocess.run(
+            ["docker-compose", "-f", str(path), "config"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    read = compose_config(project)
+    assert read.returncode == 0, read.stderr
+    # `config` writes a literal `$` back as `$$`: what it read is the command as written.
+    services = yaml.safe_load(read.stdout)["services"]
+    assert services["app"]["command"] == project["services"]["app"]["command"]
+    assert services["schema"]["command"] == ["sh", "-c", "migrate --url $$DATABASE_URL"]
+    # Unescaped, the file is refused (what the baseline did before).
+    raw = json.loads(json.dumps(project).replace("$$", "$"))
+    refused = compose_config(raw)
+    assert refused.returncode != 0 and "Invalid interpolation format" in refused.stderr

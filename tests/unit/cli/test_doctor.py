@@ -12,6 +12,7 @@ import io
 import json
 import os
 import socket
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,8 @@ def host(tmp_path: Path, *, free: int = 50 * GiB, **changes: Any) -> Host:
         hostname=socket.gethostname(),
         free_bytes=lambda _path: free,
         path_exists=lambda _path: True,
+        which=changes.pop("which", lambda command: f"/usr/bin/{command}"),
+        is_root=changes.pop("is_root", True),
         **changes,
     )
 
@@ -529,3 +532,88 @@ def test_the_github_example_runs_nocrud_and_publishes_the_junit_report() -> None
     for step in steps:
         if step.get("uses", "").startswith(("actions/upload-artifact@", "mikepenz/", "dorny/")):
             assert step.get("if") == "always()", step
+
+
+# ---------------------------------------------------------------- what `up` would refuse
+
+
+def test_a_host_that_cannot_build_nocruds_images_fails_as_up_would(tmp_path: Path) -> None:
+    """Issue 21 item 9: no base image, no registry, and no way to make the base offline
+    (not root, no debootstrap): `up` stops with exit 3 building the reaper, so does doctor."""
+    client = FakeDocker(images=[])
+    machine = host(tmp_path, is_root=False, which=lambda c: None if c == "debootstrap" else c)
+
+    checks = checks_with(client, machine)
+
+    base = checks[f"image {BASE_IMAGE}"]
+    assert base.status is CheckStatus.FAIL
+    assert f"`nocrud up` must build {DEFAULT_DB_IMAGE}, nocrud/reaper:1 from it" in base.detail
+    assert "this host lacks debootstrap (and not root to install it)" in base.detail
+    assert "nocrud images import FILE" in base.fix and "apt-get install debootstrap" in base.fix
+    db = checks[f"image {DEFAULT_DB_IMAGE}"]
+    assert db.status is CheckStatus.FAIL
+    assert f"its base {BASE_IMAGE} cannot be had" in db.detail
+    assert exit_code(list(checks.values())) == 3
+    # A job image without the docker command cannot `docker import` the base either.
+    no_cli = host(tmp_path, which=lambda c: None if c == "docker" else c)
+    detail = checks_with(FakeDocker(images=[]), no_cli)[f"image {BASE_IMAGE}"].detail
+    assert "this host lacks docker" in detail
+
+
+def test_a_missing_base_does_not_matter_when_nocruds_images_are_here(tmp_path: Path) -> None:
+    client = FakeDocker(images=[DEFAULT_DB_IMAGE, "nocrud/reaper:1"])
+    machine = host(tmp_path, is_root=False, which=lambda c: None)
+
+    checks = checks_with(client, machine)
+
+    assert checks[f"image {BASE_IMAGE}"].status is CheckStatus.OK
+    assert "not needed: nocrud's own images are here" in checks[f"image {BASE_IMAGE}"].detail
+    assert exit_code(list(checks.values())) == 0
+
+
+def test_postgres_17_needs_the_trixie_base(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "__init__.py").write_text("")
+    (tmp_path / "nocrud.yaml").write_text(
+        "project: shop\napp:\n  image: shop:1\ndatabase:\n  version: 17\n"
+    )
+    client = FakeDocker(images=[BASE_IMAGE, "shop:1", "nocrud/reaper:1"])
+    machine = host(tmp_path, is_root=False, which=lambda c: None if c == "debootstrap" else c)
+
+    checks = checks_with(client, machine)
+
+    assert checks["image debian:trixie-slim"].status is CheckStatus.FAIL
+    assert "must build nocrud/postgres:17 from it" in checks["image debian:trixie-slim"].detail
+    assert checks[f"image {BASE_IMAGE}"].status is CheckStatus.OK
+
+
+def test_a_flows_package_that_up_refuses_fails_with_ups_exit_code(tmp_path: Path) -> None:
+    """Issue 21 item 9: `up` exits 2 on a flows package that does not import; so does doctor."""
+    name = f"flows_{tmp_path.name[-8:].replace('-', '_')}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "broken.py").write_text("from nocrud import no_such_thing\n")
+    (tmp_path / "nocrud.yaml").write_text(
+        f"project: shop\napp:\n  image: shop:1\nflows:\n  path: {name}\n"
+    )
+
+    checks = checks_with(
+        FakeDocker(images=[BASE_IMAGE, DEFAULT_DB_IMAGE, "nocrud/reaper:1", "shop:1"]),
+        host(tmp_path),
+    )
+
+    assert checks["flows"].status is CheckStatus.FAIL
+    assert "no_such_thing" in checks["flows"].detail
+    assert exit_code(list(checks.values())) == 2
+    assert not [m for m in sys.modules if m == name or m.startswith(f"{name}.")]
+    (tmp_path / name / "broken.py").write_text(
+        "from nocrud import flow\n\n@flow\ndef ok(ctx):\n    pass\n"
+    )
+    fixed = checks_with(
+        FakeDocker(images=[BASE_IMAGE, DEFAULT_DB_IMAGE, "nocrud/reaper:1", "shop:1"]),
+        host(tmp_path),
+    )
+    assert (fixed["flows"].status, fixed["flows"].detail) == (
+        CheckStatus.OK,
+        f"1 flow(s) in {tmp_path / name}",
+    )

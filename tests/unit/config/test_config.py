@@ -475,5 +475,7 @@ def test_display_dict_masks_secrets(project: Path) -> None:
         "warm": 0,
         "pool_max_uses": 100,
         "pool_app_reload": "restart",
+        "keep_pool": 0.0,
+        "keep_pool_max": 4,
     }
     assert "inventory" not in yaml.safe_dump(shown["database"]["password"])

@@ -246,3 +246,27 @@ def test_a_configuration_problem_stops_the_run_after_the_first_flow() -> None:
     )
     assert executor.configuration_problem is problem
     assert provisioner.acquired == ["flow_0"]
+
+
+def test_flows_started_beside_the_first_to_meet_a_configuration_problem_do_not_repeat_it() -> None:
+    """Issue 21 item 11: the advice and its app logs are said once per run."""
+    from nocrud.environment import MisconfigurationError
+
+    executor = FlowExecutor(FakeProvisioner(), flow_timeout=5)
+    first, second = (
+        MisconfigurationError("app.health_path: GET /health answered 404 NOT FOUND"),
+        MisconfigurationError("app.health_path: GET /health answered 404 NOT FOUND"),
+    )
+    first.app_logs = second.app_logs = "Listening at: http://0.0.0.0:8000"
+    # Two flows whose environments had started before the run stopped.
+    executor.provisioner = FakeProvisioner(fail=first)
+    one = executor.run(Flow("flow_a", passes), 0)
+    executor.provisioner = FakeProvisioner(fail=second)
+    two = executor.run(Flow("flow_b", passes), 1)
+    assert (one.message, one.app_logs) == (str(first), "Listening at: http://0.0.0.0:8000")
+    assert two.status is Status.ERROR
+    assert two.message == (
+        "environment did not start: the same configuration problem as flow_a (its block says "
+        "what it is and how to fix it)"
+    )
+    assert two.app_logs == ""

@@ -288,3 +288,152 @@ def test_a_declared_oauth2_password_flow_is_the_scaffolds_login() -> None:
         },
     }
     assert "form=True" in crud_source("site", "/api/sites", document=swagger, auth=("a", "b"))
+
+
+#: drf_yasg's shape: Swagger 2.0, definitions, a body parameter; creates answering 200
+#: (as FastAPI's do) and a deleted object answering 400.
+SWAGGER: dict[str, Any] = {
+    "swagger": "2.0",
+    "basePath": "/",
+    "paths": {
+        "/api/tags/": {
+            "post": {
+                "parameters": [
+                    {"name": "data", "in": "body", "schema": {"$ref": "#/definitions/Tag"}}
+                ],
+                "responses": {"200": {"description": ""}},
+            },
+            "get": {"responses": {"200": {"description": ""}}},
+        },
+        "/api/tags/{tag_id}/": {
+            "parameters": [{"name": "tag_id", "in": "path", "type": "integer"}],
+            "get": {"responses": {"200": {}, "400": {}}},
+            "put": {"parameters": [{"in": "body", "schema": {"$ref": "#/definitions/Tag"}}]},
+            "delete": {"responses": {"204": {}}},
+        },
+        "/api/uploads/": {
+            "post": {
+                "parameters": [
+                    {"name": "title", "in": "formData", "type": "string"},
+                    {"name": "file", "in": "formData", "type": "file"},
+                ]
+            }
+        },
+    },
+    "definitions": {
+        "Tag": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer", "readOnly": True},
+                "name": {"type": "string", "maxLength": 40},
+                "color": {"type": "string", "example": "red"},
+                "parent": {},
+            },
+        }
+    },
+}
+
+
+def test_a_swagger_2_document_is_read_and_what_is_not_understood_is_said() -> None:
+    """Issue 21, item 6: definitions and body parameters, the statuses the document
+    lists; no placeholder where the document has fields, and no silence where it has
+    something the scaffold cannot use."""
+    notes: list[str] = []
+    source = crud_source("tag", "/api/tags/", document=SWAGGER, notes=notes)
+    ast.parse(source)
+    assert '"name": unique("tag"),' in source
+    assert '"color": "red",' in source
+    assert "TODO: the fields a new object needs" not in source
+    assert "create_status=200,  # what the OpenAPI document lists for POST /api/tags/" in source
+    assert "gone_status=400," in source
+    assert notes == ["no type or example in the document for parent: each is None with a TODO"]
+    notes = []
+    crud_source("upload", "/api/uploads/", document=SWAGGER, notes=notes)
+    assert notes[0].startswith("POST /api/uploads/ takes a form (formData), not JSON")
+    notes = []
+    crud_source("thing", "/api/things/", document=SWAGGER, notes=notes)
+    assert notes == [
+        "the OpenAPI document has no /api/things/ (nor /api/things): check --endpoint "
+        "against `nocrud coverage`'s paths"
+    ]
+
+
+def _package(root: Path) -> Path:
+    """A flows package of a name no other test uses (discovery imports it by name)."""
+    package = root / f"flows_{uuid.uuid4().hex[:8]}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    return package
+
+
+@pytest.fixture(autouse=True)
+def _forget_flow_packages() -> Iterator[None]:
+    """Flows packages the commands imported leave sys.modules with the test."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.split(".")[0].startswith(("flows", "myflows")):
+            del sys.modules[name]
+
+
+def test_new_crud_reads_app_openapi_and_says_where_the_fields_came_from(tmp_path: Path) -> None:
+    """`app.openapi: swagger.yaml` is the document, not ignored for .nocrud's copy or none."""
+    import yaml
+
+    flows = _package(tmp_path)
+    (tmp_path / "swagger.yaml").write_text(yaml.safe_dump(SWAGGER))
+    config = (
+        f"project: demo\napp:\n  image: demo/app:1\n  openapi: swagger.yaml\n"
+        f"flows:\n  path: {flows.name}\n"
+    )
+    (tmp_path / "nocrud.yaml").write_text(config)
+
+    @click.group()
+    def main() -> None:
+        pass
+
+    cli_flows.register(main)
+    runner = CliRunner()
+    obj = {"config_path": tmp_path / "nocrud.yaml"}
+    made = runner.invoke(main, ["new", "crud", "tag", "--endpoint", "/api/tags/"], obj=obj)
+    assert made.exit_code == 0, made.output
+    said = " ".join(made.output.split())
+    assert "fields from app.openapi (swagger.yaml) (Swagger 2.0)" in said
+    assert "not understood: no type or example in the document for parent" in said
+    assert "create_status=200" in (flows / "tag_crud.py").read_text()
+    # A path on the app, never fetched yet: said plainly, with what to do.
+    (tmp_path / "nocrud.yaml").write_text(config.replace("swagger.yaml", "/swagger/"))
+    made = runner.invoke(main, ["new", "crud", "label", "--endpoint", "/api/labels/"], obj=obj)
+    assert made.exit_code == 0, made.output
+    said = " ".join(made.output.split())
+    assert "no OpenAPI document: none saved yet (a run saves the one the app serves at " in said
+    assert "app.openapi (/swagger/)): run `nocrud up` first" in said
+    assert "the payload is a placeholder: fill in the fields marked TODO" in said
+
+
+def test_new_crud_after_a_run_that_found_no_document_says_what_it_tried(tmp_path: Path) -> None:
+    flows = _package(tmp_path)
+    (tmp_path / "nocrud.yaml").write_text(
+        f"project: demo\napp:\n  image: demo/app:1\nflows:\n  path: {flows.name}\n"
+    )
+    (tmp_path / ".nocrud").mkdir()
+    tried = [{"path": "/openapi.json", "answer": "404 Not Found"}]
+    record = {"base_url": "http://127.0.0.1:1", "tried": tried, "found": None}
+    (tmp_path / ".nocrud" / "openapi-attempts.json").write_text(json.dumps(record))
+
+    @click.group()
+    def main() -> None:
+        pass
+
+    cli_flows.register(main)
+    made = CliRunner().invoke(
+        main,
+        ["new", "crud", "note", "--endpoint", "/notes"],
+        obj={"config_path": tmp_path / "nocrud.yaml"},
+    )
+    said = " ".join(made.output.split())
+    assert made.exit_code == 0, said
+    assert (
+        "no OpenAPI document: the last `nocrud up` found none (GET /openapi.json: 404 Not "
+        "Found): set app.openapi to the path the app serves it at (then `nocrud up`)"
+    ) in said
