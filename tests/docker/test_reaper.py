@@ -37,12 +37,15 @@ POLL = 0.25
 CHILD = """
 import sys, time, uuid
 from nocrud.docker.engine import open_engine
-from nocrud.docker.reaper import session_labels, start_reaper
+from nocrud.docker.reaper import session_labels, start_early, start_reaper
 from nocrud.docker.resources import Container, Network
 from testcontainers.core.labels import SESSION_ID
 
+mode = sys.argv[2]
 label = {"nocrud.test": sys.argv[1], **session_labels()}
 print("SESSION", SESSION_ID, flush=True)
+if mode.startswith("early"):
+    start_early()  # as `nocrud up` does, before its imports and its flows
 engine = open_engine()
 described = start_reaper(
     engine.client, say=lambda line: print("SAY", line, flush=True), connection=engine.connection
@@ -51,12 +54,19 @@ print("REAPER", described, flush=True)
 if described is None:
     sys.exit(3)
 name = "nocrud-test-" + uuid.uuid4().hex[:8]
-Network(engine.client, name, labels=label, connection=engine.connection).create()
-for _ in range(2):
+network = Network(engine.client, name, labels=label, connection=engine.connection).create()
+made = [
     Container(engine.client, sys.argv[3], what="db", labels=label, network=name).start()
+    for _ in range(2)
+]
 print("READY", flush=True)
-if sys.argv[2] == "sleep":
+if mode.endswith("sleep"):
     time.sleep(300)
+if mode == "clean-exit":  # a run that removed its own, as every run does
+    for container in made:
+        container.remove()
+    network.remove()
+    print("EXITING", time.time(), flush=True)
 # "exit": leave both containers and the network running and end normally.
 """
 
@@ -225,12 +235,24 @@ def child_run(docker_client: Any, reaper_image: str) -> Iterator[Any]:
 
 
 def test_sigkill_leaves_nothing_behind_within_15s(docker_client: Any, child_run: Any) -> None:
-    child, tag = child_run("sleep")
+    """`nocrud up`'s path: the reaper starts on a thread while the run gets ready.
+
+    Its filter is in place before the first container exists, and a SIGKILL leaves nothing.
+    """
+    child, tag = child_run("early-sleep")
     child.wait_for("READY", timeout=120)
     assert len(survivors(docker_client, tag)) == 3, child.output()
     (reaper,) = reaper_containers(docker_client, child.session)
     assert reaper.labels["org.testcontainers.ryuk"] == "true"
     assert reaper.labels["nocrud.role"] == "reaper"
+    logs = reaper.logs(timestamps=True).decode()
+    (added,) = [line.split()[0] for line in logs.splitlines() if "Adding filter" in line]
+    created = [
+        c.attrs["Created"]
+        for c in docker_client.containers.list(all=True, filters={"label": f"nocrud.test={tag}"})
+    ]
+    # RFC 3339 with nanoseconds, both from the daemon's clock: they sort as text.
+    assert len(created) == 2 and all(added < when for when in created), (added, created, logs)
 
     child.proc.send_signal(signal.SIGKILL)
     gone, seconds = wait_until(lambda: not survivors(docker_client, tag), BUDGET)
@@ -239,6 +261,20 @@ def test_sigkill_leaves_nothing_behind_within_15s(docker_client: Any, child_run:
     print(f"\nkill-to-gone: {seconds:.2f}s")
     reaper_gone, _ = wait_until(lambda: not reaper_containers(docker_client, child.session), 10)
     assert reaper_gone, "the reaper container outlived its work"
+
+
+def test_a_run_that_removed_its_own_does_not_wait_for_the_reaper_which_goes_by_itself(
+    docker_client: Any, child_run: Any
+) -> None:
+    """The backstop of not waiting: the reaper's SIGTERM, then Docker's auto_remove."""
+    child, tag = child_run("clean-exit")
+    child.wait_for("READY", timeout=120)
+    assert child.proc.wait(60) == 0, child.output()
+    child.finish()
+    assert survivors(docker_client, tag) == []
+    gone, seconds = wait_until(lambda: not reaper_containers(docker_client, child.session), 10)
+    assert gone, "the reaper container outlived the run by 10 s"
+    print(f"\nreaper gone {seconds:.2f}s after the exit")
 
 
 def test_a_normal_exit_with_leftovers_cleans_up_and_removes_the_reaper(

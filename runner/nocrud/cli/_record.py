@@ -9,6 +9,7 @@ the way Ctrl-C does, so the one interrupt path tears its environments down.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nocrud.config import Config
     from nocrud.scheduler import RunListener
-    from nocrud.store import Recording
+    from nocrud.store import Recorder, Recording
     from nocrud.workflow import UpOptions
 
 __all__ = ["ConsoleCancel", "recording"]
@@ -71,16 +72,29 @@ def recording(
 ) -> Iterator[tuple[Recording, RunListener | None]]:
     """Record the run of ``options``; yields the bracket (set its ``exit_code``) and a listener."""
     from nocrud import __version__
-    from nocrud.store import GitInfo, Recording, RunStart, git_info, recorder_for, store_settings
+    from nocrud.store import InBackground, Recording, RunStart
 
     cancel = ConsoleCancel(say)
-    recorder = recorder_for(
-        store_settings(config) if record else None,
-        report_to=report_to,
-        say=say,
-        env=os.environ,
-        on_cancel=cancel,
-    )
+
+    def make() -> Recorder | None:
+        from nocrud.store import recorder_for, store_settings
+
+        return recorder_for(
+            store_settings(config) if record else None,
+            report_to=report_to,
+            say=say,
+            env=os.environ,
+            on_cancel=cancel,
+        )
+
+    def with_git(start: RunStart) -> RunStart:
+        from nocrud.store import git_info
+
+        return dataclasses.replace(start, git=git_info(config.root))
+
+    # The store opens (SQLAlchemy's import, a migration check) on the recorder's thread
+    # while this one gets the run ready; flows only queue their events for it.
+    recorder = InBackground(make, with_git) if record or report_to else None
     names = _flow_names(config, options) if recorder else ()
     start = RunStart(
         project=config.project,
@@ -90,7 +104,6 @@ def recording(
         nocrud_run_id=options.run_id,
         nocrud_version=__version__,
         selection=selection,
-        git=git_info(config.root) if recorder else GitInfo(),
     )
     try:
         with Recording(recorder, start, results, cancel.requested) as bracket:

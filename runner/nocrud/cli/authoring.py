@@ -34,8 +34,6 @@ from nocrud.analysis.coverage import (
 from nocrud.cli._guard import Command, Group
 from nocrud.cli._options import console, load
 from nocrud.errors import EXIT_FAILED, EXIT_OK, UsageError
-from nocrud.flows.scaffold import new_crud, new_flow
-from nocrud.http.openapi import version_of
 from nocrud.results import RunResult
 
 if TYPE_CHECKING:
@@ -389,6 +387,9 @@ def new_crud_command(
         if not sep or not user:
             raise UsageError(f"--auth {credentials!r}: write it as USER:PASSWORD")
         auth = (user, password)
+    from nocrud.flows.scaffold import new_crud  # only `nocrud new` writes flows
+    from nocrud.http.openapi import version_of
+
     document, origin = _scaffold_document(config, openapi_source)
     notes: list[str] = []
     path = new_crud(
@@ -446,6 +447,8 @@ def _scaffold_document(config: Config, given: str | None) -> tuple[dict[str, Any
 def new_flow_command(ctx: click.Context, name: str) -> None:
     """Write flows/<NAME>.py with one flow calling the app's health path, to edit."""
     config = load(ctx)
+    from nocrud.flows.scaffold import new_flow
+
     path = new_flow(config.flows.path, name, health_path=config.app.health_path)
     # soft_wrap: a command cut at column 80 cannot be pasted back.
     console().print(f"wrote {path}: run it with `nocrud up -f {path.stem}`", soft_wrap=True)

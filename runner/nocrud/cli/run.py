@@ -189,11 +189,6 @@ def up(
       nocrud up --shard 2/4 --durations merged.json --json shard-2.json
       nocrud up --broker redis://ci-redis:6379/0   # on the workers of docs/workers.md
     """
-    from nocrud import workflow
-    from nocrud.cli import authoring
-    from nocrud.flows import discover
-    from nocrud.sharding import parse_shard, shard_from_env
-
     if serial:
         if parallel not in (None, 1):
             raise UsageError(f"--serial means -j 1: drop -j {parallel} or --serial")
@@ -208,8 +203,13 @@ def up(
             "run.keep_failed": True if keep_failed else None,
         },
     )
+    from nocrud.cli import authoring
+    from nocrud.sharding import parse_shard, shard_from_env
+
     names, keyword = selection.names, selection.keyword
     if selection.tags or selection.kinds:  # the workflow selects by names and -k only
+        from nocrud.flows import discover
+
         chosen = selection.apply(discover(config.flows.path))
         if not chosen:
             raise UsageError("no flows selected: check -f/-k/-m/--crud, or `nocrud list`")
@@ -219,8 +219,18 @@ def up(
     # No default history: .nocrud/last-run.json is rewritten by each shard run, so jobs
     # reading it would not share a plan (see nocrud.sharding).
     history = durations
+    run_id = run_id_for(os.environ)
+    if broker is None and not config.run.keep_failed:
+        # The input checked, the reaper's start (half a second) overlaps the imports, the
+        # flows' discovery and the run store below; the workflow waits for its ACK before
+        # it touches Docker.
+        from nocrud.docker.reaper import start_early
+
+        start_early()
+    from nocrud import workflow
+
     options = workflow.UpOptions(
-        run_id=run_id_for(os.environ),
+        run_id=run_id,
         names=names,
         keyword=keyword,
         fail_fast=fail_fast,

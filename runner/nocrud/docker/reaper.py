@@ -7,6 +7,12 @@ and no new one arrives within ``RYUK_RECONNECTION_TIMEOUT``, it removes every co
 network, volume and image labelled ``org.testcontainers.session-id=<this process's
 session>``: :func:`session_labels` is put on every object nocrud makes.
 
+Starting it costs about half a second (its container, then its Python listening), so
+``nocrud up`` begins it on a background thread as soon as its configuration is read
+(:func:`start_early`) and gets its imports, flow discovery and run store ready meanwhile;
+:func:`start_reaper`, called before anything else touches Docker, waits for that start's
+``ACK``, so the reaper still watches before the run's first container or network exists.
+
 The image is ``RYUK_CONTAINER_IMAGE`` when set, else testcontainers' own Ryuk when present
 or pullable, else ``nocrud/reaper:1`` (built from Debian packages by ``images/build-all.sh``,
 for machines without a registry). Without any, the reaper stays off and the startup sweep
@@ -20,6 +26,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,9 +73,95 @@ class _Started:
     description: str
     sockets: list[socket.socket] = field(default_factory=list)
     container: Any = None
+    handed_over: bool = False
 
 
 _started: _Started | None = None
+
+
+class _EarlyStart:
+    """A reaper being started on a background thread (see :func:`start_early`).
+
+    It goes only as far as it can without deciding anything the run must hear about:
+    when Docker cannot be reached or no reaper image is here, it stops and leaves it to
+    :func:`start_reaper` to find that out again, say so, and build or pull the image.
+    Once it has an image its outcome is final: a started reaper, or the line saying why
+    none started.
+    """
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+        #: The outcome is final: ``started``, or the reason none started in ``said``.
+        self.final = False
+        self.started: _Started | None = None
+        #: Set at exit: stop waiting for an ``ACK`` (the container is then removed).
+        self.abandon = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="nocrud-reaper-start", daemon=True)
+
+    def _run(self) -> None:
+        from testcontainers.core.config import testcontainers_config as tc
+
+        from nocrud.docker.engine import open_engine
+
+        try:
+            if disabled_by_user(os.environ, tc.tc_properties):
+                return
+            engine = open_engine()
+        except Exception:  # noqa: BLE001 - the run's own connection says what is wrong
+            return
+        try:
+            image = _choose_with_docker(engine.client, self.said.append, pull=False)
+        except Exception:  # noqa: BLE001 - the same
+            image = None
+        if image is None or self.abandon.is_set():
+            engine.close()
+            return
+        timeout = os.environ.get("RYUK_RECONNECTION_TIMEOUT", "").strip() or RECONNECTION_TIMEOUT
+        try:
+            self.started = _start(engine.client, image, timeout, engine.connection, self.abandon)
+        except Exception as exc:  # noqa: BLE001 - the sweep stays the backstop
+            self.said.append(f"reaper {image} did not start ({one_line(exc)}): {BACKSTOP}")
+            engine.close()
+        self.final = True
+
+
+_early: _EarlyStart | None = None
+
+
+def start_early() -> None:
+    """Begin starting this process's reaper on a background thread; returns at once.
+
+    For a run that knows it will want a reaper (not ``--keep-failed``) and has other
+    work to do before it touches Docker: :func:`start_reaper` then waits for this start
+    instead of making its own, and says what it would have said. Whatever this start
+    made is handed over at exit even when :func:`start_reaper` is never called.
+    """
+    global _early  # noqa: PLW0603 - one reaper per process
+    if _started is not None or _early is not None:
+        return
+    _early = _EarlyStart()
+    atexit.register(_early_at_exit, _early)
+    _early.thread.start()
+
+
+def _early_at_exit(early: _EarlyStart) -> None:
+    """At exit: let an early start finish (or give up waiting for its ``ACK``), hand it over."""
+    early.abandon.set()
+    early.thread.join(CONFIRM_TIMEOUT)
+    if early.started is not None:
+        _hand_over(early.started)
+
+
+def _join_early(say: Callable[[str], None]) -> _EarlyStart | None:
+    """Wait for the early start, if any, and repeat what it had to say; forget it after."""
+    global _early
+    early, _early = _early, None
+    if early is None:
+        return None
+    early.thread.join()
+    for line in early.said:
+        say(line)
+    return early
 
 
 def session_labels() -> dict[str, str]:
@@ -139,6 +232,9 @@ def start_reaper(
     At a normal exit the reaper is told to clean up now (SIGTERM: it removes what is
     left and exits), so leftovers of a normal exit are removed too.
 
+    After :func:`start_early`, this waits for that start's ``ACK`` (or its failure)
+    instead of starting another: when it returns, the reaper watches.
+
     Args:
         client: The run's Docker client.
         say: Prints one line for the user.
@@ -157,18 +253,38 @@ def start_reaper(
     if _started is not None:
         return _started.description
     if disabled or disabled_by_user(os.environ, tc.tc_properties):
+        early = _join_early(lambda _line: None)
+        if early is not None and early.started is not None:
+            _hand_over(early.started)  # kept environments must outlive this process
         return None
+    early = _join_early(say)
+    if early is not None and early.final:
+        started = early.started
+    else:
+        started = _start_here(client, say, connection, build)
+    if started is None:
+        return None
+    _started = started
+    atexit.register(_hand_over, started)
+    return started.description
+
+
+def _start_here(
+    client: docker.DockerClient,
+    say: Callable[[str], None],
+    connection: Connection | None,
+    build: Callable[[str], object] | None,
+) -> _Started | None:
+    """Find (or build) the image and start the reaper on this thread; None after saying why."""
     image = _find_or_build(client, say, build)
     if image is None:
         return None
     timeout = os.environ.get("RYUK_RECONNECTION_TIMEOUT", "").strip() or RECONNECTION_TIMEOUT
     try:
-        started = _start(client, image, timeout, connection)
+        return _start(client, image, timeout, connection)
     except Exception as exc:  # noqa: BLE001 - same: carry on with the sweep as backstop
         say(f"reaper {image} did not start ({one_line(exc)}): {BACKSTOP}")
         return None
-    _started = started
-    return started.description
 
 
 def _find_or_build(
@@ -194,10 +310,15 @@ def _find_or_build(
     return image
 
 
-def _choose_with_docker(client: docker.DockerClient, say: Callable[[str], None]) -> str | None:
+def _choose_with_docker(
+    client: docker.DockerClient, say: Callable[[str], None], *, pull: bool = True
+) -> str | None:
+    """The reaper image here (or pulled, unless ``pull`` is False), else None."""
     from nocrud.docker.resources import image_id
 
-    def pull(image: str) -> bool:
+    def pull_one(image: str) -> bool:
+        if not pull:
+            return False
         try:
             client.api.pull(image)
         except Exception:  # noqa: BLE001 - no registry, no image: both mean "no"
@@ -213,7 +334,7 @@ def _choose_with_docker(client: docker.DockerClient, say: Callable[[str], None])
         os.environ,
         default=default_ryuk_image(),
         present=lambda image: image_id(client, image) is not None,
-        pull=pull,
+        pull=pull_one,
     )
 
 
@@ -222,6 +343,7 @@ def _start(
     image: str,
     reconnection_timeout: str,
     connection: Connection | None,
+    abandon: threading.Event | None = None,
 ) -> _Started:
     """Start the reaper, register our filter and wait for its ``ACK``.
 
@@ -264,12 +386,12 @@ def _start(
             iter(container.obj.attrs["NetworkSettings"].get("Networks") or {"bridge": {}})
         )
         host, port = container.address(link, RYUK_PORT, network)
-        sock = _register(host, port, session_labels())
+        sock = _register(host, port, session_labels(), abandon)
     except BaseException:
         with contextlib.suppress(Exception):
             container.obj.kill()
         raise
-    started = _Started(
+    return _Started(
         description=(
             f"reaper {image} (container testcontainers-ryuk-{SESSION_ID[:8]}…) removes this run's "
             f"containers and networks {reconnection_timeout} after nocrud ends, even if killed"
@@ -277,19 +399,21 @@ def _start(
         sockets=[sock],
         container=container.obj,
     )
-    atexit.register(_hand_over, started)
-    return started
 
 
-def _register(host: str, port: int, labels: Mapping[str, str]) -> socket.socket:
+def _register(
+    host: str, port: int, labels: Mapping[str, str], abandon: threading.Event | None = None
+) -> socket.socket:
     """Open a connection to the reaper, send the label filter and wait for its ``ACK``.
 
     The connection stays open for the life of the process: its end is the signal.
+    ``abandon`` set (the process is exiting) ends the wait at the next try.
     """
     line = "&".join(f"label={key}={value}" for key, value in labels.items()) + "\r\n"
     deadline = time.monotonic() + CONFIRM_TIMEOUT
-    # The reaper listens a few tens of milliseconds after its container starts: look again
-    # soon, then less often (every run waits for this before its first flow).
+    # The reaper listens a few tens of milliseconds after its container starts; until then
+    # Docker's port proxy accepts and drops the connection. Look again every 50 ms at most:
+    # every run waits for this before its first flow, and a try costs one local connect.
     pause = 0.02
     while True:
         sock: socket.socket | None = None
@@ -304,10 +428,12 @@ def _register(host: str, port: int, labels: Mapping[str, str]) -> socket.socket:
             last = one_line(exc)
         if sock is not None:
             sock.close()
+        if abandon is not None and abandon.is_set():
+            raise ReaperError(f"gave up on {host}:{port}: this process is exiting")
         if time.monotonic() >= deadline:
             raise ReaperError(f"no ACK from {host}:{port} within {CONFIRM_TIMEOUT:.0f}s ({last})")
         time.sleep(pause)
-        pause = min(pause * 2, 0.2)
+        pause = min(pause * 2, 0.05)
 
 
 def _read_line(sock: socket.socket) -> bytes:
@@ -321,29 +447,58 @@ def _read_line(sock: socket.socket) -> bytes:
 
 
 def _hand_over(started: _Started) -> None:
-    """At exit: drop our connection, then ask the reaper to clean up now and wait for it.
+    """At exit (once): drop our connection, then let the reaper remove what is left.
 
-    SIGTERM makes Ryuk (and nocrud's reaper) remove what matches at once when no client
-    is left, then exit; ``auto_remove`` removes its container. If it does not finish in
-    time, it is force-removed.
+    SIGTERM makes Ryuk (and nocrud's reaper) remove what matches at once, no client
+    being left, then exit; ``auto_remove`` removes its container. When something of this
+    process is still there, this waits until the reaper's container is gone (if it does
+    not finish in time, it is force-removed). When nothing is (the usual end: the run
+    removed its own), it does not wait: the reaper has nothing to remove and exits
+    within a few hundred milliseconds, its reconnection timeout ends it too if the
+    signal were lost, and Docker removes its container, whether or not this process is
+    still there. A SIGKILL would not return before the container is gone.
     """
     import docker.errors
 
     from nocrud.docker import cleanup
 
+    if started.handed_over:
+        return
+    started.handed_over = True
     for sock in started.sockets:
         sock.close()
     container = started.container
     if container is None:
         return
     try:
+        left = _session_objects(container.client)
+    except Exception:  # noqa: BLE001 - then wait, as if something were left
+        left = ["unknown"]
+    try:
         container.kill(signal="SIGTERM")
-        container.wait(timeout=HANDOVER_TIMEOUT, condition="removed")
+        if left:
+            container.wait(timeout=HANDOVER_TIMEOUT, condition="removed")
     except docker.errors.NotFound:
         pass  # already gone: it finished before we asked
     except Exception:  # noqa: BLE001 - then remove it the hard way
         with contextlib.suppress(Exception):
             cleanup.ignore_gone(container.remove, force=True)
+
+
+def _session_objects(client: docker.DockerClient) -> list[str]:
+    """This process's containers and networks still there (nocrud labels no other kind).
+
+    Two list calls that inspect nothing, so they cannot race a removal. Reapers are
+    never counted: a reaper never removes one.
+    """
+    label = "=".join(next(iter(session_labels().items())))
+    found = [
+        str(c["Id"])
+        for c in client.api.containers(all=True, filters={"label": label})
+        if LABEL_RYUK not in (c.get("Labels") or {})
+    ]
+    found += [str(n["Id"]) for n in client.api.networks(filters={"label": label})]
+    return found
 
 
 def find_reaper_image(

@@ -11,8 +11,10 @@ the run: a problem is said once and the run goes on.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import queue
 import socket
 import subprocess
 import threading
@@ -24,14 +26,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from nocrud.masking import mask_text
 from nocrud.results import FlowResult, RunResult
-from nocrud.store.core import RunStatus, RunStore, StoreError
 
 if TYPE_CHECKING:
     from nocrud.config import Config
+    from nocrud.store.core import RunStatus, RunStore
 
 __all__ = [
     "Fanout",
     "GitInfo",
+    "InBackground",
     "OnCancel",
     "Recorder",
     "Recording",
@@ -79,6 +82,8 @@ def status_for(exit_code: int, *, cancelled: bool = False) -> RunStatus:
     ``cancelled``: someone asked it to stop. A run that passed or failed all the same
     (it ended before it heard) keeps its own verdict.
     """
+    from nocrud.store.core import RunStatus
+
     if cancelled and exit_code not in (0, 1):
         return RunStatus.CANCELLED
     return {0: RunStatus.PASSED, 1: RunStatus.FAILED, 130: RunStatus.INTERRUPTED}.get(
@@ -184,6 +189,8 @@ class StoreRecorder(_Guarded):
         self.token = ""
 
     def run_started(self, start: RunStart) -> None:
+        from nocrud.store.core import RunStatus
+
         try:
             self.run_id, self.token = self._store.create_run(
                 project=start.project,
@@ -524,6 +531,77 @@ class Fanout:
             r.close()
 
 
+class InBackground:
+    """A recorder made, fed and closed on a thread of its own, so nobody waits for the store.
+
+    ``make`` builds the real recorder (opening the store imports SQLAlchemy and may
+    migrate it: a tenth of a second or more) on that thread, while the run gets ready;
+    every event is then handed to it in the order it came, and worker threads only
+    queue theirs. :meth:`close` waits until everything queued is written, so the run's
+    record is complete when ``nocrud up`` exits. A recorder that cannot be made (None)
+    drops the events; the recorders say their own problems once.
+
+    Args:
+        make: Builds the recorder (e.g. :func:`recorder_for`), or returns None.
+        complete: Fills in the run's start on that thread before it is recorded (e.g.
+            its git commit and branch, two ``git`` processes).
+    """
+
+    def __init__(
+        self,
+        make: Callable[[], Recorder | None],
+        complete: Callable[[RunStart], RunStart] | None = None,
+    ) -> None:
+        self._complete = complete
+        self._jobs: queue.SimpleQueue[Callable[[Recorder], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(
+            target=self._serve, args=(make,), name="nocrud-record", daemon=True
+        )
+        self._thread.start()
+
+    def _serve(self, make: Callable[[], Recorder | None]) -> None:
+        try:
+            recorder = make()
+        except Exception:  # noqa: BLE001 - recording must not fail the run
+            recorder = None
+        while (job := self._jobs.get()) is not None:
+            if recorder is not None:
+                # Each recorder says its own failures; none may stop the others' events.
+                with contextlib.suppress(Exception):
+                    job(recorder)
+        if recorder is not None:
+            recorder.close()
+
+    def run_started(self, start: RunStart) -> None:
+        complete = self._complete
+        self._jobs.put(lambda r: r.run_started(complete(start) if complete else start))
+
+    def flow_started(self, name: str, worker: int) -> None:
+        self._jobs.put(lambda r: r.flow_started(name, worker))
+
+    def flow_finished(self, result: FlowResult) -> None:
+        self._jobs.put(lambda r: r.flow_finished(result))
+
+    def log(self, lines: Sequence[str]) -> None:
+        lines = list(lines)
+        self._jobs.put(lambda r: r.log(lines))
+
+    def run_finished(
+        self,
+        result: RunResult | None,
+        exit_code: int,
+        message: str = "",
+        *,
+        cancelled: bool = False,
+    ) -> None:
+        self._jobs.put(lambda r: r.run_finished(result, exit_code, message, cancelled=cancelled))
+
+    def close(self) -> None:
+        """Write what is queued, close the recorder, end the thread. Call once."""
+        self._jobs.put(None)
+        self._thread.join()
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     """Where the history lives and how much of it is kept (nocrud.yaml's ``store`` section)."""
@@ -565,6 +643,8 @@ def recorder_for(
     started_by_console = bool(env.get("NOCRUD_REPORT_RUN", ""))
     listen = None if started_by_console else on_cancel
     if settings is not None:
+        from nocrud.store.core import RunStore, StoreError
+
         try:
             store = RunStore(settings.url)
         except StoreError as exc:

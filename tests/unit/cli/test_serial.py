@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from click.testing import CliRunner
 
 from nocrud.cli import main
@@ -20,3 +23,20 @@ def test_serial_is_listed_as_one_flow_at_a_time() -> None:
     assert result.exit_code == 0
     assert "--serial" in result.output
     assert "the same as -j 1" in " ".join(result.output.split())
+
+
+def test_up_starts_no_reaper_for_input_it_refuses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The reaper starts early, but only once the command line and nocrud.yaml are accepted."""
+    from nocrud.docker import reaper
+
+    monkeypatch.setattr(reaper, "start_early", lambda: pytest.fail("a reaper was started"))
+    (tmp_path / "nocrud.yaml").write_text("project: demo\nrun:\n  paralel: 4\n")
+    for args in (
+        ["up", "--serial", "-j", "3"],
+        ["-c", str(tmp_path / "nocrud.yaml"), "up"],
+        ["up", "--shard", "5/4"],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)

@@ -556,3 +556,208 @@ def test_a_pull_that_answers_ok_but_brings_no_image_is_no_image(
     client: Any = _PodmanLikeDocker()
     assert runner_reaper._choose_with_docker(client, said.append) is None
     assert said == []
+
+
+# --------------------------------------------------------------------------- the early start
+
+
+class _FakeEngine:
+    def __init__(self) -> None:
+        self.client: Any = _UntouchableDocker()
+        self.connection: Any = None
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def early(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A reaper module with no reaper yet, Docker faked, and exit handlers collected."""
+    import nocrud.docker.engine
+
+    monkeypatch.setattr(runner_reaper, "_started", None)
+    monkeypatch.setattr(runner_reaper, "_early", None)
+    monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
+    seen: dict[str, Any] = {"at_exit": [], "pulls": [], "starts": [], "handed_over": []}
+    engine = _FakeEngine()
+    seen["engine"] = engine
+    monkeypatch.setattr(nocrud.docker.engine, "open_engine", lambda: engine)
+    monkeypatch.setattr(
+        runner_reaper.atexit, "register", lambda *call: seen["at_exit"].append(call)
+    )
+
+    def choose(_client: Any, _say: Any, *, pull: bool = True) -> str:
+        seen["pulls"].append(pull)
+        return "nocrud/reaper:1"
+
+    monkeypatch.setattr(runner_reaper, "_choose_with_docker", choose)
+    monkeypatch.setattr(runner_reaper, "_hand_over", seen["handed_over"].append)
+    return seen
+
+
+def test_start_reaper_returns_only_once_the_early_start_has_its_ack(
+    monkeypatch: pytest.MonkeyPatch, early: dict[str, Any]
+) -> None:
+    """The guarantee: nothing the run makes can exist before the reaper watches."""
+    acked = threading.Event()
+
+    def slow_start(_client: Any, image: str, *_args: Any) -> Any:
+        early["starts"].append(image)
+        assert acked.wait(10)
+        return runner_reaper._Started(description=f"reaper {image}")
+
+    monkeypatch.setattr(runner_reaper, "_start", slow_start)
+    runner_reaper.start_early()  # returns at once: its thread waits for the ACK
+    returned: list[str | None] = []
+    said: list[str] = []
+    waiter = threading.Thread(
+        target=lambda: returned.append(
+            runner_reaper.start_reaper(_UntouchableDocker(), say=said.append)  # type: ignore[arg-type]
+        )
+    )
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive(), "start_reaper returned before the reaper acknowledged"
+    acked.set()
+    waiter.join(10)
+    assert returned == ["reaper nocrud/reaper:1"]
+    assert early["starts"] == ["nocrud/reaper:1"], "one reaper, started once"
+    assert early["pulls"] == [False], "the early start never pulls: start_reaper would say so"
+    assert said == []
+    # Handed over at exit, by start_reaper's handler and by the early start's own.
+    assert [call[0].__name__ for call in early["at_exit"]] == ["_early_at_exit", "append"]
+
+
+def test_an_early_start_without_an_image_leaves_the_search_and_the_build_to_start_reaper(
+    monkeypatch: pytest.MonkeyPatch, early: dict[str, Any]
+) -> None:
+    def choose(_client: Any, _say: Any, *, pull: bool = True) -> str | None:
+        early["pulls"].append(pull)
+        return None
+
+    monkeypatch.setattr(runner_reaper, "_choose_with_docker", choose)
+
+    def fake_start(_client: Any, image: str, *_args: Any) -> Any:
+        early["starts"].append(image)
+        return runner_reaper._Started(description=f"reaper {image}")
+
+    monkeypatch.setattr(runner_reaper, "_start", fake_start)
+    runner_reaper.start_early()
+    built: list[str] = []
+    described = runner_reaper.start_reaper(
+        _UntouchableDocker(),  # type: ignore[arg-type]
+        say=pytest.fail,
+        build=built.append,
+    )
+    assert described == f"reaper {runner_reaper.REAPER_IMAGE}"
+    assert early["pulls"] == [False, True]
+    assert built == [runner_reaper.REAPER_IMAGE]
+    assert early["engine"].closed, "the early start's own client is closed when it gives up"
+
+
+def test_an_early_start_that_fails_is_said_once_and_not_tried_again(
+    monkeypatch: pytest.MonkeyPatch, early: dict[str, Any]
+) -> None:
+    def broken(_client: Any, image: str, *_args: Any) -> Any:
+        early["starts"].append(image)
+        raise runner_reaper.ReaperError("no ACK from 127.0.0.1:1 within 45s")
+
+    monkeypatch.setattr(runner_reaper, "_start", broken)
+    runner_reaper.start_early()
+    said: list[str] = []
+    assert runner_reaper.start_reaper(_UntouchableDocker(), say=said.append) is None  # type: ignore[arg-type]
+    assert early["starts"] == ["nocrud/reaper:1"]
+    assert said == [
+        "reaper nocrud/reaper:1 did not start (ReaperError: no ACK from 127.0.0.1:1 within 45s): "
+        f"{runner_reaper.BACKSTOP}"
+    ]
+
+
+def test_a_run_that_turns_out_to_want_no_reaper_hands_the_early_one_over_at_once(
+    monkeypatch: pytest.MonkeyPatch, early: dict[str, Any]
+) -> None:
+    """--keep-failed from the config after all: kept environments must outlive the process."""
+    started = runner_reaper._Started(description="reaper nocrud/reaper:1")
+    monkeypatch.setattr(runner_reaper, "_start", lambda *_args: started)
+    runner_reaper.start_early()
+    assert runner_reaper.start_reaper(_UntouchableDocker(), say=pytest.fail, disabled=True) is None  # type: ignore[arg-type]
+    assert early["handed_over"] == [started]
+    assert runner_reaper._started is None
+
+
+def test_at_exit_an_early_start_nobody_joined_is_cut_short_and_handed_over(
+    monkeypatch: pytest.MonkeyPatch, early: dict[str, Any]
+) -> None:
+    """E.g. `nocrud up` with no flow selected: the reaper started, the workflow never asked."""
+    waiting = threading.Event()
+
+    def waits_for_ack(*args: Any) -> Any:
+        abandon = args[4]
+        waiting.set()
+        assert abandon.wait(10), "exit did not cut the wait for the ACK short"
+        raise runner_reaper.ReaperError("gave up: this process is exiting")
+
+    monkeypatch.setattr(runner_reaper, "_start", waits_for_ack)
+    runner_reaper.start_early()
+    assert waiting.wait(10)
+    ((handler, pending),) = early["at_exit"]
+    handler(pending)
+    assert not pending.thread.is_alive()
+    assert early["handed_over"] == []  # nothing had started; the failed start killed its container
+
+
+# --------------------------------------------------------------------------- the hand-over
+
+
+class _FakeReaperContainer:
+    """A reaper container whose client lists ``left`` as this process's objects."""
+
+    def __init__(self, left: list[dict[str, Any]]) -> None:
+        self.calls: list[str] = []
+        self.client = self
+        self.api = self
+        self._left = left
+
+    def containers(self, **kwargs: Any) -> list[dict[str, Any]]:
+        assert kwargs["filters"]["label"] == "=".join(
+            next(iter(runner_reaper.session_labels().items()))
+        )
+        self.calls.append("list containers")
+        return self._left
+
+    def networks(self, **_kwargs: Any) -> list[dict[str, Any]]:
+        self.calls.append("list networks")
+        return []
+
+    def kill(self, signal: str = "SIGKILL") -> None:
+        self.calls.append(f"kill {signal}")
+
+    def wait(self, **kwargs: Any) -> None:
+        self.calls.append(f"wait {kwargs['condition']}")
+
+
+def test_hand_over_does_not_wait_for_a_reaper_with_nothing_left_to_remove() -> None:
+    """Docker removes its container (auto_remove) once the signal has ended it."""
+    reaper_itself = {"Id": "r", "Labels": {runner_reaper.LABEL_RYUK: "true"}}
+    container = _FakeReaperContainer([reaper_itself])
+    sock_a, sock_b = socket.socketpair()
+    started = runner_reaper._Started(description="d", sockets=[sock_a], container=container)
+    with sock_b:
+        runner_reaper._hand_over(started)
+        assert sock_b.recv(1) == b"", "the connection is dropped first"
+    assert container.calls == ["list containers", "list networks", "kill SIGTERM"]
+    runner_reaper._hand_over(started)  # once only
+    assert container.calls == ["list containers", "list networks", "kill SIGTERM"]
+
+
+def test_hand_over_waits_while_the_reaper_removes_what_is_left() -> None:
+    container = _FakeReaperContainer([{"Id": "left", "Labels": {}}])
+    started = runner_reaper._Started(description="d", container=container)
+    runner_reaper._hand_over(started)
+    assert container.calls == [
+        "list containers",
+        "list networks",
+        "kill SIGTERM",
+        "wait removed",
+    ]
