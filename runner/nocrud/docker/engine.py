@@ -448,10 +448,18 @@ def _claim_own_container(client: docker.DockerClient) -> None:
     own = chosen or _own_container_id()
     if not own:
         return
-    try:
-        found = str(client.api.inspect_container(own)["Id"])
-    except (docker.errors.DockerException, requests.exceptions.RequestException):
-        return  # another daemon's container (Docker-in-Docker): the host rule applies
+    for attempt in range(3):
+        try:
+            found = str(client.api.inspect_container(own)["Id"])
+            break
+        except docker.errors.NotFound:
+            return  # another daemon's container (Docker-in-Docker): the host rule applies
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            # A daemon slow to answer under load is not another daemon: owning the objects
+            # by the host rule would let no later job judge them, so ask again.
+            if attempt == 2:
+                return
+            time.sleep(0.5)
     # A hostname that merely names some other container is not this one.
     if chosen or found.startswith(own):
         cleanup.claim_container(found)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import docker.errors
@@ -240,3 +241,29 @@ def test_a_refused_or_local_docker_host_is_left_to_the_clients_own_message(
     engine.probe_tcp({"DOCKER_HOST": "tcp://127.0.0.1:2375"})  # no SilentAddressError
     engine.probe_tcp({"DOCKER_HOST": "unix:///var/run/docker.sock"})
     engine.probe_tcp({})
+
+
+def test_a_daemon_slow_to_answer_is_asked_again_before_the_host_rule_applies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under load one inspect may time out: the job still owns its objects as its container."""
+    import requests.exceptions
+
+    from nocrud.docker import engine
+
+    answers: list[object] = [requests.exceptions.ReadTimeout("slow"), {"Id": "c0ffee" * 10}]
+
+    def inspect_container(ref: str) -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    client = SimpleNamespace(api=SimpleNamespace(inspect_container=inspect_container))
+    monkeypatch.setenv("NOCRUD_SELF_CONTAINER", "c0ffee")
+    monkeypatch.setattr(engine.time, "sleep", lambda seconds: None)
+    try:
+        engine._claim_own_container(client)  # type: ignore[arg-type]
+        assert cleanup.owner().startswith(f"{cleanup.CONTAINER_OWNER}{'c0ffee' * 10}:")
+    finally:
+        cleanup.claim_container(None)
