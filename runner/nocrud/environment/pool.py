@@ -6,9 +6,15 @@ tmpfs. Between flows the pair is *reset* in the background: the app container is
 stopped, the flow's database dropped (``WITH (FORCE)``) and cloned again from the
 migrated template (``STRATEGY FILE_COPY``, tens of milliseconds in memory), and the app
 started again. So no database row and no app process state survives from one flow to
-the next. What does survive: files the app wrote into its container's filesystem (the
-container is restarted, not recreated), and the PostgreSQL server's own state outside
-the flow's database (roles and their passwords, settings changed with ``ALTER SYSTEM``).
+the next (the app is renewed as ``run.pool_app_reload`` says: a restart of its container,
+or a signal to a server that forks new workers; :mod:`nocrud.environment.reload`). What
+does survive: files the app wrote into its container's filesystem (the container is
+restarted, not recreated), and the PostgreSQL server's own state outside the flow's
+database (roles and their passwords, settings changed with ``ALTER SYSTEM``).
+
+With ``run.keep_pool`` the pairs outlive the run: :class:`PoolProvisioner` takes over the
+pairs an earlier run kept (:meth:`Pool.adopt`) and leaves its own at the end
+(:meth:`Pool.detach`); :mod:`nocrud.environment.kept` owns their records and keeper.
 
 A pair is rebuilt (removed, and a new one started in the background) instead of reset
 after a flow that did not pass, when one of its containers died, when it was torn down
