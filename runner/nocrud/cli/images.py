@@ -62,18 +62,28 @@ def export_command(ctx: click.Context, file: Path) -> None:
 
 @images.command(name="import", cls=Command)
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def import_command(file: Path) -> None:
+@click.option(
+    "--wait",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    help="Wait up to SECONDS for the Docker daemon to answer (a CI service starting up), "
+    "then fail (exit 3) saying why it did not.",
+)
+def import_command(file: Path, wait: float) -> None:
     """Load the images of FILE (from `nocrud images export`) that this Docker host lacks.
 
     \b
     Examples:
       nocrud images import images.tar
       DOCKER_HOST=tcp://worker-2:2375 nocrud images import images.tar
+      nocrud images import --wait 30 .cache/nocrud-images.tar   # a CI job's cache, first
     """
     from nocrud.docker.engine import connect
     from nocrud.worker.images import import_images
 
-    client = connect(timeout=LOAD_TIMEOUT)  # a daemon writes a GiB of layers slowly
+    # A daemon writes a GiB of layers slowly.
+    client = connect(timeout=LOAD_TIMEOUT, wait=wait)
     try:
         report = import_images(client, file)
     finally:
