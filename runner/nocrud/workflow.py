@@ -214,6 +214,12 @@ def prepared_provisioner(
     prepared.prepared_at = time.monotonic()
     try:
         yield prepared
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM in watch) reached here, not the scheduler: stop what is starting
+        # or resetting now, so close() does not wait for a boot nobody will use.
+        with contextlib.suppress(Exception):
+            provisioner.kill_all()
+        raise
     finally:
         provisioner.close()
         prepared.closed_at = time.monotonic()

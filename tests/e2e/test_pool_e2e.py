@@ -111,7 +111,8 @@ def test_pair_cost_benchmark_prints_every_figure_at_reduced_size(harness: Any) -
         assert found, proc.stdout
         total, wall = float(found[1]), float(found[2])
         assert total > 0 and wall > 0, found[0]
-        assert "dockerd" in found[3], found[0]  # every one of them is daemon work
+        if label != "pool reset, HUP":  # a signal and a clone: the daemon's share may round to 0
+            assert "dockerd" in found[3], found[0]  # every one of them is daemon work
     assert re.search(r"^CPU image-classic / image: \d+\.\d+x", proc.stdout, re.M), proc.stdout
     floor = r"^CPU image-classic / bare pair: \d+\.\d+x \(the most a path that starts a new"
     assert re.search(floor, proc.stdout, re.M), proc.stdout
