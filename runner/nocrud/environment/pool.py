@@ -372,6 +372,9 @@ class Pool(Generic[E]):
             self._finish(slot, None)
             return
         env = self._make()
+        # In the slot before it starts, so kill_all() (an interrupt) reaches a pair that is
+        # booting and close() does not wait for a boot nobody will use.
+        slot.env, slot.uses = env, 0
         try:
             self._start(env)
         except Exception as exc:  # noqa: BLE001 - the slot goes; a flow starts its own and sees why
@@ -379,7 +382,6 @@ class Pool(Generic[E]):
             _quietly(env.teardown)
             self._finish(slot, None)
             return
-        slot.env, slot.uses = env, 0
         self._finish(slot, State.READY)
 
     def _start(self, env: E) -> None:

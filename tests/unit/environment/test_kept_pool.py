@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +28,7 @@ from nocrud.environment.kept import (
     read_pools,
     stop_pools,
 )
-from nocrud.environment.pool import PoolProvisioner
+from nocrud.environment.pool import Pool, PoolProvisioner
 from tests.unit.environment.test_pool import FakeEnv, _counts, _pool
 
 # ---------------------------------------------------------------------- the pool's side
@@ -272,3 +273,37 @@ def test_records_of_a_pool_whose_keeper_expired_are_forgotten_others_kept(
     lock.close()
     assert expire(FakeClient({"live": ["keeper-live"]}), tmp_path) == 1
     assert "gone" not in read_pools(tmp_path)
+
+
+def test_kill_all_reaches_a_pair_being_rebuilt_so_an_interrupt_waits_for_no_boot() -> None:
+    """A rebuild's new pair is in its slot while it boots: Ctrl-C kills it, close() is quick."""
+    booting = threading.Event()
+    started: list[FakeEnv] = []
+
+    class SlowEnv(FakeEnv):
+        def __init__(self) -> None:
+            super().__init__()
+            self.killed = threading.Event()
+
+        def start(self) -> None:
+            self.events.append("start")
+            started.append(self)
+            if len(started) > 1:  # the rebuild's pair boots until killed
+                booting.set()
+                if not self.killed.wait(10):
+                    raise AssertionError("the booting pair was never killed")
+                raise ProvisionError("killed while starting")
+
+        def kill(self) -> None:
+            super().kill()
+            self.killed.set()
+
+    pool = Pool(SlowEnv, capacity=1)  # background work on threads, as in a run
+    slot = pool.acquire()
+    slot.env.spoiled = True
+    pool.release(slot)  # rebuilt in the background
+    assert booting.wait(10)
+    assert pool.kill_all() == 1
+    started = time.monotonic()
+    pool.close(timeout=30)
+    assert time.monotonic() - started < 5, "close() waited for the boot"
