@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nocrud.cli._checks import Check, CheckStatus, Host
 from nocrud.cli.doctor_images import BASE_IMAGE, DEFAULT_DB_IMAGE
+
+if TYPE_CHECKING:
+    from nocrud.config import Config
 
 __all__ = ["config_check", "flows_check", "strategy_check"]
 
@@ -56,23 +60,31 @@ def config_check(host: Host, config_path: Path | None) -> tuple[Check, list[tupl
     )
 
 
-def flows_check(host: Host, config_path: Path | None) -> list[Check]:
-    """The flows package imports as ``up`` imports it (a broken one is ``up``'s exit 2).
-
-    Empty when there is no valid config (the config check says why).
-    """
+def _valid_config(host: Host, config_path: Path | None) -> Config | None:
+    """The config ``up`` would load here, or None when there is none or it is invalid."""
     from nocrud.config import ConfigError, find_config, load_config
-    from nocrud.flows import FlowDiscoveryError, discover
 
     given = config_path or (
         Path(host.env["NOCRUD_CONFIG"]) if host.env.get("NOCRUD_CONFIG", "").strip() else None
     )
     path = given if given is not None else find_config(host.cwd)
     if path is None:
-        return []
+        return None
     try:
-        config = load_config(path, env=host.env)
+        return load_config(path, env=host.env)
     except ConfigError:
+        return None
+
+
+def flows_check(host: Host, config_path: Path | None) -> list[Check]:
+    """The flows package imports as ``up`` imports it (a broken one is ``up``'s exit 2).
+
+    Empty when there is no valid config (the config check says why).
+    """
+    from nocrud.flows import FlowDiscoveryError, discover
+
+    config = _valid_config(host, config_path)
+    if config is None:
         return []
     before = set(sys.modules)
     try:
@@ -103,17 +115,8 @@ def strategy_check(host: Host, config_path: Path | None) -> list[Check]:
 
     Empty when there is no valid config (the config check says why).
     """
-    from nocrud.config import ConfigError, find_config, load_config
-
-    given = config_path or (
-        Path(host.env["NOCRUD_CONFIG"]) if host.env.get("NOCRUD_CONFIG", "").strip() else None
-    )
-    path = given if given is not None else find_config(host.cwd)
-    if path is None:
-        return []
-    try:
-        config = load_config(path, env=host.env)
-    except ConfigError:
+    config = _valid_config(host, config_path)
+    if config is None:
         return []
     strategy = config.run.strategy
     name = f"strategy {strategy}"
