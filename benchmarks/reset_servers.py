@@ -110,7 +110,7 @@ SERVERS = (
         "uvicorn alone",
         "servers",
         (*UVICORN, "tiny.asgi:application"),
-        "restart",
+        "HUP",
     ),
     Server(
         "Django runserver",
@@ -127,7 +127,7 @@ SERVERS = (
     Server("compiled binary (binapp)", "binapp", None, "restart"),
     Server("example_app (gunicorn, conf)", "example", None, "HUP"),
     Server("examples/django (gunicorn)", "django", None, "HUP"),
-    Server("fastapi_items (uvicorn)", "fastapi_items", None, "restart"),
+    Server("fastapi_items (uvicorn)", "fastapi_items", None, "HUP"),
 )
 SOURCES = {
     "servers": STRANGERS / "servers",

@@ -95,10 +95,10 @@ def test_auto_picks_the_expected_reset_and_it_renews_the_app(
 def test_the_pool_says_once_how_it_resets_and_that_warm_pairs_hide_a_full_boot(
     built: tuple[Engine, Projects],
 ) -> None:
-    """uvicorn alone: restart is a full boot; the run's output says so once, not per flow."""
+    """Django's runserver: restart is a full boot; the run's output says so once, not per flow."""
     engine, projects = built
     config, images = projects["servers"]
-    server = _server("uvicorn alone")
+    server = _server("Django runserver")
     config = config.model_copy(
         update={"app": config.app.model_copy(update={"command": server.command})}
     )
@@ -119,7 +119,7 @@ def test_the_pool_says_once_how_it_resets_and_that_warm_pairs_hide_a_full_boot(
     lines = [line for line in said if line.startswith("pool: the app is")]
     assert len(lines) == 1, said
     assert lines[0].startswith(
-        "pool: the app is uvicorn, one process serving requests: each reset renews it by a "
+        "pool: the app is Django's runserver with its autoreloader: each reset renews it by a "
         "restart of the app's container"
     )
     assert "--warm N (run.warm) overlaps those boots" in lines[0]

@@ -212,6 +212,11 @@ class Container(_Resource):
             )
         return self
 
+    def copy_in(self, path: str, archive: bytes) -> None:
+        """Unpack a tar ``archive`` at ``path`` in the created container (before its start)."""
+        with self.gate():
+            self.obj.put_archive(path, archive)
+
     def start(self) -> Self:
         """Create (unless created) and start."""
         if self.obj is None:

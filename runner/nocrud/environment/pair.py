@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Self
+from typing import Any, Self
 
 import psycopg2
 
 from nocrud.docker import cleanup
 from nocrud.docker.postgres import PORT, DatabaseAddress, new_password, replace_passwords
 from nocrud.docker.resources import Container, DaemonGate, Network, ProcessListError
-from nocrud.environment import MisconfigurationError, ProvisionError, Run, describe_kept
+from nocrud.environment import MisconfigurationError, ProvisionError, Run, describe_kept, preload
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.lifecycle import APP_LOG_LINES, EnvironmentLifecycle
 from nocrud.environment.memory import in_memory_options, keep_as_template, reset_database
+from nocrud.environment.preload import Launch
 from nocrud.environment.readiness import poll, wait_for_app
 from nocrud.environment.reload import (
     AUTO,
@@ -116,6 +117,13 @@ class Pair(EnvironmentLifecycle):
         self._superuser_password = new_password()
         env = config.render_app_env(LOCALHOST, PORT, password=self._password)
         command = list(config.app.command) if config.app.command is not None else None
+        #: A lone uvicorn started under nocrud's preloading launcher (resets fork, not boot).
+        self.preload: Launch | None = None
+        launch: dict[str, Any] = {"command": command}
+        if resettable and config.run.pool_app_reload == AUTO:
+            self.preload = preload.for_image(client, run.images.app, command)
+            if self.preload is not None:
+                launch = {"entrypoint": self.preload.entrypoint, "command": self.preload.command}
         self._app = Container(
             client,
             run.images.app,
@@ -123,8 +131,8 @@ class Pair(EnvironmentLifecycle):
             name=f"{name}-app",
             labels={**labels, cleanup.LABEL_ROLE: "app"},
             environment=env,
-            command=command,
             gate=gate,
+            **launch,
         )
         self.spoiled = False
         #: A reset pair's log lines before this Unix time belong to earlier flows.
@@ -152,6 +160,8 @@ class Pair(EnvironmentLifecycle):
         # connects once at start and exits on failure (most Rust and Go services) must
         # never meet the image's password, nor a server that is not listening yet.
         self._app.create()
+        if self.preload is not None:
+            self._app.copy_in("/", preload.archive())
         self._wait_for_database()
         if self.resettable:
             # The template must be copied while nothing is connected to the database.

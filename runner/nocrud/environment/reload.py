@@ -9,6 +9,10 @@ on that signal. From outside a container, the one thing nocrud sees is its proce
 * the container's main process is **gunicorn** with workers (sync, gthread, uvicorn
   workers; with or without ``--preload``): ``HUP`` makes the master fork new workers and
   stop the old ones; the master itself never serves a request;
+* the container's main process is **nocrud's preloading launcher**
+  (:mod:`nocrud.environment.preload`, which a pool pair starts a lone uvicorn under when
+  its command allows): ``HUP`` makes it fork a new server from the app as imported, and
+  kill the one that served; the launcher itself never serves a request;
 * anything else is restarted: one process serving requests (uvicorn alone, Django's
   ``runserver --noreload``, a compiled binary: a restart is a full boot), Django's
   autoreloader (it passes no signal on to the server it runs), a shell that started the
@@ -50,6 +54,8 @@ FORWARDING_INITS = frozenset({"tini", "tini-static", "docker-init", "catatonit"}
 SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})
 #: Servers whose master forks new workers on SIGHUP and never serves a request itself.
 HUP_MASTERS = frozenset({"gunicorn", "gunicorn3"})
+#: The launcher's path in the app's container: the word ``auto`` knows it by (see preload.py).
+PRELOADED = "/nocrud-preload/launch.py"
 #: A reset may take this much longer than twice the pair's measured boot before it is
 #: abandoned (and the pair rebuilt); a busy machine slows a boot down a few times.
 RESET_SLACK = 5.0
@@ -148,6 +154,14 @@ def choose(processes: Sequence[Process]) -> Reload:  # noqa: PLR0911 - a return 
                 "the container, a full boot",
             )
         return _single(served_by, "Django's runserver --noreload")
+    if PRELOADED in served_by.words and children:
+        return Reload(
+            "HUP",
+            served_by.pid,
+            "uvicorn, one process, preloaded by nocrud's launcher",
+            "SIGHUP makes the launcher, which imported the app once and never serves, fork a "
+            "new server from it and kill the old one: no re-import, no restart",
+        )
     if program in HUP_MASTERS and children:
         kind = _worker_class(served_by)
         return Reload(

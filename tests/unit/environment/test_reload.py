@@ -24,6 +24,7 @@ from nocrud.environment.reload import (
 
 SHIM = 1874
 GUNICORN = "/usr/bin/python3 /usr/bin/gunicorn -b 0.0.0.0:8000 -w 2 tiny.wsgi"
+PRELOADED_ARGS = "/usr/bin/python3 /nocrud-preload/launch.py -- uvicorn --port 8000 tiny.asgi:app"
 
 
 def table(*rows: tuple[int, int, str] | Process) -> list[Process]:
@@ -84,6 +85,23 @@ SERVERS: dict[str, tuple[list[Process], str | None, str]] = {
         table((2089, SHIM, "/usr/bin/python3 /usr/bin/uvicorn --port 8000 tiny.asgi:app")),
         None,
         "uvicorn, one process serving requests",
+    ),
+    "uvicorn under nocrud's preloading launcher": (
+        table(
+            (80, SHIM, PRELOADED_ARGS),
+            (81, 80, PRELOADED_ARGS),  # the forked server: the same command line
+        ),
+        "HUP",
+        "uvicorn, one process, preloaded by nocrud's launcher",
+    ),
+    "the launcher behind tini": (
+        table(
+            (90, SHIM, "/sbin/docker-init -- /bin/sh /nocrud-preload/start uvicorn app:app"),
+            (91, 90, PRELOADED_ARGS),
+            (92, 91, PRELOADED_ARGS),
+        ),
+        "HUP",
+        "uvicorn, one process, preloaded by nocrud's launcher",
     ),
     "uvicorn --workers": (
         table(

@@ -1,0 +1,134 @@
+"""Starting a pool pair's lone uvicorn under nocrud's preloading launcher (``auto`` resets).
+
+A single uvicorn process can be renewed only by a restart, which imports the whole app
+again: a full boot per flow. Under ``run.pool_app_reload: auto``, when the app's command
+runs uvicorn alone, a pool pair starts it under :mod:`nocrud.environment.preload_launcher`
+instead: a parent that imports the app once and forks a new server on SIGHUP, so each
+reset costs a fork instead of a boot (gunicorn's ``--preload``, for uvicorn).
+
+This module decides, from the image's entrypoint and command (and ``app.command``),
+whether and how to wrap the command, and makes the archive copied into the created
+container. The wrapping is narrow on purpose: ``uvicorn …``, ``python -m uvicorn …``,
+either behind an init that forwards signals (tini, dumb-init); not a shell, not
+``--reload`` or ``--workers``. Whatever the launcher itself finds it cannot drive, it runs
+unchanged, and ``auto`` then sees plain uvicorn and restarts it.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+import tarfile
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import docker
+
+from nocrud.environment.reload import PRELOADED
+
+__all__ = ["DIRECTORY", "LAUNCHER", "Launch", "archive", "for_image", "plan"]
+
+#: The launcher in the app's container (``auto`` knows the process by this word).
+LAUNCHER = PRELOADED
+DIRECTORY = LAUNCHER.rpartition("/")[0]
+#: Runs a uvicorn console script's own interpreter on the launcher (read from its #! line).
+START = f"{DIRECTORY}/start"
+#: Inits that forward signals to their one child; the launcher goes after them.
+_INITS = frozenset({"tini", "tini-static", "docker-init", "dumb-init", "catatonit"})
+_PYTHON = re.compile(r"python[0-9.]*$")
+#: Options of uvicorn's that run more than one process (the launcher would refuse them).
+_MULTI = ("--reload", "--workers")
+
+_START_SCRIPT = f"""\
+#!/bin/sh
+# nocrud: run uvicorn's console script with its own interpreter on nocrud's preloading
+# launcher ({LAUNCHER}); anything unexpected runs the command unchanged.
+script=$(command -v "$1") || exec "$@"
+IFS= read -r line < "$script" || exec "$@"
+case "$line" in
+    '#!'*python*) interpreter=${{line#??}} ;;
+    *) exec "$@" ;;
+esac
+exec $interpreter {LAUNCHER} -- "$@"
+"""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """The app container's entrypoint and command that start its uvicorn preloaded.
+
+    Attributes:
+        entrypoint: The container's new entrypoint.
+        command: Its new command (the original command line, which the launcher parses).
+        what: The original command line, for people.
+    """
+
+    entrypoint: list[str]
+    command: list[str]
+    what: str
+
+
+def plan(
+    entrypoint: list[str] | None, cmd: list[str] | None, override: list[str] | None
+) -> Launch | None:
+    """How to start this command under the launcher; None when it is not a lone uvicorn.
+
+    Args:
+        entrypoint: The image's ``Entrypoint``.
+        cmd: The image's ``Cmd``.
+        override: ``app.command`` (replaces ``Cmd``, as Docker does), or None.
+    """
+    argv = [*(entrypoint or []), *(override if override is not None else (cmd or []))]
+    init: list[str] = []
+    if argv and argv[0].rpartition("/")[2] in _INITS:
+        init, argv = [argv[0]], argv[1:]
+        while argv and argv[0].startswith("-"):
+            init.append(argv.pop(0))
+            if init[-1] == "--":
+                break
+    if not argv or any(word.split("=", 1)[0] in _MULTI for word in argv):
+        return None
+    program = argv[0].rpartition("/")[2]
+    what = " ".join(argv)
+    if program == "uvicorn":
+        return Launch([*init, "/bin/sh", START], argv, what)
+    if _PYTHON.match(program) and argv[1:3] == ["-m", "uvicorn"]:
+        return Launch([*init, argv[0], LAUNCHER, "--"], argv, what)
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _image_config(client: Any, image: str) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    try:
+        config = client.images.get(image).attrs.get("Config") or {}
+    except docker.errors.DockerException:
+        return None, None
+    entrypoint, cmd = config.get("Entrypoint"), config.get("Cmd")
+    return (
+        tuple(entrypoint) if entrypoint else None,
+        tuple(cmd) if cmd else None,
+    )
+
+
+def for_image(client: Any, image: str, override: list[str] | None) -> Launch | None:
+    """:func:`plan` for a local image (its config read once per process)."""
+    entrypoint, cmd = _image_config(client, image)
+    return plan(list(entrypoint) if entrypoint else None, list(cmd) if cmd else None, override)
+
+
+@functools.cache
+def archive() -> bytes:
+    """The tar archive that puts the launcher and its start script in ``/nocrud-preload``."""
+    launcher = resources.files("nocrud.environment").joinpath("preload_launcher.py").read_bytes()
+    out = io.BytesIO()
+    with tarfile.open(mode="w", fileobj=out) as tar:
+        folder = tarfile.TarInfo(DIRECTORY.lstrip("/"))
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        for path, data in ((LAUNCHER, launcher), (START, _START_SCRIPT.encode())):
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()

@@ -1,0 +1,146 @@
+"""The preloading launcher, run for real on this machine's uvicorn (no Docker).
+
+It is what a pool pair's lone uvicorn runs under in its container: these tests run it the
+same way, as a process with a tiny ASGI app on a port of 127.0.0.1, and check what a
+reset relies on: SIGHUP gives a new server process whose state no request touched, and
+the launcher stops, exits and steps aside as uvicorn itself would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from nocrud.environment import preload_launcher
+
+pytest.importorskip("uvicorn")
+
+APP = """
+import os
+
+served = []
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    served.append(scope["path"])
+    body = f"{os.getpid()} {len(served)}".encode()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Launched:
+    def __init__(self, tmp_path: Path, *extra: str) -> None:
+        (tmp_path / "tinyapp.py").write_text(APP)
+        self.port = _free_port()
+        command = [sys.executable, "-m", "uvicorn", "tinyapp:app", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--log-level", "warning", *extra]
+        self.process = subprocess.Popen(
+            [sys.executable, preload_launcher.__file__, "--", *command],
+            cwd=tmp_path,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def get(self, timeout: float = 20) -> tuple[int, int]:
+        """(pid of the server that answered, requests that server has served)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, count = requests.get(f"http://127.0.0.1:{self.port}/", timeout=2).text.split()
+                return int(pid), int(count)
+            except requests.ConnectionError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.02)
+
+    def stop(self) -> str:
+        """Stop it (and, with uvicorn's workers, its process group); what it said on stderr."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.communicate(timeout=10)[1]
+
+
+@pytest.fixture
+def launched(tmp_path: Path) -> Iterator[Launched]:
+    launched = Launched(tmp_path)
+    try:
+        yield launched
+    finally:
+        launched.stop()
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_hup_gives_a_new_server_forked_from_the_app_as_imported(launched: Launched) -> None:
+    first, _ = launched.get()
+    assert launched.get() == (first, 2)
+    assert _parent(first) == launched.process.pid  # the launcher itself never serves
+
+    launched.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    pid, served = launched.get()
+    while pid == first and time.monotonic() < deadline:
+        time.sleep(0.02)
+        pid, served = launched.get()
+
+    assert pid != first
+    assert served == 1  # the new process starts from state no request touched
+    assert _parent(pid) == launched.process.pid
+    assert not Path(f"/proc/{first}").exists() or _parent(first) != launched.process.pid
+
+
+def test_sigterm_stops_the_server_and_the_launcher_with_it(launched: Launched) -> None:
+    server, _ = launched.get()
+    launched.process.send_signal(signal.SIGTERM)
+    code = launched.process.wait(15)
+    assert code in (0, 128 + signal.SIGTERM, -signal.SIGTERM)
+    assert not Path(f"/proc/{server}").exists() or _parent(server) != launched.process.pid
+
+
+def test_a_server_that_dies_takes_the_launcher_with_it(launched: Launched) -> None:
+    """As uvicorn's own exit stops its container, so does the launcher's child's."""
+    server, _ = launched.get()
+    os.kill(server, signal.SIGKILL)
+    assert launched.process.wait(15) == 128 + signal.SIGKILL
+
+
+def test_workers_are_left_to_uvicorn_itself(tmp_path: Path) -> None:
+    launched = Launched(tmp_path, "--workers", "2")
+    try:
+        launched.get()
+        cmdline = Path(f"/proc/{launched.process.pid}/cmdline").read_bytes().split(b"\0")
+        assert preload_launcher.__file__.encode() not in cmdline  # exec'd: uvicorn as it was
+        assert b"uvicorn" in cmdline
+    finally:
+        said = launched.stop()
+    assert "nocrud-preload: not preloading: uvicorn runs 2 worker processes" in said
