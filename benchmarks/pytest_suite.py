@@ -142,7 +142,7 @@ def kept_config(app: Path) -> Path:
 
     config = yaml.safe_load((app / "nocrud.yaml").read_text())
     config.setdefault("run", {}).update(
-        {"strategy": "pool", "keep_pool": "5m", "warm": 1, "keep_pool_max": 8}
+        {"strategy": "pool", "keep_pool": "5m", "warm": 0, "keep_pool_max": 8}
     )
     path = app / "nocrud-kept.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -376,6 +376,16 @@ class Pair(EnvironmentLifecycle):
         Raises:
             ProcessListError: The Docker host has no ``ps``.
         """
+        config = self.run.config
+        command = list(config.app.command) if config.app.command is not None else None
+        if preload.for_image(self.run.engine.client, self.run.images.app, command) is not None:
+            # Under auto it would run under the launcher, which this pair does not.
+            return Reload(
+                "HUP",
+                None,
+                "uvicorn, one process (auto starts it under nocrud's preloading launcher)",
+                "the launcher forks a new server from the imported app on SIGHUP",
+            )
         return choose([Process(*row) for row in self._app.commands()])
 
     def reload_line(self, *, warm: int) -> str:

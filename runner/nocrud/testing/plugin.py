@@ -42,6 +42,7 @@ __all__ = [
     "nocrud_db",
     "nocrud_env",
     "pytest_addoption",
+    "pytest_collection_finish",
     "pytest_configure",
     "pytest_runtest_makereport",
 ]
@@ -104,6 +105,25 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
     if not hasattr(config, "workerinput"):  # an xdist worker's reports go to its controller
         config.pluginmanager.register(_RunRecorder(config), "nocrud-run-recorder")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Tests that will ask for an environment are collected: start the reaper meanwhile.
+
+    The reaper's container starts on a thread of its own while pytest (and pytest-xdist,
+    which waits for every worker's collection) gets to the first test, whose set-up then
+    finds it started. Nothing happens for ``--collect-only``, for a session that uses none
+    of the fixtures, or under ``--nocrud-keep-failed`` (no reaper: kept environments must
+    outlive the process).
+    """
+    config = session.config
+    if config.option.collectonly or config.getoption("--nocrud-keep-failed"):
+        return
+    if not any("_nocrud_session" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    from nocrud.docker.reaper import start_early
+
+    start_early()
 
 
 def _settings(config: pytest.Config) -> Settings:

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ class PytestRecording:
         from nocrud import __version__
         from nocrud.docker.cleanup import new_run_id
         from nocrud.errors import NocrudError
-        from nocrud.store import RunStart, git_info, recorder_for, store_settings
+        from nocrud.store import InBackground, RunStart, git_info, recorder_for, store_settings
         from nocrud.testing.session import load
 
         self._started = True
@@ -158,14 +158,17 @@ class PytestRecording:
             self._say(f"warning: this run is not recorded: {exc}")
             return
         self._project = config.project
-        self._recorder = recorder_for(
-            store_settings(config) if self._record else None,
-            report_to=self._report_to,
-            say=self._say,
-            env=os.environ,
-        )
-        if self._recorder is None:
+        if not self._record and not self._report_to:
             return
+        settings = store_settings(config) if self._record else None
+        # Opened, fed and closed on a thread of its own, as `nocrud up` records: pytest (or
+        # xdist's controller, which hands the workers their tests) never waits for the store.
+        self._recorder = InBackground(
+            lambda: recorder_for(
+                settings, report_to=self._report_to, say=self._say, env=os.environ
+            ),
+            lambda start: replace(start, git=git_info(config.root)),
+        )
         self._recorder.run_started(
             RunStart(
                 project=config.project,
@@ -175,7 +178,6 @@ class PytestRecording:
                 nocrud_run_id=self._run_id,
                 nocrud_version=__version__,
                 selection=self._selection,
-                git=git_info(config.root),
             )
         )
 
