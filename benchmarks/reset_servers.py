@@ -15,7 +15,8 @@ request to the app, as a flow would leave it:
 
 Servers: one tiny Django app (``tests/e2e/strangers/servers``) under gunicorn sync and
 gthread, each with and without ``--preload``, gunicorn with uvicorn workers, uvicorn
-alone, Django's runserver (with its autoreloader) and gunicorn started by a shell
+alone and with ``--workers 2`` (both under nocrud's preloading launcher), Django's
+runserver (with its autoreloader) and gunicorn started by a shell
 wrapper (``sh -c``); the compiled C server of ``tests/e2e/strangers/binapp`` (built by
 the host's gcc, which needs libpq-dev); and the real apps: the bundled example (gunicorn
 ``--preload`` from a config file), the Django example and ``fastapi_items`` (uvicorn
@@ -110,6 +111,12 @@ SERVERS = (
         "uvicorn alone",
         "servers",
         (*UVICORN, "tiny.asgi:application"),
+        "HUP",
+    ),
+    Server(
+        "uvicorn --workers 2",
+        "servers",
+        (*UVICORN, "--workers", "2", "tiny.asgi:application"),
         "HUP",
     ),
     Server(

@@ -117,7 +117,7 @@ class Pair(EnvironmentLifecycle):
         self._superuser_password = new_password()
         env = config.render_app_env(LOCALHOST, PORT, password=self._password)
         command = list(config.app.command) if config.app.command is not None else None
-        #: A lone uvicorn started under nocrud's preloading launcher (resets fork, not boot).
+        #: uvicorn started under nocrud's preloading launcher (resets fork, not boot).
         self.preload: Launch | None = None
         launch: dict[str, Any] = {"command": command}
         if resettable and config.run.pool_app_reload == AUTO:
@@ -383,7 +383,7 @@ class Pair(EnvironmentLifecycle):
             return Reload(
                 "HUP",
                 None,
-                "uvicorn, one process (auto starts it under nocrud's preloading launcher)",
+                "uvicorn (auto starts it under nocrud's preloading launcher)",
                 "the launcher forks a new server from the imported app on SIGHUP",
             )
         return choose([Process(*row) for row in self._app.commands()])

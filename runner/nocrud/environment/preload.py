@@ -1,17 +1,19 @@
-"""Starting a pool pair's lone uvicorn under nocrud's preloading launcher (``auto`` resets).
+"""Starting a pool pair's uvicorn under nocrud's preloading launcher (``auto`` resets).
 
-A single uvicorn process can be renewed only by a restart, which imports the whole app
-again: a full boot per flow. Under ``run.pool_app_reload: auto``, when the app's command
-runs uvicorn alone, a pool pair starts it under :mod:`nocrud.environment.preload_launcher`
+uvicorn (alone, with ``--workers``, or run by ``fastapi run``) can be renewed only by a
+restart, which imports the whole app again: a full boot per flow. Under
+``run.pool_app_reload: auto``, when the app's command runs uvicorn, a pool pair starts it
+under :mod:`nocrud.environment.preload_launcher`
 instead: a parent that imports the app once and forks a new server on SIGHUP, so each
 reset costs a fork instead of a boot (gunicorn's ``--preload``, for uvicorn).
 
 This module decides, from the image's entrypoint and command (and ``app.command``),
 whether and how to wrap the command, and makes the archive copied into the created
 container. The wrapping is narrow on purpose: ``uvicorn …``, ``python -m uvicorn …``,
-either behind an init that forwards signals (tini, dumb-init); not a shell, not
-``--reload`` or ``--workers``. Whatever the launcher itself finds it cannot drive, it runs
-unchanged, and ``auto`` then sees plain uvicorn and restarts it.
+``fastapi run …`` (with or without ``--workers``), behind an init that forwards signals
+(tini, dumb-init) too; not a shell, not ``--reload``, not ``fastapi dev``. Whatever the
+launcher itself finds it cannot drive, it runs unchanged, and ``auto`` then sees plain
+uvicorn and restarts it.
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ START = f"{DIRECTORY}/start"
 #: Inits that forward signals to their one child; the launcher goes after them.
 _INITS = frozenset({"tini", "tini-static", "docker-init", "dumb-init", "catatonit"})
 _PYTHON = re.compile(r"python[0-9.]*$")
-#: Options of uvicorn's that run more than one process (the launcher would refuse them).
-_MULTI = ("--reload", "--workers")
+#: The servers the launcher drives: uvicorn, and FastAPI's CLI (``fastapi run``), which runs it.
+_SERVERS = frozenset({"uvicorn", "fastapi"})
+#: Restarts the server on file changes itself (the launcher would refuse it).
+_MULTI = ("--reload",)
 
 _START_SCRIPT = f"""\
 #!/bin/sh
@@ -92,11 +96,18 @@ def plan(
         return None
     program = argv[0].rpartition("/")[2]
     what = " ".join(argv)
-    if program == "uvicorn":
+    if program in _SERVERS and _runs(program, argv[1:]):
         return Launch([*init, "/bin/sh", START], argv, what)
-    if _PYTHON.match(program) and argv[1:3] == ["-m", "uvicorn"]:
+    if _PYTHON.match(program) and argv[1:2] == ["-m"] and argv[2:3] and _runs(argv[2], argv[3:]):
         return Launch([*init, argv[0], LAUNCHER, "--"], argv, what)
     return None
+
+
+def _runs(server: str, args: list[str]) -> bool:
+    """Whether ``server args`` serves the app from one process tree the launcher can drive."""
+    if server == "fastapi":
+        return args[:1] == ["run"]  # `fastapi dev` reloads on changes
+    return server == "uvicorn"
 
 
 @functools.lru_cache(maxsize=16)

@@ -1,34 +1,37 @@
-"""nocrud's preloading launcher for a single uvicorn process, run inside the app's container.
+"""nocrud's preloading launcher for uvicorn, run inside the app's container.
 
 A pool pair's app must be renewed between flows: no process that served the last flow
 may serve the next. gunicorn does that cheaply (its master, which never serves, forks
-new workers on SIGHUP); a lone ``uvicorn`` can only be restarted, and a restart imports
-the whole app again: a full boot for every flow. This launcher gives uvicorn what
-gunicorn's ``--preload`` gives its workers:
+new workers on SIGHUP); ``uvicorn`` (or ``fastapi run``, which runs uvicorn) can only be
+restarted, and a restart imports the whole app again: a full boot for every flow. This
+launcher gives uvicorn what gunicorn's ``--preload`` gives its workers:
 
-* the parent parses the same uvicorn command line (uvicorn's own CLI does it), imports
-  the app once and binds the listening socket, then never serves a request;
-* it forks a child that runs uvicorn's server on that socket (the app's lifespan
-  start-up runs in the child, as at any boot);
-* on SIGHUP it kills that child (SIGKILL, as a container restart would) and forks a new
-  one from its own memory, which no request ever touched: the new server starts with the
+* the parent has uvicorn's own command line (or FastAPI's) parse the same arguments,
+  imports the app once and binds the listening socket, then never serves a request;
+* it forks the servers (one, or uvicorn's ``--workers``) that run uvicorn's server on
+  that socket (the app's lifespan start-up runs in each, as at any boot);
+* on SIGHUP it kills them (SIGKILL, as a container restart would) and forks new ones
+  from its own memory, which no request ever touched: the new servers start with the
   app exactly as imported, in tens of milliseconds instead of a boot;
-* SIGTERM and SIGINT go to the child, and the parent exits with it; if the child dies by
-  itself, the parent exits with its status, so the container stops as uvicorn's would.
+* SIGTERM and SIGINT go to the servers, and the parent exits with them; if a server dies
+  by itself, the parent stops the others and exits with its status, so the container
+  stops as uvicorn's would.
 
 What it cannot renew is what the import itself did (a module that opens a connection
 or starts a thread at import): the same limit as gunicorn's ``--preload``.
 
 The launcher is copied into the container (``/nocrud-preload/``) by nocrud, and run with
 the interpreter that runs uvicorn: ``launch.py -- <the original command>``. Whatever it
-does not understand (``--reload``, ``--workers``, ``--uds``, ``--fd``, a uvicorn it cannot
-drive) it does not touch: it says so on stderr and execs the original command unchanged,
+does not understand (``--reload``, ``--uds``, ``--fd``, a uvicorn it cannot drive) it does
+not touch: it says so on stderr and execs the original command unchanged,
 so the app runs as before and nocrud restarts it. It imports nothing from nocrud, and
 runs on the Python of the app's image (3.7 or later).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import signal
 import sys
@@ -52,43 +55,58 @@ def say(line: str) -> None:
     sys.stderr.flush()
 
 
-def uvicorn_args(command: list[str]) -> list[str] | None:
-    """The arguments after ``uvicorn`` (``uvicorn ...``, ``python -m uvicorn ...``), or None."""
-    for i, word in enumerate(command):
-        if word.rpartition("/")[2] == "uvicorn" and (i == 0 or command[i - 1] != "-m"):
-            return list(command[i + 1 :])
-        if word == "uvicorn" and i > 0 and command[i - 1] == "-m":
-            return list(command[i + 1 :])
+def server_args(command: list[str]) -> tuple[str, list[str]] | None:
+    """``("uvicorn", args)`` or ``("fastapi", args)`` from the command line, or None.
+
+    ``uvicorn ...``, ``python -m uvicorn ...``, and FastAPI's CLI ``fastapi run ...``
+    (``fastapi dev`` reloads on changes: not for the launcher).
+    """
+    first = command[0].rpartition("/")[2]
+    if first.startswith(("python", "pypy")):
+        if "-m" not in command[:-1]:
+            return None
+        at = command.index("-m") + 1
+        name, args = command[at], list(command[at + 1 :])
+    else:
+        name, args = first, list(command[1:])
+    if name == "uvicorn" or (name == "fastapi" and args[:1] == ["run"]):
+        return name, args
     return None
 
 
 def why_not(config: Any) -> str | None:
     """Why uvicorn's parsed config is not for the launcher, or None when it is."""
     if config.should_reload:
-        return "uvicorn --reload runs its own processes"
-    if config.workers > 1:
-        return "uvicorn runs " + str(config.workers) + " worker processes"
+        return "--reload restarts the server on file changes itself"
     if config.uds or config.fd is not None:
         return "uvicorn takes its socket from --uds or --fd"
     return None
 
 
-def capture(args: list[str]) -> tuple[Any, Any]:
-    """uvicorn's own CLI parses ``args`` into its config: (uvicorn's Server class, config)."""
+def capture(kind: str, args: list[str]) -> tuple[Any, Any]:
+    """The CLI parses ``args`` into uvicorn's config: (uvicorn's Server class, config).
+
+    uvicorn's own command line (``uvicorn``) or FastAPI's (``fastapi run``, which calls
+    ``uvicorn.run``): both build uvicorn's ``Server`` once its ``Config`` is complete and
+    before they choose how to run it (reload, workers or one process), and that
+    construction is where the config is taken.
+    """
     import uvicorn  # noqa: F401 - imports uvicorn.main, whose name the package shadows
 
     cli: Any = sys.modules["uvicorn.main"]
     original: Any = cli.Server
 
-    # Every version builds its Server once its Config is complete, before it chooses how
-    # to run it (reload, workers or one process): that is the moment to take the config.
     class CapturingServer(original):  # type: ignore[misc]
         def __init__(self, config: Any) -> None:
             raise Captured(config)
 
     cli.Server = CapturingServer
     try:
-        cli.main.main(args=args, prog_name="uvicorn", standalone_mode=False)
+        if kind == "fastapi":
+            fastapi = importlib.import_module("fastapi_cli.cli")
+            fastapi.app(args=args, prog_name="fastapi", standalone_mode=False)
+        else:
+            cli.main.main(args=args, prog_name="uvicorn", standalone_mode=False)
     except Captured as found:
         return original, found.config
     finally:
@@ -129,34 +147,53 @@ def serve(server_class: Any, config: Any, sock: Any) -> int:
 
 
 def supervise(server_class: Any, config: Any, sock: Any) -> int:
-    """Fork children on SIGHUP until told to stop or the child dies; the exit code."""
-    child = serve(server_class, config, sock)
+    """Fork servers on SIGHUP until told to stop or one dies by itself; the exit code.
+
+    As many servers as uvicorn's ``workers`` (one by default), all on the one socket.
+    """
+    count = max(1, int(config.workers or 1))
+    children = {serve(server_class, config, sock) for _ in range(count)}
     while True:
         number = signal.sigwait(SIGNALS)
         if number == signal.SIGCHLD:
-            while True:
-                try:
-                    pid, status = os.waitpid(-1, os.WNOHANG)
-                except ChildProcessError:
-                    break
-                if pid == 0:
-                    break
-                if pid == child:
-                    return exit_code(status)
+            died = _reap(children)
+            if died is not None:  # a server died by itself: stop, as uvicorn would
+                _stop(children, signal.SIGTERM)
+                return died
         elif number == signal.SIGHUP:
-            try:
-                os.kill(child, signal.SIGKILL)
-                os.waitpid(child, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-            child = serve(server_class, config, sock)
+            _stop(children, signal.SIGKILL)
+            children = {serve(server_class, config, sock) for _ in range(count)}
         else:
-            try:
-                os.kill(child, number)
-                _, status = os.waitpid(child, 0)
-            except (ProcessLookupError, ChildProcessError):
-                return 0
-            return exit_code(status)
+            codes = _stop(children, number)
+            return codes[0] if codes else 0
+
+
+def _reap(children: set[int]) -> int | None:
+    """Collect exited processes; the exit code of a server among them (it is forgotten)."""
+    died = None
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return died
+        if pid == 0:
+            return died
+        if pid in children:
+            children.discard(pid)
+            died = exit_code(status)
+
+
+def _stop(children: set[int], number: int) -> list[int]:
+    """Send ``number`` to every server and wait for each; their exit codes."""
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, number)
+    codes = []
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            codes.append(exit_code(os.waitpid(pid, 0)[1]))
+    children.clear()
+    return codes
 
 
 def main(argv: list[str]) -> int:
@@ -164,18 +201,24 @@ def main(argv: list[str]) -> int:
     if not command:
         say("no command given")
         return 2
-    args = uvicorn_args(command)
-    reason = "it is not uvicorn" if args is None else None
+    found = server_args(command)
+    reason = "it is neither uvicorn nor fastapi run" if found is None else None
     server_class: Any = None
     config: Any = None
-    if reason is None and args is not None:
+    if found is not None:
         try:
-            server_class, config = capture(args)
+            server_class, config = capture(*found)
         except SystemExit:
             raise
         except Exception as exc:  # noqa: BLE001 - any surprise: run the app as it was
             reason = (
-                "this uvicorn could not be driven (" + type(exc).__name__ + ": " + str(exc) + ")"
+                "this "
+                + found[0]
+                + " could not be driven ("
+                + type(exc).__name__
+                + ": "
+                + str(exc)
+                + ")"
             )
         else:
             reason = "uvicorn did not build its server" if config is None else why_not(config)

@@ -10,9 +10,9 @@ on that signal. From outside a container, the one thing nocrud sees is its proce
   workers; with or without ``--preload``): ``HUP`` makes the master fork new workers and
   stop the old ones; the master itself never serves a request;
 * the container's main process is **nocrud's preloading launcher**
-  (:mod:`nocrud.environment.preload`, which a pool pair starts a lone uvicorn under when
-  its command allows): ``HUP`` makes it fork a new server from the app as imported, and
-  kill the one that served; the launcher itself never serves a request;
+  (:mod:`nocrud.environment.preload`, which a pool pair starts uvicorn or ``fastapi run``
+  under when its command allows): ``HUP`` makes it kill the servers that served and fork
+  new ones from the app as imported; the launcher itself never serves a request;
 * anything else is restarted: one process serving requests (uvicorn alone, Django's
   ``runserver --noreload``, a compiled binary: a restart is a full boot), Django's
   autoreloader (it passes no signal on to the server it runs), a shell that started the
@@ -158,9 +158,10 @@ def choose(processes: Sequence[Process]) -> Reload:  # noqa: PLR0911 - a return 
         return Reload(
             "HUP",
             served_by.pid,
-            "uvicorn, one process, preloaded by nocrud's launcher",
-            "SIGHUP makes the launcher, which imported the app once and never serves, fork a "
-            "new server from it and kill the old one: no re-import, no restart",
+            f"uvicorn under nocrud's preloading launcher ({len(children)} server "
+            f"process{'es' if len(children) != 1 else ''})",
+            "SIGHUP makes the launcher, which imported the app once and never serves, kill the "
+            "servers that served and fork new ones from it: no re-import, no restart",
         )
     if program in HUP_MASTERS and children:
         kind = _worker_class(served_by)

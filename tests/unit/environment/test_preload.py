@@ -50,12 +50,32 @@ PY = ["/usr/bin/python3", "/nocrud-preload/launch.py", "--"]
             None,
             (["/usr/bin/tini", "--", "/bin/sh", START], ["uvicorn", "a:b"]),
         ),
-        # Not a lone uvicorn: left as it is.
-        (None, ["uvicorn", "a:b", "--workers", "2"], None, None),
+        # uvicorn's workers: the launcher forks as many servers.
+        (
+            None,
+            ["uvicorn", "a:b", "--workers", "2"],
+            None,
+            (["/bin/sh", START], ["uvicorn", "a:b", "--workers", "2"]),
+        ),
+        # FastAPI's CLI runs uvicorn: `fastapi run`, as its docs' Dockerfile has it.
+        (
+            None,
+            ["fastapi", "run", "app/main.py", "--port", "80"],
+            None,
+            (["/bin/sh", START], ["fastapi", "run", "app/main.py", "--port", "80"]),
+        ),
+        (
+            None,
+            ["python3", "-m", "fastapi", "run", "--workers", "4"],
+            None,
+            (["python3", LAUNCHER, "--"], ["python3", "-m", "fastapi", "run", "--workers", "4"]),
+        ),
+        # Servers that reload on file changes themselves, or something else: left as they are.
         (None, ["uvicorn", "a:b", "--reload"], None, None),
+        (None, ["fastapi", "dev", "app/main.py"], None, None),
+        (None, ["python3", "-m", "flask", "run"], None, None),
         (None, ["gunicorn", "-k", "uvicorn.workers.UvicornWorker", "a:b"], None, None),
         (None, ["sh", "-c", "alembic upgrade head && uvicorn a:b"], None, None),
-        (None, ["fastapi", "run", "app/main.py"], None, None),
         (None, None, None, None),
     ],
 )

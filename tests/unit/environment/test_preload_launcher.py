@@ -8,6 +8,7 @@ the launcher stops, exits and steps aside as uvicorn itself would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -134,8 +135,27 @@ def test_a_server_that_dies_takes_the_launcher_with_it(launched: Launched) -> No
     assert launched.process.wait(15) == 128 + signal.SIGKILL
 
 
-def test_workers_are_left_to_uvicorn_itself(tmp_path: Path) -> None:
+def test_uvicorns_workers_are_as_many_servers_all_renewed_by_a_hup(tmp_path: Path) -> None:
     launched = Launched(tmp_path, "--workers", "2")
+    try:
+        launched.get()
+        first = _servers(launched.process.pid)
+        assert len(first) == 2
+        launched.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while (
+            _servers(launched.process.pid) & first or len(_servers(launched.process.pid)) < 2
+        ) and (time.monotonic() < deadline):
+            time.sleep(0.02)
+        assert len(_servers(launched.process.pid)) == 2
+        assert not _servers(launched.process.pid) & first
+        launched.get()
+    finally:
+        launched.stop()
+
+
+def test_a_reloading_uvicorn_is_left_to_itself(tmp_path: Path) -> None:
+    launched = Launched(tmp_path, "--reload")
     try:
         launched.get()
         cmdline = Path(f"/proc/{launched.process.pid}/cmdline").read_bytes().split(b"\0")
@@ -143,4 +163,57 @@ def test_workers_are_left_to_uvicorn_itself(tmp_path: Path) -> None:
         assert b"uvicorn" in cmdline
     finally:
         said = launched.stop()
-    assert "nocrud-preload: not preloading: uvicorn runs 2 worker processes" in said
+    assert "nocrud-preload: not preloading: --reload restarts the server" in said
+
+
+def test_fastapi_run_is_driven_through_fastapis_own_cli(tmp_path: Path) -> None:
+    """FastAPI's documented Dockerfile runs ``fastapi run``, which runs uvicorn."""
+    pytest.importorskip("fastapi_cli")
+    (tmp_path / "main.py").write_text(
+        "import os\nfrom fastapi import FastAPI\n\napp = FastAPI()\nserved = []\n\n\n"
+        "@app.get('/')\ndef root():\n    served.append(1)\n"
+        "    return f'{os.getpid()} {len(served)}'\n"
+    )
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, preload_launcher.__file__, "--", sys.executable, "-m", "fastapi",
+         "run", "main.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pid, served = requests.get(url, timeout=2).json().split()
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.05)
+        assert _parent(int(pid)) == process.pid
+        process.send_signal(signal.SIGHUP)
+        while True:
+            try:
+                again, served = requests.get(url, timeout=2).json().split()
+                if again != pid:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert served == "1"
+    finally:
+        process.terminate()
+        said = process.communicate(timeout=15)[1]
+    assert "not preloading" not in said, said
+
+
+def _servers(launcher: int) -> set[int]:
+    """The launcher's children (the servers), from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if _parent(int(entry.name)) == launcher:
+                    found.add(int(entry.name))
+    return found

@@ -92,16 +92,17 @@ SERVERS: dict[str, tuple[list[Process], str | None, str]] = {
             (81, 80, PRELOADED_ARGS),  # the forked server: the same command line
         ),
         "HUP",
-        "uvicorn, one process, preloaded by nocrud's launcher",
+        "uvicorn under nocrud's preloading launcher (1 server process)",
     ),
     "the launcher behind tini": (
         table(
             (90, SHIM, "/sbin/docker-init -- /bin/sh /nocrud-preload/start uvicorn app:app"),
             (91, 90, PRELOADED_ARGS),
             (92, 91, PRELOADED_ARGS),
+            (93, 91, PRELOADED_ARGS),  # --workers 2: two servers
         ),
         "HUP",
-        "uvicorn, one process, preloaded by nocrud's launcher",
+        "uvicorn under nocrud's preloading launcher (2 server processes)",
     ),
     "uvicorn --workers": (
         table(
