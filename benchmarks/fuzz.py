@@ -108,7 +108,7 @@ def run_shared(args: argparse.Namespace, app: Path) -> dict[str, Any]:
     """The same cases on one app and one database for the whole run, on N threads."""
     from rich.console import Console
 
-    from nocrud import workflow
+    from nocrud import prepare
     from nocrud.analysis.coverage import capture_openapi, load_openapi
     from nocrud.config import load_config
     from nocrud.fuzz.engine import Target, load_schema
@@ -119,7 +119,7 @@ def run_shared(args: argparse.Namespace, app: Path) -> dict[str, Any]:
     config = load_config(app / "nocrud.yaml", overrides={"run.strategy": "image"})
     console = Console(stderr=True)
     with (
-        workflow.environments(config, console, say=console.print) as prepared,
+        prepare.environments(config, console, say=console.print) as prepared,
         prepared.provisioner.acquire("shared") as target,
     ):
         with tempfile.TemporaryDirectory() as scratch:

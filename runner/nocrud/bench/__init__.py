@@ -76,7 +76,7 @@ def run_bench(
     """
     from rich.console import Console
 
-    from nocrud import workflow
+    from nocrud import prepare
     from nocrud.config import load_config
     from nocrud.docker import cleanup
     from nocrud.flows import discover, select
@@ -91,10 +91,10 @@ def run_bench(
         say(f"only {len(chosen)} flow(s) match: running those")
     out_dir.mkdir(parents=True, exist_ok=True)
     console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
-    engine = workflow.prepare_docker(config, console)
+    engine = prepare.prepare_docker(config, console)
     figures: list[Figures] = []
     try:
-        workflow.build(config, engine, console, cleanup.new_run_id())
+        prepare.build(config, engine, console, cleanup.new_run_id())
         for strategy in strategies:
             say(f"{strategy}: {len(chosen)} flow(s), -j {parallel} ...")
             figure = measure(

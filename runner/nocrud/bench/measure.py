@@ -275,7 +275,7 @@ def run_child(request: dict[str, Any]) -> None:
     """The child's side: run the flows under one strategy with the workflow's own steps."""
     from rich.console import Console
 
-    from nocrud import workflow
+    from nocrud import prepare, workflow
     from nocrud.bench.compose import ComposeProvisioner
     from nocrud.bench.shared import SHARED, SharedProvisioner
     from nocrud.config import load_config
@@ -301,13 +301,13 @@ def run_child(request: dict[str, Any]) -> None:
     try:
         if strategy == "kept":  # an unmeasured first run leaves its pairs for this one
             primer = provisioner_for(config)
-            with workflow.environments(
+            with prepare.environments(
                 config, console, provisioner=primer, run_id=run_id, say=console.print
             ):
                 workflow.run_flows(
                     config, primer, flows, workflow.UpOptions(), console, run_id=run_id
                 )
-        with workflow.environments(
+        with prepare.environments(
             config, console, provisioner=provisioner, run_id=run_id, say=console.print
         ) as prepared:
             result = workflow.run_flows(
@@ -318,7 +318,7 @@ def run_child(request: dict[str, Any]) -> None:
             _stop_kept_pool(config)
     # From preparing the strategy to closing it: the images are built before the clock starts.
     wall = prepared.closed_at - prepared.prepare_started
-    prepare = prepared.prepared_at - prepared.prepare_started
+    preparing = prepared.prepared_at - prepared.prepare_started
     Path(request["out"]).write_text(
-        json.dumps({"result": result.to_dict(), "wall": wall, "prepare": prepare})
+        json.dumps({"result": result.to_dict(), "wall": wall, "prepare": preparing})
     )

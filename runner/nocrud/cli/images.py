@@ -39,7 +39,7 @@ def export_command(ctx: click.Context, file: Path) -> None:
       nocrud images export images.tar
       scp images.tar worker-2: && ssh worker-2 nocrud images import images.tar
     """
-    from nocrud import workflow
+    from nocrud import prepare
     from nocrud.docker import cleanup
     from nocrud.docker.reaper import REAPER_IMAGE
     from nocrud.docker.resources import image_id
@@ -47,9 +47,9 @@ def export_command(ctx: click.Context, file: Path) -> None:
 
     config = load(ctx)
     out = console()
-    engine = workflow.prepare_docker(config, out)
+    engine = prepare.prepare_docker(config, out)
     try:
-        built = workflow.build(config, engine, out, cleanup.new_run_id())
+        built = prepare.build(config, engine, out, cleanup.new_run_id())
         refs = [built.app, built.db, config.database.image]
         if image_id(engine.client, REAPER_IMAGE):
             refs.append(REAPER_IMAGE)

@@ -276,14 +276,14 @@ def build(ctx: click.Context) -> None:
       nocrud build                   # "app image up to date: ..." when nothing changed
       nocrud -c other/nocrud.yaml build
     """
-    from nocrud import workflow
+    from nocrud import prepare
     from nocrud.docker import cleanup
 
     config = load(ctx)
     out = console()
-    engine = workflow.prepare_docker(config, out)
+    engine = prepare.prepare_docker(config, out)
     try:
-        images = workflow.build(config, engine, out, cleanup.new_run_id())
+        images = prepare.build(config, engine, out, cleanup.new_run_id())
     finally:
         engine.close()
     out.print(f"app: {images.app}\ndb:  {images.db}", highlight=False)

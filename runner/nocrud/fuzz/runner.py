@@ -31,7 +31,7 @@ from typing import Any
 
 from rich.console import Console
 
-from nocrud import workflow
+from nocrud import prepare, workflow
 from nocrud.config import Config
 from nocrud.docker import cleanup
 from nocrud.environment import provisioner_for
@@ -92,7 +92,7 @@ def fuzz(
     started_at, t0 = time.time(), time.monotonic()
     base = workflow.UpOptions(json=None, listener=listener)
     quiet = workflow.UpOptions(json=None)
-    with workflow.environments(
+    with prepare.environments(
         config,
         console,
         provisioner=provisioner,

@@ -1,8 +1,8 @@
 """One pytest process's environments: images built once, a provisioner prepared once.
 
 :class:`EnvironmentSession` is what the plugin's session-scoped fixture holds. It runs the
-same steps as ``nocrud up`` (:func:`nocrud.workflow.prepare_docker` and
-:func:`nocrud.workflow.build`, :func:`nocrud.environment.provisioner_for`, a
+same steps as ``nocrud up`` (:func:`nocrud.prepare.prepare_docker` and
+:func:`nocrud.prepare.build`, :func:`nocrud.environment.provisioner_for`, a
 :class:`~nocrud.environment.Run`), so a test's environment is a flow's environment: same
 images, same strategy, same labels, same reaper. Under pytest-xdist every worker is a
 process of its own with its own session; the build runs under a lock shared by all of
@@ -177,14 +177,14 @@ class EnvironmentSession:
         """Connect, build under the shared lock, prepare the strategy: ``nocrud up``'s steps."""
         from rich.console import Console
 
-        from nocrud import workflow
+        from nocrud import prepare
         from nocrud.docker import cleanup
 
         self.run_id = cleanup.new_run_id()
         console = Console(file=_Lines(self._say), no_color=True, highlight=False, width=200)
         stack = contextlib.ExitStack()
         prepared = stack.enter_context(
-            workflow.environments(
+            prepare.environments(
                 config,
                 console,
                 run_id=self.run_id,

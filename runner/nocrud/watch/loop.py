@@ -1,9 +1,9 @@
 """``nocrud watch``: one long process that reruns flows on warm environments as files change.
 
 It is a front end over the same workflow as ``nocrud up``: Docker is opened once
-(:func:`nocrud.workflow.docker_session`: the sweep, the reaper, the run's labels), and a
+(:func:`nocrud.prepare.docker_session`: the sweep, the reaper, the run's labels), and a
 *generation* of environments is prepared on the current images
-(:func:`nocrud.workflow.prepared_provisioner`: build by content hash, prepare the
+(:func:`nocrud.prepare.prepared_provisioner`: build by content hash, prepare the
 strategy) and kept prepared between reruns, each rerun being
 :func:`nocrud.workflow.run_flows` with :class:`~nocrud.watch.report.WatchReporter`.
 Under ``pool`` (watch's default strategy) the pairs stay up between reruns and are
@@ -34,7 +34,7 @@ from types import FrameType
 
 from rich.console import Console
 
-from nocrud import workflow
+from nocrud import prepare, workflow
 from nocrud.config import Config
 from nocrud.docker import cleanup
 from nocrud.environment import needs_db_image, provisioner_for
@@ -133,7 +133,7 @@ def watch(
     screen = _Screen(console)
     make_changes = changes or (lambda roots: file_changes(roots, step_ms=options.step_ms))
     run_id = cleanup.new_run_id()
-    with workflow.docker_session(config, console, run_id=run_id) as engine:
+    with prepare.docker_session(config, console, run_id=run_id) as engine:
         batches = make_changes(watched.roots())
         next(batches)  # the watcher runs from here on
         due: list[Flow] | None = selected if options.first_run else None
@@ -141,7 +141,7 @@ def watch(
         images: BuiltImages | None = None  # built by the last change, else by the first block
         while True:
             provisioner = provisioner_for(config)
-            with workflow.prepared_provisioner(
+            with prepare.prepared_provisioner(
                 config, engine, console, provisioner, run_id=run_id, say=screen.say, images=images
             ) as prepared:
                 if due:
@@ -167,7 +167,7 @@ def watch(
 def _wait(
     config: Config,
     options: WatchOptions,
-    prepared: workflow.Prepared,
+    prepared: prepare.Prepared,
     batches: Changes,
     *,
     screen: _Screen,
@@ -219,13 +219,13 @@ def _rediscover(
 
 
 def _build(
-    config: Config, prepared: workflow.Prepared, screen: _Screen, why: str
+    config: Config, prepared: prepare.Prepared, screen: _Screen, why: str
 ) -> BuiltImages | None:
     """Build what changed while the old environments keep serving; None if the build failed."""
     screen.begin(why)
     console = screen.console
     try:
-        images = workflow.build(
+        images = prepare.build(
             config,
             prepared.engine,
             console,
@@ -244,7 +244,7 @@ def _build(
 
 def _rerun(
     config: Config,
-    prepared: workflow.Prepared,
+    prepared: prepare.Prepared,
     flows: Sequence[Flow],
     screen: _Screen,
     *,

@@ -146,7 +146,7 @@ class WorkerService:
 
     def open(self, app: Any, *, console: Any) -> None:
         """Check the limits, wait for the broker, prepare Docker, images and the provisioner."""
-        from nocrud import workflow
+        from nocrud import prepare
 
         limit = hard_time_limit(self.config)
         if limit >= self.options.visibility_timeout:
@@ -162,7 +162,7 @@ class WorkerService:
         self.flows = {f.name: f for f in discover(self.config.flows.path)}
         stack = contextlib.ExitStack()
         prepared = stack.enter_context(
-            workflow.environments(self.config, console, run_id=self._run_id, say=self.say)
+            prepare.environments(self.config, console, run_id=self._run_id, say=self.say)
         )
         # Closed by close(): the provisioner, this worker's leftovers, the Docker connection.
         self._stack = stack
