@@ -23,6 +23,7 @@ of resetting it) without the executor knowing anything about strategies.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any, Self
@@ -37,7 +38,7 @@ from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.lifecycle import APP_LOG_LINES, EnvironmentLifecycle
 from nocrud.environment.memory import in_memory_options, keep_as_template, reset_database
 from nocrud.environment.preload import Launch
-from nocrud.environment.readiness import poll, wait_for_app
+from nocrud.environment.readiness import poll, raise_if_dead, wait_for_app
 from nocrud.environment.reload import (
     AUTO,
     RESTART,
@@ -206,12 +207,8 @@ class Pair(EnvironmentLifecycle):
             clock.waiting_for("the Docker daemon to stop the app's container")
             self._app.kill()
         else:
-            # The server replaces its workers while the database is reset: the new ones
-            # open no connection before a request, and none comes before the health check.
             clock.waiting_for("the Docker host to list the app's processes (docker top)")
             old = workers(self._app_processes(), reload.master)
-            clock.waiting_for(f"the Docker daemon to send SIG{reload.signal} to the app")
-            self._app.signal(reload.signal)
         clock.waiting_for("PostgreSQL to drop the flow's database and clone it again")
         try:
             reset_database(self._superuser(), self.run.config.database.name, self._db_owner())
@@ -225,6 +222,12 @@ class Pair(EnvironmentLifecycle):
                 f"the app to answer GET {self.run.config.app.health_path} after its restart"
             )
         else:
+            # Only now, with the database the next flow's: new workers may touch it as they
+            # start (a lifespan start-up that creates tables, an app imported again by
+            # gunicorn without --preload), and a clone under way would fail them, or a
+            # connection they opened just before the drop would be cut under the flow.
+            clock.waiting_for(f"the Docker daemon to send SIG{reload.signal} to the app")
+            self._app.signal(reload.signal)
             self._wait_for_new_workers(old, reload, clock)
             clock.waiting_for(
                 f"the app's new workers to answer GET {self.run.config.app.health_path}"
@@ -383,7 +386,8 @@ class Pair(EnvironmentLifecycle):
             return Reload(
                 "HUP",
                 None,
-                "uvicorn (auto starts it under nocrud's preloading launcher)",
+                "uvicorn (auto starts it under nocrud's preloading launcher, unless the app "
+                "connects to something while it is imported)",
                 "the launcher forks a new server from the imported app on SIGHUP",
             )
         return choose([Process(*row) for row in self._app.commands()])
@@ -417,7 +421,19 @@ class Pair(EnvironmentLifecycle):
                 "run.pool_app_reload: auto"
             ) from exc
         if configured == AUTO:
-            return choose(processes)
+            chosen = choose(processes)
+            if self.preload is not None and chosen.signal is None:
+                # The launcher ran the command as it was: its log line says why.
+                said = [
+                    line.partition(preload.NOT_PRELOADING)[2].strip()
+                    for line in self._app.logs(200).splitlines()
+                    if preload.NOT_PRELOADING in line
+                ]
+                if said:
+                    return dataclasses.replace(
+                        chosen, why=f"{chosen.why}; nocrud's preloading launcher: {said[-1]}"
+                    )
+            return chosen
         try:
             return for_signal(processes, configured)
         except SignalRefusedError as exc:
@@ -427,6 +443,8 @@ class Pair(EnvironmentLifecycle):
         try:
             return [Process(*row) for row in self._app.commands()]
         except ProcessListError as exc:
+            # A container that stopped has no processes to list: say why it stopped.
+            raise_if_dead(self._app, self.check_not_killed)
             raise ProvisionError(str(exc)) from exc
 
     def _wait_for_new_workers(self, old: set[int], reload: Reload, clock: ResetClock) -> None:

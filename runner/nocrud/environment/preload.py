@@ -30,11 +30,13 @@ import docker
 
 from nocrud.environment.reload import PRELOADED
 
-__all__ = ["DIRECTORY", "LAUNCHER", "Launch", "archive", "for_image", "plan"]
+__all__ = ["DIRECTORY", "LAUNCHER", "NOT_PRELOADING", "Launch", "archive", "for_image", "plan"]
 
 #: The launcher in the app's container (``auto`` knows the process by this word).
 LAUNCHER = PRELOADED
 DIRECTORY = LAUNCHER.rpartition("/")[0]
+#: What the launcher's line says when it runs the command unchanged (the reason follows).
+NOT_PRELOADING = "nocrud-preload: not preloading:"
 #: Runs a uvicorn console script's own interpreter on the launcher (read from its #! line).
 START = f"{DIRECTORY}/start"
 #: Inits that forward signals to their one child; the launcher goes after them.

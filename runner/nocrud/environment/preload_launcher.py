@@ -17,8 +17,13 @@ launcher gives uvicorn what gunicorn's ``--preload`` gives its workers:
   by itself, the parent stops the others and exits with its status, so the container
   stops as uvicorn's would.
 
-What it cannot renew is what the import itself did (a module that opens a connection
-or starts a thread at import): the same limit as gunicorn's ``--preload``.
+What it cannot renew is what the import itself did (a module-level value computed at
+import is the same in every server it forks): the same limit as gunicorn's ``--preload``.
+An app that opens a connection while it is imported (a database, a broker) is not
+preloaded at all: its forked servers would share that connection, so the launcher sees
+the sockets the import opened and runs the command unchanged instead. Each fork prints a
+line (``nocrud-preload: server pid … forked from the app as imported N s ago``) that a
+failing flow's app log shows.
 
 The launcher is copied into the container (``/nocrud-preload/``) by nocrud, and run with
 the interpreter that runs uvicorn: ``launch.py -- <the original command>``. Whatever it
@@ -35,6 +40,7 @@ import importlib
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 #: What the launcher prints before each of its lines (they end up in ``docker logs``).
@@ -152,7 +158,22 @@ def supervise(server_class: Any, config: Any, sock: Any) -> int:
     As many servers as uvicorn's ``workers`` (one by default), all on the one socket.
     """
     count = max(1, int(config.workers or 1))
-    children = {serve(server_class, config, sock) for _ in range(count)}
+    imported = time.time()
+
+    def fork() -> set[int]:
+        servers = {serve(server_class, config, sock) for _ in range(count)}
+        # In the app's log after every reset: where a flow's server came from, and how old
+        # the import it was forked from is (the state an import made is shared by all).
+        say(
+            "server pid "
+            + ", ".join(str(pid) for pid in sorted(servers))
+            + " forked from the app as imported "
+            + str(round(time.time() - imported))
+            + " s ago"
+        )
+        return servers
+
+    children = fork()
     while True:
         number = signal.sigwait(SIGNALS)
         if number == signal.SIGCHLD:
@@ -162,7 +183,7 @@ def supervise(server_class: Any, config: Any, sock: Any) -> int:
                 return died
         elif number == signal.SIGHUP:
             _stop(children, signal.SIGKILL)
-            children = {serve(server_class, config, sock) for _ in range(count)}
+            children = fork()
         else:
             codes = _stop(children, number)
             return codes[0] if codes else 0
@@ -196,11 +217,27 @@ def _stop(children: set[int], number: int) -> list[int]:
     return codes
 
 
+def _sockets() -> set[str]:
+    """This process's open sockets (``socket:[inode]``), from /proc; empty without /proc."""
+    found: set[str] = set()
+    try:
+        names = os.listdir("/proc/self/fd")  # noqa: PTH208 - the app's Python may be 3.7
+    except OSError:
+        return found
+    for name in names:
+        with contextlib.suppress(OSError):
+            target = os.readlink("/proc/self/fd/" + name)  # noqa: PTH115 - Python 3.7
+            if target.startswith("socket:"):
+                found.add(target)
+    return found
+
+
 def main(argv: list[str]) -> int:
     command = argv[argv.index("--") + 1 :] if "--" in argv else argv
     if not command:
         say("no command given")
         return 2
+    before = _sockets()
     found = server_args(command)
     reason = "it is neither uvicorn nor fastapi run" if found is None else None
     server_class: Any = None
@@ -227,6 +264,15 @@ def main(argv: list[str]) -> int:
         os.execvp(command[0], command)  # noqa: S606 - the app's own command, as it was
     if not config.loaded:
         config.load()
+    opened = _sockets() - before
+    if opened:
+        say(
+            "not preloading: the app opened "
+            + str(len(opened))
+            + " connection(s) while it was imported (a database, a broker?), which forked "
+            "servers would share; running the command as it was"
+        )
+        os.execvp(command[0], command)  # noqa: S606 - the app's own command, as it was
     sock = config.bind_socket()
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     say(

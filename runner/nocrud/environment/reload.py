@@ -59,6 +59,8 @@ PRELOADED = "/nocrud-preload/launch.py"
 #: A reset may take this much longer than twice the pair's measured boot before it is
 #: abandoned (and the pair rebuilt); a busy machine slows a boot down a few times.
 RESET_SLACK = 5.0
+#: How many of a dead app's last log lines the line of an abandoned reset shows.
+GAVE_UP_LOG_LINES = 8
 #: A reset still running this long after the pair's measured boot says what it waits for.
 SLOW_MARGIN = 2.0
 _PYTHON = re.compile(r"python[0-9.]*m?$|pypy[0-9.]*$")
@@ -399,7 +401,13 @@ class ResetClock:
     def gave_up(self, problem: str) -> str:
         """The line said when the reset failed or ran out of time: the pair is rebuilt."""
         first = problem.strip().splitlines()[0] if problem.strip() else "no reason given"
-        return (
+        line = (
             f"pool: reset of {self.name} abandoned after {self.elapsed():.1f} s while waiting "
             f"for {self.what} ({first}); rebuilding the pair"
         )
+        # When the app died, the pair and its logs go with the rebuild: show their end now.
+        _, found, logs = problem.partition(" log lines:\n")
+        tail = [text for text in logs.splitlines() if text.strip()][-GAVE_UP_LOG_LINES:]
+        if found and tail:
+            line += "\n" + "\n".join(f"    {text}" for text in tail)
+        return line

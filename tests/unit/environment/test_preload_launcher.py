@@ -54,8 +54,9 @@ def _free_port() -> int:
 
 
 class Launched:
-    def __init__(self, tmp_path: Path, *extra: str) -> None:
-        (tmp_path / "tinyapp.py").write_text(APP)
+    def __init__(self, tmp_path: Path, *extra: str, keep_app: bool = False) -> None:
+        if not keep_app:
+            (tmp_path / "tinyapp.py").write_text(APP)
         self.port = _free_port()
         command = [sys.executable, "-m", "uvicorn", "tinyapp:app", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--log-level", "warning", *extra]
@@ -206,6 +207,26 @@ def test_fastapi_run_is_driven_through_fastapis_own_cli(tmp_path: Path) -> None:
         process.terminate()
         said = process.communicate(timeout=15)[1]
     assert "not preloading" not in said, said
+    assert "nocrud-preload: server pid " in said and "forked from the app as imported" in said
+
+
+def test_an_app_that_connects_while_imported_is_not_preloaded(tmp_path: Path) -> None:
+    """Forked servers would share the import's connection: uvicorn runs as it was instead."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        (tmp_path / "tinyapp.py").write_text(
+            f"import socket\nbroker = socket.create_connection(('127.0.0.1', {port}))\n" + APP
+        )
+        launched = Launched(tmp_path, keep_app=True)
+        try:
+            launched.get()
+            cmdline = Path(f"/proc/{launched.process.pid}/cmdline").read_bytes().split(b"\0")
+            assert preload_launcher.__file__.encode() not in cmdline
+        finally:
+            said = launched.stop()
+    assert "not preloading: the app opened 1 connection(s) while it was imported" in said
 
 
 def _servers(launcher: int) -> set[int]:

@@ -275,3 +275,15 @@ def test_under_restart_the_line_speaks_only_where_auto_would_use_a_signal() -> N
     assert "run.pool_app_reload: auto would reset pairs with SIGHUP" in line
     assert run_line(restart, configured="restart", boot=1.0, warm=0, auto=restart) == ""
     assert run_line(restart, configured="restart", boot=1.0, warm=0, auto=None) == ""
+
+
+def test_an_abandoned_reset_of_an_app_that_died_shows_its_last_log_lines() -> None:
+    clock = ResetClock(10, 5, lambda line: None, "pair-1", clock=lambda: 0.0)
+    logs = "\n".join(f"line {n}" for n in range(20))
+    line = clock.gave_up(f"the app container exited with code 3 before becoming ready.\n"
+                         f"Last app log lines:\n{logs}")  # fmt: skip
+    first, *tail = line.splitlines()
+    assert first.endswith("(the app container exited with code 3 before becoming ready.); "
+                          "rebuilding the pair")  # fmt: skip
+    assert tail == [f"    line {n}" for n in range(12, 20)]
+    assert "\n" not in clock.gave_up("timed out")
