@@ -65,8 +65,9 @@ from nocrud.environment.image import ClassicImageProvisioner, ImageProvisioner
 from nocrud.environment.pool import PoolProvisioner
 from nocrud.flows import Flow, discover
 from nocrud.images import BuiltImages, build_images
+from nocrud.prepare import prepare_docker
 from nocrud.results import Status
-from nocrud.workflow import UpOptions, prepare_docker, run_flows
+from nocrud.workflow import UpOptions, run_flows
 
 REPO = Path(__file__).resolve().parent.parent
 TRIVIAL_FLOW = """

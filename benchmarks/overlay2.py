@@ -27,8 +27,8 @@ from rich.console import Console
 
 from nocrud.docker.reaper import REAPER_IMAGE
 from nocrud.docker.resources import image_id
+from nocrud.prepare import prepare_docker
 from nocrud.worker.images import export_images, import_images
-from nocrud.workflow import prepare_docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from environments import project_config, quiet_build, remove_images  # the benchmark beside

@@ -54,7 +54,7 @@ from nocrud.environment import Run
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.image import FreshPair
 from nocrud.environment.pair import Pair
-from nocrud.workflow import prepare_docker
+from nocrud.prepare import prepare_docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The benchmark beside this one:

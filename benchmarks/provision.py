@@ -37,8 +37,9 @@ from nocrud.docker.postgres import ALIAS as DB_ALIAS
 from nocrud.docker.postgres import PORT as DB_PORT
 from nocrud.environment import Run, provisioner_for
 from nocrud.images import build_images
+from nocrud.prepare import prepare_docker
 from nocrud.results import Status
-from nocrud.workflow import UpOptions, prepare_docker, run_flows
+from nocrud.workflow import UpOptions, run_flows
 
 REPO = Path(__file__).resolve().parent.parent
 TRIVIAL_FLOW = """

@@ -55,7 +55,7 @@ from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.pair import Pair
 from nocrud.environment.reload import Reload
 from nocrud.images import BuiltImages
-from nocrud.workflow import prepare_docker
+from nocrud.prepare import prepare_docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The benchmarks beside this one: the CPU sample of pair_cost, the cgroup CPU of
