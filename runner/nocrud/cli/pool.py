@@ -65,7 +65,7 @@ def status_command(ctx: click.Context) -> None:
             out_print(f"  {'pair':<34} {'state':<8} {'uses':>5} {'RSS':>9} {'in memory':>10}")
             total_rss = total_mem = 0.0
             for record, (rss, mem) in zip(records, memory, strict=True):
-                state = "in use" if record.in_use else ("ready" if record.clean else "dirty")
+                state = record.state
                 total_rss += rss or 0
                 total_mem += mem or 0
                 out_print(
@@ -120,8 +120,10 @@ def _meta(root: Any, key: str) -> dict[str, Any]:
 
 
 def _expiry(records: list[Any], meta: dict[str, Any]) -> str:
-    if any(r.in_use for r in records):
+    if any(r.state == "in use" for r in records):
         return "in use by a run"
+    if any(r.state == "settling" for r in records):
+        return "being reset after the last run (settling)"
     idle = float(meta.get("idle") or 0)
     left = max((float(r.data.get("left_at") or 0) for r in records), default=0.0)
     if not idle or not left:

@@ -48,6 +48,7 @@ from nocrud.errors import one_line
 __all__ = [
     "LABEL_KEEPER",
     "LABEL_POOL",
+    "SETTLE_LOG",
     "KeptPair",
     "KeptPool",
     "PairRecord",
@@ -64,6 +65,8 @@ LABEL_POOL = "nocrud.pool"
 LABEL_KEEPER = "nocrud.pool-keeper"
 #: How long a run waits for a keeper that is removing an expired pool to go.
 KEEPER_GONE_TIMEOUT = 30.0
+#: What the settler of a pool says, in its directory (see :mod:`nocrud.environment.settle`).
+SETTLE_LOG = "settle.log"
 
 
 def pool_dir(root: Path) -> Path:
@@ -107,6 +110,13 @@ class PairRecord:
     @property
     def clean(self) -> bool:
         return bool(self.data.get("clean"))
+
+    @property
+    def state(self) -> str:
+        """``ready``, ``dirty``, ``settling`` (its settler resets it) or ``in use`` (a run)."""
+        if self.in_use:
+            return "settling" if self.data.get("settling") else "in use"
+        return "ready" if self.clean else "dirty"
 
 
 def _lock(path: Path) -> IO[str] | None:
@@ -226,6 +236,22 @@ class KeptPool:
                 "keeper": self._keeper_id,
             },
         )
+        self._label()
+        return True
+
+    def attach(self) -> bool:
+        """Use the pool another process opened, as long as its keeper runs (the settler)."""
+        keepers = self.run.engine.client.containers.list(
+            filters={"label": f"{LABEL_KEEPER}={self.key}"}
+        )
+        meta = _read(self.dir / "pool.json") or {}
+        if not keepers or keepers[0].id != meta.get("keeper"):
+            return False
+        self._keeper_id = keepers[0].id
+        self._label()
+        return True
+
+    def _label(self) -> None:
         self.labels = {
             cleanup.LABEL_RUN: f"pool-{self.key}",
             cleanup.LABEL_OWNER: f"{cleanup.CONTAINER_OWNER}{self._keeper_id}:",
@@ -233,7 +259,11 @@ class KeptPool:
             cleanup.LABEL_ROLE: "pool",
             LABEL_POOL: self.key,
         }
-        return True
+
+    @property
+    def connection(self) -> socket.socket | None:
+        """This run's connection to the keeper (the settler inherits it), or None."""
+        return self._socket
 
     def close(self) -> None:
         """Drop the keeper connection: its idle time starts when the last run has done so."""
@@ -312,45 +342,63 @@ class KeptPool:
             (self.dir / f"{pair.name}.lock").unlink()
         self._unlock(pair)
 
-    def leave(self, pair: Pair, *, clean: bool, uses: int) -> None:
-        """Hand a pair over to the next run: record its state, then release its lock."""
+    def leave(self, pair: Pair, *, clean: bool, uses: int, hold: bool = False) -> None:
+        """Hand a pair over to the next run: record its state, then release its lock.
+
+        With ``hold`` the lock stays (a reset under way ends before anyone takes it).
+        """
         _write(
             self.dir / f"{pair.name}.json",
             {**pair.export(), "clean": clean, "uses": uses, "left_at": time.time()},
         )
-        self._unlock(pair)
+        if not hold:
+            self._unlock(pair)
 
     def adopt(self, limit: int) -> Iterator[tuple[KeptPair, bool, int]]:
-        """Take over up to ``limit`` pairs other runs left: (pair, clean, uses) each.
-
-        A pair another run holds is skipped; a pair whose containers are gone loses its
-        record (what is left of it goes with the keeper, or the next sweep).
-        """
+        """Take over up to ``limit`` pairs other runs left: (pair, clean, uses) each."""
         taken = 0
-        for path in sorted(self.dir.glob("*.json")):
+        for path in self.records():
             if taken >= limit:
                 return
-            if path.name == "pool.json":
-                continue
-            lock = _lock(path.with_suffix(".lock"))
-            if lock is None:
-                continue
-            data = _read(path) or {}
-            try:
-                pair = KeptPair.adopt(self.run, self.labels, self.gate, data)
-            except (ProvisionError, KeyError) as exc:
-                why = one_line(exc) if data else "its record is unreadable"
-                self.say(f"pool: kept pair {path.stem} dropped ({why})")
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                lock.close()
-                continue
-            pair.keeper = self
-            pair._lock_handle = lock
-            # Until it is left again, a crash leaves it dirty for the next run.
-            _write(path, {**data, "clean": False})
-            taken += 1
-            yield pair, bool(data.get("clean")), int(data.get("uses", 0))
+            got = self.take(path)
+            if got is not None:
+                taken += 1
+                yield got
+
+    def records(self) -> list[Path]:
+        """The record files of this pool's pairs."""
+        return sorted(p for p in self.dir.glob("*.json") if p.name != "pool.json")
+
+    def take(self, path: Path, *, dirty_only: bool = False) -> tuple[KeptPair, bool, int] | None:
+        """Take over one kept pair, its lock held from now on: (pair, clean, uses).
+
+        None when another process holds it, when its record is gone (``nocrud pool
+        stop``), or clean under ``dirty_only`` (the settler's case). A pair whose
+        containers are gone loses its record (what is left of it goes with the keeper,
+        or the next sweep). Until it is left again the record says dirty, so a crash
+        leaves it for the next run to reset.
+        """
+        lock = _lock(path.with_suffix(".lock"))
+        if lock is None:
+            return None
+        data = _read(path) or {}
+        if not path.exists() or (dirty_only and data.get("clean")):
+            lock.close()
+            return None
+        try:
+            pair = KeptPair.adopt(self.run, self.labels, self.gate, data)
+        except (ProvisionError, KeyError) as exc:
+            why = one_line(exc) if data else "its record is unreadable"
+            self.say(f"pool: kept pair {path.stem} dropped ({why})")
+            with contextlib.suppress(OSError):
+                path.unlink()
+            lock.close()
+            return None
+        pair.keeper = self
+        pair._lock_handle = lock
+        # Whoever holds it now says so: a settler (see nocrud.environment.settle), or a run.
+        _write(path, {**data, "clean": False, "settling": os.getpid() if dirty_only else 0})
+        return pair, bool(data.get("clean")), int(data.get("uses", 0))
 
     def retire_stale(self) -> int:
         """Remove the idle pairs of this project's other keys (older builds or settings)."""
@@ -406,10 +454,7 @@ def _remove_idle(client: Any, key: str, records: list[PairRecord]) -> int:
         for keeper in client.containers.list(all=True, filters={"label": f"{LABEL_KEEPER}={key}"}):
             cleanup.ignore_gone(keeper.remove, force=True)
         if key_dir is not None:
-            with contextlib.suppress(OSError):
-                (key_dir / "pool.json").unlink()
-            with contextlib.suppress(OSError):
-                key_dir.rmdir()
+            _remove_dir(key_dir)
     return removed
 
 
@@ -422,10 +467,16 @@ def expire(client: Any, root: Path) -> int:
         key_dir = pool_dir(root) / key
         forgotten += _forget_unlocked(key_dir)
         if not any(p.name != "pool.json" for p in key_dir.glob("*.json")):
-            (key_dir / "pool.json").unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # a lock file of a run that just started
-                key_dir.rmdir()
+            _remove_dir(key_dir)
     return forgotten
+
+
+def _remove_dir(key_dir: Path) -> None:
+    """A pool's directory, once its records are gone (not while a run's lock file is there)."""
+    for name in ("pool.json", SETTLE_LOG):
+        (key_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        key_dir.rmdir()
 
 
 def _forget_unlocked(key_dir: Path) -> int:
