@@ -47,6 +47,7 @@ from nocrud.environment import ProvisionError, Run
 from nocrud.environment.bridge import SharedBridge, share_bridge
 from nocrud.environment.kept import KeptPool
 from nocrud.environment.pair import Pair
+from nocrud.environment.settle import settling, start_settler, take_when_settled
 
 __all__ = ["DAEMON_OPERATIONS", "Pool", "PoolProvisioner", "Recyclable", "Slot", "State"]
 
@@ -105,6 +106,9 @@ class Slot(Generic[E]):
 
 #: Runs a piece of background work (a thread each, or a list a test steps through).
 Spawn = Callable[[Callable[[], None]], None]
+#: Waits for an environment another process makes ready: ``take(stopping)`` gives
+#: (environment, clean, uses), or None when it did not come (:meth:`Pool.adopt_later`).
+Take = Callable[[Callable[[], bool]], tuple[E, bool, int] | None]
 
 
 class Pool(Generic[E]):
@@ -145,6 +149,11 @@ class Pool(Generic[E]):
         self._background = 0
         self._warming: set[Slot[E]] = set()  # started ahead of demand, not for a caller
         self._waiting = 0  # callers in acquire()
+        self._promised = 0  # environments another process is making ready (adopt_later)
+        self._resetting: set[Slot[E]] = set()  # slots whose reset runs now
+        #: Resets under way that detach() handed over, and who hears of their end.
+        self.handed_over: frozenset[Slot[E]] = frozenset()
+        self._hand_over: Callable[[Slot[E], bool], None] | None = None
         #: The last error of a background start, shown when a flow waits in vain.
         self.last_error: BaseException | None = None
 
@@ -175,9 +184,7 @@ class Pool(Generic[E]):
                     # Start one here only when the background work under way (warm starts,
                     # resets, rebuilds) will not serve every caller waiting: a start queued
                     # behind the warm ones would finish after them and idle.
-                    if len(self._slots) < self.capacity and (
-                        fresh or self._coming() < self._waiting
-                    ):
+                    if self._room() and (fresh or self._coming() < self._waiting):
                         slot = Slot(next(self._counter), self._make(), State.STARTING)
                         slot.move(State.STARTING)
                         self._slots.append(slot)
@@ -252,7 +259,7 @@ class Pool(Generic[E]):
         when one of its containers died, in the background like any released slot.
         """
         with self._cond:
-            if self._stopping or len(self._slots) >= self.capacity:
+            if self._stopping or not self._room():
                 raise ProvisionError("the pool is full or stopping")
             slot = Slot(next(self._counter), env, State.READY, uses=uses)
             self._slots.append(slot)
@@ -265,6 +272,44 @@ class Pool(Generic[E]):
             self._background += 1
         self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
 
+    def adopt_later(self, take: Take[E]) -> bool:
+        """Count on an environment another process is making ready (a kept pair it settles).
+
+        ``take`` runs in the background. Until it returns, the environment counts as on its
+        way: the pool holds room for it, and no caller starts one in its place. A clean one
+        comes in ready, a dirty one is reset first. False: no room, or stopping.
+        """
+        with self._cond:
+            if self._stopping or not self._room():
+                return False
+            self._promised += 1
+            self._background += 1
+        self._spawn(functools.partial(self._take, take))
+        return True
+
+    def _take(self, take: Take[E]) -> None:
+        try:
+            got = take(self._stopping_now)
+        except Exception as exc:  # noqa: BLE001 - it did not come: a caller starts its own
+            self.last_error, got = exc, None
+        with self._cond:
+            self._promised -= 1
+            if got is not None:
+                env, clean, uses = got
+                # Stopping: a detached pool hands it over; a closed one removes it (_finish).
+                state = State.READY if clean else State.DIRTY
+                slot = Slot(next(self._counter), env, state, uses=uses)
+                slot.move(state)
+                self._slots.append(slot)
+                self._background += 1
+            self._background -= 1
+            self._cond.notify_all()
+        if got is not None:
+            if clean or self._stopping_now():
+                self._finish(slot, slot.state)
+            else:
+                self._recycle(slot, rebuild=not _alive(slot.env))
+
     # ------------------------------------------------------------------ warm slots
 
     def fill(self) -> None:
@@ -273,10 +318,12 @@ class Pool(Generic[E]):
         with self._cond:
             if self._stopping:
                 return
-            coming = sum(
-                s.state in (State.READY, State.DIRTY, State.REBUILDING) for s in self._slots
-            ) + sum(s.state is State.STARTING and s in self._warming for s in self._slots)
-            while coming < self.warm and len(self._slots) < self.capacity:
+            coming = (
+                self._promised
+                + sum(s.state in (State.READY, State.DIRTY, State.REBUILDING) for s in self._slots)
+                + sum(s.state is State.STARTING and s in self._warming for s in self._slots)
+            )
+            while coming < self.warm and self._room():
                 slot = Slot(next(self._counter), self._make(), State.STARTING)
                 slot.move(State.STARTING)
                 self._slots.append(slot)
@@ -289,11 +336,15 @@ class Pool(Generic[E]):
 
     def _coming(self) -> int:
         """Slots that background work will make ready (call with the lock held)."""
-        return sum(
+        return self._promised + sum(
             s.state in (State.DIRTY, State.REBUILDING)
             or (s.state is State.STARTING and s in self._warming)
             for s in self._slots
         )
+
+    def _room(self) -> bool:
+        """A slot may be added (call with the lock held)."""
+        return len(self._slots) + self._promised < self.capacity
 
     # ------------------------------------------------------------------ stopping
 
@@ -319,18 +370,26 @@ class Pool(Generic[E]):
             slots, self._slots = self._slots, []
         _side_by_side([s.env.teardown for s in slots if not s.env.kept], timeout)
 
-    def detach(self, timeout: float = 60) -> list[Slot[E]]:
+    def detach(
+        self, timeout: float = 60, *, hand_over: Callable[[Slot[E], bool], None] | None = None
+    ) -> list[Slot[E]]:
         """Stop, let background work finish, and hand the ready and dirty slots over.
 
         For a pool kept after the run: nothing is torn down here but what failed; the
         caller keeps or removes what it gets (``ready``: reset and checked; ``dirty``: a
-        flow's state still in it, its reset not started). Background resets under way
-        finish first; no new one starts.
+        flow's state still in it, its reset not started). Background work under way
+        finishes first; no new reset starts. With ``hand_over``, resets under way are not
+        waited for: their slots come back dirty and in :attr:`handed_over`, and
+        ``hand_over(slot, clean)`` is called when each reset ends (not clean: it failed,
+        and the environment was torn down).
         """
         with self._cond:
             self._stopping = self._detaching = True
+            self._hand_over = hand_over
             self._cond.notify_all()
-            self._cond.wait_for(lambda: self._background == 0, timeout)
+            busy = self._resetting if hand_over is not None else set()
+            self._cond.wait_for(lambda: self._background == len(busy), timeout)
+            self.handed_over = frozenset(busy)
             slots, self._slots = self._slots, []
         return [s for s in slots if s.state in (State.READY, State.DIRTY) and not s.env.kept]
 
@@ -359,12 +418,17 @@ class Pool(Generic[E]):
             self._finish(slot, State.DIRTY if self._detaching else State.READY)
             return
         if not rebuild:
+            with self._cond:
+                self._resetting.add(slot)
             try:
                 slot.env.reset()
             except Exception as exc:  # noqa: BLE001 - a reset that fails means a rebuild
                 self.last_error = exc
                 rebuild = True
-            else:
+            finally:
+                with self._cond:
+                    self._resetting.discard(slot)
+            if not rebuild:
                 self._finish(slot, State.READY)
                 return
         _quietly(slot.env.teardown)
@@ -404,6 +468,10 @@ class Pool(Generic[E]):
             # Outside the lock, so the pairs of a stopping run go side by side; before the
             # count drops, so close() returns only when they are gone.
             _quietly(slot.env.teardown)
+        with self._cond:
+            hand_over = self._hand_over if slot in self.handed_over else None
+        if hand_over is not None:
+            hand_over(slot, state is State.READY)
         with self._cond:
             self._background -= 1
             self._warming.discard(slot)
@@ -460,6 +528,11 @@ def _idle(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+#: Starts the settler of a kept pool for the pairs it was left dirty (the names are still
+#: being reset in this process); False: none started (see :func:`settle.start_settler`).
+Settle = Callable[[KeptPool, list[str]], bool]
+
+
 def _thread(job: Callable[[], None]) -> None:
     threading.Thread(target=job, name="nocrud-pool", daemon=True).start()
 
@@ -478,6 +551,7 @@ class PoolProvisioner:
         self._hint_lock = threading.Lock()
         self._reload_hinted = False
         self._kept: KeptPool | None = None
+        self._cpus = 1
 
     def prepare(self, run: Run) -> None:
         self._run = run
@@ -511,8 +585,9 @@ class PoolProvisioner:
             capacity=config.parallel + warm,
             warm=warm,
             max_uses=config.run.pool_max_uses,
-            starting=_daemon_cpus(run),
+            starting=(cpus := _daemon_cpus(run)),
         )
+        self._cpus = cpus
         if kept is not None:
             self._adopt(kept, self._pool)
         self._pool.fill()
@@ -530,6 +605,12 @@ class PoolProvisioner:
 
     @staticmethod
     def _adopt(kept: KeptPool, pool: Pool[Pair]) -> None:
+        """Take the pairs earlier runs kept; wait (in the background) for those being settled.
+
+        A pair a settler is resetting now (:mod:`nocrud.environment.settle`) is waited
+        for rather than replaced: the pool holds its room and starts no pair in its place
+        while the wait lasts (about the pair's boot, which a new pair would cost too).
+        """
         retired = kept.retire_stale()
         if retired:
             kept.say(f"pool: retired {retired} kept pair(s) of an earlier build or settings")
@@ -541,6 +622,13 @@ class PoolProvisioner:
         if taken:
             resetting = f", {dirty} being reset" if dirty else ""
             kept.say(f"pool: took {taken} kept pair(s) from earlier runs{resetting}")
+        waits = [wait for path, wait in settling(kept) if pool.adopt_later(
+            take_when_settled(kept, path, wait))]  # fmt: skip
+        if waits:
+            kept.say(
+                f"pool: waiting up to {max(waits):.1f} s for {len(waits)} kept pair(s) "
+                "being reset after the last run"
+            )
 
     @contextlib.contextmanager
     def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[Pair]:
@@ -569,17 +657,42 @@ class PoolProvisioner:
             run.say(line)
 
     @staticmethod
-    def _leave(kept: KeptPool, pool: Pool[Pair]) -> None:
-        """Keep up to ``run.keep_pool_max`` pairs for the next run; remove the rest."""
-        slots = sorted(pool.detach(), key=lambda s: s.state is not State.READY)
+    def _leave(kept: KeptPool, pool: Pool[Pair], settle: Settle) -> None:
+        """Keep up to ``run.keep_pool_max`` pairs for the next run; remove the rest.
+
+        The run does not wait for resets under way (a restart is a full boot): those
+        pairs stay locked until their reset ends, in this process, or the process exits.
+        Every pair kept dirty is reset after the run by a settler (``settle``, started
+        before the keeper connection it inherits is dropped), which the run does not
+        wait for either.
+        """
+        chosen: set[Slot[Pair]] = set()
+        decided = threading.Event()
+
+        def reset_ended(slot: Slot[Pair], clean: bool) -> None:
+            decided.wait(60)
+            if slot in chosen and not slot.env.torn_down:
+                kept.leave(slot.env, clean=clean, uses=slot.uses)
+
+        slots = pool.detach(hand_over=reset_ended)
+        busy = pool.handed_over
+        slots.sort(key=lambda s: (s.state is not State.READY, s in busy))
         left, extra = slots[: kept.cap], slots[kept.cap :]
+        chosen.update(left)
+        decided.set()
         for slot in left:
-            kept.leave(slot.env, clean=slot.state is State.READY, uses=slot.uses)
-        _side_by_side([s.env.teardown for s in extra], 60)
+            clean = slot.state is State.READY and slot not in busy
+            kept.leave(slot.env, clean=clean, uses=slot.uses, hold=slot in busy)
+        # A pair mid-reset is killed: its reset fails at once and leaves it alone.
+        _side_by_side([s.env.kill if s in busy else s.env.teardown for s in extra], 60)
+        dirty = [s for s in left if s in busy or s.state is not State.READY]
+        waiting = [s.env.name for s in left if s in busy]
+        settled = bool(dirty) and settle(kept, waiting)
         kept.close()
         if left:
+            later = f" ({len(dirty)} being reset in the background)" if settled else ""
             kept.say(
-                f"pool: kept {len(left)} pair(s) for the next run, removed after "
+                f"pool: kept {len(left)} pair(s) for the next run{later}, removed after "
                 f"{_idle(kept.idle)} without one (`nocrud pool stop` removes them now)"
             )
 
@@ -593,7 +706,10 @@ class PoolProvisioner:
 
     def close(self) -> None:
         if self._pool is not None and self._kept is not None:
-            self._leave(self._kept, self._pool)
+            settle: Settle = functools.partial(
+                start_settler, workers=self._cpus, daemon_operations=self._daemon_operations
+            )
+            self._leave(self._kept, self._pool, settle)
         elif self._pool is not None:
             self._pool.close()
         if self._bridge is not None:
