@@ -345,11 +345,19 @@ class KeptPool:
     def leave(self, pair: Pair, *, clean: bool, uses: int, hold: bool = False) -> None:
         """Hand a pair over to the next run: record its state, then release its lock.
 
-        With ``hold`` the lock stays (a reset under way ends before anyone takes it).
+        With ``hold`` the lock stays while this process still resets the pair: the record
+        says it is being settled, which the next run waits for.
         """
+        settling = os.getpid() if hold else 0
         _write(
             self.dir / f"{pair.name}.json",
-            {**pair.export(), "clean": clean, "uses": uses, "left_at": time.time()},
+            {
+                **pair.export(),
+                "clean": clean,
+                "uses": uses,
+                "left_at": time.time(),
+                "settling": settling,
+            },
         )
         if not hold:
             self._unlock(pair)

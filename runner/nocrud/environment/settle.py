@@ -59,6 +59,8 @@ __all__ = ["SettleJob", "settle", "settle_one", "settling", "start_settler", "ta
 POLL = 0.05
 #: The settler's time to connect to Docker and look at its pool, before any reset.
 STARTUP_LIMIT = 60
+#: Bytes of settle.log kept before the next settler starts it again.
+LOG_LIMIT = 2**20
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,11 @@ def start_settler(
     job = SettleJob(
         run.config, run.images, kept.key, sock.fileno(), workers, daemon_operations, waiting
     )
+    path = kept.dir / SETTLE_LOG
     try:
-        with (kept.dir / SETTLE_LOG).open("ab") as log:
+        # Each settler appends; a log grown past LOG_LIMIT starts again.
+        big = path.exists() and path.stat().st_size > LOG_LIMIT
+        with path.open("wb" if big else "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "nocrud.environment.settle"],
                 stdin=subprocess.PIPE,

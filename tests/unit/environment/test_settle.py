@@ -147,7 +147,10 @@ def test_a_pair_being_settled_shows_as_settling_and_a_dirty_one_left_by_a_killed
     again = kept.take(path)  # the next run takes it, dirty, and resets it itself
     assert again is not None and again[1] is False
     assert _states(kept) == {"p1": "in use"}
-    kept.leave(again[0], clean=True, uses=1)
+    kept.leave(again[0], clean=False, uses=1, hold=True)  # its run ends mid-reset
+    assert _states(kept) == {"p1": "settling"}, "the next run would not wait for it"
+    kept.leave(again[0], clean=True, uses=1)  # the reset ended
+    assert _states(kept) == {"p1": "ready"}
 
 
 # ---------------------------------------------------------------------- the next run's wait
