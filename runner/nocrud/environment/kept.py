@@ -1,9 +1,10 @@
 """A project's pool kept between runs (``run.keep_pool``): pairs that outlive the run.
 
 With ``run.keep_pool`` set, the ``pool`` strategy does not remove its pairs at the end of
-a run: it leaves them reset (or marked dirty) for the next run on the same machine and
-Docker host (``nocrud up``, the pytest plugin, ``nocrud watch``), which takes them over
-instead of booting new ones. What makes that safe:
+a run: it leaves them reset (or dirty, for the settler of :mod:`nocrud.environment.settle`
+to reset after the run) for the next run on the same machine and Docker host (``nocrud
+up``, the pytest plugin, ``nocrud watch``), which takes them over instead of booting new
+ones. What makes that safe:
 
 - **Keyed by build.** A pool's key hashes the app and database image ids, the app and
   database settings and the Docker host. A rebuild gives a new key, so a run never gets

@@ -13,8 +13,11 @@ restarted, not recreated), and the PostgreSQL server's own state outside the flo
 database (roles and their passwords, settings changed with ``ALTER SYSTEM``).
 
 With ``run.keep_pool`` the pairs outlive the run: :class:`PoolProvisioner` takes over the
-pairs an earlier run kept (:meth:`Pool.adopt`) and leaves its own at the end
-(:meth:`Pool.detach`); :mod:`nocrud.environment.kept` owns their records and keeper.
+pairs an earlier run kept (:meth:`Pool.adopt`, or :meth:`Pool.adopt_later` for one being
+reset after its run) and leaves its own at the end (:meth:`Pool.detach`, which hands
+resets under way over instead of waiting for them); :mod:`nocrud.environment.kept` owns
+their records and keeper, :mod:`nocrud.environment.settle` the settler that resets the
+pairs left dirty after the run has exited.
 
 A pair is rebuilt (removed, and a new one started in the background) instead of reset
 after a flow that did not pass, when one of its containers died, when it was torn down
@@ -622,8 +625,10 @@ class PoolProvisioner:
         if taken:
             resetting = f", {dirty} being reset" if dirty else ""
             kept.say(f"pool: took {taken} kept pair(s) from earlier runs{resetting}")
-        waits = [wait for path, wait in settling(kept) if pool.adopt_later(
-            take_when_settled(kept, path, wait))]  # fmt: skip
+        waits = []
+        for path, wait in settling(kept):
+            if pool.adopt_later(take_when_settled(kept, path, wait)):
+                waits.append(wait)
         if waits:
             kept.say(
                 f"pool: waiting up to {max(waits):.1f} s for {len(waits)} kept pair(s) "
@@ -679,10 +684,10 @@ class PoolProvisioner:
         slots.sort(key=lambda s: (s.state is not State.READY, s in busy))
         left, extra = slots[: kept.cap], slots[kept.cap :]
         chosen.update(left)
-        decided.set()
         for slot in left:
             clean = slot.state is State.READY and slot not in busy
             kept.leave(slot.env, clean=clean, uses=slot.uses, hold=slot in busy)
+        decided.set()  # a reset ending now records its pair after the line above
         # A pair mid-reset is killed: its reset fails at once and leaves it alone.
         _side_by_side([s.env.kill if s in busy else s.env.teardown for s in extra], 60)
         dirty = [s for s in left if s in busy or s.state is not State.READY]
