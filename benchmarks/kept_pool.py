@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +139,12 @@ def uvicorn_runs(
 
 def settle_time(project: Path, timeout: float = 300) -> float:
     """Seconds from now until none of the project's kept pairs is dirty or being settled."""
-    from nocrud.environment.kept import read_pools
+    from nocrud.environment.settle import wait_settled
 
-    began = time.monotonic()
-    while True:
-        states = [r.state for records in read_pools(project).values() for r in records]
-        if not {"dirty", "settling"} & set(states):
-            return time.monotonic() - began
-        if time.monotonic() - began > timeout:
-            sys.exit(f"the kept pool did not settle within {timeout:g} s: {states}")
-        time.sleep(0.05)
+    waited = wait_settled(project, timeout)
+    if waited is None:
+        sys.exit(f"the kept pool of {project} did not settle within {timeout:g} s")
+    return waited
 
 
 def idle_footprint(config: Path, selection: list[str]) -> str:

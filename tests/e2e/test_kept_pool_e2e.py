@@ -95,7 +95,6 @@ def test_a_second_run_takes_the_first_runs_pairs_and_pool_status_and_stop_show_t
     assert "pool: took 2 kept pair(s) from earlier runs\n" in second, "some were not clean"
     assert "waiting up to" not in second, second
     assert pool_containers(harness) == kept, "the second run booted pairs of its own"
-    settled(harness)
 
     stopped = ok(harness.run("pool", "stop"))
     assert "removed 2 kept pair(s)" in stopped
@@ -119,7 +118,6 @@ def test_a_rebuild_retires_the_old_pairs_and_clean_removes_the_new_ones(harness:
     new = pool_containers(harness)
     assert len(new) == 4 and not new & old, "a pair of the old build survived the rebuild"
 
-    settled(harness)
     cleaned = ok(harness.run("clean"))
     assert "kept pool: removed 2 pair(s)" in cleaned, cleaned
     assert harness.leftovers() == []
@@ -148,8 +146,7 @@ def test_two_runs_at_once_never_share_a_pair(harness: Any) -> None:
         assert run.returncode == 0, out
     # The two kept pairs went to one run, or were split; never to both.
     assert sum(took(out) for out in outs) <= 2, outs
-    settled(harness)
-    ok(harness.run("pool", "stop"))
+    ok(harness.run("pool", "stop"))  # it waits for pairs being settled
     assert harness.leftovers() == []
 
 

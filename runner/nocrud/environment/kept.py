@@ -66,6 +66,8 @@ LABEL_POOL = "nocrud.pool"
 LABEL_KEEPER = "nocrud.pool-keeper"
 #: How long a run waits for a keeper that is removing an expired pool to go.
 KEEPER_GONE_TIMEOUT = 30.0
+#: How long ``nocrud pool stop`` and ``clean`` wait for a pair being settled (about a boot).
+SETTLING_WAIT = 30.0
 #: What the settler of a pool says, in its directory (see :mod:`nocrud.environment.settle`).
 SETTLE_LOG = "settle.log"
 
@@ -416,7 +418,7 @@ class KeptPool:
         for key, records in read_pools(self.run.config.root).items():
             if key == self.key:
                 continue
-            retired += _remove_idle(client, key, records)
+            retired += _remove_idle(client, key, records)[0]
         return retired
 
     @staticmethod
@@ -430,24 +432,33 @@ class KeptPool:
 # ---------------------------------------------------------------------- stopping pools
 
 
-def stop_pools(client: Any, root: Path) -> tuple[int, int]:
+def stop_pools(client: Any, root: Path, *, wait: float = SETTLING_WAIT) -> tuple[int, int]:
     """Remove a project's kept pools now (``nocrud pool stop``, ``nocrud clean``).
 
-    Pairs a run holds are left to it. Returns (pairs removed, pairs left in use).
+    Pairs a run holds are left to it; a pair being settled (reset after its run) is
+    waited for, up to ``wait`` seconds. Returns (pairs removed, pairs left in use).
     """
     removed = in_use = 0
     for key, records in read_pools(root).items():
-        removed += _remove_idle(client, key, records)
-        in_use += sum(r.in_use for r in records)
+        gone, held = _remove_idle(client, key, records, wait=wait)
+        removed += gone
+        in_use += held
     return removed, in_use
 
 
-def _remove_idle(client: Any, key: str, records: list[PairRecord]) -> int:
-    """Remove a pool's pairs no run holds; its keeper too once none is held."""
-    removed = 0
+def _remove_idle(
+    client: Any, key: str, records: list[PairRecord], *, wait: float = 0.0
+) -> tuple[int, int]:
+    """Remove a pool's pairs no run holds, its keeper too once none is: (removed, held)."""
+    removed = held = 0
+    deadline = time.monotonic() + wait
     for record in records:
         lock = _lock(record.path.with_suffix(".lock"))
+        while lock is None and record.state == "settling" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            lock = _lock(record.path.with_suffix(".lock"))
         if lock is None:
+            held += 1
             continue
         try:
             _remove_objects(client, record.data)
@@ -459,12 +470,12 @@ def _remove_idle(client: Any, key: str, records: list[PairRecord]) -> int:
         finally:
             lock.close()
     key_dir = records[0].path.parent if records else None
-    if not any(r.in_use for r in records):
+    if not held:
         for keeper in client.containers.list(all=True, filters={"label": f"{LABEL_KEEPER}={key}"}):
             cleanup.ignore_gone(keeper.remove, force=True)
         if key_dir is not None:
             _remove_dir(key_dir)
-    return removed
+    return removed, held
 
 
 def expire(client: Any, root: Path) -> int:

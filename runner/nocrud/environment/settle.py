@@ -53,7 +53,15 @@ if TYPE_CHECKING:
     from nocrud.config import Config
     from nocrud.images import BuiltImages
 
-__all__ = ["SettleJob", "settle", "settle_one", "settling", "start_settler", "take_when_settled"]
+__all__ = [
+    "SettleJob",
+    "settle",
+    "settle_one",
+    "settling",
+    "start_settler",
+    "take_when_settled",
+    "wait_settled",
+]
 
 #: How often a run waiting for a pair being settled looks at its lock.
 POLL = 0.05
@@ -169,6 +177,21 @@ def take_when_settled(
         return None
 
     return take
+
+
+def wait_settled(root: Path, timeout: float) -> float | None:
+    """Wait until none of a project's kept pairs is dirty or being settled: seconds waited.
+
+    None: some still were after ``timeout`` seconds (a dirty pair no settler took, say).
+    """
+    began = time.monotonic()
+    while True:
+        states = {r.state for records in read_pools(root).values() for r in records}
+        if not states & {"dirty", "settling"}:
+            return time.monotonic() - began
+        if time.monotonic() - began >= timeout:
+            return None
+        time.sleep(POLL)
 
 
 # ---------------------------------------------------------------------- the settler's side
