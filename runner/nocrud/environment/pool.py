@@ -156,6 +156,8 @@ class Pool(Generic[E]):
         self._resetting: set[Slot[E]] = set()  # slots whose reset runs now
         #: Resets under way that detach() handed over, and who hears of their end.
         self.handed_over: frozenset[Slot[E]] = frozenset()
+        #: Slots the pool held when detach() stopped it (starting ones included).
+        self.size_at_detach = 0
         self._hand_over: Callable[[Slot[E], bool], None] | None = None
         #: The last error of a background start, shown when a flow waits in vain.
         self.last_error: BaseException | None = None
@@ -389,6 +391,7 @@ class Pool(Generic[E]):
         with self._cond:
             self._stopping = self._detaching = True
             self._hand_over = hand_over
+            self.size_at_detach = len(self._slots)
             self._cond.notify_all()
             busy = self._resetting if hand_over is not None else set()
             self._cond.wait_for(lambda: self._background == len(busy), timeout)
@@ -531,9 +534,9 @@ def _idle(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
-#: Starts the settler of a kept pool for the pairs it was left dirty (the names are still
-#: being reset in this process); False: none started (see :func:`settle.start_settler`).
-Settle = Callable[[KeptPool, list[str]], bool]
+#: Starts the settler of a kept pool: the pairs still being reset in this process, and how
+#: many pairs the pool should hold; False: none started (see :func:`settle.start_settler`).
+Settle = Callable[[KeptPool, list[str], int], bool]
 
 
 def _thread(job: Callable[[], None]) -> None:
@@ -668,8 +671,8 @@ class PoolProvisioner:
         The run does not wait for resets under way (a restart is a full boot): those
         pairs stay locked until their reset ends, in this process, or the process exits.
         Every pair kept dirty is reset after the run by a settler (``settle``, started
-        before the keeper connection it inherits is dropped), which the run does not
-        wait for either.
+        before the keeper connection it inherits is dropped), which also starts the pairs
+        missing from the pool's size (at most the cap); the run does not wait for it.
         """
         chosen: set[Slot[Pair]] = set()
         decided = threading.Event()
@@ -692,12 +695,16 @@ class PoolProvisioner:
         _side_by_side([s.env.kill if s in busy else s.env.teardown for s in extra], 60)
         dirty = [s for s in left if s in busy or s.state is not State.READY]
         waiting = [s.env.name for s in left if s in busy]
-        settled = bool(dirty) and settle(kept, waiting)
+        # Pairs still starting at the end were not kept: the settler starts them again.
+        missing = max(0, min(kept.cap, pool.size_at_detach) - len(left))
+        settled = bool(dirty or missing) and settle(kept, waiting, len(left) + missing)
         kept.close()
         if left:
-            later = f" ({len(dirty)} being reset in the background)" if settled else ""
+            later = [f"{len(dirty)} being reset"] if settled and dirty else []
+            later += [f"{missing} more being started"] if settled and missing else []
+            after = f" ({', '.join(later)} in the background)" if later else ""
             kept.say(
-                f"pool: kept {len(left)} pair(s) for the next run{later}, removed after "
+                f"pool: kept {len(left)} pair(s) for the next run{after}, removed after "
                 f"{_idle(kept.idle)} without one (`nocrud pool stop` removes them now)"
             )
 
@@ -712,7 +719,9 @@ class PoolProvisioner:
     def close(self) -> None:
         if self._pool is not None and self._kept is not None:
             settle: Settle = functools.partial(
-                start_settler, workers=self._cpus, daemon_operations=self._daemon_operations
+                start_settler,
+                workers=self._cpus,
+                daemon_operations=self._daemon_operations,
             )
             self._leave(self._kept, self._pool, settle)
         elif self._pool is not None:

@@ -6,8 +6,10 @@ them before its flows could use them, and for an app renewed by a restart (a sin
 uvicorn process, Django's runserver, a compiled binary) that is a full boot its flows
 wait for. So the run starts a *settler* as it ends (:func:`start_settler`): a detached
 process (its own session, no terminal, its output in ``.nocrud/pool/<key>/settle.log``)
-that takes each dirty pair's lock, resets the pair and records it clean. The run does not
-wait for it. What keeps that safe:
+that takes each dirty pair's lock, resets the pair and records it clean, then starts
+pairs until the pool holds as many as the run's did at its end (at most
+``run.keep_pool_max``): the run keeps only the pairs that had finished starting. The run
+does not wait for it. What keeps that safe:
 
 - **One holder per pair.** The settler takes a pair's ``flock`` before it touches the
   pair (it skips one another process holds) and its record says ``settling`` until it
@@ -27,6 +29,7 @@ its place, for a bounded time (:func:`take_when_settled`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -44,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nocrud.docker import cleanup
 from nocrud.environment import Run
 from nocrud.environment.kept import SETTLE_LOG, KeptPair, KeptPool, read_pools
 from nocrud.environment.reload import reset_budget
@@ -60,6 +64,7 @@ __all__ = [
     "settling",
     "start_settler",
     "take_when_settled",
+    "top_up",
     "wait_settled",
 ]
 
@@ -83,6 +88,9 @@ class SettleJob:
         workers: Pairs reset at once (the Docker host's CPUs).
         daemon_operations: The run's bound on concurrent daemon operations.
         waiting: Pairs the run was still resetting: their locks are waited for.
+        target: Pairs the pool should hold for the next run (as many as the run's pool
+            held at its end, starting ones included, at most ``run.keep_pool_max``): the
+            settler starts the missing ones.
     """
 
     config: Config
@@ -92,16 +100,18 @@ class SettleJob:
     workers: int
     daemon_operations: int
     waiting: list[str]
+    target: int
 
 
 # ---------------------------------------------------------------------- the run's side
 
 
 def start_settler(
-    kept: KeptPool, waiting: list[str], *, workers: int, daemon_operations: int
+    kept: KeptPool, waiting: list[str], target: int, *, workers: int, daemon_operations: int
 ) -> bool:
-    """Start a settler for ``kept``'s dirty pairs, before the run drops its keeper connection.
+    """Start a settler for ``kept``, before the run drops its keeper connection.
 
+    It resets the dirty pairs, then starts pairs until the pool holds ``target``.
     ``waiting`` names the pairs this process is still resetting: the settler waits for
     their locks (this process ends, or finishes their reset and records them clean).
     Returns at once (a fork and an exec); False when none could be started (the next
@@ -112,7 +122,14 @@ def start_settler(
     if run.keep_failed or sock is None:
         return False
     job = SettleJob(
-        run.config, run.images, kept.key, sock.fileno(), workers, daemon_operations, waiting
+        run.config,
+        run.images,
+        kept.key,
+        sock.fileno(),
+        workers,
+        daemon_operations,
+        waiting,
+        target,
     )
     path = kept.dir / SETTLE_LOG
     try:
@@ -255,6 +272,35 @@ def settle_one(
     return "settled"
 
 
+def top_up(kept: KeptPool, *, target: int, workers: int, run_id: str) -> int:
+    """Start pairs until ``kept`` holds ``target``, ``workers`` at once: how many started.
+
+    The run ended with fewer pairs than it used (pairs still starting then were not
+    kept): the next run would boot the missing ones while its flows wait. A pair is
+    recorded once it is up, clean; one that does not start is removed.
+    """
+    missing = target - len(kept.records())
+
+    def one(index: int) -> bool:
+        pair = kept.make(cleanup.object_name(run_id, index, "pool"))
+        began = time.monotonic()
+        try:
+            pair.start()
+        except Exception as exc:  # noqa: BLE001 - the next run starts one of its own
+            kept.say(f"{pair.name}: not started ({one_line(exc)})")
+            with contextlib.suppress(Exception):
+                pair.teardown()
+            return False
+        kept.leave(pair, clean=True, uses=0)
+        kept.say(f"{pair.name}: started in {time.monotonic() - began:.1f} s")
+        return True
+
+    if missing <= 0:
+        return 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+        return sum(threads.map(one, range(1, missing + 1)))
+
+
 def _clean_or_gone(path: Path) -> bool:
     try:
         return bool(json.loads(path.read_text()).get("clean"))
@@ -287,9 +333,8 @@ def _settle_pool(job: SettleJob) -> int:
         say(f"no Docker ({one_line(exc)}): nothing settled")
         return 0
     try:
-        run = Run(
-            config=job.config, run_id=f"settle-{job.key}", engine=engine, images=job.images, say=say
-        )
+        run_id = cleanup.new_run_id()
+        run = Run(config=job.config, run_id=run_id, engine=engine, images=job.images, say=say)
         kept = KeptPool(run, DaemonGate(job.daemon_operations), say)
         if kept.key != job.key or not kept.attach():
             say("the pool is gone (expired, stopped or rebuilt): nothing to settle")
@@ -297,11 +342,15 @@ def _settle_pool(job: SettleJob) -> int:
         # Each reset ends within its deadline (at most timeouts.app_ready); the wait for the
         # run's own resets adds at most one more.
         app_ready = job.config.timeouts.app_ready
-        records = len(kept.records())
-        rounds = math.ceil(records / max(1, job.workers)) + 1
+        jobs = len(kept.records()) + max(0, job.target - len(kept.records()))
+        rounds = math.ceil(jobs / max(1, job.workers)) + 1
         signal.alarm(STARTUP_LIMIT + math.ceil(rounds * app_ready))
         counts = settle(kept, workers=job.workers, waiting=job.waiting, wait=app_ready)
         say(", ".join(f"{n} {what}" for what, n in sorted(counts.items())) or "nothing dirty")
+        if kept.attach():
+            started = top_up(kept, target=job.target, workers=job.workers, run_id=run_id)
+            if started:
+                say(f"{started} started: the pool holds {len(kept.records())} pair(s)")
     finally:
         engine.close()
     return 0

@@ -122,7 +122,7 @@ def test_the_run_keeps_at_most_the_cap_ready_pairs_first_and_removes_the_rest() 
     kept = FakeKept(cap=2)
     settlers: list[list[str]] = []
 
-    def settle(_: Any, waiting: list[str]) -> bool:
+    def settle(_: Any, waiting: list[str], target: int) -> bool:
         settlers.append(waiting)
         return True
 

@@ -20,7 +20,7 @@ from nocrud.docker.resources import DaemonGate
 from nocrud.environment import ProvisionError
 from nocrud.environment.kept import KeptPair, KeptPool, _lock, pool_dir, read_pools
 from nocrud.environment.pool import PoolProvisioner
-from nocrud.environment.settle import settle, settling, take_when_settled
+from nocrud.environment.settle import settle, settling, take_when_settled, top_up
 from tests.unit.environment.test_kept_pool import FakeKept, _record, _run
 from tests.unit.environment.test_pool import FakeEnv, _counts, _pool
 
@@ -33,9 +33,17 @@ class FakePair(KeptPair):
     fail: ClassVar[set[str]] = set()
     events: ClassVar[list[tuple[str, str]]] = []
 
-    def __init__(self, record: dict[str, Any]) -> None:  # no containers: no super().__init__
-        self.name = record["name"]
-        self.boot = float(record.get("boot") or 0.0)
+    def __init__(self, record: dict[str, Any] | Any, name: str = "", *_: Any, **__: Any) -> None:
+        # No containers: no super().__init__. Adopted from a record, or made (run, name, ...).
+        self.name = record["name"] if isinstance(record, dict) else name
+        self.boot = float(record.get("boot") or 0.0) if isinstance(record, dict) else 1.0
+
+    def start(self) -> None:
+        FakePair.events.append(("start", self.name))
+        if self.name in FakePair.fail:
+            raise ProvisionError("the app container exited with code 3")
+        if self.keeper is not None:
+            self.keeper.claim(self)
 
     @classmethod
     def adopt(cls, run: Any, labels: Any, gate: Any, record: dict[str, Any]) -> Self:
@@ -229,7 +237,7 @@ def test_the_run_hands_over_a_reset_under_way_instead_of_waiting_for_it() -> Non
     kept = FakeKept(cap=1)
     settlers: list[list[str]] = []
     began = time.monotonic()
-    PoolProvisioner._leave(kept, pool, lambda _, waiting: settlers.append(waiting) or True)
+    PoolProvisioner._leave(kept, pool, lambda _, waiting, __: settlers.append(waiting) or True)
     assert time.monotonic() - began < 2, "the run waited for a reset"
     [waiting] = settlers
     killed = [env for env in (slow, extra) if "kill" in env.events]
@@ -278,3 +286,39 @@ def test_pool_stop_waits_for_a_pair_being_settled_then_removes_it_and_the_keeper
     assert time.monotonic() - began < 1, "a run's pair is not waited for"
     assert lock is not None
     lock.close()
+
+
+def test_the_settler_starts_the_pairs_the_run_had_not_finished_starting(kept: KeptPool) -> None:
+    _record(kept.run.config.root, kept.key, "p1", clean=True)
+    FakePair.fail = {"nocrud-abc-0002-pool"}
+    assert top_up(kept, target=3, workers=2, run_id="abc") == 1
+    assert sorted(FakePair.events) == [
+        ("start", "nocrud-abc-0001-pool"),
+        ("start", "nocrud-abc-0002-pool"),
+        ("teardown", "nocrud-abc-0002-pool"),
+    ]
+    assert _states(kept) == {"p1": "ready", "nocrud-abc-0001-pool": "ready"}
+    assert top_up(kept, target=2, workers=2, run_id="def") == 0, "the pool is full"
+
+
+def test_the_run_asks_its_settler_for_the_pairs_that_were_still_starting_at_its_end() -> None:
+    pool, jobs, _ = _pool(capacity=3, warm=2)
+    slot = pool.acquire()
+    pool.release(slot)  # its reset and two warm starts are queued
+    kept = FakeKept(cap=4)
+    asked: list[int] = []
+    leaving = threading.Thread(
+        target=PoolProvisioner._leave,
+        args=(kept, pool, lambda _, __, target: asked.append(target) or True),
+    )
+    leaving.start()
+    while not pool._stopping_now():
+        time.sleep(0.01)
+    jobs.run_all()  # the run is over: no reset, no start
+    leaving.join(10)
+    assert [clean for _, clean, _ in kept.left] == [False]
+    assert asked == [3], "one kept, two that were starting: the settler starts them"
+    assert kept.lines == [
+        "pool: kept 1 pair(s) for the next run (1 being reset, 2 more being started in the "
+        "background), removed after 10 min without one (`nocrud pool stop` removes them now)"
+    ]
