@@ -154,6 +154,7 @@ def idle_footprint(config: Path, selection: list[str]) -> str:
     os.environ["NOCRUD_STRATEGY"] = "pool"
     try:
         nocrud(*env_args, "up", "-j", "2", *selection, cwd=config.parent)
+        settle_time(config.parent)
         status = nocrud(*env_args, "pool", "status", cwd=config.parent).stdout
     finally:
         nocrud(*env_args, "pool", "stop", cwd=config.parent, check=False)
