@@ -33,7 +33,7 @@ def status_command(ctx: click.Context) -> None:
       NOCRUD_STRATEGY=pool nocrud up --keep-pool 10m && nocrud pool status
     """
     from nocrud.docker.engine import connect
-    from nocrud.environment.kept import expire, read_pools
+    from nocrud.environment.kept import expire, pool_dir, read_pools, settler_running
 
     config = load(ctx)
     printer = console()
@@ -55,10 +55,11 @@ def status_command(ctx: click.Context) -> None:
             if not records:
                 continue
             meta = _meta(config.root, key)
+            settler = settler_running(pool_dir(config.root) / key)
             out_print(
                 f"pool {key} (app {meta.get('app_image', '?')}, database "
                 f"{meta.get('db_image', '?')}): {len(records)} pair(s), "
-                f"{_expiry(records, meta)}"
+                f"{_expiry(records, meta, settler=settler)}"
             )
             with ThreadPoolExecutor(max_workers=8) as threads:
                 memory = list(threads.map(lambda r: _memory(client, r.data), records))
@@ -119,11 +120,11 @@ def _meta(root: Any, key: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _expiry(records: list[Any], meta: dict[str, Any]) -> str:
+def _expiry(records: list[Any], meta: dict[str, Any], *, settler: bool = False) -> str:
     if any(r.state == "in use" for r in records):
         return "in use by a run"
-    if any(r.state == "settling" for r in records):
-        return "being reset after the last run (settling)"
+    if settler or any(r.state == "settling" for r in records):
+        return "being settled after the last run (pairs reset or started)"
     idle = float(meta.get("idle") or 0)
     left = max((float(r.data.get("left_at") or 0) for r in records), default=0.0)
     if not idle or not left:

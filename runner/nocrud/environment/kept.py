@@ -49,14 +49,17 @@ from nocrud.errors import one_line
 __all__ = [
     "LABEL_KEEPER",
     "LABEL_POOL",
+    "SETTLE_LOCK",
     "SETTLE_LOG",
     "KeptPair",
     "KeptPool",
     "PairRecord",
     "expire",
+    "hold_settle_lock",
     "pool_dir",
     "pool_key",
     "read_pools",
+    "settler_running",
     "stop_pools",
 ]
 
@@ -70,6 +73,8 @@ KEEPER_GONE_TIMEOUT = 30.0
 SETTLING_WAIT = 30.0
 #: What the settler of a pool says, in its directory (see :mod:`nocrud.environment.settle`).
 SETTLE_LOG = "settle.log"
+#: Held by a pool's settler while it runs (one at a time per pool).
+SETTLE_LOCK = "settle.lock"
 
 
 def pool_dir(root: Path) -> Path:
@@ -147,6 +152,23 @@ def _read(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def settler_running(key_dir: Path) -> bool:
+    """A settler works on the pool in ``key_dir`` now (it holds the pool's settle lock)."""
+    if not (key_dir / SETTLE_LOCK).exists():
+        return False
+    lock = _lock(key_dir / SETTLE_LOCK)
+    if lock is not None:
+        lock.close()
+    return lock is None
+
+
+def hold_settle_lock(key_dir: Path) -> IO[str]:
+    """The pool's settle lock, waited for while another settler holds it."""
+    handle = (key_dir / SETTLE_LOCK).open("a")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 def read_pools(root: Path) -> dict[str, list[PairRecord]]:
@@ -493,7 +515,7 @@ def expire(client: Any, root: Path) -> int:
 
 def _remove_dir(key_dir: Path) -> None:
     """A pool's directory, once its records are gone (not while a run's lock file is there)."""
-    for name in ("pool.json", SETTLE_LOG):
+    for name in ("pool.json", SETTLE_LOG, SETTLE_LOCK):
         (key_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         key_dir.rmdir()

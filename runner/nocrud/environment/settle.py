@@ -49,7 +49,15 @@ from typing import TYPE_CHECKING
 
 from nocrud.docker import cleanup
 from nocrud.environment import Run
-from nocrud.environment.kept import SETTLE_LOG, KeptPair, KeptPool, read_pools
+from nocrud.environment.kept import (
+    SETTLE_LOG,
+    KeptPair,
+    KeptPool,
+    hold_settle_lock,
+    pool_dir,
+    read_pools,
+    settler_running,
+)
 from nocrud.environment.reload import reset_budget
 from nocrud.errors import one_line
 
@@ -197,14 +205,16 @@ def take_when_settled(
 
 
 def wait_settled(root: Path, timeout: float) -> float | None:
-    """Wait until none of a project's kept pairs is dirty or being settled: seconds waited.
+    """Wait until no settler runs and no kept pair is dirty or being settled: seconds waited.
 
     None: some still were after ``timeout`` seconds (a dirty pair no settler took, say).
     """
     began = time.monotonic()
     while True:
-        states = {r.state for records in read_pools(root).values() for r in records}
-        if not states & {"dirty", "settling"}:
+        pools = read_pools(root)
+        states = {r.state for records in pools.values() for r in records}
+        settlers = any(settler_running(pool_dir(root) / key) for key in pools)
+        if not settlers and not states & {"dirty", "settling"}:
             return time.monotonic() - began
         if time.monotonic() - began >= timeout:
             return None
@@ -336,6 +346,13 @@ def _settle_pool(job: SettleJob) -> int:
         run_id = cleanup.new_run_id()
         run = Run(config=job.config, run_id=run_id, engine=engine, images=job.images, say=say)
         kept = KeptPool(run, DaemonGate(job.daemon_operations), say)
+        if kept.key == job.key and kept.dir.is_dir():
+            # One settler at a time per pool: a second one would start the same missing
+            # pairs again. Released when this process ends; the wait is bounded by the
+            # other settler's own alarm.
+            signal.alarm(0)
+            hold_settle_lock(kept.dir)
+            signal.alarm(STARTUP_LIMIT)
         if kept.key != job.key or not kept.attach():
             say("the pool is gone (expired, stopped or rebuilt): nothing to settle")
             return 0

@@ -322,3 +322,18 @@ def test_the_run_asks_its_settler_for_the_pairs_that_were_still_starting_at_its_
         "pool: kept 1 pair(s) for the next run (1 being reset, 2 more being started in the "
         "background), removed after 10 min without one (`nocrud pool stop` removes them now)"
     ]
+
+
+def test_a_running_settler_is_waited_for_even_with_every_record_clean(kept: KeptPool) -> None:
+    from nocrud.environment.kept import hold_settle_lock, settler_running
+    from nocrud.environment.settle import wait_settled
+
+    root = kept.run.config.root
+    _record(root, kept.key, "p1", clean=True)
+    assert not settler_running(kept.dir)
+    held = hold_settle_lock(kept.dir)  # it is starting pairs the run had no time to start
+    assert settler_running(kept.dir)
+    assert wait_settled(root, 0.2) is None
+    threading.Timer(0.2, held.close).start()
+    waited = wait_settled(root, 10)
+    assert waited is not None and waited >= 0.1
