@@ -164,8 +164,10 @@ def settler_running(key_dir: Path) -> bool:
     return lock is None
 
 
-def hold_settle_lock(key_dir: Path) -> IO[str]:
-    """The pool's settle lock, waited for while another settler holds it."""
+def hold_settle_lock(key_dir: Path, *, wait: bool = True) -> IO[str] | None:
+    """The pool's settle lock; without ``wait``, None when another settler holds it."""
+    if not wait:
+        return _lock(key_dir / SETTLE_LOCK)
     handle = (key_dir / SETTLE_LOCK).open("a")
     fcntl.flock(handle, fcntl.LOCK_EX)
     return handle

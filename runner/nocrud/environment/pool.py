@@ -126,6 +126,10 @@ class Pool(Generic[E]):
         starting: Most environments starting at once. Pairs that start together share
             the CPUs (PostgreSQL's start, the app's imports) and all become ready late;
             started a few at a time, the first ones serve flows while the rest start.
+        defer: Reset a released slot only when it is needed: while at least one ready
+            slot per worker (capacity - warm) waits, the reset is put off. For a kept
+            pool, whose settler resets the dirty pairs after the run: a reset nobody
+            needs would only take CPU from the flows.
     """
 
     def __init__(
@@ -137,6 +141,7 @@ class Pool(Generic[E]):
         max_uses: int = 100,
         spawn: Spawn | None = None,
         starting: int | None = None,
+        defer: bool = False,
     ) -> None:
         self._make = make
         self.capacity = max(1, capacity)
@@ -153,6 +158,8 @@ class Pool(Generic[E]):
         self._warming: set[Slot[E]] = set()  # started ahead of demand, not for a caller
         self._waiting = 0  # callers in acquire()
         self._promised = 0  # environments another process is making ready (adopt_later)
+        self.defer = defer
+        self._deferred: list[Slot[E]] = []  # dirty slots whose reset is put off (defer)
         self._resetting: set[Slot[E]] = set()  # slots whose reset runs now
         #: Resets under way that detach() handed over, and who hears of their end.
         self.handed_over: frozenset[Slot[E]] = frozenset()
@@ -181,6 +188,7 @@ class Pool(Generic[E]):
                 while True:
                     if self._stopping:
                         raise ProvisionError("not started: run interrupted")
+                    self._reset_deferred()  # before a start here: a reset is cheaper
                     ready = [s for s in self._slots if s.state is State.READY]
                     slot = next((s for s in ready if not fresh or s.uses == 0), None)
                     if slot is not None:
@@ -246,16 +254,21 @@ class Pool(Generic[E]):
         rebuild = env.spoiled or env.torn_down or slot.uses >= self.max_uses or not _alive(env)
         with self._cond:
             stopping = self._stopping
+            deferred = not stopping and not rebuild and self._enough_ready()
             if stopping:
                 if slot in self._slots:
                     self._slots.remove(slot)
             else:
                 slot.move(State.REBUILDING if rebuild else State.DIRTY)
-                self._background += 1
+                if deferred:
+                    self._deferred.append(slot)
+                else:
+                    self._background += 1
         if stopping:
             _quietly(env.teardown)
             return
-        self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
+        if not deferred:
+            self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
 
     def adopt(self, env: E, *, clean: bool, uses: int = 0) -> None:
         """Add a running environment another run left (a kept pool): ready, or reset first.
@@ -318,14 +331,21 @@ class Pool(Generic[E]):
     # ------------------------------------------------------------------ warm slots
 
     def fill(self) -> None:
-        """Start slots in the background until ``warm`` are ready or on their way."""
+        """Start slots in the background until ``warm`` are ready or on their way.
+
+        Under ``defer``, put-off resets start first, until one slot per worker is ready
+        or on its way.
+        """
         starts: list[Slot[E]] = []
         with self._cond:
             if self._stopping:
                 return
+            while self._reset_deferred():  # put-off resets first: cheaper than starts
+                pass
             coming = (
                 self._promised
                 + sum(s.state in (State.READY, State.DIRTY, State.REBUILDING) for s in self._slots)
+                - len(self._deferred)
                 + sum(s.state is State.STARTING and s in self._warming for s in self._slots)
             )
             while coming < self.warm and self._room():
@@ -342,10 +362,28 @@ class Pool(Generic[E]):
     def _coming(self) -> int:
         """Slots that background work will make ready (call with the lock held)."""
         return self._promised + sum(
-            s.state in (State.DIRTY, State.REBUILDING)
+            (s.state in (State.DIRTY, State.REBUILDING) and s not in self._deferred)
             or (s.state is State.STARTING and s in self._warming)
             for s in self._slots
         )
+
+    def _enough_ready(self) -> bool:
+        """Under ``defer``, a ready slot waits for every worker (call with the lock held)."""
+        ready = sum(s.state is State.READY for s in self._slots)
+        return self.defer and ready >= self.capacity - self.warm
+
+    def _reset_deferred(self) -> bool:
+        """Start the oldest put-off reset when the ready slots and the work under way fall
+        short of one per worker, or of the callers waiting (call with the lock held)."""
+        if not self._deferred:
+            return False
+        ready = sum(s.state is State.READY for s in self._slots)
+        if ready + self._coming() >= max(self.capacity - self.warm, self._waiting):
+            return False
+        slot = self._deferred.pop(0)
+        self._background += 1
+        self._spawn(functools.partial(self._recycle, slot, rebuild=False))
+        return True
 
     def _room(self) -> bool:
         """A slot may be added (call with the lock held)."""
@@ -592,6 +630,7 @@ class PoolProvisioner:
             warm=warm,
             max_uses=config.run.pool_max_uses,
             starting=(cpus := _daemon_cpus(run)),
+            defer=kept is not None,
         )
         self._cpus = cpus
         if kept is not None:

@@ -30,6 +30,7 @@ its place, for a bounded time (:func:`take_when_settled`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -96,6 +97,9 @@ class SettleJob:
         workers: Pairs reset at once (the Docker host's CPUs).
         daemon_operations: The run's bound on concurrent daemon operations.
         waiting: Pairs the run was still resetting: their locks are waited for.
+        settle_lock: The descriptor of the pool's settle lock, taken by the run and
+            inherited (so the settler is seen from the run's end on), or -1: the settler
+            waits for it.
         target: Pairs the pool should hold for the next run (as many as the run's pool
             held at its end, starting ones included, at most ``run.keep_pool_max``): the
             settler starts the missing ones.
@@ -109,6 +113,7 @@ class SettleJob:
     daemon_operations: int
     waiting: list[str]
     target: int
+    settle_lock: int = -1
 
 
 # ---------------------------------------------------------------------- the run's side
@@ -140,6 +145,9 @@ def start_settler(
         target,
     )
     path = kept.dir / SETTLE_LOG
+    lock = hold_settle_lock(kept.dir, wait=False)
+    if lock is not None:
+        job = dataclasses.replace(job, settle_lock=lock.fileno())
     try:
         # Each settler appends; a log grown past LOG_LIMIT starts again.
         big = path.exists() and path.stat().st_size > LOG_LIMIT
@@ -151,7 +159,7 @@ def start_settler(
                 stderr=subprocess.STDOUT,
                 cwd=run.config.root,
                 start_new_session=True,  # Ctrl-C in the run's terminal is not for it
-                pass_fds=(job.keeper,),
+                pass_fds=(job.keeper,) if lock is None else (job.keeper, job.settle_lock),
             )
         assert proc.stdin is not None
         with proc.stdin:
@@ -159,6 +167,9 @@ def start_settler(
     except (OSError, pickle.PicklingError) as exc:
         run.say(f"pool: could not start the settler ({one_line(exc)}): the next run resets")
         return False
+    finally:
+        if lock is not None:
+            lock.close()  # the settler's copy holds it
     # Reaps it when this process outlives it (the pytest plugin, watch); a run that exits
     # first leaves it to init.
     threading.Thread(target=proc.wait, name="nocrud-settler", daemon=True).start()
@@ -346,7 +357,7 @@ def _settle_pool(job: SettleJob) -> int:
         run_id = cleanup.new_run_id()
         run = Run(config=job.config, run_id=run_id, engine=engine, images=job.images, say=say)
         kept = KeptPool(run, DaemonGate(job.daemon_operations), say)
-        if kept.key == job.key and kept.dir.is_dir():
+        if job.settle_lock < 0 and kept.key == job.key and kept.dir.is_dir():
             # One settler at a time per pool: a second one would start the same missing
             # pairs again. Released when this process ends; the wait is bounded by the
             # other settler's own alarm.

@@ -337,3 +337,22 @@ def test_a_running_settler_is_waited_for_even_with_every_record_clean(kept: Kept
     threading.Timer(0.2, held.close).start()
     waited = wait_settled(root, 10)
     assert waited is not None and waited >= 0.1
+
+
+def test_a_kept_pool_puts_resets_off_while_every_worker_has_a_ready_pair() -> None:
+    from nocrud.environment.pool import Pool
+    from tests.unit.environment.test_pool import Jobs
+
+    jobs = Jobs()
+    pool = Pool(FakeEnv, capacity=3, warm=1, spawn=jobs, defer=True)  # two workers
+    for _ in range(3):
+        pool.adopt(FakeEnv(), clean=True)
+    used = pool.acquire()
+    pool.release(used)
+    assert jobs.queue == [] and _counts(pool) == {"ready": 2, "dirty": 1}, "not put off"
+    other = pool.acquire()  # one ready left for two workers: the put-off reset starts
+    assert jobs.run_all() == 1 and used.env.events == ["reset"]
+    pool.release(other)
+    assert _counts(pool) == {"ready": 2, "dirty": 1}
+    slots = pool.detach(timeout=1)  # the settler resets what was put off
+    assert {s.state.value for s in slots} == {"ready", "dirty"} and other.env.events == []
