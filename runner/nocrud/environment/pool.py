@@ -334,7 +334,8 @@ class Pool(Generic[E]):
         """Start slots in the background until ``warm`` are ready or on their way.
 
         Under ``defer``, put-off resets start first, until one slot per worker is ready
-        or on its way.
+        or on its way; a slot whose reset is put off counts as on its way (the settler
+        resets it after the run), so no start replaces it.
         """
         starts: list[Slot[E]] = []
         with self._cond:
@@ -345,7 +346,6 @@ class Pool(Generic[E]):
             coming = (
                 self._promised
                 + sum(s.state in (State.READY, State.DIRTY, State.REBUILDING) for s in self._slots)
-                - len(self._deferred)
                 + sum(s.state is State.STARTING and s in self._warming for s in self._slots)
             )
             while coming < self.warm and self._room():
