@@ -17,7 +17,8 @@ pairs an earlier run kept (:meth:`Pool.adopt`, or :meth:`Pool.adopt_later` for o
 reset after its run) and leaves its own at the end (:meth:`Pool.detach`, which hands
 resets under way over instead of waiting for them); :mod:`nocrud.environment.kept` owns
 their records and keeper, :mod:`nocrud.environment.settle` the settler that resets the
-pairs left dirty after the run has exited.
+pairs left dirty after the run has exited. A kept pool puts a reset off while every
+worker has a ready pair (``defer``): the settler does it after the run.
 
 A pair is rebuilt (removed, and a new one started in the background) instead of reset
 after a flow that did not pass, when one of its containers died, when it was torn down
