@@ -459,12 +459,16 @@ class KeptPool:
 def stop_pools(client: Any, root: Path, *, wait: float = SETTLING_WAIT) -> tuple[int, int]:
     """Remove a project's kept pools now (``nocrud pool stop``, ``nocrud clean``).
 
-    Pairs a run holds are left to it; a pair being settled (reset after its run) is
-    waited for, up to ``wait`` seconds. Returns (pairs removed, pairs left in use).
+    Pairs a run holds are left to it; a pool's settler (it resets and starts pairs after
+    a run) is waited for, up to ``wait`` seconds. Returns (pairs removed, pairs left in use).
     """
     removed = in_use = 0
-    for key, records in read_pools(root).items():
-        gone, held = _remove_idle(client, key, records, wait=wait)
+    deadline = time.monotonic() + wait
+    for key in read_pools(root):
+        while settler_running(pool_dir(root) / key) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        records = read_pools(root).get(key, [])
+        gone, held = _remove_idle(client, key, records, wait=max(0.0, deadline - time.monotonic()))
         removed += gone
         in_use += held
     return removed, in_use

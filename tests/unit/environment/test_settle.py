@@ -269,16 +269,19 @@ def test_a_settler_log_goes_with_its_pool(tmp_path: Path) -> None:
 def test_pool_stop_waits_for_a_pair_being_settled_then_removes_it_and_the_keeper(
     tmp_path: Path,
 ) -> None:
-    from nocrud.environment.kept import stop_pools
+    from nocrud.environment.kept import hold_settle_lock, stop_pools
     from tests.unit.environment.test_kept_pool import FakeClient
 
     path = _record(tmp_path, "k1", "p1", clean=False, settling=4242)
     lock = _lock(path.with_suffix(".lock"))
-    assert lock is not None
-    threading.Timer(0.3, lock.close).start()  # the settler is done
+    settler = hold_settle_lock(path.parent)
+    assert lock is not None and settler is not None
+    threading.Timer(0.3, lock.close).start()  # the pair is settled
+    threading.Timer(0.5, settler.close).start()  # and the settler is done (it started p2)
+    threading.Timer(0.4, lambda: _record(tmp_path, "k1", "p2", clean=True)).start()
     client = FakeClient({"k1": ["keeper-k1"]})
-    assert stop_pools(client, tmp_path, wait=10) == (1, 0)
-    assert set(client.removed) == {"p1-app", "p1-db", "keeper-k1"}
+    assert stop_pools(client, tmp_path, wait=10) == (2, 0)
+    assert set(client.removed) == {"p1-app", "p1-db", "p2-app", "p2-db", "keeper-k1"}
     held = _record(tmp_path, "k2", "p2", clean=False)  # a run's, not a settler's
     lock = _lock(held.with_suffix(".lock"))
     began = time.monotonic()
