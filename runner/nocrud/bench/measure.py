@@ -267,6 +267,16 @@ def _stop_kept_pool(config: Any) -> None:
         client.close()
 
 
+def _wait_settled(config: Any) -> None:
+    """Let the first run's settler reset the pairs it left dirty, as a developer's next run
+    finds them."""
+    from nocrud.environment.settle import wait_settled
+
+    wait_settled(config.root, KEPT_SETTLE_TIMEOUT)
+
+
+#: How long the ``kept`` measurement waits for its first run's pairs to be settled.
+KEPT_SETTLE_TIMEOUT = 60.0
 #: The ``kept`` measurement's idle time: long enough to outlast its own first run.
 KEPT_IDLE = "5m"
 
@@ -307,6 +317,7 @@ def run_child(request: dict[str, Any]) -> None:
                 workflow.run_flows(
                     config, primer, flows, workflow.UpOptions(), console, run_id=run_id
                 )
+            _wait_settled(config)
         with prepare.environments(
             config, console, provisioner=provisioner, run_id=run_id, say=console.print
         ) as prepared:

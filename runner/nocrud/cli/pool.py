@@ -33,7 +33,7 @@ def status_command(ctx: click.Context) -> None:
       NOCRUD_STRATEGY=pool nocrud up --keep-pool 10m && nocrud pool status
     """
     from nocrud.docker.engine import connect
-    from nocrud.environment.kept import expire, read_pools
+    from nocrud.environment.kept import expire, pool_dir, read_pools, settler_running
 
     config = load(ctx)
     printer = console()
@@ -55,17 +55,18 @@ def status_command(ctx: click.Context) -> None:
             if not records:
                 continue
             meta = _meta(config.root, key)
+            settler = settler_running(pool_dir(config.root) / key)
             out_print(
                 f"pool {key} (app {meta.get('app_image', '?')}, database "
                 f"{meta.get('db_image', '?')}): {len(records)} pair(s), "
-                f"{_expiry(records, meta)}"
+                f"{_expiry(records, meta, settler=settler)}"
             )
             with ThreadPoolExecutor(max_workers=8) as threads:
                 memory = list(threads.map(lambda r: _memory(client, r.data), records))
             out_print(f"  {'pair':<34} {'state':<8} {'uses':>5} {'RSS':>9} {'in memory':>10}")
             total_rss = total_mem = 0.0
             for record, (rss, mem) in zip(records, memory, strict=True):
-                state = "in use" if record.in_use else ("ready" if record.clean else "dirty")
+                state = record.state
                 total_rss += rss or 0
                 total_mem += mem or 0
                 out_print(
@@ -119,9 +120,11 @@ def _meta(root: Any, key: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _expiry(records: list[Any], meta: dict[str, Any]) -> str:
-    if any(r.in_use for r in records):
+def _expiry(records: list[Any], meta: dict[str, Any], *, settler: bool = False) -> str:
+    if any(r.state == "in use" for r in records):
         return "in use by a run"
+    if settler or any(r.state == "settling" for r in records):
+        return "being settled after the last run (pairs reset or started)"
     idle = float(meta.get("idle") or 0)
     left = max((float(r.data.get("left_at") or 0) for r in records), default=0.0)
     if not idle or not left:

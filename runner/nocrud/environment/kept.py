@@ -1,9 +1,10 @@
 """A project's pool kept between runs (``run.keep_pool``): pairs that outlive the run.
 
 With ``run.keep_pool`` set, the ``pool`` strategy does not remove its pairs at the end of
-a run: it leaves them reset (or marked dirty) for the next run on the same machine and
-Docker host (``nocrud up``, the pytest plugin, ``nocrud watch``), which takes them over
-instead of booting new ones. What makes that safe:
+a run: it leaves them reset (or dirty, for the settler of :mod:`nocrud.environment.settle`
+to reset after the run) for the next run on the same machine and Docker host (``nocrud
+up``, the pytest plugin, ``nocrud watch``), which takes them over instead of booting new
+ones. What makes that safe:
 
 - **Keyed by build.** A pool's key hashes the app and database image ids, the app and
   database settings and the Docker host. A rebuild gives a new key, so a run never gets
@@ -48,13 +49,17 @@ from nocrud.errors import one_line
 __all__ = [
     "LABEL_KEEPER",
     "LABEL_POOL",
+    "SETTLE_LOCK",
+    "SETTLE_LOG",
     "KeptPair",
     "KeptPool",
     "PairRecord",
     "expire",
+    "hold_settle_lock",
     "pool_dir",
     "pool_key",
     "read_pools",
+    "settler_running",
     "stop_pools",
 ]
 
@@ -64,6 +69,12 @@ LABEL_POOL = "nocrud.pool"
 LABEL_KEEPER = "nocrud.pool-keeper"
 #: How long a run waits for a keeper that is removing an expired pool to go.
 KEEPER_GONE_TIMEOUT = 30.0
+#: How long ``nocrud pool stop`` and ``clean`` wait for a pair being settled (about a boot).
+SETTLING_WAIT = 30.0
+#: What the settler of a pool says, in its directory (see :mod:`nocrud.environment.settle`).
+SETTLE_LOG = "settle.log"
+#: Held by a pool's settler while it runs (one at a time per pool).
+SETTLE_LOCK = "settle.lock"
 
 
 def pool_dir(root: Path) -> Path:
@@ -108,6 +119,13 @@ class PairRecord:
     def clean(self) -> bool:
         return bool(self.data.get("clean"))
 
+    @property
+    def state(self) -> str:
+        """``ready``, ``dirty``, ``settling`` (its settler resets it) or ``in use`` (a run)."""
+        if self.in_use:
+            return "settling" if self.data.get("settling") else "in use"
+        return "ready" if self.clean else "dirty"
+
 
 def _lock(path: Path) -> IO[str] | None:
     """The pair's lock, held by this process; None when another process holds it."""
@@ -134,6 +152,25 @@ def _read(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def settler_running(key_dir: Path) -> bool:
+    """A settler works on the pool in ``key_dir`` now (it holds the pool's settle lock)."""
+    if not (key_dir / SETTLE_LOCK).exists():
+        return False
+    lock = _lock(key_dir / SETTLE_LOCK)
+    if lock is not None:
+        lock.close()
+    return lock is None
+
+
+def hold_settle_lock(key_dir: Path, *, wait: bool = True) -> IO[str] | None:
+    """The pool's settle lock; without ``wait``, None when another settler holds it."""
+    if not wait:
+        return _lock(key_dir / SETTLE_LOCK)
+    handle = (key_dir / SETTLE_LOCK).open("a")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
 
 
 def read_pools(root: Path) -> dict[str, list[PairRecord]]:
@@ -226,6 +263,22 @@ class KeptPool:
                 "keeper": self._keeper_id,
             },
         )
+        self._label()
+        return True
+
+    def attach(self) -> bool:
+        """Use the pool another process opened, as long as its keeper runs (the settler)."""
+        keepers = self.run.engine.client.containers.list(
+            filters={"label": f"{LABEL_KEEPER}={self.key}"}
+        )
+        meta = _read(self.dir / "pool.json") or {}
+        if not keepers or keepers[0].id != meta.get("keeper"):
+            return False
+        self._keeper_id = keepers[0].id
+        self._label()
+        return True
+
+    def _label(self) -> None:
         self.labels = {
             cleanup.LABEL_RUN: f"pool-{self.key}",
             cleanup.LABEL_OWNER: f"{cleanup.CONTAINER_OWNER}{self._keeper_id}:",
@@ -233,7 +286,11 @@ class KeptPool:
             cleanup.LABEL_ROLE: "pool",
             LABEL_POOL: self.key,
         }
-        return True
+
+    @property
+    def connection(self) -> socket.socket | None:
+        """This run's connection to the keeper (the settler inherits it), or None."""
+        return self._socket
 
     def close(self) -> None:
         """Drop the keeper connection: its idle time starts when the last run has done so."""
@@ -312,45 +369,71 @@ class KeptPool:
             (self.dir / f"{pair.name}.lock").unlink()
         self._unlock(pair)
 
-    def leave(self, pair: Pair, *, clean: bool, uses: int) -> None:
-        """Hand a pair over to the next run: record its state, then release its lock."""
+    def leave(self, pair: Pair, *, clean: bool, uses: int, hold: bool = False) -> None:
+        """Hand a pair over to the next run: record its state, then release its lock.
+
+        With ``hold`` the lock stays while this process still resets the pair: the record
+        says it is being settled, which the next run waits for.
+        """
+        settling = os.getpid() if hold else 0
         _write(
             self.dir / f"{pair.name}.json",
-            {**pair.export(), "clean": clean, "uses": uses, "left_at": time.time()},
+            {
+                **pair.export(),
+                "clean": clean,
+                "uses": uses,
+                "left_at": time.time(),
+                "settling": settling,
+            },
         )
-        self._unlock(pair)
+        if not hold:
+            self._unlock(pair)
 
     def adopt(self, limit: int) -> Iterator[tuple[KeptPair, bool, int]]:
-        """Take over up to ``limit`` pairs other runs left: (pair, clean, uses) each.
-
-        A pair another run holds is skipped; a pair whose containers are gone loses its
-        record (what is left of it goes with the keeper, or the next sweep).
-        """
+        """Take over up to ``limit`` pairs other runs left: (pair, clean, uses) each."""
         taken = 0
-        for path in sorted(self.dir.glob("*.json")):
+        for path in self.records():
             if taken >= limit:
                 return
-            if path.name == "pool.json":
-                continue
-            lock = _lock(path.with_suffix(".lock"))
-            if lock is None:
-                continue
-            data = _read(path) or {}
-            try:
-                pair = KeptPair.adopt(self.run, self.labels, self.gate, data)
-            except (ProvisionError, KeyError) as exc:
-                why = one_line(exc) if data else "its record is unreadable"
-                self.say(f"pool: kept pair {path.stem} dropped ({why})")
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                lock.close()
-                continue
-            pair.keeper = self
-            pair._lock_handle = lock
-            # Until it is left again, a crash leaves it dirty for the next run.
-            _write(path, {**data, "clean": False})
-            taken += 1
-            yield pair, bool(data.get("clean")), int(data.get("uses", 0))
+            got = self.take(path)
+            if got is not None:
+                taken += 1
+                yield got
+
+    def records(self) -> list[Path]:
+        """The record files of this pool's pairs."""
+        return sorted(p for p in self.dir.glob("*.json") if p.name != "pool.json")
+
+    def take(self, path: Path, *, dirty_only: bool = False) -> tuple[KeptPair, bool, int] | None:
+        """Take over one kept pair, its lock held from now on: (pair, clean, uses).
+
+        None when another process holds it, when its record is gone (``nocrud pool
+        stop``), or clean under ``dirty_only`` (the settler's case). A pair whose
+        containers are gone loses its record (what is left of it goes with the keeper,
+        or the next sweep). Until it is left again the record says dirty, so a crash
+        leaves it for the next run to reset.
+        """
+        lock = _lock(path.with_suffix(".lock"))
+        if lock is None:
+            return None
+        data = _read(path) or {}
+        if not path.exists() or (dirty_only and data.get("clean")):
+            lock.close()
+            return None
+        try:
+            pair = KeptPair.adopt(self.run, self.labels, self.gate, data)
+        except (ProvisionError, KeyError) as exc:
+            why = one_line(exc) if data else "its record is unreadable"
+            self.say(f"pool: kept pair {path.stem} dropped ({why})")
+            with contextlib.suppress(OSError):
+                path.unlink()
+            lock.close()
+            return None
+        pair.keeper = self
+        pair._lock_handle = lock
+        # Whoever holds it now says so: a settler (see nocrud.environment.settle), or a run.
+        _write(path, {**data, "clean": False, "settling": os.getpid() if dirty_only else 0})
+        return pair, bool(data.get("clean")), int(data.get("uses", 0))
 
     def retire_stale(self) -> int:
         """Remove the idle pairs of this project's other keys (older builds or settings)."""
@@ -359,7 +442,7 @@ class KeptPool:
         for key, records in read_pools(self.run.config.root).items():
             if key == self.key:
                 continue
-            retired += _remove_idle(client, key, records)
+            retired += _remove_idle(client, key, records)[0]
         return retired
 
     @staticmethod
@@ -373,24 +456,37 @@ class KeptPool:
 # ---------------------------------------------------------------------- stopping pools
 
 
-def stop_pools(client: Any, root: Path) -> tuple[int, int]:
+def stop_pools(client: Any, root: Path, *, wait: float = SETTLING_WAIT) -> tuple[int, int]:
     """Remove a project's kept pools now (``nocrud pool stop``, ``nocrud clean``).
 
-    Pairs a run holds are left to it. Returns (pairs removed, pairs left in use).
+    Pairs a run holds are left to it; a pool's settler (it resets and starts pairs after
+    a run) is waited for, up to ``wait`` seconds. Returns (pairs removed, pairs left in use).
     """
     removed = in_use = 0
-    for key, records in read_pools(root).items():
-        removed += _remove_idle(client, key, records)
-        in_use += sum(r.in_use for r in records)
+    deadline = time.monotonic() + wait
+    for key in read_pools(root):
+        while settler_running(pool_dir(root) / key) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        records = read_pools(root).get(key, [])
+        gone, held = _remove_idle(client, key, records, wait=max(0.0, deadline - time.monotonic()))
+        removed += gone
+        in_use += held
     return removed, in_use
 
 
-def _remove_idle(client: Any, key: str, records: list[PairRecord]) -> int:
-    """Remove a pool's pairs no run holds; its keeper too once none is held."""
-    removed = 0
+def _remove_idle(
+    client: Any, key: str, records: list[PairRecord], *, wait: float = 0.0
+) -> tuple[int, int]:
+    """Remove a pool's pairs no run holds, its keeper too once none is: (removed, held)."""
+    removed = held = 0
+    deadline = time.monotonic() + wait
     for record in records:
         lock = _lock(record.path.with_suffix(".lock"))
+        while lock is None and record.state == "settling" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            lock = _lock(record.path.with_suffix(".lock"))
         if lock is None:
+            held += 1
             continue
         try:
             _remove_objects(client, record.data)
@@ -402,15 +498,12 @@ def _remove_idle(client: Any, key: str, records: list[PairRecord]) -> int:
         finally:
             lock.close()
     key_dir = records[0].path.parent if records else None
-    if not any(r.in_use for r in records):
+    if not held:
         for keeper in client.containers.list(all=True, filters={"label": f"{LABEL_KEEPER}={key}"}):
             cleanup.ignore_gone(keeper.remove, force=True)
         if key_dir is not None:
-            with contextlib.suppress(OSError):
-                (key_dir / "pool.json").unlink()
-            with contextlib.suppress(OSError):
-                key_dir.rmdir()
-    return removed
+            _remove_dir(key_dir)
+    return removed, held
 
 
 def expire(client: Any, root: Path) -> int:
@@ -422,10 +515,16 @@ def expire(client: Any, root: Path) -> int:
         key_dir = pool_dir(root) / key
         forgotten += _forget_unlocked(key_dir)
         if not any(p.name != "pool.json" for p in key_dir.glob("*.json")):
-            (key_dir / "pool.json").unlink(missing_ok=True)
-            with contextlib.suppress(OSError):  # a lock file of a run that just started
-                key_dir.rmdir()
+            _remove_dir(key_dir)
     return forgotten
+
+
+def _remove_dir(key_dir: Path) -> None:
+    """A pool's directory, once its records are gone (not while a run's lock file is there)."""
+    for name in ("pool.json", SETTLE_LOG, SETTLE_LOCK):
+        (key_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        key_dir.rmdir()
 
 
 def _forget_unlocked(key_dir: Path) -> int:

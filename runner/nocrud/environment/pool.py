@@ -13,8 +13,12 @@ restarted, not recreated), and the PostgreSQL server's own state outside the flo
 database (roles and their passwords, settings changed with ``ALTER SYSTEM``).
 
 With ``run.keep_pool`` the pairs outlive the run: :class:`PoolProvisioner` takes over the
-pairs an earlier run kept (:meth:`Pool.adopt`) and leaves its own at the end
-(:meth:`Pool.detach`); :mod:`nocrud.environment.kept` owns their records and keeper.
+pairs an earlier run kept (:meth:`Pool.adopt`, or :meth:`Pool.adopt_later` for one being
+reset after its run) and leaves its own at the end (:meth:`Pool.detach`, which hands
+resets under way over instead of waiting for them); :mod:`nocrud.environment.kept` owns
+their records and keeper, :mod:`nocrud.environment.settle` the settler that resets the
+pairs left dirty after the run has exited. A kept pool puts a reset off while every
+worker has a ready pair (``defer``): the settler does it after the run.
 
 A pair is rebuilt (removed, and a new one started in the background) instead of reset
 after a flow that did not pass, when one of its containers died, when it was torn down
@@ -47,6 +51,7 @@ from nocrud.environment import ProvisionError, Run
 from nocrud.environment.bridge import SharedBridge, share_bridge
 from nocrud.environment.kept import KeptPool
 from nocrud.environment.pair import Pair
+from nocrud.environment.settle import settling, start_settler, take_when_settled
 
 __all__ = ["DAEMON_OPERATIONS", "Pool", "PoolProvisioner", "Recyclable", "Slot", "State"]
 
@@ -105,6 +110,9 @@ class Slot(Generic[E]):
 
 #: Runs a piece of background work (a thread each, or a list a test steps through).
 Spawn = Callable[[Callable[[], None]], None]
+#: Waits for an environment another process makes ready: ``take(stopping)`` gives
+#: (environment, clean, uses), or None when it did not come (:meth:`Pool.adopt_later`).
+Take = Callable[[Callable[[], bool]], tuple[E, bool, int] | None]
 
 
 class Pool(Generic[E]):
@@ -119,6 +127,10 @@ class Pool(Generic[E]):
         starting: Most environments starting at once. Pairs that start together share
             the CPUs (PostgreSQL's start, the app's imports) and all become ready late;
             started a few at a time, the first ones serve flows while the rest start.
+        defer: Reset a released slot only when it is needed: while at least one ready
+            slot per worker (capacity - warm) waits, the reset is put off. For a kept
+            pool, whose settler resets the dirty pairs after the run: a reset nobody
+            needs would only take CPU from the flows.
     """
 
     def __init__(
@@ -130,6 +142,7 @@ class Pool(Generic[E]):
         max_uses: int = 100,
         spawn: Spawn | None = None,
         starting: int | None = None,
+        defer: bool = False,
     ) -> None:
         self._make = make
         self.capacity = max(1, capacity)
@@ -145,6 +158,15 @@ class Pool(Generic[E]):
         self._background = 0
         self._warming: set[Slot[E]] = set()  # started ahead of demand, not for a caller
         self._waiting = 0  # callers in acquire()
+        self._promised = 0  # environments another process is making ready (adopt_later)
+        self.defer = defer
+        self._deferred: list[Slot[E]] = []  # dirty slots whose reset is put off (defer)
+        self._resetting: set[Slot[E]] = set()  # slots whose reset runs now
+        #: Resets under way that detach() handed over, and who hears of their end.
+        self.handed_over: frozenset[Slot[E]] = frozenset()
+        #: Slots the pool held when detach() stopped it (starting ones included).
+        self.size_at_detach = 0
+        self._hand_over: Callable[[Slot[E], bool], None] | None = None
         #: The last error of a background start, shown when a flow waits in vain.
         self.last_error: BaseException | None = None
 
@@ -167,6 +189,7 @@ class Pool(Generic[E]):
                 while True:
                     if self._stopping:
                         raise ProvisionError("not started: run interrupted")
+                    self._reset_deferred()  # before a start here: a reset is cheaper
                     ready = [s for s in self._slots if s.state is State.READY]
                     slot = next((s for s in ready if not fresh or s.uses == 0), None)
                     if slot is not None:
@@ -175,9 +198,7 @@ class Pool(Generic[E]):
                     # Start one here only when the background work under way (warm starts,
                     # resets, rebuilds) will not serve every caller waiting: a start queued
                     # behind the warm ones would finish after them and idle.
-                    if len(self._slots) < self.capacity and (
-                        fresh or self._coming() < self._waiting
-                    ):
+                    if self._room() and (fresh or self._coming() < self._waiting):
                         slot = Slot(next(self._counter), self._make(), State.STARTING)
                         slot.move(State.STARTING)
                         self._slots.append(slot)
@@ -234,16 +255,21 @@ class Pool(Generic[E]):
         rebuild = env.spoiled or env.torn_down or slot.uses >= self.max_uses or not _alive(env)
         with self._cond:
             stopping = self._stopping
+            deferred = not stopping and not rebuild and self._enough_ready()
             if stopping:
                 if slot in self._slots:
                     self._slots.remove(slot)
             else:
                 slot.move(State.REBUILDING if rebuild else State.DIRTY)
-                self._background += 1
+                if deferred:
+                    self._deferred.append(slot)
+                else:
+                    self._background += 1
         if stopping:
             _quietly(env.teardown)
             return
-        self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
+        if not deferred:
+            self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
 
     def adopt(self, env: E, *, clean: bool, uses: int = 0) -> None:
         """Add a running environment another run left (a kept pool): ready, or reset first.
@@ -252,7 +278,7 @@ class Pool(Generic[E]):
         when one of its containers died, in the background like any released slot.
         """
         with self._cond:
-            if self._stopping or len(self._slots) >= self.capacity:
+            if self._stopping or not self._room():
                 raise ProvisionError("the pool is full or stopping")
             slot = Slot(next(self._counter), env, State.READY, uses=uses)
             self._slots.append(slot)
@@ -265,18 +291,65 @@ class Pool(Generic[E]):
             self._background += 1
         self._spawn(functools.partial(self._recycle, slot, rebuild=rebuild))
 
+    def adopt_later(self, take: Take[E]) -> bool:
+        """Count on an environment another process is making ready (a kept pair it settles).
+
+        ``take`` runs in the background. Until it returns, the environment counts as on its
+        way: the pool holds room for it, and no caller starts one in its place. A clean one
+        comes in ready, a dirty one is reset first. False: no room, or stopping.
+        """
+        with self._cond:
+            if self._stopping or not self._room():
+                return False
+            self._promised += 1
+            self._background += 1
+        self._spawn(functools.partial(self._take, take))
+        return True
+
+    def _take(self, take: Take[E]) -> None:
+        try:
+            got = take(self._stopping_now)
+        except Exception as exc:  # noqa: BLE001 - it did not come: a caller starts its own
+            self.last_error, got = exc, None
+        with self._cond:
+            self._promised -= 1
+            if got is not None:
+                env, clean, uses = got
+                # Stopping: a detached pool hands it over; a closed one removes it (_finish).
+                state = State.READY if clean else State.DIRTY
+                slot = Slot(next(self._counter), env, state, uses=uses)
+                slot.move(state)
+                self._slots.append(slot)
+                self._background += 1
+            self._background -= 1
+            self._cond.notify_all()
+        if got is not None:
+            if clean or self._stopping_now():
+                self._finish(slot, slot.state)
+            else:
+                self._recycle(slot, rebuild=not _alive(slot.env))
+
     # ------------------------------------------------------------------ warm slots
 
     def fill(self) -> None:
-        """Start slots in the background until ``warm`` are ready or on their way."""
+        """Start slots in the background until ``warm`` are ready or on their way.
+
+        Under ``defer``, put-off resets start first, until one slot per worker is ready
+        or on its way; a slot whose reset is put off counts as on its way (the settler
+        resets it after the run), so no start replaces it.
+        """
         starts: list[Slot[E]] = []
         with self._cond:
             if self._stopping:
                 return
-            coming = sum(
-                s.state in (State.READY, State.DIRTY, State.REBUILDING) for s in self._slots
-            ) + sum(s.state is State.STARTING and s in self._warming for s in self._slots)
-            while coming < self.warm and len(self._slots) < self.capacity:
+            while self._reset_deferred():  # put-off resets first: cheaper than starts
+                pass
+            coming = (
+                self._promised
+                + sum(s.state in (State.READY, State.DIRTY, State.REBUILDING) for s in self._slots)
+                + sum(s.state is State.STARTING and s in self._warming for s in self._slots)
+            )
+            while coming < self.warm and self._room():
                 slot = Slot(next(self._counter), self._make(), State.STARTING)
                 slot.move(State.STARTING)
                 self._slots.append(slot)
@@ -289,11 +362,33 @@ class Pool(Generic[E]):
 
     def _coming(self) -> int:
         """Slots that background work will make ready (call with the lock held)."""
-        return sum(
-            s.state in (State.DIRTY, State.REBUILDING)
+        return self._promised + sum(
+            (s.state in (State.DIRTY, State.REBUILDING) and s not in self._deferred)
             or (s.state is State.STARTING and s in self._warming)
             for s in self._slots
         )
+
+    def _enough_ready(self) -> bool:
+        """Under ``defer``, a ready slot waits for every worker (call with the lock held)."""
+        ready = sum(s.state is State.READY for s in self._slots)
+        return self.defer and ready >= self.capacity - self.warm
+
+    def _reset_deferred(self) -> bool:
+        """Start the oldest put-off reset when the ready slots and the work under way fall
+        short of one per worker, or of the callers waiting (call with the lock held)."""
+        if not self._deferred:
+            return False
+        ready = sum(s.state is State.READY for s in self._slots)
+        if ready + self._coming() >= max(self.capacity - self.warm, self._waiting):
+            return False
+        slot = self._deferred.pop(0)
+        self._background += 1
+        self._spawn(functools.partial(self._recycle, slot, rebuild=False))
+        return True
+
+    def _room(self) -> bool:
+        """A slot may be added (call with the lock held)."""
+        return len(self._slots) + self._promised < self.capacity
 
     # ------------------------------------------------------------------ stopping
 
@@ -319,18 +414,27 @@ class Pool(Generic[E]):
             slots, self._slots = self._slots, []
         _side_by_side([s.env.teardown for s in slots if not s.env.kept], timeout)
 
-    def detach(self, timeout: float = 60) -> list[Slot[E]]:
+    def detach(
+        self, timeout: float = 60, *, hand_over: Callable[[Slot[E], bool], None] | None = None
+    ) -> list[Slot[E]]:
         """Stop, let background work finish, and hand the ready and dirty slots over.
 
         For a pool kept after the run: nothing is torn down here but what failed; the
         caller keeps or removes what it gets (``ready``: reset and checked; ``dirty``: a
-        flow's state still in it, its reset not started). Background resets under way
-        finish first; no new one starts.
+        flow's state still in it, its reset not started). Background work under way
+        finishes first; no new reset starts. With ``hand_over``, resets under way are not
+        waited for: their slots come back dirty and in :attr:`handed_over`, and
+        ``hand_over(slot, clean)`` is called when each reset ends (not clean: it failed,
+        and the environment was torn down).
         """
         with self._cond:
             self._stopping = self._detaching = True
+            self._hand_over = hand_over
+            self.size_at_detach = len(self._slots)
             self._cond.notify_all()
-            self._cond.wait_for(lambda: self._background == 0, timeout)
+            busy = self._resetting if hand_over is not None else set()
+            self._cond.wait_for(lambda: self._background == len(busy), timeout)
+            self.handed_over = frozenset(busy)
             slots, self._slots = self._slots, []
         return [s for s in slots if s.state in (State.READY, State.DIRTY) and not s.env.kept]
 
@@ -359,12 +463,17 @@ class Pool(Generic[E]):
             self._finish(slot, State.DIRTY if self._detaching else State.READY)
             return
         if not rebuild:
+            with self._cond:
+                self._resetting.add(slot)
             try:
                 slot.env.reset()
             except Exception as exc:  # noqa: BLE001 - a reset that fails means a rebuild
                 self.last_error = exc
                 rebuild = True
-            else:
+            finally:
+                with self._cond:
+                    self._resetting.discard(slot)
+            if not rebuild:
                 self._finish(slot, State.READY)
                 return
         _quietly(slot.env.teardown)
@@ -404,6 +513,10 @@ class Pool(Generic[E]):
             # Outside the lock, so the pairs of a stopping run go side by side; before the
             # count drops, so close() returns only when they are gone.
             _quietly(slot.env.teardown)
+        with self._cond:
+            hand_over = self._hand_over if slot in self.handed_over else None
+        if hand_over is not None:
+            hand_over(slot, state is State.READY)
         with self._cond:
             self._background -= 1
             self._warming.discard(slot)
@@ -460,6 +573,11 @@ def _idle(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+#: Starts the settler of a kept pool: the pairs still being reset in this process, and how
+#: many pairs the pool should hold; False: none started (see :func:`settle.start_settler`).
+Settle = Callable[[KeptPool, list[str], int], bool]
+
+
 def _thread(job: Callable[[], None]) -> None:
     threading.Thread(target=job, name="nocrud-pool", daemon=True).start()
 
@@ -478,6 +596,7 @@ class PoolProvisioner:
         self._hint_lock = threading.Lock()
         self._reload_hinted = False
         self._kept: KeptPool | None = None
+        self._cpus = 1
 
     def prepare(self, run: Run) -> None:
         self._run = run
@@ -511,8 +630,10 @@ class PoolProvisioner:
             capacity=config.parallel + warm,
             warm=warm,
             max_uses=config.run.pool_max_uses,
-            starting=_daemon_cpus(run),
+            starting=(cpus := _daemon_cpus(run)),
+            defer=kept is not None,
         )
+        self._cpus = cpus
         if kept is not None:
             self._adopt(kept, self._pool)
         self._pool.fill()
@@ -530,6 +651,12 @@ class PoolProvisioner:
 
     @staticmethod
     def _adopt(kept: KeptPool, pool: Pool[Pair]) -> None:
+        """Take the pairs earlier runs kept; wait (in the background) for those being settled.
+
+        A pair a settler is resetting now (:mod:`nocrud.environment.settle`) is waited
+        for rather than replaced: the pool holds its room and starts no pair in its place
+        while the wait lasts (about the pair's boot, which a new pair would cost too).
+        """
         retired = kept.retire_stale()
         if retired:
             kept.say(f"pool: retired {retired} kept pair(s) of an earlier build or settings")
@@ -541,6 +668,15 @@ class PoolProvisioner:
         if taken:
             resetting = f", {dirty} being reset" if dirty else ""
             kept.say(f"pool: took {taken} kept pair(s) from earlier runs{resetting}")
+        waits = []
+        for path, wait in settling(kept):
+            if pool.adopt_later(take_when_settled(kept, path, wait)):
+                waits.append(wait)
+        if waits:
+            kept.say(
+                f"pool: waiting up to {max(waits):.1f} s for {len(waits)} kept pair(s) "
+                "being reset after the last run"
+            )
 
     @contextlib.contextmanager
     def acquire(self, flow: str, *, fresh: bool = False) -> Iterator[Pair]:
@@ -569,17 +705,46 @@ class PoolProvisioner:
             run.say(line)
 
     @staticmethod
-    def _leave(kept: KeptPool, pool: Pool[Pair]) -> None:
-        """Keep up to ``run.keep_pool_max`` pairs for the next run; remove the rest."""
-        slots = sorted(pool.detach(), key=lambda s: s.state is not State.READY)
+    def _leave(kept: KeptPool, pool: Pool[Pair], settle: Settle) -> None:
+        """Keep up to ``run.keep_pool_max`` pairs for the next run; remove the rest.
+
+        The run does not wait for resets under way (a restart is a full boot): those
+        pairs stay locked until their reset ends, in this process, or the process exits.
+        Every pair kept dirty is reset after the run by a settler (``settle``, started
+        before the keeper connection it inherits is dropped), which also starts the pairs
+        missing from the pool's size (at most the cap); the run does not wait for it.
+        """
+        chosen: set[Slot[Pair]] = set()
+        decided = threading.Event()
+
+        def reset_ended(slot: Slot[Pair], clean: bool) -> None:
+            decided.wait(60)
+            if slot in chosen and not slot.env.torn_down:
+                kept.leave(slot.env, clean=clean, uses=slot.uses)
+
+        slots = pool.detach(hand_over=reset_ended)
+        busy = pool.handed_over
+        slots.sort(key=lambda s: (s.state is not State.READY, s in busy))
         left, extra = slots[: kept.cap], slots[kept.cap :]
+        chosen.update(left)
         for slot in left:
-            kept.leave(slot.env, clean=slot.state is State.READY, uses=slot.uses)
-        _side_by_side([s.env.teardown for s in extra], 60)
+            clean = slot.state is State.READY and slot not in busy
+            kept.leave(slot.env, clean=clean, uses=slot.uses, hold=slot in busy)
+        decided.set()  # a reset ending now records its pair after the line above
+        # A pair mid-reset is killed: its reset fails at once and leaves it alone.
+        _side_by_side([s.env.kill if s in busy else s.env.teardown for s in extra], 60)
+        dirty = [s for s in left if s in busy or s.state is not State.READY]
+        waiting = [s.env.name for s in left if s in busy]
+        # Pairs still starting at the end were not kept: the settler starts them again.
+        missing = max(0, min(kept.cap, pool.size_at_detach) - len(left))
+        settled = bool(dirty or missing) and settle(kept, waiting, len(left) + missing)
         kept.close()
         if left:
+            later = [f"{len(dirty)} being reset"] if settled and dirty else []
+            later += [f"{missing} more being started"] if settled and missing else []
+            after = f" ({', '.join(later)} in the background)" if later else ""
             kept.say(
-                f"pool: kept {len(left)} pair(s) for the next run, removed after "
+                f"pool: kept {len(left)} pair(s) for the next run{after}, removed after "
                 f"{_idle(kept.idle)} without one (`nocrud pool stop` removes them now)"
             )
 
@@ -593,7 +758,12 @@ class PoolProvisioner:
 
     def close(self) -> None:
         if self._pool is not None and self._kept is not None:
-            self._leave(self._kept, self._pool)
+            settle: Settle = functools.partial(
+                start_settler,
+                workers=self._cpus,
+                daemon_operations=self._daemon_operations,
+            )
+            self._leave(self._kept, self._pool, settle)
         elif self._pool is not None:
             self._pool.close()
         if self._bridge is not None:

@@ -102,8 +102,8 @@ class FakeKept:
         self.lines: list[str] = []
         self.closed = False
 
-    def leave(self, pair: Any, *, clean: bool, uses: int) -> None:
-        self.left.append((pair, clean, uses))
+    def leave(self, pair: Any, *, clean: bool, uses: int, hold: bool = False) -> None:
+        self.left.append((pair, clean, uses) if not hold else (pair, "held", uses))
 
     def close(self) -> None:
         self.closed = True
@@ -120,7 +120,13 @@ def test_the_run_keeps_at_most_the_cap_ready_pairs_first_and_removes_the_rest() 
     pool.release(slots[1])
     pool.release(slots[2])  # their resets are queued: they will stay dirty
     kept = FakeKept(cap=2)
-    leaving = threading.Thread(target=PoolProvisioner._leave, args=(kept, pool))
+    settlers: list[list[str]] = []
+
+    def settle(_: Any, waiting: list[str], target: int) -> bool:
+        settlers.append(waiting)
+        return True
+
+    leaving = threading.Thread(target=PoolProvisioner._leave, args=(kept, pool, settle))
     leaving.start()
     while not pool._stopping_now():
         threading.Event().wait(0.01)
@@ -131,9 +137,10 @@ def test_the_run_keeps_at_most_the_cap_ready_pairs_first_and_removes_the_rest() 
         (slots[1].env, False),
     ]
     assert slots[2].env.torn_down and kept.closed
+    assert settlers == [[]], "one settler, for the dirty pair; no reset of this run to wait for"
     assert kept.lines == [
-        "pool: kept 2 pair(s) for the next run, removed after 10 min without one "
-        "(`nocrud pool stop` removes them now)"
+        "pool: kept 2 pair(s) for the next run (1 being reset in the background), removed "
+        "after 10 min without one (`nocrud pool stop` removes them now)"
     ]
 
 
