@@ -209,6 +209,8 @@ class Pair(EnvironmentLifecycle):
         else:
             clock.waiting_for("the Docker host to list the app's processes (docker top)")
             old = workers(self._app_processes(), reload.master)
+            if reload.overlap:  # WSGI workers: they fork while the database is cloned
+                self._signal(reload, clock)
         clock.waiting_for("PostgreSQL to drop the flow's database and clone it again")
         try:
             reset_database(self._superuser(), self.run.config.database.name, self._db_owner())
@@ -222,17 +224,21 @@ class Pair(EnvironmentLifecycle):
                 f"the app to answer GET {self.run.config.app.health_path} after its restart"
             )
         else:
-            # Only now, with the database the next flow's: new workers may touch it as they
-            # start (a lifespan start-up that creates tables, an app imported again by
-            # gunicorn without --preload), and a clone under way would fail them, or a
-            # connection they opened just before the drop would be cut under the flow.
-            clock.waiting_for(f"the Docker daemon to send SIG{reload.signal} to the app")
-            self._app.signal(reload.signal)
+            if not reload.overlap:
+                # Only now, with the database the next flow's: new servers that run an ASGI
+                # lifespan start-up may touch it as they start (create tables, say); a clone
+                # under way would fail them, or a connection opened just before the drop
+                # would be cut under the flow.
+                self._signal(reload, clock)
             self._wait_for_new_workers(old, reload, clock)
             clock.waiting_for(
                 f"the app's new workers to answer GET {self.run.config.app.health_path}"
             )
         self._wait_for_app(clock.left())
+
+    def _signal(self, reload: Reload, clock: ResetClock) -> None:
+        clock.waiting_for(f"the Docker daemon to send SIG{reload.signal} to the app")
+        self._app.signal(str(reload.signal))
 
     def export(self) -> dict[str, str]:
         """What another process needs to take this running pair over (:meth:`adopt`)."""

@@ -112,12 +112,17 @@ class Reload:
         master: The pid the signal reaches (its children are the workers it replaces).
         server: What was seen, for people: ``gunicorn, a master with 2 workers``.
         why: Why this reset, for people.
+        overlap: The signal may go before the database's reset, so that both happen at
+            once: the new workers run none of the app's code before a request (gunicorn's
+            WSGI workers). Not where they run an ASGI lifespan start-up (uvicorn workers,
+            nocrud's launcher), which may touch the database while it is being cloned.
     """
 
     signal: str | None
     master: int | None
     server: str
     why: str
+    overlap: bool = False
 
     @property
     def kind(self) -> str:
@@ -173,6 +178,7 @@ def choose(processes: Sequence[Process]) -> Reload:  # noqa: PLR0911 - a return 
             f"gunicorn, a master with {len(children)} {kind}worker"
             f"{'s' if len(children) != 1 else ''}",
             "SIGHUP makes the master fork new workers and stop the old ones, no restart",
+            overlap=kind != "uvicorn ",
         )
     if not children:
         return _single(served_by, program or "the app")
@@ -196,7 +202,7 @@ def for_signal(processes: Sequence[Process], signal: str) -> Reload:
     main, served_by = _main(processes)
     seen = choose(processes)
     if main is None or seen.signal is not None:
-        return Reload(signal, seen.master, seen.server, seen.why)
+        return Reload(signal, seen.master, seen.server, seen.why, overlap=seen.overlap)
     children = _children(processes, served_by.pid)
     if main.program in SHELLS and served_by is main:
         raise SignalRefusedError(

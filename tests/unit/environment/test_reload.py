@@ -287,3 +287,20 @@ def test_an_abandoned_reset_of_an_app_that_died_shows_its_last_log_lines() -> No
                           "rebuilding the pair")  # fmt: skip
     assert tail == [f"    line {n}" for n in range(12, 20)]
     assert "\n" not in clock.gave_up("timed out")
+
+
+@pytest.mark.parametrize(
+    ("shape", "overlap"),
+    [
+        ("gunicorn sync", True),
+        ("gunicorn gthread", True),
+        ("python3 -m gunicorn", True),
+        ("gunicorn uvicorn workers", False),
+        ("uvicorn under nocrud's preloading launcher", False),
+    ],
+)
+def test_only_workers_that_run_no_app_code_at_start_are_signalled_while_the_database_resets(
+    shape: str, overlap: bool
+) -> None:
+    """An ASGI lifespan start-up may touch the database: those servers fork after its reset."""
+    assert choose(SERVERS[shape][0]).overlap is overlap
