@@ -62,7 +62,7 @@ from nocrud.docker import cleanup
 from nocrud.docker.engine import Engine
 from nocrud.environment import Provisioner, Run
 from nocrud.environment.image import ClassicImageProvisioner, ImageProvisioner
-from nocrud.environment.pool import PoolProvisioner
+from nocrud.environment.pool_provisioner import PoolProvisioner
 from nocrud.flows import Flow, discover
 from nocrud.images import BuiltImages, build_images
 from nocrud.prepare import prepare_docker

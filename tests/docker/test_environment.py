@@ -22,7 +22,8 @@ from nocrud.environment import MisconfigurationError, ProvisionError, Run
 from nocrud.environment.bridge import SharedBridge
 from nocrud.environment.image import FreshPair
 from nocrud.environment.pair import Pair
-from nocrud.environment.pool import Pool, PoolProvisioner
+from nocrud.environment.pool import Pool
+from nocrud.environment.pool_provisioner import PoolProvisioner
 from nocrud.images import BuiltImages, build_images
 
 pytestmark = pytest.mark.docker

@@ -24,7 +24,7 @@ from nocrud.config import Config
 from nocrud.docker import cleanup
 from nocrud.docker.engine import Engine, detect_connection
 from nocrud.environment import MisconfigurationError, ProvisionError, Run
-from nocrud.environment.pool import PoolProvisioner
+from nocrud.environment.pool_provisioner import PoolProvisioner
 from nocrud.environment.reload import reset_budget
 from nocrud.images import BuiltImages
 from tests.conftest import PROJECT, benchmark_module

@@ -210,7 +210,7 @@ def describe_kept(
 #: ``run.strategy`` -> ``module:class`` of its provisioner, imported only when chosen.
 STRATEGIES: dict[str, str] = {
     "image": "nocrud.environment.image:ImageProvisioner",
-    "pool": "nocrud.environment.pool:PoolProvisioner",
+    "pool": "nocrud.environment.pool_provisioner:PoolProvisioner",
     "template": "nocrud.environment.template:TemplateProvisioner",
     "migrate": "nocrud.environment.migrate:MigrateProvisioner",
     "external": "nocrud.environment.external:ExternalProvisioner",

@@ -28,7 +28,8 @@ from nocrud.environment.kept import (
     read_pools,
     stop_pools,
 )
-from nocrud.environment.pool import Pool, PoolProvisioner
+from nocrud.environment.pool import Pool
+from nocrud.environment.pool_provisioner import PoolProvisioner
 from tests.unit.environment.test_pool import FakeEnv, _counts, _pool
 
 # ---------------------------------------------------------------------- the pool's side

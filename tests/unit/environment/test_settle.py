@@ -19,7 +19,7 @@ import pytest
 from nocrud.docker.resources import DaemonGate
 from nocrud.environment import ProvisionError
 from nocrud.environment.kept import KeptPair, KeptPool, _lock, pool_dir, read_pools
-from nocrud.environment.pool import PoolProvisioner
+from nocrud.environment.pool_provisioner import PoolProvisioner
 from nocrud.environment.settle import settle, settling, take_when_settled, top_up
 from tests.unit.environment.test_kept_pool import FakeKept, _record, _run
 from tests.unit.environment.test_pool import FakeEnv, _counts, _pool
