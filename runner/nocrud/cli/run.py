@@ -63,6 +63,14 @@ def run_id_for(env: Mapping[str, str]) -> str:
     help="One flow at a time: the same as -j 1 (e.g. a shared server, run.strategy external).",
 )
 @click.option(
+    "--strategy",
+    metavar="NAME",
+    default=None,
+    help="How each flow gets its database and app: image, pool, template, migrate or "
+    "external (default: run.strategy, else image; see the README's 'Choosing a "
+    "provisioning strategy').",
+)
+@click.option(
     "--warm",
     type=click.IntRange(min=0),
     default=None,
@@ -156,6 +164,7 @@ def up(
     *,
     parallel: int | None,
     serial: bool,
+    strategy: str | None,
     warm: int | None,
     keep_pool: str | None,
     selection: Selection,
@@ -184,7 +193,7 @@ def up(
       nocrud up --perf               # then: nocrud perf; nocrud coverage
       nocrud up --keep-failed        # then: docker ps --filter label=nocrud.keep
       nocrud up -j 4 --warm 4        # environments started ahead of demand
-      NOCRUD_STRATEGY=pool nocrud up --keep-pool 10m   # the next run starts warm
+      nocrud up --strategy pool --keep-pool 10m   # the next run starts warm
       nocrud up --report-to http://ci-console:8080   # live in the team's console
       nocrud up --shard 2/4 --durations merged.json --json shard-2.json
       nocrud up --broker redis://ci-redis:6379/0   # on the workers of docs/workers.md
@@ -197,6 +206,7 @@ def up(
         ctx,
         {
             "run.parallel": parallel,
+            "run.strategy": strategy,
             "run.warm": warm,
             "run.keep_pool": keep_pool,
             "timeouts.flow": timeout,
