@@ -151,6 +151,7 @@ class AppEnvironment(EnvironmentLifecycle):
             self._app,
             config.timeouts.app_ready,
             check_interrupted=self.check_not_killed,
+            app_port=config.app.port,
         )
 
     def teardown(self) -> None:

@@ -114,6 +114,7 @@ class FreshPair(EnvironmentLifecycle):
             timeouts.app_ready,
             check_interrupted=self.check_not_killed,
             ready_when=run.config.app.ready_when,
+            app_port=run.config.app.port,
         )
 
     def teardown(self) -> None:

@@ -377,6 +377,7 @@ class Pair(EnvironmentLifecycle):
             self.run.config.timeouts.app_ready if timeout is None else timeout,
             check_interrupted=self.check_not_killed,
             ready_when=self.run.config.app.ready_when,
+            app_port=self.run.config.app.port,
         )
 
     def auto_reload(self) -> Reload:

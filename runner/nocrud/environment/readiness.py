@@ -132,6 +132,7 @@ def wait_for_app(
     *,
     check_interrupted: Interrupted,
     ready_when: str = "healthy",
+    app_port: int | None = None,
 ) -> None:
     """Wait until the app is ready by ``app.ready_when``'s rule.
 
@@ -139,13 +140,15 @@ def wait_for_app(
     there; ``listening``: any HTTP answer at all. Under ``healthy``, a path that keeps
     answering 404 or 405 while the app is up for :data:`WRONG_PATH_AFTER` seconds is a
     :class:`~nocrud.environment.MisconfigurationError`: the app serves, the path is wrong,
-    and waiting out the timeout (for every flow) would only hide that.
+    and waiting out the timeout (for every flow) would only hide that. ``app_port``
+    (``app.port``) is where the app must listen in its container: refused connections while
+    it does are not a wrong port (its network namespace may be gone: a killed database).
     """
     import requests
 
     url = base_url + health_path
     wrong_since: float | None = None
-    port_watch = _PortWatch(container)
+    port_watch = _PortWatch(container, app_port)
     with requests.Session() as session:
         # The app is reached directly, never through the HTTP(S)_PROXY a CI job may set
         # (requests would send even 127.0.0.1 there); and so the proxy variables are not
@@ -215,8 +218,9 @@ class _PortWatch:
     ``timeouts.app_ready`` for every flow would only hide the mistake.
     """
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, app_port: int | None = None) -> None:
         self.container = container
+        self.app_port = app_port
         self.refused_since: float | None = None
         self.seen_since: float | None = None
         self.next_look = 0.0
@@ -231,7 +235,14 @@ class _PortWatch:
             return
         self.next_look = now + 0.5
         sockets = listening_sockets(self.container)
-        if not sockets:
+        right = [
+            port
+            for address, port in sockets
+            if port == self.app_port and address not in ("127.0.0.1", "::1")
+        ]
+        if not sockets or right:
+            # Nothing to judge, or the app listens where it should: the refusal is not
+            # the port's (a database container killed with the namespace the app is in).
             self.seen_since = None
             return
         self.seen_since = self.seen_since or now

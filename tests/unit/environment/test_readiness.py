@@ -226,3 +226,21 @@ def test_a_refused_port_while_the_app_listens_elsewhere_is_a_configuration_error
     assert "its container listens on 0.0.0.0:8081, 127.0.0.1:8000" in message
     assert "set app.port to the port it serves on (8081)" in message
     assert "make the app listen on 0.0.0.0, not 127.0.0.1 (port 8000)" in message
+
+
+def test_refused_connections_while_the_app_listens_on_its_port_are_not_a_wrong_port() -> None:
+    """The soak kills a pair's database, and with it the network namespace the app is in:
+    connections are refused although the app listens on app.port. That is the flow's error
+    (the timeout, or the dead container), never a configuration problem stopping the run."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(ProvisionError) as caught:
+        wait_for_app(
+            f"http://127.0.0.1:{port}", "/health", _Listening(), 7,
+            check_interrupted=lambda: None, app_port=8081,
+        )  # type: ignore[arg-type]  # fmt: skip
+    assert not isinstance(caught.value, MisconfigurationError)
+    assert "app not ready after 7s" in str(caught.value)
