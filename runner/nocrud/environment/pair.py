@@ -118,13 +118,18 @@ class Pair(EnvironmentLifecycle):
         self._superuser_password = new_password()
         env = config.render_app_env(LOCALHOST, PORT, password=self._password)
         command = list(config.app.command) if config.app.command is not None else None
-        #: uvicorn started under nocrud's preloading launcher (resets fork, not boot).
-        self.preload: Launch | None = None
+        #: How ``auto`` starts this app's uvicorn under nocrud's preloading launcher (resets
+        #: fork, not boot), whatever run.pool_app_reload says; None: not a uvicorn it drives.
+        self._preloadable = (
+            preload.for_image(client, run.images.app, command) if resettable else None
+        )
+        #: That start, when this pair uses it (``auto``).
+        self.preload: Launch | None = (
+            self._preloadable if config.run.pool_app_reload == AUTO else None
+        )
         launch: dict[str, Any] = {"command": command}
-        if resettable and config.run.pool_app_reload == AUTO:
-            self.preload = preload.for_image(client, run.images.app, command)
-            if self.preload is not None:
-                launch = {"entrypoint": self.preload.entrypoint, "command": self.preload.command}
+        if self.preload is not None:
+            launch = {"entrypoint": self.preload.entrypoint, "command": self.preload.command}
         self._app = Container(
             client,
             run.images.app,
@@ -386,9 +391,7 @@ class Pair(EnvironmentLifecycle):
         Raises:
             ProcessListError: The Docker host has no ``ps``.
         """
-        config = self.run.config
-        command = list(config.app.command) if config.app.command is not None else None
-        if preload.for_image(self.run.engine.client, self.run.images.app, command) is not None:
+        if self._preloadable is not None:
             # Under auto it would run under the launcher, which this pair does not.
             return Reload(
                 "HUP",
