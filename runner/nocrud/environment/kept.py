@@ -42,7 +42,7 @@ from typing import IO, Any
 from nocrud.docker import cleanup
 from nocrud.docker.reaper import LABEL_RYUK, RYUK_PORT, ReaperError, find_reaper_image, register
 from nocrud.docker.resources import Container, DaemonGate, image_id
-from nocrud.environment import ProvisionError, Run
+from nocrud.environment import ProvisionError, Run, preload
 from nocrud.environment.pair import Pair
 from nocrud.errors import one_line
 
@@ -83,7 +83,8 @@ def pool_dir(root: Path) -> Path:
 
 
 def pool_key(run: Run) -> str:
-    """The key of the pool this run's pairs belong to: its project, builds, settings, host."""
+    """The key of the pool this run's pairs belong to: its project, builds, settings, the
+    preloading launcher its pairs run, and the Docker host."""
     client = run.engine.client
     config = run.config
     parts = [
@@ -95,6 +96,7 @@ def pool_key(run: Run) -> str:
         config.database.model_dump_json(),
         config.timeouts.model_dump_json(),
         config.run.pool_app_reload,
+        preload.digest(),
         str(getattr(client.api, "base_url", "")),
     ]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]

@@ -19,6 +19,7 @@ uvicorn and restarts it.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import re
 import tarfile
@@ -30,7 +31,7 @@ import docker
 
 from nocrud.environment.reload import PRELOADED
 
-__all__ = ["DIRECTORY", "LAUNCHER", "NOT_PRELOADING", "Launch", "archive", "for_image", "plan"]
+__all__ = ["DIRECTORY", "LAUNCHER", "NOT_PRELOADING", "Launch", "archive", "digest", "for_image", "plan"]
 
 #: The launcher in the app's container (``auto`` knows the process by this word).
 LAUNCHER = PRELOADED
@@ -145,3 +146,10 @@ def archive() -> bytes:
             info.size, info.mode = len(data), 0o755
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
+
+
+@functools.cache
+def digest() -> str:
+    """A short hash of :func:`archive`: a kept pair started with another launcher is another
+    pool's (its key covers this), so a new nocrud never adopts an old launcher."""
+    return hashlib.sha256(archive()).hexdigest()[:12]

@@ -39,6 +39,7 @@ import contextlib
 import importlib
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -118,6 +119,22 @@ def capture(kind: str, args: list[str]) -> tuple[Any, Any]:
     finally:
         cli.Server = original
     return original, None
+
+
+def listening_socket(config: Any) -> Any:
+    """The socket uvicorn binds for ``config``, as its single process would serve on it.
+
+    uvicorn's ``bind_socket`` makes a TCP socket with protocol 0, and asyncio sets
+    TCP_NODELAY only on connections accepted from a socket whose protocol reads
+    ``IPPROTO_TCP`` (what ``uvicorn app`` gets by letting asyncio bind). Without it a
+    response written in two parts (headers, then body) waits for the client's delayed
+    ACK: about 40 ms per request. Wrapped again from its descriptor, the socket reports
+    the protocol the kernel knows (SO_PROTOCOL), so every connection gets TCP_NODELAY.
+    """
+    sock = config.bind_socket()
+    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto == 0:
+        sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+    return sock
 
 
 def exit_code(status: int) -> int:
@@ -273,7 +290,7 @@ def main(argv: list[str]) -> int:
             "servers would share; running the command as it was"
         )
         os.execvp(command[0], command)  # noqa: S606 - the app's own command, as it was
-    sock = config.bind_socket()
+    sock = listening_socket(config)
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     say(
         "the app is imported once; each reset forks a new server from it (pid "

@@ -181,6 +181,18 @@ def test_the_key_changes_with_either_image_and_the_apps_settings_only(tmp_path: 
     assert pool_key(_run(other_dir, ids)) != key, "two checkouts must not share a pool"
 
 
+def test_the_key_changes_with_the_preloading_launcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept pair runs the launcher it started with: a new nocrud must not adopt it."""
+    from nocrud.environment import preload
+
+    ids = {"shop-app:1": "sha256:a1", "shop-db:1": "sha256:d1"}
+    key = pool_key(_run(tmp_path, ids))
+    monkeypatch.setattr(preload, "digest", lambda: "another-launcher")
+    assert pool_key(_run(tmp_path, ids)) != key
+
+
 # ---------------------------------------------------------------------- records and locks
 
 

@@ -238,3 +238,41 @@ def _servers(launcher: int) -> set[int]:
                 if _parent(int(entry.name)) == launcher:
                     found.add(int(entry.name))
     return found
+
+
+class _OldUvicornConfig:
+    """uvicorn 0.17's (Debian bookworm's) ``bind_socket``: a TCP socket of protocol 0."""
+
+    def bind_socket(self) -> socket.socket:
+        sock = socket.socket(family=socket.AF_INET)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        return sock
+
+
+def test_connections_to_the_launchers_socket_get_tcp_nodelay_as_uvicorns_own_do() -> None:
+    """Without TCP_NODELAY a response in two writes waits ~40 ms for the client's delayed ACK
+    (measured on fastapi_items: 48 ms per request under the launcher, 3 ms under uvicorn)."""
+    import asyncio
+
+    sock = preload_launcher.listening_socket(_OldUvicornConfig())
+    assert sock.proto == socket.IPPROTO_TCP
+    nodelay: list[int] = []
+
+    async def accept_one() -> None:
+        accepted = asyncio.get_running_loop().create_future()
+
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            raw = writer.get_extra_info("socket")
+            accepted.set_result(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(connected, sock=sock)
+        async with server:
+            host, port = sock.getsockname()[:2]
+            _, writer = await asyncio.open_connection(host, port)
+            nodelay.append(await asyncio.wait_for(accepted, 10))
+            writer.close()
+
+    asyncio.run(accept_one())
+    assert nodelay and nodelay[0] != 0
