@@ -31,7 +31,16 @@ import docker
 
 from nocrud.environment.reload import PRELOADED
 
-__all__ = ["DIRECTORY", "LAUNCHER", "NOT_PRELOADING", "Launch", "archive", "digest", "for_image", "plan"]
+__all__ = [
+    "DIRECTORY",
+    "LAUNCHER",
+    "NOT_PRELOADING",
+    "Launch",
+    "archive",
+    "digest",
+    "for_image",
+    "plan",
+]
 
 #: The launcher in the app's container (``auto`` knows the process by this word).
 LAUNCHER = PRELOADED
