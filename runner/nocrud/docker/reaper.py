@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nocrud.docker import shared_reaper
 from nocrud.errors import one_line
 
 if TYPE_CHECKING:
@@ -74,9 +75,20 @@ class _Started:
     sockets: list[socket.socket] = field(default_factory=list)
     container: Any = None
     handed_over: bool = False
+    #: Where this process reaches it.
+    address: tuple[str, int] = ("", 0)
+    #: Set when this process shares the reaper with others (:func:`share_with`).
+    share: shared_reaper.Share | None = None
+    #: A Docker client, for a joined reaper this process may have to stop at exit.
+    client: Any = None
 
 
 _started: _Started | None = None
+#: The session whose processes share one reaper (:func:`share_with`); None: a reaper of its own.
+_share_key: str | None = None
+#: How long a process waits for a recorded shared reaper to take its filter before it
+#: starts one of its own (a running reaper answers at once; a gone one refuses at once).
+JOIN_TIMEOUT = 2.0
 
 
 class _EarlyStart:
@@ -118,7 +130,7 @@ class _EarlyStart:
             return
         timeout = os.environ.get("RYUK_RECONNECTION_TIMEOUT", "").strip() or RECONNECTION_TIMEOUT
         try:
-            self.started = _start(engine.client, image, timeout, engine.connection, self.abandon)
+            self.started = _launch(engine.client, image, timeout, engine.connection, self.abandon)
         except Exception as exc:  # noqa: BLE001 - the sweep stays the backstop
             self.said.append(f"reaper {image} did not start ({one_line(exc)}): {BACKSTOP}")
             engine.close()
@@ -281,7 +293,7 @@ def _start_here(
         return None
     timeout = os.environ.get("RYUK_RECONNECTION_TIMEOUT", "").strip() or RECONNECTION_TIMEOUT
     try:
-        return _start(client, image, timeout, connection)
+        return _launch(client, image, timeout, connection)
     except Exception as exc:  # noqa: BLE001 - same: carry on with the sweep as backstop
         say(f"reaper {image} did not start ({one_line(exc)}): {BACKSTOP}")
         return None
@@ -335,6 +347,54 @@ def _choose_with_docker(
         default=default_ryuk_image(),
         present=lambda image: image_id(client, image) is not None,
         pull=pull_one,
+    )
+
+
+def share_with(key: str) -> None:
+    """Share one reaper with the other processes that call this with the same ``key``.
+
+    For pytest-xdist's workers (the key: the session's ``testrunuid``): the first to
+    start one starts it, the others register on it (see :mod:`nocrud.docker.shared_reaper`).
+    Call before :func:`start_early` or :func:`start_reaper`.
+    """
+    global _share_key  # noqa: PLW0603 - one reaper per process
+    _share_key = key
+
+
+def _launch(
+    client: docker.DockerClient,
+    image: str,
+    reconnection_timeout: str,
+    connection: Connection | None,
+    abandon: threading.Event | None = None,
+) -> _Started:
+    """Start this process's reaper (:func:`_start`), or join its session's (:func:`share_with`)."""
+    if _share_key is None:
+        return _start(client, image, reconnection_timeout, connection, abandon)
+    made: list[_Started] = []
+
+    def start() -> tuple[socket.socket, str, int, str]:
+        started = _start(client, image, reconnection_timeout, connection, abandon)
+        made.append(started)
+        return started.sockets[0], *started.address, str(started.container.id)
+
+    def register(host: str, port: int) -> socket.socket:
+        return _register(host, port, session_labels(), abandon, timeout=JOIN_TIMEOUT)
+
+    key = f"{_share_key}\0{getattr(client.api, 'base_url', '')}"
+    sock, share = shared_reaper.join(key, start=start, register=register)
+    if made:
+        made[0].share = share
+        return made[0]
+    return _Started(
+        description=(
+            f"reaper (container {share.container[:12]}), shared with this session's other "
+            f"processes, removes this process's containers and networks "
+            f"{reconnection_timeout} after the last of them ends, even if killed"
+        ),
+        sockets=[sock],
+        share=share,
+        client=client,
     )
 
 
@@ -398,19 +458,27 @@ def _start(
         ),
         sockets=[sock],
         container=container.obj,
+        address=(host, port),
     )
 
 
 def _register(
-    host: str, port: int, labels: Mapping[str, str], abandon: threading.Event | None = None
+    host: str,
+    port: int,
+    labels: Mapping[str, str],
+    abandon: threading.Event | None = None,
+    *,
+    timeout: float | None = None,
 ) -> socket.socket:
     """Open a connection to the reaper, send the label filter and wait for its ``ACK``.
 
     The connection stays open for the life of the process: its end is the signal.
-    ``abandon`` set (the process is exiting) ends the wait at the next try.
+    ``abandon`` set (the process is exiting) ends the wait at the next try. ``timeout``:
+    how long to keep trying (default ``CONFIRM_TIMEOUT``).
     """
     line = "&".join(f"label={key}={value}" for key, value in labels.items()) + "\r\n"
-    deadline = time.monotonic() + CONFIRM_TIMEOUT
+    timeout = CONFIRM_TIMEOUT if timeout is None else timeout
+    deadline = time.monotonic() + timeout
     # The reaper listens a few tens of milliseconds after its container starts; until then
     # Docker's port proxy accepts and drops the connection. Look again every 50 ms at most:
     # every run waits for this before its first flow, and a try costs one local connect.
@@ -431,7 +499,7 @@ def _register(
         if abandon is not None and abandon.is_set():
             raise ReaperError(f"gave up on {host}:{port}: this process is exiting")
         if time.monotonic() >= deadline:
-            raise ReaperError(f"no ACK from {host}:{port} within {CONFIRM_TIMEOUT:.0f}s ({last})")
+            raise ReaperError(f"no ACK from {host}:{port} within {timeout:.0f}s ({last})")
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
 
@@ -467,7 +535,12 @@ def _hand_over(started: _Started) -> None:
     started.handed_over = True
     for sock in started.sockets:
         sock.close()
+    if started.share is not None and not started.share.leave():
+        return  # the others still use it: it ends after the last of them (see shared_reaper)
     container = started.container
+    if container is None and started.share is not None:
+        with contextlib.suppress(Exception):  # gone already: nothing to stop
+            container = started.client.containers.get(started.share.container)
     if container is None:
         return
     try:

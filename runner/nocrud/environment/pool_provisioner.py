@@ -190,33 +190,45 @@ class PoolProvisioner:
     def _leave(kept: KeptPool, pool: Pool[Pair], settle: Settle) -> None:
         """Keep up to ``run.keep_pool_max`` pairs for the next run; remove the rest.
 
-        The run does not wait for resets under way (a restart is a full boot): those
-        pairs stay locked until their reset ends, in this process, or the process exits.
-        Every pair kept dirty is reset after the run by a settler (``settle``, started
-        before the keeper connection it inherits is dropped), which also starts the pairs
-        missing from the pool's size (at most the cap); the run does not wait for it.
+        A pair reset by a signal (a tenth of a second) is reset by the run itself before it
+        ends: cheaper than a settler's process (an interpreter and nocrud's imports, half a
+        CPU-second), which pytest-xdist would start once per worker. The run does not wait
+        for restarts under way (a full boot each): those pairs stay locked until their
+        reset ends, in this process, or the process exits. Every pair kept dirty is reset
+        after the run by a settler (``settle``, started before the keeper connection it
+        inherits is dropped), which also starts the pairs missing from the pool's size (at
+        most the cap); the run does not wait for it.
         """
         chosen: set[Slot[Pair]] = set()
         decided = threading.Event()
+        ended: dict[Slot[Pair], threading.Event] = {}
 
         def reset_ended(slot: Slot[Pair], clean: bool) -> None:
             decided.wait(60)
             if slot in chosen and not slot.env.torn_down:
                 kept.leave(slot.env, clean=clean, uses=slot.uses)
+            if slot in ended:
+                ended[slot].set()
 
         slots = pool.detach(hand_over=reset_ended)
         busy = pool.handed_over
         slots.sort(key=lambda s: (s.state is not State.READY, s in busy))
         left, extra = slots[: kept.cap], slots[kept.cap :]
         chosen.update(left)
+        here = {s for s in left if s.state is not State.READY and _resets_by_signal(s.env)}
+        ended.update((s, threading.Event()) for s in here & busy)
+        reset = _reset_here([s for s in here if s not in busy])
         for slot in left:
-            clean = slot.state is State.READY and slot not in busy
+            clean = slot in reset or (slot.state is State.READY and slot not in busy)
             kept.leave(slot.env, clean=clean, uses=slot.uses, hold=slot in busy)
         decided.set()  # a reset ending now records its pair after the line above
         # A pair mid-reset is killed: its reset fails at once and leaves it alone.
         side_by_side([s.env.kill if s in busy else s.env.teardown for s in extra], 60)
-        dirty = [s for s in left if s in busy or s.state is not State.READY]
-        waiting = [s.env.name for s in left if s in busy]
+        for event in ended.values():
+            event.wait(60)  # a backstop: each reset gives up at its own deadline
+        dirty = [s for s in left if s not in here and (s in busy or s.state is not State.READY)]
+        dirty += [s for s in here if s not in reset and not ended.get(s, _SET).is_set()]
+        waiting = [s.env.name for s in dirty if s in busy]
         # Pairs still starting at the end were not kept: the settler starts them again.
         missing = max(0, min(kept.cap, pool.size_at_detach) - len(left))
         settled = bool(dirty or missing) and settle(kept, waiting, len(left) + missing)
@@ -251,3 +263,26 @@ class PoolProvisioner:
         if self._bridge is not None:
             quietly(self._bridge.close)
         self._run = None
+
+
+#: An event already set (a pair that needs no waiting).
+_SET = threading.Event()
+_SET.set()
+
+
+def _resets_by_signal(pair: Pair) -> bool:
+    """The pair's app is renewed by a signal (cheap), not by a container restart."""
+    reload = getattr(pair, "reload", None)
+    return reload is not None and reload.signal is not None
+
+
+def _reset_here(slots: list[Slot[Pair]]) -> set[Slot[Pair]]:
+    """Reset ``slots``' pairs side by side; the slots whose reset worked."""
+    done: set[Slot[Pair]] = set()
+
+    def reset(slot: Slot[Pair]) -> None:
+        slot.env.reset()
+        done.add(slot)
+
+    side_by_side([functools.partial(reset, s) for s in slots], 60)
+    return done

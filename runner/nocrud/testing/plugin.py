@@ -112,9 +112,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     The reaper's container starts on a thread of its own while pytest (and pytest-xdist,
     which waits for every worker's collection) gets to the first test, whose set-up then
-    finds it started. Nothing happens for ``--collect-only``, for a session that uses none
-    of the fixtures, or under ``--nocrud-keep-failed`` (no reaper: kept environments must
-    outlive the process).
+    finds it started. pytest-xdist's workers share one reaper (the first starts it, the
+    others register on it): one container per session, not one per worker. Nothing
+    happens for ``--collect-only``, for a session that uses none of the fixtures, or under
+    ``--nocrud-keep-failed`` (no reaper: kept environments must outlive the process).
     """
     config = session.config
     if config.option.collectonly or config.getoption("--nocrud-keep-failed"):
@@ -123,7 +124,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     from nocrud.docker.reaper import start_early
 
+    _share_reaper(config)
     start_early()
+
+
+def _share_reaper(config: pytest.Config) -> None:
+    """In a pytest-xdist worker: share one reaper with the session's other workers."""
+    workerinput = getattr(config, "workerinput", None)
+    if isinstance(workerinput, dict) and workerinput.get("testrunuid"):
+        from nocrud.docker.reaper import share_with
+
+        share_with(f"pytest-xdist {workerinput['testrunuid']}")
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -199,6 +210,7 @@ def _nocrud_session(request: pytest.FixtureRequest) -> Iterator[EnvironmentSessi
     from nocrud.testing.session import EnvironmentSession
 
     config = request.config
+    _share_reaper(config)
     session = EnvironmentSession(_settings(config), say=_say(config))
     problem = _user_error(lambda: session.config)  # a bad config: the key and the fix
     if problem:

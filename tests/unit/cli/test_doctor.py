@@ -476,9 +476,14 @@ def test_the_report_is_a_table_with_a_fix_per_problem_and_no_colour_off_a_tty() 
 
 @pytest.mark.docker
 def test_the_command_prints_json_and_exits_0_on_a_ready_machine(
-    docker_client: Any, base_images: None, tmp_path: Path
+    docker_client: Any, base_images: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The real daemon of this machine (marked docker): ready, whatever the warnings."""
+    # As in a new process: a `flows` package another test imported (from its temporary
+    # directory, first on sys.path) would shadow the repository's own.
+    monkeypatch.setattr(sys, "path", [str(REPO), *sys.path])
+    for name in [n for n in sys.modules if n == "flows" or n.startswith("flows.")]:
+        monkeypatch.delitem(sys.modules, name)
     result = CliRunner().invoke(doctor_command, ["--json"], obj={"config_path": None})
 
     checks = {c["name"]: c for c in json.loads(result.output)}

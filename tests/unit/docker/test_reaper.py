@@ -496,7 +496,7 @@ def test_no_image_is_built_on_demand_when_a_builder_is_given(
     monkeypatch.setattr(runner_reaper, "_choose_with_docker", lambda _client, _say: None)
     started: list[str] = []
 
-    def fake_start(_client: Any, image: str, _timeout: str, _link: Any) -> Any:
+    def fake_start(_client: Any, image: str, _timeout: str, _link: Any, _abort: Any = None) -> Any:
         started.append(image)
         return runner_reaper._Started(description=f"reaper {image}")
 

@@ -359,3 +359,85 @@ def test_a_kept_pool_puts_resets_off_while_every_worker_has_a_ready_pair() -> No
     assert _counts(pool) == {"ready": 2, "dirty": 1}
     slots = pool.detach(timeout=1)  # the settler resets what was put off
     assert {s.state.value for s in slots} == {"ready", "dirty"} and other.env.events == []
+
+
+class SignalReset(FakeEnv):
+    """A pair renewed by a signal (a tenth of a second), not by a container restart."""
+
+    reload = type("Reload", (), {"signal": "HUP"})()
+
+    @property
+    def name(self) -> str:
+        return f"pair-{self.number}"
+
+
+def test_a_run_finishes_resets_by_signal_itself_and_starts_no_settler() -> None:
+    """A settler is a whole interpreter: not worth it for a reset that costs a signal."""
+    from nocrud.environment.pool import Pool
+
+    started, finish = threading.Semaphore(0), threading.Event()
+
+    class Resetting(SignalReset):
+        def reset(self) -> None:
+            started.release()
+            finish.wait(10)
+            super().reset()
+
+    # Three pairs, one worker's worth not warm: a release that finds one pair ready puts
+    # its reset off; one that finds none resets at once.
+    def spawn(job: Any) -> None:
+        threading.Thread(target=job).start()
+
+    pool = Pool(SignalReset, capacity=3, warm=2, spawn=spawn, defer=True)
+    under_way, ready, put_off = Resetting(), SignalReset(), SignalReset()
+    for env in (under_way, ready, put_off):
+        pool.adopt(env, clean=True)
+    slots = [pool.acquire() for _ in range(3)]
+    assert [s.env for s in slots] == [under_way, ready, put_off]
+    pool.release(slots[0])
+    assert started.acquire(timeout=5)
+    pool.release(slots[1])
+    deadline = time.monotonic() + 5
+    while _counts(pool).get("ready") != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.release(slots[2])
+    assert put_off.events == [], "its reset was to be put off"
+    kept = FakeKept(cap=3)
+    settlers: list[list[str]] = []
+    threading.Timer(0.2, finish.set).start()
+    PoolProvisioner._leave(kept, pool, lambda _, waiting, __: settlers.append(waiting) or True)
+    assert settlers == [], "a settler was started for pairs the run could reset itself"
+    assert put_off.events == ["reset"], "the put-off reset ran in the run"
+    assert (put_off, True, 1) in kept.left and (ready, True, 1) in kept.left
+    assert kept.left[-1] == (under_way, True, 1), "the reset under way was waited for"
+    assert kept.lines == [
+        "pool: kept 3 pair(s) for the next run, removed after 10 min without one "
+        "(`nocrud pool stop` removes them now)"
+    ]
+
+
+def test_a_restart_under_way_is_still_handed_to_a_settler() -> None:
+    """A restart is a full boot: the run does not wait for it (the settler does)."""
+    pool, _, _ = _pool(capacity=2)
+    finish = threading.Event()
+    started = threading.Semaphore(0)
+
+    class Restarting(FakeEnv):
+        name = "restarting"
+        reload = type("Reload", (), {"signal": None})()
+
+        def reset(self) -> None:
+            started.release()
+            finish.wait(10)
+
+    env = Restarting()
+    pool.adopt(env, clean=True)
+    slot = pool.acquire()
+    pool._spawn = lambda job: threading.Thread(target=job).start()
+    pool.release(slot)
+    assert started.acquire(timeout=5)
+    kept = FakeKept(cap=2)
+    settlers: list[list[str]] = []
+    PoolProvisioner._leave(kept, pool, lambda _, waiting, __: settlers.append(waiting) or True)
+    finish.set()
+    assert settlers == [[env.name]]
