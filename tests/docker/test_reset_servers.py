@@ -25,7 +25,7 @@ from nocrud.docker import cleanup
 from nocrud.docker.engine import Engine, detect_connection
 from nocrud.environment import MisconfigurationError, ProvisionError, Run
 from nocrud.environment.pool_provisioner import PoolProvisioner
-from nocrud.environment.reload import reset_budget
+from nocrud.environment.reload import last_renewal, reset_budget
 from nocrud.images import BuiltImages
 from tests.conftest import PROJECT, benchmark_module
 
@@ -90,6 +90,12 @@ def test_auto_picks_the_expected_reset_and_it_renews_the_app(
             # A signal renews the workers without a restart: none that served answers again.
             assert app.attrs["State"]["StartedAt"] == started
             assert None not in before and not after & before, (before, after)
+        if pair.reload.announced:
+            # nocrud's launcher: the reset waited for its renewal line, not a process list.
+            assert last_renewal(pair.app_logs(200)) == 1
+            pair.reset()
+            assert last_renewal(pair.app_logs(200)) == 2
+            assert not {bench.served(pair).get("pid") for _ in range(3)} & (after | before)
 
 
 def test_the_pool_says_once_how_it_resets_and_that_warm_pairs_hide_a_full_boot(

@@ -48,6 +48,7 @@ from nocrud.environment.reload import (
     SignalRefusedError,
     choose,
     for_signal,
+    last_renewal,
     reset_budget,
     run_line,
     workers,
@@ -57,6 +58,10 @@ __all__ = ["Pair"]
 
 #: How often a signal reload looks whether the last flow's workers have exited.
 WORKERS_INTERVAL = 0.1
+#: The launcher's renewal line is looked for this often (a ``docker logs`` costs about a
+#: millisecond of CPU, a ``docker top`` fifteen), among the app's last RENEWAL_TAIL lines.
+RENEWAL_INTERVAL = 0.02
+RENEWAL_TAIL = 200
 #: How the app reaches its database: the same network namespace.
 LOCALHOST = "127.0.0.1"
 
@@ -143,6 +148,8 @@ class Pair(EnvironmentLifecycle):
         self.spoiled = False
         #: A reset pair's log lines before this Unix time belong to earlier flows.
         self._logs_since: float | None = None
+        #: The launcher's renewal number after the last reset (None: read it from its log).
+        self._renewal: int | None = None
         #: How :meth:`reset` renews the app (chosen once the pair is up, when resettable).
         self.reload = Reload(None, None, "the app", "run.pool_app_reload: restart")
         #: Seconds from the app's start to its first healthy answer (sets a reset's deadline).
@@ -208,9 +215,12 @@ class Pair(EnvironmentLifecycle):
     def _reset(self, clock: ResetClock) -> None:
         reload = self.reload
         old: set[int] = set()
+        renewal: int | None = None
         if reload.signal is None:
             clock.waiting_for("the Docker daemon to stop the app's container")
             self._app.kill()
+        elif reload.announced and (renewal := self._last_renewal(clock)) is not None:
+            pass  # the launcher's next renewal line says the old servers are gone
         else:
             clock.waiting_for("the Docker host to list the app's processes (docker top)")
             old = workers(self._app_processes(), reload.master)
@@ -235,7 +245,10 @@ class Pair(EnvironmentLifecycle):
                 # under way would fail them, or a connection opened just before the drop
                 # would be cut under the flow.
                 self._signal(reload, clock)
-            self._wait_for_new_workers(old, reload, clock)
+            if renewal is not None:
+                self._wait_for_renewal(renewal, reload, clock)
+            else:
+                self._wait_for_new_workers(old, reload, clock)
             clock.waiting_for(
                 f"the app's new workers to answer GET {self.run.config.app.health_path}"
             )
@@ -456,6 +469,50 @@ class Pair(EnvironmentLifecycle):
             # A container that stopped has no processes to list: say why it stopped.
             raise_if_dead(self._app, self.check_not_killed)
             raise ProvisionError(str(exc)) from exc
+
+    def _last_renewal(self, clock: ResetClock) -> int | None:
+        """The launcher's renewal number now: known from the last reset, else from its log.
+
+        None when its log's last lines hold no renewal line (an app that logs a lot):
+        the reset then lists the processes, as for any server.
+        """
+        if self._renewal is None:
+            clock.waiting_for("the Docker daemon to read the app's log (docker logs)")
+            self._renewal = last_renewal(self._app.logs(RENEWAL_TAIL))
+        return self._renewal
+
+    def _wait_for_renewal(self, before: int, reload: Reload, clock: ResetClock) -> None:
+        """After SIGHUP to nocrud's launcher: its log says it forked renewal ``before + 1``.
+
+        The launcher kills and reaps the servers that served before it forks new ones, so
+        that line means no process of the last flow is left.
+        """
+        self._renewal = None  # unknown until seen: a failed reset reads it again next time
+        clock.waiting_for(
+            f"{reload.server} (pid {reload.master} on the Docker host) to fork new servers "
+            f"after SIGHUP (its log line 'renewal {before + 1}')"
+        )
+
+        def renewed() -> str | None:
+            now = last_renewal(self._app.logs(RENEWAL_TAIL))
+            if now is not None and now > before:
+                self._renewal = now
+                return None
+            return f"no renewal after {before} in the app's last {RENEWAL_TAIL} log lines yet"
+
+        last = poll(
+            renewed,
+            self._app,
+            clock.left(),
+            check_interrupted=self.check_not_killed,
+            interval=RENEWAL_INTERVAL,
+        )
+        if last is not None:
+            raise ProvisionError(
+                f"the app did not renew its servers within {clock.elapsed():.1f}s of SIGHUP "
+                f"({last}); run.pool_app_reload: restart works for any app.\n"
+                f"Last app log lines:\n{self._app.logs(30)}"
+            )
 
     def _wait_for_new_workers(self, old: set[int], reload: Reload, clock: ResetClock) -> None:
         """After the reload signal: every worker that served the last flow has exited.

@@ -22,8 +22,9 @@ import is the same in every server it forks): the same limit as gunicorn's ``--p
 An app that opens a connection while it is imported (a database, a broker) is not
 preloaded at all: its forked servers would share that connection, so the launcher sees
 the sockets the import opened and runs the command unchanged instead. Each fork prints a
-line (``nocrud-preload: server pid … forked from the app as imported N s ago``) that a
-failing flow's app log shows.
+line (``nocrud-preload: server pid … forked from the app as imported N s ago (renewal
+K)``) that a failing flow's app log shows, and whose number tells nocrud that the servers
+of its SIGHUP are the ones running now (the old ones were killed and reaped before).
 
 The launcher is copied into the container (``/nocrud-preload/``) by nocrud, and run with
 the interpreter that runs uvicorn: ``launch.py -- <the original command>``. Whatever it
@@ -176,18 +177,24 @@ def supervise(server_class: Any, config: Any, sock: Any) -> int:
     """
     count = max(1, int(config.workers or 1))
     imported = time.time()
+    renewals = [0]
 
     def fork() -> set[int]:
         servers = {serve(server_class, config, sock) for _ in range(count)}
         # In the app's log after every reset: where a flow's server came from, and how old
         # the import it was forked from is (the state an import made is shared by all).
+        # nocrud waits for this line's renewal number to grow after its SIGHUP: the old
+        # servers are gone by then (killed and reaped before the fork).
         say(
             "server pid "
             + ", ".join(str(pid) for pid in sorted(servers))
             + " forked from the app as imported "
             + str(round(time.time() - imported))
-            + " s ago"
+            + " s ago (renewal "
+            + str(renewals[0])
+            + ")"
         )
+        renewals[0] += 1
         return servers
 
     children = fork()

@@ -42,6 +42,7 @@ __all__ = [
     "SignalRefusedError",
     "choose",
     "for_signal",
+    "last_renewal",
     "reset_budget",
     "run_line",
     "workers",
@@ -116,6 +117,9 @@ class Reload:
             once: the new workers run none of the app's code before a request (gunicorn's
             WSGI workers). Not where they run an ASGI lifespan start-up (uvicorn workers,
             nocrud's launcher), which may touch the database while it is being cloned.
+        announced: The server says each renewal in its log (nocrud's launcher: a line
+            with a growing renewal number, :func:`last_renewal`), so a reset waits for
+            that line instead of listing the container's processes (a ``ps`` each).
     """
 
     signal: str | None
@@ -123,6 +127,7 @@ class Reload:
     server: str
     why: str
     overlap: bool = False
+    announced: bool = False
 
     @property
     def kind(self) -> str:
@@ -169,6 +174,7 @@ def choose(processes: Sequence[Process]) -> Reload:  # noqa: PLR0911 - a return 
             f"process{'es' if len(children) != 1 else ''})",
             "SIGHUP makes the launcher, which imported the app once and never serves, kill the "
             "servers that served and fork new ones from it: no re-import, no restart",
+            announced=True,
         )
     if program in HUP_MASTERS and children:
         kind = _worker_class(served_by)
@@ -254,6 +260,16 @@ def run_line(
             "overlaps those boots with other flows"
         )
     return line
+
+
+#: The launcher's line after each fork of its servers (see preload_launcher.supervise).
+_RENEWAL = re.compile(r"nocrud-preload: server pid [\d, ]+ forked .*\(renewal (\d+)\)")
+
+
+def last_renewal(logs: str) -> int | None:
+    """The number of the launcher's last renewal in ``logs`` (an app's log lines), if any."""
+    found = _RENEWAL.findall(logs)
+    return int(found[-1]) if found else None
 
 
 def workers(processes: Iterable[Process], master: int | None) -> set[int]:

@@ -22,6 +22,7 @@ import pytest
 import requests
 
 from nocrud.environment import preload_launcher
+from nocrud.environment.reload import last_renewal
 
 pytest.importorskip("uvicorn")
 
@@ -119,6 +120,10 @@ def test_a_hup_gives_a_new_server_forked_from_the_app_as_imported(launched: Laun
     assert served == 1  # the new process starts from state no request touched
     assert _parent(pid) == launched.process.pid
     assert not Path(f"/proc/{first}").exists() or _parent(first) != launched.process.pid
+    said = launched.stop()
+    # nocrud's reset waits for the number to grow: the old server is gone by then.
+    assert f"server pid {first} forked from the app as imported 0 s ago (renewal 0)" in said
+    assert f"server pid {pid} forked" in said and last_renewal(said) == 1
 
 
 def test_sigterm_stops_the_server_and_the_launcher_with_it(launched: Launched) -> None:

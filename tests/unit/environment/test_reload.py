@@ -17,6 +17,7 @@ from nocrud.environment.reload import (
     SignalRefusedError,
     choose,
     for_signal,
+    last_renewal,
     reset_budget,
     run_line,
     workers,
@@ -304,3 +305,20 @@ def test_only_workers_that_run_no_app_code_at_start_are_signalled_while_the_data
 ) -> None:
     """An ASGI lifespan start-up may touch the database: those servers fork after its reset."""
     assert choose(SERVERS[shape][0]).overlap is overlap
+
+
+def test_the_launchers_last_renewal_is_read_from_the_apps_log_lines() -> None:
+    logs = "\n".join(
+        [
+            "nocrud-preload: the app is imported once; each reset forks a new server from it",
+            "nocrud-preload: server pid 7 forked from the app as imported 0 s ago (renewal 0)",
+            'INFO:     172.31.0.1:52114 - "GET /items/ HTTP/1.1" 200 OK',
+            "nocrud-preload: server pid 9, 10 forked from the app as imported 12 s ago"
+            " (renewal 11)",
+            "INFO:     Application startup complete.",
+        ]
+    )
+    assert last_renewal(logs) == 11
+    assert last_renewal("INFO:     Started server process [33]") is None
+    # A line the app printed that merely looks alike is not the launcher's.
+    assert last_renewal("user said: server pid 1 forked (renewal 99)") is None
