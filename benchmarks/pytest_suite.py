@@ -13,8 +13,10 @@ full-stack template), copied ``--copies`` times so it is long enough to matter:
   left its pairs.
 
 Each runs at ``-n 1`` and ``-n 4`` (pytest-xdist), side by side in one run, after one
-``nocrud build`` that is not counted. Prints wall time, per-test set-up p50/p95 (from
-pytest's ``--durations``), and each row as a multiple of ``shared`` at the same ``-n``.
+``nocrud build`` that is not counted, ``--repeat`` times in turn (rows interleaved, so a
+busy moment of a shared machine hits them alike); each row shows its median run. Prints
+wall time, per-test set-up p50/p95 (from pytest's ``--durations``), and each row as a
+multiple of ``shared`` at the same ``-n``.
 The target: ``pool`` at ``-n 4`` costs at most 1.5x ``shared`` at ``-n 4``. Usage::
 
     v/bin/python benchmarks/pytest_suite.py --copies 4 --strategies image,pool,kept
@@ -88,6 +90,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="the -n of the parallel rows")
     parser.add_argument("--strategies", default="image,pool", help="nocrud's rows")
     parser.add_argument("--project", default="bench-pytest", help="project name of the copy")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per row (its median shows)")
     args = parser.parse_args()
     strategies = [s for s in args.strategies.split(",") if s]
     env = {**os.environ, "NO_COLOR": "1"}
@@ -104,19 +107,24 @@ def main() -> None:
                 sys.exit(f"nocrud build failed:\n{built.stdout}{built.stderr}")
             for workers in sorted({1, args.workers}):
                 xdist = ["-n", str(workers)] if workers > 1 else []
-                rows.append(("shared", workers, *shared_run(app, xdist, env)))
-                for strategy in strategies:
-                    if strategy == KEPT:
-                        argv = [*xdist, "--nocrud-config", str(kept_config(app)), "tests_nocrud"]
-                        pytest_run(app, argv, env)  # the first session leaves its pairs
-                    else:
-                        argv = [*xdist, "--nocrud-strategy", strategy, "tests_nocrud"]
-                    rows.append((strategy, workers, *pytest_run(app, argv, env)))
+                runs: dict[str, list[tuple[float, list[float], str]]] = {}
+                if KEPT in strategies:  # its first session leaves the pairs the others take
+                    pytest_run(app, [*xdist, *_argv(app, KEPT)], env)
+                for _ in range(max(1, args.repeat)):
+                    runs.setdefault("shared", []).append(shared_run(app, xdist, env))
+                    for strategy in strategies:
+                        argv = [*xdist, *_argv(app, strategy)]
+                        runs.setdefault(strategy, []).append(pytest_run(app, argv, env))
+                for name, measured in runs.items():
+                    rows.append((name, workers, *sorted(measured)[len(measured) // 2]))
         finally:
             subprocess.run([*nocrud, "clean", "--images"], cwd=app, env=env,
                            capture_output=True, check=False)  # fmt: skip
     tests = len(rows[0][3]) or 7 * args.copies
-    print(f"the fastapi_items suite x{args.copies} ({tests} tests), {os.cpu_count()} CPU(s)")
+    print(
+        f"the fastapi_items suite x{args.copies} ({tests} tests), {os.cpu_count()} CPU(s), "
+        f"median of {max(1, args.repeat)} run(s) per row"
+    )
     print(
         f"{'run':<14} {'wall s':>7} {'setup p50 s':>12} {'setup p95 s':>12} {'x shared':>9}  tests"
     )
@@ -134,6 +142,13 @@ def main() -> None:
             verdict = "met" if ratio <= TARGET else "not met"
             print(f"{strategy} -n {args.workers} / shared -n {args.workers}: {ratio:.2f}x "
                   f"(target at most {TARGET}x): {verdict}")  # fmt: skip
+
+
+def _argv(app: Path, strategy: str) -> list[str]:
+    """The nocrud suite's pytest arguments for one of nocrud's rows."""
+    if strategy == KEPT:
+        return ["--nocrud-config", str(kept_config(app)), "tests_nocrud"]
+    return ["--nocrud-strategy", strategy, "tests_nocrud"]
 
 
 def kept_config(app: Path) -> Path:

@@ -215,12 +215,13 @@ def test_a_fastapi_projects_own_suite_converted_to_the_fixtures_passes_in_parall
         # its first (uncounted) session kept, passes them all, and nothing is left.
         bench = harness.benchmark(
             "pytest_suite", "--copies", "1", "--workers", "1", "--strategies", "kept",
-            "--project", project,
+            "--repeat", "1", "--project", project,
         )  # fmt: skip
         rows = {line.split(" -n ")[0]: line for line in bench.stdout.splitlines()[2:4]}
         assert rows["shared"].endswith("2 failed, 5 passed"), bench.stdout
         assert rows["kept"].endswith("7 passed"), bench.stdout
         assert "kept -n 1 / shared -n 1: " in bench.stdout, bench.stdout
+        assert "median of 1 run(s) per row" in bench.stdout, bench.stdout
         assert harness.leftovers(project) == []
     finally:
         _remove_images(harness.client, project)

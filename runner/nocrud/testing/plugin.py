@@ -103,8 +103,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    _spare_from_assertion_rewriting(config)
     if not hasattr(config, "workerinput"):  # an xdist worker's reports go to its controller
         config.pluginmanager.register(_RunRecorder(config), "nocrud-run-recorder")
+
+
+def _spare_from_assertion_rewriting(config: pytest.Config) -> None:
+    """Let nocrud's own modules load as plain Python, not through pytest's assertion rewriting.
+
+    pytest rewrites the asserts of every package whose distribution registers a pytest11
+    plugin, so that a test helper's ``assert`` reports like a test's. nocrud is a test
+    runner, not a library of assertions; rewriting its forty-odd modules (parse, rewrite,
+    compile) costs a few tenths of a CPU-second in every process that uses the fixtures,
+    in each pytest-xdist worker again, and every time where bytecode is not cached
+    (``PYTHONDONTWRITEBYTECODE``, common in CI images). pytest has no public way to unmark
+    a package; the hook's set of marked names is read defensively, and without it the
+    modules are rewritten as before.
+    """
+    hook = getattr(config.pluginmanager, "rewrite_hook", None)
+    marked = getattr(hook, "_must_rewrite", None)
+    cache = getattr(hook, "_marked_for_rewrite_cache", None)
+    if isinstance(marked, set) and "nocrud" in marked:
+        marked.discard("nocrud")
+        if isinstance(cache, dict):
+            for name in [n for n in cache if n == "nocrud" or n.startswith("nocrud.")]:
+                del cache[name]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -362,3 +362,28 @@ def test_the_api_fixture_sends_the_apps_configured_headers(project: Path) -> Non
     )
     proc = run_pytest(project)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_nocrud_loads_as_plain_python_not_through_assertion_rewriting(tmp_path: Path) -> None:
+    """pytest rewrites every module of a plugin's distribution; nocrud opts its own out."""
+    (tmp_path / "test_loader.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def loader(name):
+                return type(sys.modules[name].__loader__).__name__
+
+            def test_loader(request):
+                import nocrud.environment.preload_launcher
+                print("LOADER", loader("nocrud.environment.preload_launcher"))
+                assert loader(__name__) == "AssertionRewritingHook"  # tests still are
+            """
+        )
+    )
+    plain = run_pytest(tmp_path, "-s")
+    blocked = run_pytest(tmp_path, "-s", "-p", "no:nocrud")  # the package stays marked
+
+    assert plain.returncode == 0 and blocked.returncode == 0, plain.stdout + blocked.stdout
+    assert "LOADER SourceFileLoader" in plain.stdout, plain.stdout
+    assert "LOADER AssertionRewritingHook" in blocked.stdout, blocked.stdout
