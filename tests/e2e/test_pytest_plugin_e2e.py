@@ -115,6 +115,11 @@ def test_xdist_workers_build_once_isolate_every_test_and_report_failures(
         ]
         assert len(commits) == 1, commits
 
+        # Both workers registered on one reaper: the session started one container for it.
+        started = {"type": "container", "event": "start", "label": "org.testcontainers.ryuk"}
+        reapers = list(client.events(since=since, until=until, decode=True, filters=started))
+        assert len(reapers) == 1, reapers
+
         # Two workers, two databases: no test saw another's rows (asserted inside), and
         # each ran against a server of its own.
         servers = {line for line in out.splitlines() if line.startswith("DATABASE ")}
