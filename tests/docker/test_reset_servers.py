@@ -25,7 +25,7 @@ from nocrud.docker import cleanup
 from nocrud.docker.engine import Engine, detect_connection
 from nocrud.environment import MisconfigurationError, ProvisionError, Run
 from nocrud.environment.pool_provisioner import PoolProvisioner
-from nocrud.environment.reload import last_renewal, reset_budget
+from nocrud.environment.reload import Reload, last_renewal, reset_budget
 from nocrud.images import BuiltImages
 from tests.conftest import PROJECT, benchmark_module
 
@@ -96,6 +96,15 @@ def test_auto_picks_the_expected_reset_and_it_renews_the_app(
             pair.reset()
             assert last_renewal(pair.app_logs(200)) == 2
             assert not {bench.served(pair).get("pid") for _ in range(3)} & (after | before)
+            # A restart in between (the benchmark alternates them) starts the launcher's
+            # count again: the next HUP's renewal is 1 again, and must still be seen.
+            chosen, pair.reload = pair.reload, Reload(None, None, "the app", "restart")
+            pair.reset()
+            pair.reload = chosen
+            restarted = {bench.served(pair).get("pid") for _ in range(3)}
+            pair.reset()
+            assert last_renewal(pair.app_logs(200)) == 1
+            assert not {bench.served(pair).get("pid") for _ in range(3)} & restarted
 
 
 def test_the_pool_says_once_how_it_resets_and_that_warm_pairs_hide_a_full_boot(

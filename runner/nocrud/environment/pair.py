@@ -218,6 +218,7 @@ class Pair(EnvironmentLifecycle):
         renewal: int | None = None
         if reload.signal is None:
             clock.waiting_for("the Docker daemon to stop the app's container")
+            self._renewal = None  # a launcher starts counting again with its container
             self._app.kill()
         elif reload.announced and (renewal := self._last_renewal(clock)) is not None:
             pass  # the launcher's next renewal line says the old servers are gone
@@ -495,7 +496,9 @@ class Pair(EnvironmentLifecycle):
 
         def renewed() -> str | None:
             now = last_renewal(self._app.logs(RENEWAL_TAIL))
-            if now is not None and now > before:
+            # Another number, not a greater one: a launcher that started anew (its container
+            # restarted) counts from 0 again.
+            if now is not None and now != before:
                 self._renewal = now
                 return None
             return f"no renewal after {before} in the app's last {RENEWAL_TAIL} log lines yet"
