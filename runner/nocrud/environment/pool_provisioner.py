@@ -226,8 +226,11 @@ class PoolProvisioner:
         side_by_side([s.env.kill if s in busy else s.env.teardown for s in extra], 60)
         for event in ended.values():
             event.wait(60)  # a backstop: each reset gives up at its own deadline
+        # Left dirty: what only a settler resets now, a reset here that failed, and one
+        # under way that has not ended (its pair stays held: the settler waits for it).
         dirty = [s for s in left if s not in here and (s in busy or s.state is not State.READY)]
-        dirty += [s for s in here if s not in reset and not ended.get(s, _SET).is_set()]
+        dirty += [s for s in here if s not in busy and s not in reset]
+        dirty += [s for s in here & busy if not ended[s].is_set()]
         waiting = [s.env.name for s in dirty if s in busy]
         # Pairs still starting at the end were not kept: the settler starts them again.
         missing = max(0, min(kept.cap, pool.size_at_detach) - len(left))
@@ -263,11 +266,6 @@ class PoolProvisioner:
         if self._bridge is not None:
             quietly(self._bridge.close)
         self._run = None
-
-
-#: An event already set (a pair that needs no waiting).
-_SET = threading.Event()
-_SET.set()
 
 
 def _resets_by_signal(pair: Pair) -> bool:

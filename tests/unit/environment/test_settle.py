@@ -441,3 +441,24 @@ def test_a_restart_under_way_is_still_handed_to_a_settler() -> None:
     PoolProvisioner._leave(kept, pool, lambda _, waiting, __: settlers.append(waiting) or True)
     finish.set()
     assert settlers == [[env.name]]
+
+
+def test_a_reset_that_fails_at_the_runs_end_leaves_its_pair_to_the_settler() -> None:
+    from nocrud.environment.pool import Pool
+    from tests.unit.environment.test_pool import Jobs
+
+    jobs = Jobs()
+    pool = Pool(SignalReset, capacity=2, warm=1, spawn=jobs, defer=True)
+    broken, ready = SignalReset(fail_reset=True), SignalReset()
+    pool.adopt(broken, clean=True)
+    pool.adopt(ready, clean=True)
+    slot = pool.acquire()
+    assert slot.env is broken
+    pool.release(slot)  # one ready for one worker: its reset is put off
+    assert jobs.queue == []
+    kept = FakeKept(cap=2)
+    settlers: list[list[str]] = []
+    PoolProvisioner._leave(kept, pool, lambda _, waiting, __: settlers.append(waiting) or True)
+    assert broken.events == ["reset"], "the run tried it"
+    assert (broken, False, 1) in kept.left, "recorded dirty"
+    assert settlers == [[]], "the settler gets it (nothing of it is held: no waiting)"
