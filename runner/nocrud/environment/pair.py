@@ -503,19 +503,7 @@ class Pair(EnvironmentLifecycle):
                 return None
             return f"no renewal after {before} in the app's last {RENEWAL_TAIL} log lines yet"
 
-        last = poll(
-            renewed,
-            self._app,
-            clock.left(),
-            check_interrupted=self.check_not_killed,
-            interval=RENEWAL_INTERVAL,
-        )
-        if last is not None:
-            raise ProvisionError(
-                f"the app did not renew its servers within {clock.elapsed():.1f}s of SIGHUP "
-                f"({last}); run.pool_app_reload: restart works for any app.\n"
-                f"Last app log lines:\n{self._app.logs(30)}"
-            )
+        self._until_renewed(renewed, RENEWAL_INTERVAL, "servers", "SIGHUP", clock)
 
     def _wait_for_new_workers(self, old: set[int], reload: Reload, clock: ResetClock) -> None:
         """After the reload signal: every worker that served the last flow has exited.
@@ -542,16 +530,27 @@ class Pair(EnvironmentLifecycle):
 
         # Each look is a `docker top`, a `ps` the daemon runs: old workers take a few
         # hundred ms to exit, so look every 100 ms, not at the readiness poll's pace.
+        self._until_renewed(replaced, WORKERS_INTERVAL, "workers", sent, clock)
+
+    def _until_renewed(
+        self,
+        renewed: Callable[[], str | None],
+        interval: float,
+        what: str,
+        sent: str,
+        clock: ResetClock,
+    ) -> None:
+        """Look every ``interval`` until ``renewed`` says so, within the reset's deadline."""
         last = poll(
-            replaced,
+            renewed,
             self._app,
             clock.left(),
             check_interrupted=self.check_not_killed,
-            interval=WORKERS_INTERVAL,
+            interval=interval,
         )
         if last is not None:
             raise ProvisionError(
-                f"the app did not renew its workers within {clock.elapsed():.1f}s of {sent} "
+                f"the app did not renew its {what} within {clock.elapsed():.1f}s of {sent} "
                 f"({last}); run.pool_app_reload: restart works for any app.\n"
                 f"Last app log lines:\n{self._app.logs(30)}"
             )
