@@ -220,11 +220,12 @@ class Pair(EnvironmentLifecycle):
             clock.waiting_for("the Docker daemon to stop the app's container")
             self._renewal = None  # a launcher starts counting again with its container
             self._app.kill()
-        elif reload.announced and (renewal := self._last_renewal(clock)) is not None:
-            pass  # the launcher's next renewal line says the old servers are gone
         else:
-            clock.waiting_for("the Docker host to list the app's processes (docker top)")
-            old = workers(self._app_processes(), reload.master)
+            if reload.announced:  # its next renewal line will say the old servers are gone
+                renewal = self._last_renewal(clock)
+            if renewal is None:
+                clock.waiting_for("the Docker host to list the app's processes (docker top)")
+                old = workers(self._app_processes(), reload.master)
             if reload.overlap:  # WSGI workers: they fork while the database is cloned
                 self._signal(reload, clock)
         clock.waiting_for("PostgreSQL to drop the flow's database and clone it again")
